@@ -1,0 +1,52 @@
+# Two commands for a fresh machine: `make run` and `make test`. Everything else is a helper.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum requirements.lock | cut -d' ' -f1)
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint typecheck fmt bench lock migrate clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "Installing locked dependencies into $(VENV)/ ..."
+	@($(VENV)/bin/pip install -q uv && $(VENV)/bin/uv pip install -q --python $(PY) -r requirements.lock) \
+		|| $(VENV)/bin/pip install -q -r requirements.lock
+	@rm -f $(VENV)/.installed-* && touch $@
+
+## run: embedded PostgreSQL + Redis when DATABASE_URL / REDIS_URL are unset, migrations, demo data,
+## web + Celery worker + beat. Ctrl-C stops everything.
+run: install
+	@PORT=$(PORT) $(PY) -m scripts.services run
+
+## test: the whole suite against PostgreSQL and Redis (from the environment, or the embedded pair).
+test: install
+	@$(PY) -m scripts.services exec -- $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy apps config
+
+fmt: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install
+	@$(PY) -m scripts.services exec -- $(PY) -m bench.run $(if $(QUICK),--quick,)
+
+migrate: install
+	@$(PY) -m scripts.services exec -- $(PY) manage.py migrate
+
+## lock: re-resolve requirements.lock from pyproject.toml (needs network access to PyPI).
+lock: install
+	$(VENV)/bin/uv pip compile pyproject.toml --extra embedded --extra dev --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

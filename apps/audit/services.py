@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .models import AccessLog
+
+
+def access_record(
+    *,
+    actor_type: str,
+    actor_id: str,
+    patient_ids: Iterable[int],
+    action: str,
+    facility_id: int | None = None,
+    purpose: str = "",
+) -> int:
+    """Record that an actor read these patients' personal data. Returns the number of rows written."""
+    rows = [
+        AccessLog(
+            actor_type=actor_type,
+            actor_id=actor_id,
+            facility_id=facility_id,
+            patient_id=pid,
+            action=action,
+            purpose=purpose,
+        )
+        for pid in dict.fromkeys(patient_ids)
+    ]
+    AccessLog.objects.bulk_create(rows)
+    return len(rows)

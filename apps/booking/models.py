@@ -1,0 +1,161 @@
+"""Registrations (a patient's claim on a service: waiting or booked) and appointments.
+
+A `Registration` is what CeR allows once per patient and service in the whole country: it is either
+waiting in the central queue (Poczekalnia) or holds exactly one live appointment. PostgreSQL enforces
+both halves with partial unique indexes, so no race between two facilities, two browser tabs or two
+API retries can ever produce a second one.
+"""
+
+from __future__ import annotations
+
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import Q
+
+from apps.catalog.models import Entitlement, Facility, Locality, ReasonCode, Service, Voivodeship
+from apps.core.models import TimeStampedModel
+from apps.patients.models import Patient, Referral
+from apps.scheduling.models import Practitioner, Slot
+
+LIVE_REGISTRATION = ("waiting", "booked")
+LIVE_APPOINTMENT = ("booked", "confirmed")
+
+
+class Category(models.TextChoices):
+    URGENT = "urgent", "pilny"
+    STABLE = "stable", "stabilny"
+
+
+class Registration(TimeStampedModel):
+    class Status(models.TextChoices):
+        WAITING = "waiting", "w Poczekalni"
+        BOOKED = "booked", "umówiona"
+        CLOSED = "closed", "zamknięta"
+
+    id = models.BigAutoField(primary_key=True)
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="registrations")
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices)
+    referral = models.ForeignKey(Referral, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # Queue order (DESIGN.md: entitlement, then medical category, then time of registration).
+    # `joined_at` is kept when a facility cancels, so the patient keeps their place.
+    entitlement = models.ForeignKey(
+        Entitlement, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    priority = models.PositiveSmallIntegerField(default=0)
+    urgent = models.BooleanField(default=False, help_text="Medical category from the referral: pilny")
+    joined_at = models.DateTimeField()
+    # Preferences (all optional): the waiting list only offers slots that match them.
+    date_from = models.DateField(null=True, blank=True)
+    date_to = models.DateField(null=True, blank=True)
+    voivodeship = models.ForeignKey(
+        Voivodeship, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    locality = models.ForeignKey(Locality, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    max_distance_km = models.PositiveIntegerField(null=True, blank=True)
+    facility = models.ForeignKey(Facility, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    practitioner = models.ForeignKey(
+        Practitioner, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    declined_slot_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_reason = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["patient", "service"],
+                condition=Q(status__in=LIVE_REGISTRATION),
+                name="one_live_registration_per_patient_service",
+            ),
+        ]
+        indexes = [
+            # The queue: waiting entries of a service in service order.
+            models.Index(
+                "service",
+                models.F("priority").desc(),
+                models.F("urgent").desc(),
+                "joined_at",
+                "id",
+                name="waitlist_order",
+                condition=Q(status="waiting"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"registration {self.pk} {self.status}"
+
+    @property
+    def category(self) -> str:
+        return Category.URGENT if self.urgent else Category.STABLE
+
+
+class Appointment(TimeStampedModel):
+    class Status(models.TextChoices):
+        BOOKED = "booked", "zarezerwowana"
+        CONFIRMED = "confirmed", "potwierdzona"
+        ATTENDED = "attended", "odbyta"
+        NO_SHOW = "no_show", "pacjent nie zgłosił się"
+        CANCELLED_BY_PATIENT = "cancelled_by_patient", "odwołana przez pacjenta"
+        CANCELLED_BY_FACILITY = "cancelled_by_facility", "odwołana przez placówkę"
+        RELEASED = "released", "zwolniona (niepotwierdzona)"
+        RESCHEDULED = "rescheduled", "przeniesiona"
+
+    class Channel(models.TextChoices):
+        WEB = "web", "internet"
+        DESK = "desk", "rejestracja"
+        PHONE = "phone", "telefon"
+        EMAIL = "email", "e-mail"
+        WAITLIST = "waitlist", "Poczekalnia"
+
+    id = models.BigAutoField(primary_key=True)
+    registration = models.ForeignKey(Registration, on_delete=models.PROTECT, related_name="appointments")
+    slot = models.ForeignKey(Slot, on_delete=models.PROTECT, related_name="appointments")
+    # Denormalised from slot and registration for reconciliation and facility reads.
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="appointments")
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="+")
+    facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="appointments")
+    start = models.DateTimeField()
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.BOOKED)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    confirm_by = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    reason = models.ForeignKey(ReasonCode, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    rescheduled_to = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="rescheduled_from"
+    )
+    # Why this patient got this slot (waiting-list allocations): entitlement, category, time, match.
+    allocation = models.JSONField(default=dict, blank=True)
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["slot"],
+                condition=Q(status__in=LIVE_APPOINTMENT),
+                name="one_live_appointment_per_slot",
+            ),
+            models.UniqueConstraint(
+                fields=["registration"],
+                condition=Q(status__in=LIVE_APPOINTMENT),
+                name="one_live_appointment_per_registration",
+            ),
+            models.UniqueConstraint(
+                fields=["patient", "service"],
+                condition=Q(status__in=LIVE_APPOINTMENT),
+                name="one_live_appointment_per_patient_service",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["facility", "start"], name="appointment_facility_start"),
+            models.Index(fields=["patient", "service", "start"], name="appointment_patient_service"),
+            models.Index(fields=["confirm_by"], name="appointment_confirm_by", condition=Q(status="booked")),
+        ]
+
+    def __str__(self) -> str:
+        return f"appointment {self.pk} {self.status}"
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in LIVE_APPOINTMENT

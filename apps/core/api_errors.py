@@ -1,0 +1,106 @@
+"""RFC 9457 problem+json for every API error: domain errors, validation, auth, throttling, 404/500."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_default_handler
+
+from .errors import DomainError
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_BASE = "https://cer.nfz.gov.pl/problems/"
+
+_DRF_CODES: dict[type[Exception], str] = {
+    exceptions.ParseError: "malformed_request",
+    exceptions.AuthenticationFailed: "authentication_failed",
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.PermissionDenied: "forbidden",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.Throttled: "rate_limited",
+    exceptions.ValidationError: "validation_error",
+}
+
+
+def problem(
+    status_code: int, code: str, title: str, detail: str = "", errors: Any = None, **extra: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + code,
+        "title": title,
+        "status": status_code,
+        "code": code,
+        "detail": detail or title,
+    }
+    if errors:
+        body["errors"] = errors
+    body.update(extra)
+    return body
+
+
+def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    response = Response(body, status=body["status"], headers=headers)
+    response.content_type = PROBLEM_CONTENT_TYPE
+    return response
+
+
+def domain_error_body(exc: DomainError) -> dict[str, Any]:
+    errors = {exc.field: [exc.message]} if exc.field else None
+    body = problem(exc.status, exc.code, exc.message_in("en"), exc.message, errors)
+    if exc.params:
+        body["params"] = {k: str(v) for k, v in exc.params.items()}
+    return body
+
+
+def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DomainError):
+        return problem_response(domain_error_body(exc))
+    if isinstance(exc, RequestDataTooBig):
+        return problem_response(problem(413, "payload_too_large", "Request body too large"))
+    if isinstance(exc, SuspiciousOperation):
+        return problem_response(problem(400, "bad_request", "Bad request", str(exc)))
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_default_handler(exc, context)
+    if response is None or not isinstance(exc, exceptions.APIException):
+        return response
+    code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
+    if isinstance(exc, exceptions.ValidationError):
+        errors = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        body = problem(400, code, "The request has invalid fields", "See `errors` for each field.", errors)
+    else:
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        body = problem(response.status_code, code, str(exc.default_detail), detail)
+    headers = {k: v for k, v in response.headers.items() if k in ("Retry-After", "WWW-Authenticate", "Allow")}
+    return problem_response(body, headers)
+
+
+def _json_problem(request: HttpRequest, status_code: int, code: str, title: str) -> JsonResponse:
+    return JsonResponse(
+        problem(status_code, code, title), status=status_code, content_type=PROBLEM_CONTENT_TYPE
+    )
+
+
+def api_or_html_404(request: HttpRequest, exception: Exception | None = None) -> Any:
+    if request.path.startswith("/api/"):
+        return _json_problem(request, 404, "not_found", "Not found")
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception or Http404())
+
+
+def api_or_html_500(request: HttpRequest) -> Any:
+    if request.path.startswith("/api/"):
+        return _json_problem(request, 500, "server_error", "Internal error; it has been logged")
+    from django.views.defaults import server_error
+
+    return server_error(request)

@@ -1,0 +1,153 @@
+"""One error path for the whole system.
+
+Services raise `DomainError(code, **params)`. The code is stable and machine-readable; the message
+exists in Polish and English and is written for a patient, not a developer. The API renders it as
+RFC 9457 problem+json (`apps.core.api_errors`), the HTML pages show the same message in the form.
+New codes are added to `MESSAGES` (the test suite checks that every raised code has both languages).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import translation
+
+# code -> (HTTP status, Polish message, English message). Messages may use {named} params.
+MESSAGES: dict[str, tuple[int, str, str]] = {
+    "validation_error": (400, "Dane są niepoprawne.", "The data is not valid."),
+    "not_found": (404, "Nie znaleziono.", "Not found."),
+    "unknown_service": (404, "Nie ma takiej usługi: {service}.", "There is no such service: {service}."),
+    "service_not_covered": (
+        409,
+        "Usługa {service} nie jest objęta Centralną e-Rejestracją w dniu {date}.",
+        "The service {service} is not covered by Central e-Registration on {date}.",
+    ),
+    "invalid_pesel": (
+        400,
+        "Numer PESEL jest niepoprawny: {reason}.",
+        "The PESEL number is not valid: {reason}.",
+    ),
+    "slot_not_found": (404, "Nie ma takiego terminu.", "There is no such appointment slot."),
+    "slot_in_past": (409, "Ten termin już minął.", "This appointment slot is in the past."),
+    "slot_not_free": (
+        409,
+        "Ten termin jest już zajęty lub niedostępny. Wybierz inny.",
+        "This appointment slot is already taken or unavailable. Please choose another one.",
+    ),
+    "hold_expired": (
+        409,
+        "Czas na potwierdzenie rezerwacji minął. Wybierz termin ponownie.",
+        "The time to confirm the booking has run out. Please choose the slot again.",
+    ),
+    "hold_not_yours": (
+        409,
+        "Ten termin jest zarezerwowany dla innej osoby.",
+        "This slot is held for someone else.",
+    ),
+    "active_registration_exists": (
+        409,
+        "Masz już aktywną rejestrację na tę usługę ({existing}). Możesz zmienić jej termin.",
+        "You already have an active registration for this service ({existing}). You can reschedule it.",
+    ),
+    "referral_required": (
+        400,
+        "Ta usługa wymaga e-skierowania: podaj numer i 4-cyfrowy kod dostępu.",
+        "This service requires an e-referral: enter its number and 4-digit access code.",
+    ),
+    "referral_invalid": (
+        400,
+        "Nie znaleziono e-skierowania o tym numerze i kodzie dostępu.",
+        "No e-referral matches this number and access code.",
+    ),
+    "referral_used": (
+        409,
+        "To e-skierowanie zostało już wykorzystane.",
+        "This e-referral has already been used.",
+    ),
+    "referral_expired": (
+        409,
+        "To e-skierowanie straciło ważność {date}.",
+        "This e-referral expired on {date}.",
+    ),
+    "referral_wrong_service": (
+        409,
+        "To e-skierowanie dotyczy innej usługi ({service}).",
+        "This e-referral is for another service ({service}).",
+    ),
+    "referral_wrong_patient": (
+        409,
+        "To e-skierowanie wystawiono innej osobie.",
+        "This e-referral was issued to someone else.",
+    ),
+    "not_eligible_sex": (
+        409,
+        "To badanie przesiewowe jest przeznaczone dla innej grupy pacjentów.",
+        "This screening test is meant for another group of patients.",
+    ),
+    "not_eligible_age": (
+        409,
+        "To badanie jest dla osób w wieku {age_min}-{age_max} lat (liczy się rok urodzenia).",
+        "This test is for people aged {age_min}-{age_max} (by year of birth).",
+    ),
+    "not_eligible_interval": (
+        409,
+        "Poprzednie badanie wykonano {last}. Kolejne będzie możliwe od {next}.",
+        "Your previous test was on {last}. The next one is possible from {next}.",
+    ),
+    "booking_not_found": (404, "Nie ma takiej wizyty.", "There is no such appointment."),
+    "booking_state": (
+        409,
+        "Tej wizyty nie można już {action} (stan: {state}).",
+        "This appointment can no longer be {action} (state: {state}).",
+    ),
+    "outcome_too_early": (
+        409,
+        "Wynik wizyty można zgłosić dopiero po jej rozpoczęciu.",
+        "The outcome can only be reported once the visit has started.",
+    ),
+    "waitlist_entry_not_found": (
+        404,
+        "Nie ma takiego wpisu w Poczekalni.",
+        "There is no such waiting-list entry.",
+    ),
+    "schedule_overlap": (
+        409,
+        "Terminy w tym harmonogramie nachodzą na siebie.",
+        "Slots in this schedule overlap.",
+    ),
+    "reason_required": (400, "Podaj powód.", "Give a reason."),
+    "unknown_reason": (400, "Nieznany kod powodu: {reason}.", "Unknown reason code: {reason}."),
+    "facility_not_contracted": (
+        409,
+        "Placówka nie ma umowy z NFZ na tę usługę w tym okresie.",
+        "The facility has no NFZ contract for this service in that period.",
+    ),
+    "offer_expired": (409, "Ta propozycja terminu wygasła.", "This offered slot has expired."),
+}
+
+
+class DomainError(Exception):
+    """A refusal by a business rule. Nothing was changed when it is raised."""
+
+    def __init__(
+        self, code: str, *, status: int | None = None, field: str | None = None, **params: Any
+    ) -> None:
+        if code not in MESSAGES:
+            raise KeyError(f"undeclared error code {code!r}: add it to apps.core.errors.MESSAGES")
+        self.code = code
+        self.params = params
+        self.field = field
+        self.status = status or MESSAGES[code][0]
+        super().__init__(self.message_in("en"))
+
+    def message_in(self, language: str) -> str:
+        _, pl, en = MESSAGES[self.code]
+        template = pl if language.startswith("pl") else en
+        try:
+            return template.format(**{k: str(v) for k, v in self.params.items()})
+        except (KeyError, IndexError):
+            return template
+
+    @property
+    def message(self) -> str:
+        return self.message_in(translation.get_language() or "pl")

@@ -1,0 +1,41 @@
+"""The transactional outbox: one row per domain event, written in the same transaction as the change.
+
+The changes feed and the webhooks both read from here, so nothing reaches a facility that did not
+commit, and nothing that committed is lost.
+
+Ordering without gaps: `txid` is the writing transaction's id (`pg_current_xact_id()`, a database
+default). Readers only take events whose transaction is older than the oldest transaction still
+running (`pg_snapshot_xmin(pg_current_snapshot())`), ordered by (txid, id). An event that becomes
+visible later always belongs to a transaction that was still running at the earlier read, so it sorts
+after everything already returned: a cursor over (txid, id) never skips an event. (A plain serial id
+would: a transaction can take a lower id and commit after a higher one has been read.)
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class OutboxEvent(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    txid = models.BigIntegerField(editable=False, db_default=models.Value(0))  # real default set in SQL
+    created_at = models.DateTimeField(auto_now_add=True)
+    type = models.CharField(max_length=64)  # e.g. appointment.booked
+    facility = models.ForeignKey(
+        "catalog.Facility", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    patient = models.ForeignKey(
+        "patients.Patient", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    aggregate_type = models.CharField(max_length=32)
+    aggregate_id = models.BigIntegerField()
+    payload = models.JSONField(default=dict)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["facility", "txid", "id"], name="outbox_facility_feed"),
+            models.Index(fields=["txid", "id"], name="outbox_feed"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.type}"

@@ -1,0 +1,93 @@
+"""Patients, their e-referrals, entitlements and screening history.
+
+The PESEL is personal data: it is stored once here, never put in a URL or a log line; every read of
+a patient's personal data by a facility or staff member goes through `apps.audit`.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from apps.catalog.models import Entitlement, Service
+from apps.core.models import TimeStampedModel
+
+
+class Patient(TimeStampedModel):
+    class Sex(models.TextChoices):
+        FEMALE = "F", "kobieta"
+        MALE = "M", "mężczyzna"
+
+    pesel = models.CharField(max_length=11, unique=True)
+    first_name = models.CharField(max_length=100)
+    last_name = models.CharField(max_length=100)
+    birth_date = models.DateField()
+    sex = models.CharField(max_length=1, choices=Sex.choices)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=20, blank=True)
+    language = models.CharField(max_length=2, default="pl", choices=[("pl", "polski"), ("en", "English")])
+    # Programme risk groups shorten screening intervals (e.g. cytology every 12 months).
+    screening_risk_group = models.BooleanField(default=False)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="patient"
+    )
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.first_name} {self.last_name} (#{self.pk})"
+
+
+class PatientEntitlement(models.Model):
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="entitlements")
+    entitlement = models.ForeignKey(Entitlement, on_delete=models.PROTECT)
+    valid_from = models.DateField()
+    valid_to = models.DateField(null=True, blank=True)
+    document = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["patient", "entitlement", "valid_from"], name="entitlement_once"),
+        ]
+
+
+class Referral(TimeStampedModel):
+    """An e-referral (e-skierowanie) as received from P1: usable once, for one service, until expiry."""
+
+    class Category(models.TextChoices):
+        URGENT = "urgent", "pilny"
+        STABLE = "stable", "stabilny"
+
+    number = models.CharField(max_length=44, unique=True)
+    access_code = models.CharField(max_length=4)
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="referrals")
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="referrals")
+    category = models.CharField(max_length=8, choices=Category.choices, default=Category.STABLE)
+    issued_on = models.DateField()
+    valid_until = models.DateField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(access_code__regex=r"^[0-9]{4}$"), name="referral_code_4_digits"
+            ),
+            models.CheckConstraint(condition=Q(valid_until__gte=F("issued_on")), name="referral_validity"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class ScreeningRecord(models.Model):
+    """A screening test performed (from SIMP / facility outcomes): the interval rules count from it."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="screenings")
+    service = models.ForeignKey(Service, on_delete=models.PROTECT)
+    performed_on = models.DateField()
+    source = models.CharField(max_length=40, default="cer")
+
+    class Meta:
+        indexes = [models.Index(fields=["patient", "service", "-performed_on"])]

@@ -1,0 +1,164 @@
+"""The national schedule: Schedule (facility x service x place x optional practitioner) -> Slot.
+
+Slots store UTC instants; weekly templates are in Europe/Warsaw wall-clock time and generation
+converts each occurrence separately, so DST days neither lose nor double a slot.
+"""
+
+from __future__ import annotations
+
+from django.contrib.postgres.constraints import ExclusionConstraint
+from django.contrib.postgres.fields import RangeOperators
+from django.db import models
+from django.db.models import F, Func, Q
+
+from apps.catalog.models import Facility, Locality, Service, Voivodeship
+from apps.core.models import TimeStampedModel
+
+
+class Practitioner(TimeStampedModel):
+    facility = models.ForeignKey(Facility, on_delete=models.CASCADE, related_name="practitioners")
+    name = models.CharField(max_length=200)
+    npwz = models.CharField("NPWZ (licence number)", max_length=10, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["facility", "name"], name="practitioner_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Schedule(TimeStampedModel):
+    facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="schedules")
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="schedules")
+    practitioner = models.ForeignKey(Practitioner, null=True, blank=True, on_delete=models.PROTECT)
+    place = models.CharField(max_length=200, blank=True, help_text="Room or branch within the facility")
+    external_id = models.CharField(max_length=64, blank=True, help_text="The facility system's own id")
+    active = models.BooleanField(default=True)
+    generated_until = models.DateField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1)  # ETag for optimistic concurrency
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["facility", "external_id"],
+                condition=~Q(external_id=""),
+                name="schedule_unique_external_id",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"schedule {self.pk} {self.facility_id}/{self.service_id}"
+
+
+class WeeklyTemplate(models.Model):
+    """Every `weekday` between `valid_from` and `valid_to`, slots of `slot_minutes` from start to end."""
+
+    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="templates")
+    weekday = models.PositiveSmallIntegerField(help_text="0 = Monday ... 6 = Sunday")
+    start_time = models.TimeField()
+    end_time = models.TimeField()
+    slot_minutes = models.PositiveSmallIntegerField()
+    valid_from = models.DateField()
+    valid_to = models.DateField(null=True, blank=True)
+    kind = models.CharField(
+        max_length=10, default="first", choices=[("first", "first"), ("follow_up", "follow-up")]
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(weekday__lte=6), name="template_weekday"),
+            models.CheckConstraint(
+                condition=Q(end_time__gt=F("start_time")), name="template_end_after_start"
+            ),
+            models.CheckConstraint(condition=Q(slot_minutes__gte=5), name="template_slot_minutes"),
+        ]
+
+
+class ScheduleException(models.Model):
+    """A day the schedule does not run (closure, leave); public holidays come from the catalogue."""
+
+    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="exceptions")
+    date = models.DateField()
+    reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["schedule", "date"], name="exception_once_per_day")]
+
+
+class TsTzRange(Func):
+    function = "TSTZRANGE"
+    output_field = models.JSONField()  # only used inside the exclusion constraint
+
+
+class Slot(models.Model):
+    class Status(models.TextChoices):
+        FREE = "free", "wolny"
+        HELD = "held", "wstrzymany"
+        BOOKED = "booked", "zajęty"
+        BLOCKED = "blocked", "zablokowany"
+        CANCELLED = "cancelled", "odwołany"
+
+    class Kind(models.TextChoices):
+        FIRST = "first", "pierwszorazowa"
+        FOLLOW_UP = "follow_up", "kontynuacja"
+
+    id = models.BigAutoField(primary_key=True)
+    schedule = models.ForeignKey(Schedule, on_delete=models.PROTECT, related_name="slots")
+    # Denormalised from the schedule/facility so the hottest query (search) touches one table.
+    facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="+")
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="+")
+    practitioner = models.ForeignKey(
+        Practitioner, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    voivodeship = models.ForeignKey(Voivodeship, on_delete=models.PROTECT, related_name="+")
+    locality = models.ForeignKey(Locality, on_delete=models.PROTECT, related_name="+")
+    lat = models.FloatField()
+    lon = models.FloatField()
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.FIRST)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.FREE)
+    hold_until = models.DateTimeField(null=True, blank=True)
+    held_by = models.ForeignKey(
+        "patients.Patient", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    from_template = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(end__gt=F("start")), name="slot_end_after_start"),
+            models.CheckConstraint(
+                condition=~Q(status="held") | Q(hold_until__isnull=False), name="slot_held_has_deadline"
+            ),
+            models.UniqueConstraint(fields=["schedule", "start"], name="slot_unique_start"),
+            # No two live slots of one schedule overlap in time (btree_gist, see migration).
+            ExclusionConstraint(
+                name="slot_no_overlap",
+                expressions=[
+                    ("schedule", RangeOperators.EQUAL),
+                    (TsTzRange("start", "end"), RangeOperators.OVERLAPS),
+                ],
+                condition=~Q(status="cancelled"),
+            ),
+        ]
+        indexes = [
+            # Search: earliest free first-time slots of a service, optionally by voivodeship. Partial,
+            # so the index holds only what can be booked (a few % of a national schedule).
+            models.Index(
+                fields=["service", "start"],
+                name="slot_free_by_service",
+                condition=Q(status="free", kind="first"),
+            ),
+            models.Index(
+                fields=["service", "voivodeship", "start"],
+                name="slot_free_by_voiv",
+                condition=Q(status="free", kind="first"),
+            ),
+            models.Index(fields=["facility", "start"], name="slot_by_facility"),
+            models.Index(fields=["hold_until"], name="slot_held_expiry", condition=Q(status="held")),
+        ]
+
+    def __str__(self) -> str:
+        return f"slot {self.pk} {self.start:%Y-%m-%d %H:%M} {self.status}"

@@ -1,0 +1,41 @@
+"""Production: everything required comes from the environment; a gap stops the start in one line.
+
+Required: SECRET_KEY, DATABASE_URL, REDIS_URL, ALLOWED_HOSTS. Each may also be given as a file
+through `<VAR>_FILE`. Embedded servers are never started here.
+"""
+
+from .base import *  # noqa: F403
+from .base import CACHES, DATABASES, database_from_url, env
+from .env import ConfigError, fail, required
+
+try:
+    SECRET_KEY = required("SECRET_KEY")
+    if len(SECRET_KEY) < 50:
+        raise ConfigError("SECRET_KEY is malformed: use at least 50 random characters")
+    DATABASES["default"] = database_from_url(required("DATABASE_URL"))
+    _redis_url: str = required("REDIS_URL")
+    REDIS_URL = _redis_url
+    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
+    if not ALLOWED_HOSTS:
+        raise ConfigError("ALLOWED_HOSTS is required (comma-separated host names)")
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+except (ConfigError, ValueError) as exc:
+    fail(exc if isinstance(exc, ConfigError) else ConfigError(str(exc)))
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "cer",
+    }
+}
+CELERY_BROKER_URL = _redis_url
+DEBUG = False
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+CER_SMS_BACKEND = env.str("CER_SMS_BACKEND", default="apps.notifications.channels.LogSmsGateway")

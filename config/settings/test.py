@@ -1,0 +1,14 @@
+"""Tests: real PostgreSQL and Redis from DATABASE_URL / REDIS_URL (`make test` provides them)."""
+
+import secrets
+
+from .base import *  # noqa: F403
+from .base import CACHES, secret
+
+SECRET_KEY = secret("SECRET_KEY") or secrets.token_urlsafe(50)
+ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; never outside tests
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CER_SMS_BACKEND = "apps.notifications.channels.MemorySmsGateway"
+CELERY_TASK_ALWAYS_EAGER = False
+CACHES["default"]["KEY_PREFIX"] = "cer-test"

