@@ -5,7 +5,7 @@ through `<VAR>_FILE`. Embedded servers are never started here.
 """
 
 from .base import *  # noqa: F403
-from .base import CACHES, DATABASES, database_from_url, env
+from .base import DATABASES, database_from_url, env
 from .env import ConfigError, fail, required
 
 try:
@@ -25,7 +25,7 @@ except (ConfigError, ValueError) as exc:
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
+        "LOCATION": _redis_url,
         "KEY_PREFIX": "cer",
     }
 }
