@@ -152,6 +152,7 @@ def cmd_run() -> int:
     with servers() as env:
         env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
         _manage(env, "migrate", "--no-input", "-v", "0")
+        _manage(env, "setup_periodic_tasks")
         _manage(env, "seed_demo")
         children = [
             subprocess.Popen(
