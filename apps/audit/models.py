@@ -1,7 +1,8 @@
 """Append-only record of every read of a patient's personal data.
 
 Rows are never updated or deleted: a database trigger refuses UPDATE and DELETE (migration 0002), so
-not even a bug or an admin action in the application can rewrite the trail.
+not even a bug or an admin action in the application can rewrite the trail. (TRUNCATE needs table
+ownership, which the production application role must not have; test teardown uses it.)
 """
 
 from __future__ import annotations

@@ -10,5 +10,6 @@ ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; never outside tests
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CER_SMS_BACKEND = "apps.notifications.channels.MemorySmsGateway"
-CELERY_TASK_ALWAYS_EAGER = False
+# Tasks enqueued with on_commit run in-process in tests (assert them with django_capture_on_commit_callbacks).
+CELERY_TASK_ALWAYS_EAGER = True
 CACHES["default"]["KEY_PREFIX"] = "cer-test"

@@ -216,3 +216,28 @@ class SlotFactory(factory.django.DjangoModelFactory):
     )
     end = factory.LazyAttribute(lambda o: o.start + dt.timedelta(minutes=20))
     status = Slot.Status.FREE
+
+
+class RegistrationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "booking.Registration"
+
+    patient = factory.SubFactory(PatientFactory)
+    service = factory.SubFactory(ServiceFactory)
+    status = "booked"
+    joined_at = factory.LazyFunction(timezone.now)
+
+
+class AppointmentFactory(factory.django.DjangoModelFactory):
+    """A live booking of a (booked) slot. Prefer booking services in behaviour tests."""
+
+    class Meta:
+        model = "booking.Appointment"
+
+    slot = factory.SubFactory(SlotFactory, status="booked")
+    registration = factory.SubFactory(RegistrationFactory, service=factory.SelfAttribute("..slot.service"))
+    patient = factory.SelfAttribute("registration.patient")
+    service = factory.SelfAttribute("slot.service")
+    facility = factory.SelfAttribute("slot.facility")
+    start = factory.SelfAttribute("slot.start")
+    channel = "web"

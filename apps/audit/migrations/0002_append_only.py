@@ -9,13 +9,9 @@ $$ LANGUAGE plpgsql;
 CREATE TRIGGER audit_accesslog_no_update_delete
     BEFORE UPDATE OR DELETE ON audit_accesslog
     FOR EACH ROW EXECUTE FUNCTION audit_accesslog_append_only();
-CREATE TRIGGER audit_accesslog_no_truncate
-    BEFORE TRUNCATE ON audit_accesslog
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_accesslog_append_only();
 """
 
 BACKWARD = """
-DROP TRIGGER IF EXISTS audit_accesslog_no_truncate ON audit_accesslog;
 DROP TRIGGER IF EXISTS audit_accesslog_no_update_delete ON audit_accesslog;
 DROP FUNCTION IF EXISTS audit_accesslog_append_only();
 """

@@ -1,0 +1,115 @@
+"""Booking rules read from the catalogue: scope, screening eligibility, e-referrals, entitlements.
+
+Each check raises `DomainError` with a stable code and a patient-readable message; none writes,
+except `referral_claim`, which marks the referral used inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.catalog.models import Entitlement, Service
+from apps.core.errors import DomainError
+from apps.patients.models import Patient, Referral, ScreeningRecord
+
+from .models import Appointment
+
+
+def scope_check(*, service: Service, day: dt.date) -> None:
+    if not service.covered_on(day):
+        raise DomainError("service_not_covered", service=service.code, date=day.isoformat())
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    for candidate in (day.day, 30, 29, 28):
+        try:
+            return dt.date(year, month, candidate)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def last_screening(*, patient: Patient, service: Service) -> dt.date | None:
+    """The latest screening of this kind: recorded history, or an attended CeR appointment."""
+    recorded = (
+        ScreeningRecord.objects.filter(patient=patient, service=service)
+        .order_by("-performed_on")
+        .values_list("performed_on", flat=True)
+        .first()
+    )
+    attended = (
+        Appointment.objects.filter(patient=patient, service=service, status=Appointment.Status.ATTENDED)
+        .order_by("-start")
+        .values_list("start", flat=True)
+        .first()
+    )
+    candidates = [d for d in (recorded, timezone.localdate(attended) if attended else None) if d]
+    return max(candidates) if candidates else None
+
+
+def eligibility_check(*, patient: Patient, service: Service, on: dt.date) -> None:
+    """Screening programmes: sex, age counted by year of birth, interval since the last test."""
+    if service.eligible_sex and patient.sex != service.eligible_sex:
+        raise DomainError("not_eligible_sex")
+    age = on.year - patient.birth_date.year  # programme rule: age by birth year, not birthday
+    if (service.age_min is not None and age < service.age_min) or (
+        service.age_max is not None and age > service.age_max
+    ):
+        raise DomainError("not_eligible_age", age_min=service.age_min or 0, age_max=service.age_max or 150)
+    months = service.interval_months_risk if patient.screening_risk_group else service.interval_months
+    if months:
+        last = last_screening(patient=patient, service=service)
+        if last is not None:
+            next_possible = _add_months(last, months)
+            if on < next_possible:
+                raise DomainError(
+                    "not_eligible_interval", last=last.isoformat(), next=next_possible.isoformat()
+                )
+
+
+def referral_claim(
+    *, patient: Patient, service: Service, number: str | None, code: str | None, today: dt.date
+) -> Referral | None:
+    """Check an e-referral and mark it used (one use). Locks the referral row for the transaction."""
+    if not service.referral_required:
+        return None
+    if not number or not code:
+        raise DomainError("referral_required", field="referral_number")
+    referral = Referral.objects.select_for_update().filter(number=number.strip()).first()
+    # One message for "no such number" and "wrong code", so codes cannot be probed number by number.
+    if referral is None or not _same(referral.access_code, code.strip()):
+        raise DomainError("referral_invalid", field="referral_code")
+    if referral.patient_id != patient.pk:
+        raise DomainError("referral_wrong_patient", field="referral_number")
+    if referral.service_id != service.pk:
+        raise DomainError("referral_wrong_service", field="referral_number", service=referral.service.name_pl)
+    if referral.used_at is not None:
+        raise DomainError("referral_used", field="referral_number")
+    if referral.valid_until < today:
+        raise DomainError("referral_expired", field="referral_number", date=referral.valid_until.isoformat())
+    referral.used_at = timezone.now()
+    referral.save(update_fields=["used_at", "updated_at"])
+    return referral
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def entitlement_for(*, patient: Patient, on: dt.date) -> Entitlement | None:
+    """The patient's strongest out-of-turn entitlement valid on a date (the list itself is data)."""
+    return (
+        Entitlement.objects.filter(
+            patiententitlement__patient=patient,
+            patiententitlement__valid_from__lte=on,
+        )
+        .filter(Q(patiententitlement__valid_to__isnull=True) | Q(patiententitlement__valid_to__gte=on))
+        .order_by("-priority", "code")
+        .first()
+    )

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from apps.patients.models import Patient
+
+from .models import LIVE_APPOINTMENT, Appointment, Registration
+
+
+def waitlist_position(*, registration: Registration) -> int:
+    """1-based place in the national queue for the service: entitlement priority, then urgent before
+    stable, then time of joining (then id, for a strict order)."""
+    r = registration
+    ahead = Registration.objects.filter(service_id=r.service_id, status=Registration.Status.WAITING).filter(
+        Q(priority__gt=r.priority)
+        | Q(priority=r.priority, urgent__gt=r.urgent)
+        | Q(priority=r.priority, urgent=r.urgent, joined_at__lt=r.joined_at)
+        | Q(priority=r.priority, urgent=r.urgent, joined_at=r.joined_at, id__lt=r.pk)
+    )
+    return ahead.count() + 1
+
+
+def waitlist_entries_for_patient(*, patient: Patient) -> list[tuple[Registration, int]]:
+    entries = Registration.objects.filter(patient=patient, status=Registration.Status.WAITING).select_related(
+        "service", "voivodeship", "locality", "facility"
+    )
+    return [(entry, waitlist_position(registration=entry)) for entry in entries.order_by("joined_at")]
+
+
+def appointment_list_for_patient(*, patient: Patient, upcoming: bool | None = None) -> QuerySet[Appointment]:
+    qs = Appointment.objects.filter(patient=patient).select_related(
+        "service", "facility", "slot", "slot__practitioner"
+    )
+    now = timezone.now()
+    if upcoming is True:
+        return qs.filter(status__in=LIVE_APPOINTMENT, start__gte=now).order_by("start")
+    if upcoming is False:
+        return qs.exclude(status__in=LIVE_APPOINTMENT, start__gte=now).order_by("-start")
+    return qs.order_by("-start")
+
+
+def appointment_get_for_patient(*, patient: Patient, appointment_id: int) -> Appointment | None:
+    """Only the patient's own appointment; another patient's id behaves as if it did not exist."""
+    return (
+        Appointment.objects.filter(patient=patient, pk=appointment_id)
+        .select_related("service", "facility", "slot", "registration")
+        .first()
+    )
+
+
+def appointment_list_for_facility(
+    *,
+    facility_id: int,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    service_id: int | None = None,
+    status: str | None = None,
+) -> QuerySet[Appointment]:
+    qs = Appointment.objects.filter(facility_id=facility_id).select_related("service", "patient", "slot")
+    if date_from:
+        qs = qs.filter(start__date__gte=date_from)
+    if date_to:
+        qs = qs.filter(start__date__lte=date_to)
+    if service_id:
+        qs = qs.filter(service_id=service_id)
+    if status:
+        qs = qs.filter(status=status)
+    return qs.order_by("start", "id")

@@ -1,0 +1,60 @@
+"""Celery entry points of the booking core: take ids, call a service, exit quietly if the row is gone."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from apps.catalog.models import Service
+
+from . import services
+
+PERIODIC_TASKS = [
+    {"name": "booking: expire holds", "task": "apps.booking.tasks.holds_expire_task", "every_seconds": 60},
+    {
+        "name": "booking: release unconfirmed bookings",
+        "task": "apps.booking.tasks.release_unconfirmed_task",
+        "every_seconds": 300,
+    },
+    {
+        "name": "booking: waiting-list sweep",
+        "task": "apps.booking.tasks.waitlist_sweep_all_task",
+        "every_seconds": 900,
+    },
+]
+
+RETRY = {"autoretry_for": (Exception,), "retry_backoff": True, "max_retries": 5}
+
+
+@shared_task(**RETRY, time_limit=60)
+def waitlist_allocate_slot_task(slot_id: int) -> int | None:
+    appointment = services.waitlist_allocate_slot(slot_id=slot_id)
+    return appointment.pk if appointment else None
+
+
+@shared_task(**RETRY, time_limit=60)
+def waitlist_allocate_registration_task(registration_id: int) -> int | None:
+    appointment = services.waitlist_allocate_registration(registration_id=registration_id)
+    return appointment.pk if appointment else None
+
+
+@shared_task(**RETRY, time_limit=600)
+def waitlist_sweep_task(service_id: int) -> int:
+    service = Service.objects.filter(pk=service_id).first()
+    if service is None:
+        return 0
+    return services.waitlist_sweep(service=service)
+
+
+@shared_task(time_limit=1800)
+def waitlist_sweep_all_task() -> int:
+    return sum(services.waitlist_sweep(service=service) for service in Service.objects.all())
+
+
+@shared_task(time_limit=120)
+def holds_expire_task() -> int:
+    return services.holds_expire()
+
+
+@shared_task(time_limit=600)
+def release_unconfirmed_task() -> int:
+    return services.appointments_release_unconfirmed()

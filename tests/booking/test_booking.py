@@ -1,0 +1,361 @@
+import datetime as dt
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from apps.booking import services
+from apps.booking.models import Appointment, Registration
+from apps.core.errors import DomainError
+from apps.outbox.models import OutboxEvent
+from apps.patients.models import ScreeningRecord
+from tests.factories import (
+    ContractFactory,
+    FacilityFactory,
+    PatientFactory,
+    ReferralFactory,
+    ScheduleFactory,
+    ServiceFactory,
+    SlotFactory,
+)
+
+from .conftest import in_days
+
+
+def book(slot, patient, referral=None, **kw):
+    return services.appointment_book(
+        slot_id=slot.pk,
+        patient=patient,
+        referral_number=referral.number if referral else None,
+        referral_code=referral.access_code if referral else None,
+        **kw,
+    )
+
+
+def refusal(fn, *args, **kwargs) -> str:
+    with pytest.raises(DomainError) as exc:
+        fn(*args, **kwargs)
+    return exc.value.code
+
+
+def test_booking_takes_the_slot_uses_the_referral_and_writes_an_event(make_slot, patient, referral):
+    slot = make_slot()
+    appointment = book(slot, patient, referral)
+    slot.refresh_from_db()
+    referral.refresh_from_db()
+    assert appointment.status == "booked"
+    assert slot.status == "booked"
+    assert referral.used_at is not None
+    assert appointment.registration.status == "booked"
+    event = OutboxEvent.objects.get(type="appointment.booked")
+    assert event.facility_id == slot.facility_id
+    assert event.patient_id == patient.pk
+    assert event.payload["appointment_id"] == appointment.pk
+    assert event.txid > 0
+
+
+def test_it_rejects_a_second_cardiology_booking_elsewhere_and_names_the_first(
+    make_slot, patient, referral, cardiology
+):
+    book(make_slot(), patient, referral)
+    krakow = FacilityFactory(name="Szpital Kraków")
+    ContractFactory(facility=krakow, service=cardiology)
+    other = SlotFactory(schedule=ScheduleFactory(facility=krakow, service=cardiology))
+    second_referral = ReferralFactory(patient=patient, service=cardiology)
+    with pytest.raises(DomainError) as exc:
+        book(other, patient, second_referral)
+    assert exc.value.code == "active_registration_exists"
+    assert "Facility A" in exc.value.message_in("pl")
+    other.refresh_from_db()
+    second_referral.refresh_from_db()
+    assert other.status == "free"
+    assert second_referral.used_at is None  # nothing changed
+
+
+@pytest.mark.parametrize(
+    ("number", "code", "expected"),
+    [
+        (None, None, "referral_required"),
+        ("REFX", "0000", "referral_invalid"),
+        ("OWN", "9999", "referral_invalid"),
+    ],
+)
+def test_a_wrong_or_missing_referral_is_refused(make_slot, patient, referral, number, code, expected):
+    slot = make_slot()
+    number = referral.number if number == "OWN" else number
+    assert (
+        refusal(
+            services.appointment_book,
+            slot_id=slot.pk,
+            patient=patient,
+            referral_number=number,
+            referral_code=code,
+        )
+        == expected
+    )
+    slot.refresh_from_db()
+    assert slot.status == "free"
+
+
+def test_a_referral_is_usable_once(make_slot, patient, referral):
+    appointment = book(make_slot(), patient, referral)
+    services.appointment_cancel_by_patient(appointment=appointment)
+    assert refusal(book, make_slot(), patient, referral) == "referral_used"
+
+
+def test_an_expired_referral_or_one_for_another_service_is_refused(make_slot, patient, cardiology):
+    expired = ReferralFactory(
+        patient=patient, service=cardiology, issued_on=dt.date(2025, 1, 1), valid_until=dt.date(2025, 12, 31)
+    )
+    assert refusal(book, make_slot(), patient, expired) == "referral_expired"
+    endo = ReferralFactory(patient=patient, service=ServiceFactory(endocrinology=True))
+    assert refusal(book, make_slot(), patient, endo) == "referral_wrong_service"
+    someone_elses = ReferralFactory(service=cardiology)
+    assert refusal(book, make_slot(), patient, someone_elses) == "referral_wrong_patient"
+
+
+def test_slots_in_the_past_blocked_or_taken_are_refused(make_slot, patient, referral):
+    past = make_slot(start=timezone.now() - dt.timedelta(hours=2), end=timezone.now() - dt.timedelta(hours=1))
+    assert refusal(book, past, patient, referral) == "slot_in_past"
+    assert refusal(book, make_slot(status="blocked"), patient, referral) == "slot_not_free"
+    taken = make_slot()
+    other = PatientFactory()
+    book(taken, other, ReferralFactory(service=taken.service, patient=other))
+    assert refusal(book, taken, patient, referral) == "slot_not_free"
+    referral.refresh_from_db()
+    assert referral.used_at is None
+
+
+def test_a_slot_held_by_someone_else_is_refused_until_the_hold_expires(make_slot, patient, referral):
+    slot = make_slot()
+    other = PatientFactory()
+    services.slot_hold(slot_id=slot.pk, patient=other)
+    assert refusal(book, slot, patient, referral) == "hold_not_yours"
+    later = timezone.now() + dt.timedelta(hours=1)
+    appointment = services.appointment_book(
+        slot_id=slot.pk, patient=patient, referral_number=referral.number, referral_code="4321", now=later
+    )
+    assert appointment.patient_id == patient.pk
+
+
+def test_a_hold_expires_and_the_slot_returns_to_the_pool(make_slot, patient):
+    slot = make_slot()
+    services.slot_hold(slot_id=slot.pk, patient=patient)
+    assert services.holds_expire() == 0
+    assert services.holds_expire(now=timezone.now() + dt.timedelta(hours=1)) == 1
+    slot.refresh_from_db()
+    assert (slot.status, slot.held_by_id, slot.hold_until) == ("free", None, None)
+
+
+def test_holding_a_second_slot_releases_the_first(make_slot, patient):
+    first, second = make_slot(), make_slot()
+    services.slot_hold(slot_id=first.pk, patient=patient)
+    services.slot_hold(slot_id=second.pk, patient=patient)
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, second.status) == ("free", "held")
+
+
+def test_an_unknown_slot_is_a_clear_error(patient):
+    assert refusal(services.appointment_book, slot_id=999999, patient=patient) == "slot_not_found"
+
+
+def test_a_service_before_its_cer_date_cannot_be_booked(patient, facility_a):
+    endo = ServiceFactory(endocrinology=True, referral_required=False)
+    ContractFactory(facility=facility_a, service=endo)
+    slot = SlotFactory(schedule=ScheduleFactory(facility=facility_a, service=endo))
+    with time_machine.travel(dt.datetime(2026, 7, 1, 8, tzinfo=dt.UTC)):
+        early = SlotFactory(
+            schedule=slot.schedule,
+            start=dt.datetime(2026, 7, 20, 8, tzinfo=dt.UTC),
+            end=dt.datetime(2026, 7, 20, 8, 20, tzinfo=dt.UTC),
+        )
+        assert refusal(book, early, patient) == "service_not_covered"
+
+
+class TestScreeningEligibility:
+    @pytest.fixture
+    def mammo_slot(self, mammography, facility_a):
+        ContractFactory(facility=facility_a, service=mammography)
+        schedule = ScheduleFactory(facility=facility_a, service=mammography)
+        return lambda: SlotFactory(schedule=schedule)
+
+    def test_a_man_is_refused(self, mammo_slot):
+        man = PatientFactory(sex="M")
+        assert refusal(book, mammo_slot(), man) == "not_eligible_sex"
+
+    @pytest.mark.parametrize(("birth_year", "ok"), [(1951, False), (1952, True), (1981, True), (1982, False)])
+    def test_age_is_counted_by_birth_year(self, mammo_slot, birth_year, ok):
+        # In 2026 the programme covers women born 1952-1981 (45-74 by year of birth).
+        slot = mammo_slot()
+        woman = PatientFactory(birth_date=dt.date(birth_year, 12, 31))
+        with time_machine.travel(dt.datetime(2026, 11, 23, 9, tzinfo=dt.UTC), tick=False):
+            if ok:
+                assert book(slot, woman).status == "booked"
+            else:
+                assert refusal(book, slot, woman) == "not_eligible_age"
+
+    def test_a_second_mammography_within_24_months_is_refused_with_the_date(self, mammo_slot, mammography):
+        woman = PatientFactory(birth_date=dt.date(1970, 1, 1))
+        last = timezone.localdate() - dt.timedelta(days=200)
+        ScreeningRecord.objects.create(patient=woman, service=mammography, performed_on=last)
+        with pytest.raises(DomainError) as exc:
+            book(mammo_slot(), woman)
+        assert exc.value.code == "not_eligible_interval"
+        assert exc.value.params["next"] == last.replace(year=last.year + 2).isoformat()
+        assert last.replace(year=last.year + 2).isoformat() in exc.value.message_in("pl")
+
+    def test_a_risk_group_uses_the_shorter_interval(self, mammo_slot, mammography):
+        woman = PatientFactory(birth_date=dt.date(1970, 1, 1), screening_risk_group=True)
+        ScreeningRecord.objects.create(
+            patient=woman, service=mammography, performed_on=timezone.localdate() - dt.timedelta(days=400)
+        )
+        assert book(mammo_slot(), woman).status == "booked"
+
+    def test_an_attended_screening_starts_the_interval(self, mammo_slot):
+        woman = PatientFactory(birth_date=dt.date(1970, 1, 1))
+        appointment = book(mammo_slot(), woman)
+        services.appointment_record_outcome(
+            appointment=appointment, outcome="attended", now=appointment.start + dt.timedelta(minutes=5)
+        )
+        assert refusal(book, mammo_slot(), woman) == "not_eligible_interval"
+
+
+def test_confirm_cancel_and_the_slot_goes_back_to_the_pool(make_slot, patient, referral):
+    slot = make_slot()
+    appointment = book(slot, patient, referral)
+    assert services.appointment_confirm(appointment=appointment).status == "confirmed"
+    cancelled = services.appointment_cancel_by_patient(appointment=appointment)
+    slot.refresh_from_db()
+    assert cancelled.status == "cancelled_by_patient"
+    assert slot.status == "free"
+    assert cancelled.registration.status == "closed"
+    assert refusal(services.appointment_confirm, appointment=cancelled) == "booking_state"
+    assert list(OutboxEvent.objects.order_by("id").values_list("type", flat=True)) == [
+        "appointment.booked",
+        "appointment.confirmed",
+        "appointment.cancelled",
+    ]
+
+
+def test_an_unknown_cancellation_reason_changes_nothing(make_slot, patient, referral):
+    appointment = book(make_slot(), patient, referral)
+    assert refusal(services.appointment_cancel_by_facility, appointment=appointment, reason_code="NOPE") == (
+        "unknown_reason"
+    )
+    appointment.refresh_from_db()
+    assert appointment.status == "booked"
+
+
+def test_reschedule_moves_the_booking_and_frees_the_old_slot_together(make_slot, patient, referral):
+    old_slot, new_slot = make_slot(), make_slot()
+    appointment = book(old_slot, patient, referral)
+    services.appointment_confirm(appointment=appointment)
+    new = services.appointment_reschedule(appointment=appointment, new_slot_id=new_slot.pk)
+    old_slot.refresh_from_db()
+    new_slot.refresh_from_db()
+    appointment.refresh_from_db()
+    assert (old_slot.status, new_slot.status) == ("free", "booked")
+    assert appointment.status == "rescheduled" and appointment.rescheduled_to_id == new.pk
+    assert new.status == "confirmed"
+    assert new.registration_id == appointment.registration_id
+
+
+def test_a_failed_reschedule_changes_nothing(make_slot, patient, referral):
+    old_slot = make_slot()
+    appointment = book(old_slot, patient, referral)
+    blocked = make_slot(status="blocked")
+    assert refusal(services.appointment_reschedule, appointment=appointment, new_slot_id=blocked.pk) == (
+        "slot_not_free"
+    )
+    appointment.refresh_from_db()
+    old_slot.refresh_from_db()
+    assert (appointment.status, old_slot.status) == ("booked", "booked")
+
+
+def test_outcome_only_after_the_start(make_slot, patient, referral):
+    appointment = book(make_slot(), patient, referral)
+    assert refusal(services.appointment_record_outcome, appointment=appointment, outcome="attended") == (
+        "outcome_too_early"
+    )
+    after = appointment.start + dt.timedelta(minutes=30)
+    done = services.appointment_record_outcome(appointment=appointment, outcome="no_show", now=after)
+    assert done.status == "no_show"
+    assert done.reason.code == "NO_SHOW"
+    assert (
+        refusal(services.appointment_record_outcome, appointment=done, outcome="bogus") == "validation_error"
+    )
+
+
+def test_unconfirmed_bookings_are_released_at_their_deadline(make_slot, patient, referral):
+    slot = make_slot(start=in_days(5), end=in_days(5) + dt.timedelta(minutes=20))
+    appointment = book(slot, patient, referral)
+    assert appointment.confirm_by == slot.start - dt.timedelta(hours=48)
+    assert services.appointments_release_unconfirmed() == 0
+    assert (
+        services.appointments_release_unconfirmed(now=appointment.confirm_by + dt.timedelta(minutes=1)) == 1
+    )
+    appointment.refresh_from_db()
+    slot.refresh_from_db()
+    assert appointment.status == "released"
+    assert slot.status == "free"
+    # Running it again (a second worker, a retry) changes nothing more.
+    assert (
+        services.appointments_release_unconfirmed(now=appointment.confirm_by + dt.timedelta(minutes=2)) == 0
+    )
+
+
+def test_a_booking_close_to_the_visit_needs_no_confirmation(make_slot, patient, referral):
+    slot = make_slot(
+        start=timezone.now() + dt.timedelta(hours=20), end=timezone.now() + dt.timedelta(hours=21)
+    )
+    assert book(slot, patient, referral).confirm_by is None
+
+
+def test_facility_cancellation_rebooks_the_patient_at_the_earliest_matching_slot(
+    make_slot, patient, referral
+):
+    slot = make_slot(start=in_days(3), end=in_days(3) + dt.timedelta(minutes=20))
+    later = make_slot(start=in_days(9), end=in_days(9) + dt.timedelta(minutes=20))
+    earlier = make_slot(start=in_days(6), end=in_days(6) + dt.timedelta(minutes=20))
+    appointment = book(slot, patient, referral)
+    services.appointment_cancel_by_facility(appointment=appointment, reason_code="DOCTOR_ILLNESS")
+    slot.refresh_from_db()
+    assert slot.status == "cancelled"
+    new = Appointment.objects.get(patient=patient, status="booked")
+    assert new.slot_id == earlier.pk
+    assert new.registration_id == appointment.registration_id
+    later.refresh_from_db()
+    assert later.status == "free"
+
+
+def test_facility_cancellation_without_a_slot_puts_the_patient_back_at_their_place(
+    make_slot, patient, referral
+):
+    appointment = book(make_slot(), patient, referral)
+    services.appointment_cancel_by_facility(appointment=appointment, reason_code="DOCTOR_ILLNESS")
+    registration = Registration.objects.get(pk=appointment.registration_id)
+    assert registration.status == "waiting"
+    assert registration.joined_at == appointment.registration.joined_at
+    assert OutboxEvent.objects.filter(type="registration.waiting").exists()
+
+
+def test_a_whole_session_is_cancelled_and_every_patient_keeps_a_place(schedule, make_slot, cardiology):
+    day = in_days(4)
+    booked = []
+    for i in range(3):
+        s = make_slot(start=day + dt.timedelta(minutes=20 * i), end=day + dt.timedelta(minutes=20 * (i + 1)))
+        p = PatientFactory()
+        r = ReferralFactory(patient=p, service=cardiology)
+        booked.append(book(s, p, r))
+    free_same_day = make_slot(start=day + dt.timedelta(hours=2), end=day + dt.timedelta(hours=2, minutes=20))
+    spare = make_slot(start=in_days(8), end=in_days(8) + dt.timedelta(minutes=20))
+    result = services.session_cancel_by_facility(
+        schedule=schedule, day=timezone.localdate(day), reason_code="DOCTOR_ILLNESS"
+    )
+    assert result == {"cancelled": 3, "rebooked": 1, "waiting": 2, "slots_closed": 1}
+    free_same_day.refresh_from_db()
+    assert free_same_day.status == "cancelled"
+    # The first in line (earliest registration) got the one spare slot.
+    assert Appointment.objects.get(slot=spare).patient_id == booked[0].patient_id
+    assert Registration.objects.filter(status="waiting").count() == 2
