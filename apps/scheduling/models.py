@@ -146,13 +146,14 @@ class Slot(models.Model):
         indexes = [
             # Search: earliest free first-time slots of a service, optionally by voivodeship. Partial,
             # so the index holds only what can be booked (a few % of a national schedule).
+            # `id` ends each key so "ORDER BY start, id LIMIT n" reads the index in order, with no sort.
             models.Index(
-                fields=["service", "start"],
+                fields=["service", "start", "id"],
                 name="slot_free_by_service",
                 condition=Q(status="free", kind="first"),
             ),
             models.Index(
-                fields=["service", "voivodeship", "start"],
+                fields=["service", "voivodeship", "start", "id"],
                 name="slot_free_by_voiv",
                 condition=Q(status="free", kind="first"),
             ),
