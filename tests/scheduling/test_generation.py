@@ -1,4 +1,5 @@
 import datetime as dt
+import itertools
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -61,7 +62,7 @@ def test_a_night_session_across_the_switch_has_only_real_20_minute_slots(schedul
     )
     slots = [s for s in slots if s.start.astimezone(WARSAW).date() == day]
     assert len(slots) == expected_count
-    for a, b in zip(slots, slots[1:], strict=False):
+    for a, b in itertools.pairwise(slots):
         assert b.start == a.end  # contiguous, none overlapping
         assert b.end - b.start == dt.timedelta(minutes=20)
     starts = [s.start for s in slots]
