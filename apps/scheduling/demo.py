@@ -19,7 +19,9 @@ DAYS_AHEAD = 90
 def demo_seed(*, out: TextIO) -> None:
     today = timezone.localdate()
     created = 0
-    contracts = Contract.objects.filter(facility__nfz_code__contains="/DEMO/").select_related("facility", "service")
+    contracts = Contract.objects.filter(facility__nfz_code__contains="/DEMO/").select_related(
+        "facility", "service"
+    )
     for n, contract in enumerate(contracts.order_by("id")):
         schedule = Schedule.objects.filter(facility=contract.facility, service=contract.service).first()
         if schedule is None:
