@@ -86,8 +86,13 @@ class ScheduleException(models.Model):
         constraints = [models.UniqueConstraint(fields=["schedule", "date"], name="exception_once_per_day")]
 
 
-class TsTzRange(Func):
-    function = "TSTZRANGE"
+class SlotSpan(Func):
+    """`cer_slot_span(schedule_id, start, end)`: one exact numrange per slot, [schedule*10^10 + start
+    epoch, schedule*10^10 + end epoch). Two spans overlap exactly when the slots share a schedule and overlap
+    in time, so a plain GiST range exclusion enforces "no overlap within a schedule" without the
+    btree_gist extension (which the embedded PostgreSQL does not ship). Defined in migration 0001."""
+
+    function = "cer_slot_span"
     output_field = models.JSONField()  # only used inside the exclusion constraint
 
 
@@ -133,13 +138,10 @@ class Slot(models.Model):
                 condition=~Q(status="held") | Q(hold_until__isnull=False), name="slot_held_has_deadline"
             ),
             models.UniqueConstraint(fields=["schedule", "start"], name="slot_unique_start"),
-            # No two live slots of one schedule overlap in time (btree_gist, see migration).
+            # No two live slots of one schedule overlap in time.
             ExclusionConstraint(
                 name="slot_no_overlap",
-                expressions=[
-                    ("schedule", RangeOperators.EQUAL),
-                    (TsTzRange("start", "end"), RangeOperators.OVERLAPS),
-                ],
+                expressions=[(SlotSpan("schedule", "start", "end"), RangeOperators.OVERLAPS)],
                 condition=~Q(status="cancelled"),
             ),
         ]

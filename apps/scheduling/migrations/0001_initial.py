@@ -3,7 +3,6 @@
 import apps.scheduling.models
 import django.contrib.postgres.constraints
 import django.db.models.deletion
-from django.contrib.postgres.operations import BtreeGistExtension
 from django.db import migrations, models
 
 
@@ -17,7 +16,16 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        BtreeGistExtension(),
+        # IMMUTABLE is true: an epoch does not depend on the session time zone.
+        migrations.RunSQL(
+            """
+            CREATE FUNCTION cer_slot_span(schedule_id bigint, s timestamptz, e timestamptz) RETURNS numrange
+            LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+            $$ SELECT numrange(schedule_id * 10000000000::numeric + extract(epoch FROM s),
+                               schedule_id * 10000000000::numeric + extract(epoch FROM e)) $$
+            """,
+            "DROP FUNCTION cer_slot_span(bigint, timestamptz, timestamptz)",
+        ),
         migrations.CreateModel(
             name='Practitioner',
             fields=[
@@ -135,7 +143,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='slot',
-            constraint=django.contrib.postgres.constraints.ExclusionConstraint(condition=models.Q(('status', 'cancelled'), _negated=True), expressions=[('schedule', '='), (apps.scheduling.models.TsTzRange('start', 'end'), '&&')], name='slot_no_overlap'),
+            constraint=django.contrib.postgres.constraints.ExclusionConstraint(condition=models.Q(('status', 'cancelled'), _negated=True), expressions=[(apps.scheduling.models.SlotSpan('schedule', 'start', 'end'), '&&')], name='slot_no_overlap'),
         ),
         migrations.AddConstraint(
             model_name='weeklytemplate',
