@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
@@ -19,3 +20,7 @@ urlpatterns = [
     path("staff/", include("apps.staff.urls")),
     path("", include("apps.portal.urls")),
 ]
+
+if settings.OIDC_RP_CLIENT_ID:
+    # mozilla-django-oidc reverses its own URL names without a namespace, so they live at the top level.
+    urlpatterns.insert(0, path("oidc/", include("mozilla_django_oidc.urls")))

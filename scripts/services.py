@@ -147,8 +147,20 @@ def _manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, check=True)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C, `kill` and a closed terminal all stop every child (SIGINT may arrive ignored when the
+    command was started in the background, so the handler is installed explicitly)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+
+
 def cmd_run() -> int:
     port = os.environ.get("PORT", "8000")
+    _stop_on_signals()
     with servers() as env:
         env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
         _manage(env, "migrate", "--no-input", "-v", "0")
@@ -214,6 +226,7 @@ def cmd_exec(argv: list[str]) -> int:
     if not argv:
         print("usage: python -m scripts.services exec -- COMMAND ...", file=sys.stderr)
         return 2
+    _stop_on_signals()
     with servers() as env:
         child = subprocess.Popen(argv, cwd=ROOT, env=env)
         try:

@@ -108,6 +108,26 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "portal:login"
+LOGIN_REDIRECT_URL = "portal:appointments"
+LOGOUT_REDIRECT_URL = "portal:home"
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+
+# Patient sign-in through the national login service (OpenID Connect), on only when configured.
+# Endpoints come from the issuer's discovery document, given here explicitly (mozilla-django-oidc
+# does not discover them).
+OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID", default="")
+if OIDC_RP_CLIENT_ID:
+    OIDC_RP_CLIENT_SECRET = secret("OIDC_RP_CLIENT_SECRET")
+    _issuer = env.str("OIDC_ISSUER").rstrip("/")
+    OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT", default=f"{_issuer}/authorize")
+    OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT", default=f"{_issuer}/token")
+    OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT", default=f"{_issuer}/userinfo")
+    OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT", default=f"{_issuer}/jwks")
+    OIDC_RP_SIGN_ALGO = "RS256"
+    OIDC_RP_SCOPES = "openid profile"
+    CER_OIDC_PESEL_CLAIM = env.str("CER_OIDC_PESEL_CLAIM", default="pesel")
+    LOGIN_REDIRECT_URL_FAILURE = "/login/"
+    AUTHENTICATION_BACKENDS = [*AUTHENTICATION_BACKENDS, "apps.portal.oidc.NationalLoginBackend"]
 
 # Polish first, English too. Store UTC, show Europe/Warsaw.
 LANGUAGE_CODE = "pl"
@@ -205,6 +225,9 @@ CER_API_RATE_LIMIT = env.int("CER_API_RATE_LIMIT", default=600)  # requests per 
 CER_API_RATE_WINDOW = env.int("CER_API_RATE_WINDOW", default=60)
 CER_WEBHOOK_MAX_ATTEMPTS = env.int("CER_WEBHOOK_MAX_ATTEMPTS", default=8)
 CER_OTP_TTL = timedelta(minutes=10)
+# Shared with the SMS operator to sign inbound-SMS webhooks; without it the webhook answers 404.
+CER_SMS_WEBHOOK_SECRET = secret("CER_SMS_WEBHOOK_SECRET")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="CeR <no-reply@cer.example.gov.pl>")
 
 LOGGING = {
     "version": 1,

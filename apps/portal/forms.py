@@ -1,0 +1,164 @@
+"""Forms of the patient pages. Labels and errors follow the page language (gettext_lazy)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django import forms
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from apps.catalog.models import Locality, Service, Voivodeship
+from apps.scheduling.selectors import Near
+
+RADIUS_CHOICES = [
+    ("", _("Only in this city")),
+    ("10", "10 km"),
+    ("25", "25 km"),
+    ("50", "50 km"),
+    ("100", "100 km"),
+]
+MAX_WINDOW_DAYS = 366
+
+
+class PeselForm(forms.Form):
+    pesel = forms.CharField(
+        label=_("PESEL number"),
+        min_length=11,
+        max_length=11,
+        help_text=_("11 digits. We send a one-time code to the phone number or e-mail you gave NFZ."),
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off", "pattern": "[0-9]{11}"}),
+    )
+
+
+class CodeForm(forms.Form):
+    code = forms.CharField(
+        label=_("One-time code"),
+        min_length=6,
+        max_length=7,
+        help_text=_("6 digits from the message we sent you."),
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code"}),
+    )
+
+
+class _ServiceChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        from django.utils.translation import get_language
+
+        return str(obj.name(get_language() or "pl"))
+
+
+class _VoivodeshipChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        from django.utils.translation import get_language
+
+        return str(obj.name if (get_language() or "pl").startswith("pl") else obj.name_en)
+
+
+class PlaceAndDatesForm(forms.Form):
+    """Where and when: the preferences shared by search and the waiting list."""
+
+    voivodeship = _VoivodeshipChoiceField(
+        queryset=Voivodeship.objects.all(),
+        required=False,
+        label=_("Voivodeship"),
+        empty_label=_("Anywhere in Poland"),
+    )
+    city = forms.CharField(label=_("City or town"), required=False, max_length=100)
+    radius_km = forms.TypedChoiceField(
+        label=_("Distance from the city"),
+        choices=RADIUS_CHOICES,
+        required=False,
+        coerce=int,
+        empty_value=None,
+    )
+    date_from = forms.DateField(
+        label=_("From date"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=_("Format: YYYY-MM-DD"),
+    )
+    date_to = forms.DateField(
+        label=_("To date"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=_("Format: YYYY-MM-DD"),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        city = (data.get("city") or "").strip()
+        data["locality"] = None
+        if city:
+            localities = Locality.objects.filter(name__iexact=city)
+            if data.get("voivodeship"):
+                localities = localities.filter(voivodeship=data["voivodeship"])
+            locality = localities.order_by("-population").first()
+            if locality is None:
+                self.add_error("city", _("We do not know this city. Check the spelling."))
+            data["locality"] = locality
+        elif data.get("radius_km"):
+            self.add_error("city", _("Enter the city to measure the distance from."))
+        date_from, date_to = data.get("date_from"), data.get("date_to")
+        if date_from and date_to and date_to < date_from:
+            self.add_error("date_to", _("The end date must not be before the start date."))
+        today = timezone.localdate()
+        if date_to and date_to < today:
+            self.add_error("date_to", _("The end date is in the past."))
+        if date_from and date_from > today + dt.timedelta(days=MAX_WINDOW_DAYS):
+            self.add_error("date_from", _("Choose a date within a year from today."))
+        return data
+
+    def near(self) -> Near | None:
+        locality, radius = self.cleaned_data.get("locality"), self.cleaned_data.get("radius_km")
+        if locality is not None and radius:
+            return Near(lat=locality.lat, lon=locality.lon, radius_km=float(radius))
+        return None
+
+
+class SearchForm(PlaceAndDatesForm):
+    service = _ServiceChoiceField(
+        queryset=Service.objects.order_by("name_pl"), label=_("Service"), empty_label=_("Choose a service")
+    )
+
+    field_order = ["service", "voivodeship", "city", "radius_km", "date_from", "date_to"]
+
+
+class ReferralForm(forms.Form):
+    referral_number = forms.CharField(label=_("E-referral number"), required=False, max_length=44)
+    referral_code = forms.CharField(
+        label=_("Access code (4 digits)"),
+        required=False,
+        max_length=4,
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+    )
+
+    def __init__(self, *args: Any, required: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.referral_required = required
+        if required:
+            for name in ("referral_number", "referral_code"):
+                self.fields[name].required = True
+
+    def clean_referral_code(self) -> str:
+        code = (self.cleaned_data.get("referral_code") or "").strip()
+        if code and (len(code) != 4 or not code.isdigit()):
+            raise forms.ValidationError(_("The access code has exactly 4 digits."))
+        return code
+
+
+class WaitlistJoinForm(SearchForm, ReferralForm):
+    field_order = [*SearchForm.field_order, "referral_number", "referral_code"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        service = data.get("service")
+        if service is not None and service.referral_required:
+            for name in ("referral_number", "referral_code"):
+                if not data.get(name) and name not in self.errors:
+                    self.add_error(name, _("This service needs an e-referral: enter this field."))
+        return data

@@ -1,0 +1,465 @@
+"""Patient pages: thin views over the booking services and selectors; they work without JavaScript.
+
+Another patient's appointment id behaves exactly like a missing one (404), every write is a POST
+with a CSRF token, and a refusal from a booking rule is shown in the page language with nothing
+changed. The PESEL is only ever read from a POST body and never stored in the session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login, logout
+from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods, require_POST
+
+from apps.booking import selectors as booking_selectors
+from apps.booking import services as booking_services
+from apps.booking.models import LIVE_APPOINTMENT, Appointment
+from apps.core.errors import DomainError
+from apps.notifications.selectors import inbox_list
+from apps.notifications.services import DEV_OUTBOX_KEY, message_mark_read
+from apps.patients.models import Patient
+from apps.scheduling.models import Slot
+from apps.scheduling.selectors import Near, slot_search
+
+from . import ics, selectors
+from .forms import CodeForm, PeselForm, ReferralForm, SearchForm, WaitlistJoinForm
+from .services import SignInError, login_code_request, login_code_verify, patient_user_link
+
+SESSION_LOGIN_CODE = "portal_login_code"
+SESSION_DECOY_ATTEMPTS = "portal_login_decoy"
+RESULTS = 10
+
+View = Callable[..., HttpResponse]
+
+
+def _patient(request: HttpRequest) -> Patient:
+    patient = selectors.patient_for_user(user_id=request.user.pk)
+    if patient is None:
+        raise Http404
+    return patient
+
+
+def patient_required(view: View) -> View:
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return view(request, _patient(request), *args, **kwargs)
+
+    return wrapper
+
+
+def _safe_next(request: HttpRequest, default: str) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    return default
+
+
+def _oidc_enabled() -> bool:
+    return bool(getattr(settings, "OIDC_RP_CLIENT_ID", "")) and bool(
+        getattr(settings, "OIDC_OP_TOKEN_ENDPOINT", "")
+    )
+
+
+# --- sign-in -----------------------------------------------------------------------------------------
+
+
+@sensitive_post_parameters("pesel")
+@require_http_methods(["GET", "POST"])
+def login_view(request: HttpRequest) -> HttpResponse:
+    form = PeselForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            code_id = login_code_request(pesel=form.cleaned_data["pesel"])
+        except SignInError as exc:
+            form.add_error("pesel", exc.message)
+        else:
+            # Unknown PESEL: the same next page, so the form does not tell who is registered.
+            request.session[SESSION_LOGIN_CODE] = code_id or 0
+            request.session[SESSION_DECOY_ATTEMPTS] = 0
+            next_url = _safe_next(request, "")
+            return redirect(
+                reverse("portal:login_code") + (f"?{urlencode({'next': next_url})}" if next_url else "")
+            )
+    return render(
+        request,
+        "portal/login.html",
+        {
+            "form": form,
+            "oidc_enabled": _oidc_enabled(),
+            "next": _safe_next(request, ""),
+            "debug": settings.DEBUG,
+        },
+    )
+
+
+@sensitive_post_parameters("code")
+@require_http_methods(["GET", "POST"])
+def login_code_view(request: HttpRequest) -> HttpResponse:
+    if SESSION_LOGIN_CODE not in request.session:
+        return redirect("portal:login")
+    form = CodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        code_id = request.session[SESSION_LOGIN_CODE]
+        try:
+            if not code_id:
+                attempts = request.session.get(SESSION_DECOY_ATTEMPTS, 0) + 1
+                request.session[SESSION_DECOY_ATTEMPTS] = attempts
+                raise SignInError("wrong_code" if attempts < 5 else "code_expired")
+            patient = login_code_verify(login_code_id=code_id, code=form.cleaned_data["code"])
+        except SignInError as exc:
+            form.add_error("code", exc.message)
+        else:
+            user = patient_user_link(patient=patient)
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")  # rotates the session
+            request.session.pop(SESSION_LOGIN_CODE, None)
+            request.session.pop(SESSION_DECOY_ATTEMPTS, None)
+            if patient.language:
+                request.session["_language"] = patient.language
+            return redirect(_safe_next(request, reverse("portal:appointments")))
+    return render(
+        request,
+        "portal/login_code.html",
+        {"form": form, "next": _safe_next(request, ""), "debug": settings.DEBUG},
+    )
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    messages.success(request, _("You have signed out."))
+    return redirect("portal:home")
+
+
+def dev_outbox(request: HttpRequest) -> HttpResponse:
+    """Development only: the messages just sent, sign-in codes included. 404 unless DEBUG."""
+    if not settings.DEBUG:
+        raise Http404
+    return render(request, "portal/dev_outbox.html", {"entries": cache.get(DEV_OUTBOX_KEY) or []})
+
+
+# --- search and booking ------------------------------------------------------------------------------
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    form = SearchForm(request.GET or None)
+    slots: list[Slot] = []
+    searched = False
+    join_form = None
+    if request.GET and form.is_valid():
+        searched = True
+        data = form.cleaned_data
+        near: Near | None = form.near()
+        slots = slot_search(
+            service=data["service"],
+            voivodeship=data.get("voivodeship"),
+            locality=data.get("locality") if near is None else None,
+            near=near,
+            date_from=data.get("date_from"),
+            date_to=data.get("date_to"),
+            limit=RESULTS,
+        )
+        if not slots:
+            join_form = WaitlistJoinForm(initial={**request.GET.dict()})
+    return render(
+        request,
+        "portal/home.html",
+        {
+            "form": form,
+            "slots": slots,
+            "searched": searched,
+            "join_form": join_form,
+            "service": form.cleaned_data.get("service") if searched else None,
+            "query": request.GET.urlencode(),
+        },
+    )
+
+
+@patient_required
+@require_http_methods(["GET", "POST"])
+def slot_hold_view(request: HttpRequest, patient: Patient, slot_id: int) -> HttpResponse:
+    back = _safe_next(request, reverse("portal:home"))
+    if request.method == "GET":  # e.g. back here after signing in: holding a slot needs a POST
+        return redirect(back)
+    try:
+        booking_services.slot_hold(slot_id=slot_id, patient=patient)
+    except DomainError as exc:
+        existing = selectors.live_appointment_on_slot(patient=patient, slot_id=slot_id)
+        if existing is not None:
+            return redirect("portal:appointment", appointment_id=existing.pk)
+        messages.error(request, exc.message)
+        return redirect(back)
+    return redirect(reverse("portal:booking_summary", args=[slot_id]) + f"?{urlencode({'next': back})}")
+
+
+@patient_required
+@require_http_methods(["GET", "POST"])
+def booking_summary(request: HttpRequest, patient: Patient, slot_id: int) -> HttpResponse:
+    """Step 2 of booking: the held slot, the e-referral if needed, and the "book" button.
+
+    A second click on "book" (or a replayed form) finds the booking already made and shows it.
+    """
+    existing = selectors.live_appointment_on_slot(patient=patient, slot_id=slot_id)
+    if existing is not None:
+        messages.info(request, _("This appointment is booked."))
+        return redirect("portal:appointment", appointment_id=existing.pk)
+    back = _safe_next(request, reverse("portal:home"))
+    slot = selectors.held_slot_get(patient=patient, slot_id=slot_id, now=timezone.now())
+    if slot is None:
+        messages.error(request, DomainError("hold_expired").message)
+        return redirect(back)
+    form = ReferralForm(request.POST or None, required=slot.service.referral_required)
+    refusal = None
+    if request.method == "POST":
+        if "release" in request.POST:
+            booking_services.slot_release_hold(slot_id=slot_id, patient=patient)
+            messages.info(request, _("The slot was released. You can choose another one."))
+            return redirect(back)
+        if form.is_valid():
+            try:
+                appointment = booking_services.appointment_book(
+                    slot_id=slot_id,
+                    patient=patient,
+                    channel=Appointment.Channel.WEB,
+                    referral_number=form.cleaned_data.get("referral_number") or None,
+                    referral_code=form.cleaned_data.get("referral_code") or None,
+                )
+            except DomainError as exc:
+                existing = selectors.live_appointment_on_slot(patient=patient, slot_id=slot_id)
+                if existing is not None:  # the first click of a double-click won the race
+                    return redirect("portal:appointment", appointment_id=existing.pk)
+                if exc.field and exc.field in form.fields:
+                    form.add_error(exc.field, exc.message)
+                else:
+                    refusal = exc.message
+            else:
+                messages.success(request, _("Your appointment is booked."))
+                return redirect("portal:appointment", appointment_id=appointment.pk)
+    return render(
+        request,
+        "portal/booking_summary.html",
+        {"slot": slot, "form": form, "refusal": refusal, "next": back, "hold_until": slot.hold_until},
+    )
+
+
+# --- my appointments ---------------------------------------------------------------------------------
+
+
+@patient_required
+def appointments(request: HttpRequest, patient: Patient) -> HttpResponse:
+    upcoming = list(booking_selectors.appointment_list_for_patient(patient=patient, upcoming=True))
+    past = list(booking_selectors.appointment_list_for_patient(patient=patient, upcoming=False)[:50])
+    waiting = booking_selectors.waitlist_entries_for_patient(patient=patient)
+    return render(
+        request, "portal/appointments.html", {"upcoming": upcoming, "past": past, "waiting": waiting}
+    )
+
+
+def _own_appointment(patient: Patient, appointment_id: int) -> Appointment:
+    appointment = booking_selectors.appointment_get_for_patient(
+        patient=patient, appointment_id=appointment_id
+    )
+    if appointment is None:
+        raise Http404
+    return appointment
+
+
+@patient_required
+def appointment_detail(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
+    appointment = _own_appointment(patient, appointment_id)
+    return render(
+        request,
+        "portal/appointment_detail.html",
+        {
+            "appointment": appointment,
+            "live": appointment.status in LIVE_APPOINTMENT and appointment.start > timezone.now(),
+            "from_waitlist": appointment.channel == Appointment.Channel.WAITLIST,
+        },
+    )
+
+
+def _act(
+    request: HttpRequest, appointment: Appointment, action: Callable[[], Any], done: str
+) -> HttpResponse:
+    try:
+        action()
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, done)
+    return redirect("portal:appointment", appointment_id=appointment.pk)
+
+
+@patient_required
+@require_POST
+def appointment_confirm(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
+    appointment = _own_appointment(patient, appointment_id)
+    return _act(
+        request,
+        appointment,
+        lambda: booking_services.appointment_confirm(appointment=appointment),
+        _("Thank you. Your attendance is confirmed."),
+    )
+
+
+@patient_required
+@require_http_methods(["GET", "POST"])
+def appointment_cancel(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
+    appointment = _own_appointment(patient, appointment_id)
+    if request.method == "POST":
+        return _act(
+            request,
+            appointment,
+            lambda: booking_services.appointment_cancel_by_patient(appointment=appointment),
+            _("The appointment is cancelled. The slot goes back to other patients."),
+        )
+    return render(request, "portal/appointment_cancel.html", {"appointment": appointment})
+
+
+@patient_required
+@require_POST
+def appointment_release(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
+    appointment = _own_appointment(patient, appointment_id)
+    try:
+        booking_services.allocation_release(appointment=appointment)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("portal:appointment", appointment_id=appointment.pk)
+    messages.success(request, _("The slot was released. You keep your place on the waiting list."))
+    return redirect("portal:appointments")
+
+
+@patient_required
+@require_http_methods(["GET", "POST"])
+def appointment_reschedule(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
+    appointment = _own_appointment(patient, appointment_id)
+    if request.method == "POST":
+        try:
+            slot_id = int(request.POST.get("slot", ""))
+        except ValueError:
+            raise Http404 from None
+        try:
+            new = booking_services.appointment_reschedule(appointment=appointment, new_slot_id=slot_id)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+            return redirect("portal:appointment_reschedule", appointment_id=appointment.pk)
+        messages.success(request, _("Your appointment has been moved."))
+        return redirect("portal:appointment", appointment_id=new.pk)
+    form = SearchForm(request.GET or None, initial={"service": appointment.service_id})
+    form.fields["service"].disabled = True
+    slots: list[Slot] = []
+    if appointment.status in LIVE_APPOINTMENT:
+        filters: dict[str, Any] = {"service": appointment.service, "limit": RESULTS}
+        if request.GET and form.is_valid():
+            data = form.cleaned_data
+            near = form.near()
+            filters.update(
+                voivodeship=data.get("voivodeship"),
+                locality=data.get("locality") if near is None else None,
+                near=near,
+                date_from=data.get("date_from"),
+                date_to=data.get("date_to"),
+            )
+        else:
+            filters["voivodeship"] = appointment.facility.voivodeship_id
+        slots = slot_search(**filters)
+    return render(
+        request,
+        "portal/appointment_reschedule.html",
+        {"appointment": appointment, "form": form, "slots": slots},
+    )
+
+
+@patient_required
+def appointment_ics(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
+    appointment = _own_appointment(patient, appointment_id)
+    response = HttpResponse(
+        ics.appointment_ics(appointment=appointment), content_type="text/calendar; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="wizyta-{appointment.pk}.ics"'
+    return response
+
+
+# --- waiting list --------------------------------------------------------------------------------------
+
+
+@patient_required
+@require_POST
+def waitlist_join(request: HttpRequest, patient: Patient) -> HttpResponse:
+    form = WaitlistJoinForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            booking_services.waitlist_join(
+                patient=patient,
+                service=data["service"],
+                referral_number=data.get("referral_number") or None,
+                referral_code=data.get("referral_code") or None,
+                date_from=data.get("date_from"),
+                date_to=data.get("date_to"),
+                voivodeship=data.get("voivodeship"),
+                locality=data.get("locality"),
+                max_distance_km=data.get("radius_km"),
+            )
+        except DomainError as exc:
+            if exc.field and exc.field in form.fields:
+                form.add_error(exc.field, exc.message)
+            else:
+                form.add_error(None, exc.message)
+        else:
+            messages.success(
+                request,
+                _("You joined the waiting list. We will book the first matching slot and let you know."),
+            )
+            return redirect("portal:waitlist")
+    return render(request, "portal/waitlist_join.html", {"form": form}, status=400)
+
+
+@patient_required
+def waitlist(request: HttpRequest, patient: Patient) -> HttpResponse:
+    entries = booking_selectors.waitlist_entries_for_patient(patient=patient)
+    return render(request, "portal/waitlist.html", {"entries": entries})
+
+
+@patient_required
+@require_POST
+def waitlist_leave(request: HttpRequest, patient: Patient, registration_id: int) -> HttpResponse:
+    registration = selectors.waiting_registration_get(patient=patient, registration_id=registration_id)
+    if registration is None:
+        raise Http404
+    try:
+        booking_services.waitlist_leave(registration=registration)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("You left the waiting list."))
+    return redirect("portal:waitlist")
+
+
+# --- in-app messages -----------------------------------------------------------------------------------
+
+
+@patient_required
+def inbox(request: HttpRequest, patient: Patient) -> HttpResponse:
+    if request.method == "POST":
+        with contextlib.suppress(ValueError):
+            message_mark_read(patient=patient, message_id=int(request.POST.get("message", "")))
+        return redirect("portal:inbox")
+    items = inbox_list(patient=patient)
+    return render(request, "portal/inbox.html", {"items": items})
