@@ -35,3 +35,11 @@ def test_unknown_api_path_is_problem_json_not_html(client):
     assert response.status_code == 404
     assert response["Content-Type"] == "application/problem+json"
     assert response.json()["code"] == "not_found"
+
+
+@pytest.mark.django_db
+def test_pages_are_polish_even_for_an_english_browser_until_english_is_chosen(client):
+    page = client.get("/", HTTP_ACCEPT_LANGUAGE="en-US,en;q=0.9")
+    assert page["Content-Language"] == "pl"
+    client.cookies["django_language"] = "en"
+    assert client.get("/", HTTP_ACCEPT_LANGUAGE="pl")["Content-Language"] == "en"
