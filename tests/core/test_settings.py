@@ -18,7 +18,11 @@ GOOD = {
 
 
 def start_production(env_overrides: dict[str, str | None], *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in GOOD and not k.endswith("_FILE")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in GOOD and not k.endswith("_FILE") and k != "DJANGO_ALLOW_ASYNC_UNSAFE"
+    }
     env.update(GOOD)
     for key, value in env_overrides.items():
         if value is None:

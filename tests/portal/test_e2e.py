@@ -40,9 +40,13 @@ pytestmark = [
     ),
 ]
 
+
 # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes between
 # browser steps are synchronous and safe here.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+@pytest.fixture(autouse=True)
+def _allow_sync_orm_beside_playwright(monkeypatch):
+    # Scoped to these tests, so the variable never leaks into other tests or subprocesses.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture
