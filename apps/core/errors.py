@@ -122,7 +122,6 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
         "Placówka nie ma umowy z NFZ na tę usługę w tym okresie.",
         "The facility has no NFZ contract for this service in that period.",
     ),
-    "offer_expired": (409, "Ta propozycja terminu wygasła.", "This offered slot has expired."),
 }
 
 
