@@ -188,6 +188,13 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# django-oauth-toolkit's own models (named explicitly: its migrations and checks read these).
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth2_provider.AccessToken"  # noqa: S105 (a model name)
+OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth2_provider.RefreshToken"  # noqa: S105
+OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"  # noqa: S105
+OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
+
 OAUTH2_PROVIDER = {
     "ACCESS_TOKEN_EXPIRE_SECONDS": 3600,
     "SCOPES": {
@@ -225,6 +232,11 @@ CER_HOLD_SECONDS = env.int("CER_HOLD_SECONDS", default=600)
 CER_API_RATE_LIMIT = env.int("CER_API_RATE_LIMIT", default=600)  # requests per window per client
 CER_API_RATE_WINDOW = env.int("CER_API_RATE_WINDOW", default=60)
 CER_WEBHOOK_MAX_ATTEMPTS = env.int("CER_WEBHOOK_MAX_ATTEMPTS", default=8)
+# Key that encrypts stored webhook signing secrets (falls back to SECRET_KEY; changing it
+# invalidates stored secrets). Plain-http and private-address webhook targets stay refused.
+CER_WEBHOOK_SECRET_KEY = secret("CER_WEBHOOK_SECRET_KEY")
+CER_WEBHOOK_ALLOW_HTTP = env.bool("CER_WEBHOOK_ALLOW_HTTP", default=False)
+CER_WEBHOOK_ALLOW_PRIVATE = env.bool("CER_WEBHOOK_ALLOW_PRIVATE", default=False)
 CER_OTP_TTL = timedelta(minutes=10)
 # Shared with the SMS operator to sign inbound-SMS webhooks; without it the webhook answers 404.
 CER_SMS_WEBHOOK_SECRET = secret("CER_SMS_WEBHOOK_SECRET")

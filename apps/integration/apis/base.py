@@ -1,0 +1,235 @@
+"""The base of every integration API operation: authentication, facility scope, scopes, rate limit,
+Idempotency-Key, problem+json and the OpenAPI error responses. One subclass per operation."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django.db import transaction
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.core.api_errors import problem, problem_response
+
+from ..auth import ApiClientAuthentication, ApiPrincipal, HasOperationScope
+from ..idempotency import (
+    HEADER,
+    idempotency_claim,
+    idempotency_key_validate,
+    idempotency_store,
+    request_hash,
+)
+from ..models import IdempotencyRecord
+from ..problems import ApiProblem
+from ..ratelimit import RateState, rate_limit_hit
+from ..selectors import FacilityScope
+
+WRITE_METHODS = ("POST", "PUT", "PATCH")
+
+
+class _Replay(Exception):
+    def __init__(self, record: IdempotencyRecord) -> None:
+        self.record = record
+
+
+class ProblemSerializer(serializers.Serializer):
+    """RFC 9457 problem details with a stable machine-readable `code`."""
+
+    type = serializers.URLField()
+    title = serializers.CharField()
+    status = serializers.IntegerField()
+    code = serializers.CharField()
+    detail = serializers.CharField()
+    # Only describes the schema (never validates input), so shadowing `Serializer.errors` is harmless.
+    errors = serializers.JSONField(required=False)  # type: ignore[assignment]
+    params = serializers.DictField(child=serializers.CharField(), required=False)
+
+
+def _problem_example(status: int, code: str, title: str) -> OpenApiExample:
+    return OpenApiExample(
+        code,
+        value=problem(status, code, title),
+        response_only=True,
+        status_codes=[str(status)],
+        media_type="application/problem+json",
+    )
+
+
+PROBLEMS: dict[int, OpenApiResponse] = {
+    400: OpenApiResponse(
+        ProblemSerializer,
+        "Malformed JSON, invalid or unknown fields, invalid cursor or PESEL",
+        examples=[_problem_example(400, "validation_error", "The request has invalid fields")],
+    ),
+    401: OpenApiResponse(
+        ProblemSerializer,
+        "No, invalid, expired or revoked credentials",
+        examples=[_problem_example(401, "authentication_failed", "Incorrect authentication credentials.")],
+    ),
+    403: OpenApiResponse(
+        ProblemSerializer,
+        "The token lacks the scope this operation needs",
+        examples=[_problem_example(403, "forbidden", "You do not have permission to perform this action.")],
+    ),
+    404: OpenApiResponse(
+        ProblemSerializer,
+        "Not found in your facility (ids of other facilities are never visible)",
+        examples=[_problem_example(404, "not_found", "Not found.")],
+    ),
+    409: OpenApiResponse(
+        ProblemSerializer,
+        "Refused by a booking rule (slot taken, state, overlap...)",
+        examples=[_problem_example(409, "slot_not_free", "This appointment slot is already taken")],
+    ),
+    412: OpenApiResponse(
+        ProblemSerializer,
+        "If-Match does not match the current ETag",
+        examples=[_problem_example(412, "precondition_failed", "The resource was changed by someone else")],
+    ),
+    413: OpenApiResponse(ProblemSerializer, "Request body too large"),
+    415: OpenApiResponse(ProblemSerializer, "Content-Type must be application/json"),
+    422: OpenApiResponse(
+        ProblemSerializer,
+        "Idempotency-Key reused with a different request",
+        examples=[_problem_example(422, "idempotency_key_reused", "Key used for a different request")],
+    ),
+    428: OpenApiResponse(ProblemSerializer, "If-Match is required"),
+    429: OpenApiResponse(
+        ProblemSerializer,
+        "Rate limit exceeded; see Retry-After and RateLimit-* headers",
+        examples=[_problem_example(429, "rate_limited", "Request was throttled.")],
+    ),
+}
+READ_ERRORS = (400, 401, 403, 404, 429)
+WRITE_ERRORS = (400, 401, 403, 404, 409, 413, 415, 422, 429)
+
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    HEADER,
+    str,
+    OpenApiParameter.HEADER,
+    description="Any unique string (e.g. a UUID). A retry with the same key returns the first response.",
+)
+
+
+def responses(ok: dict[int, Any], errors: tuple[int, ...]) -> dict[Any, Any]:
+    """Success bodies as JSON, every error as application/problem+json."""
+    problems = {(status, "application/problem+json"): PROBLEMS[status] for status in errors}
+    return {**{(status, "application/json"): body for status, body in ok.items()}, **problems}
+
+
+class StrictSerializer(serializers.Serializer):
+    """Input serializers refuse fields they do not know (a typo must not be silently ignored)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class FacilityApi(APIView):
+    """Base class: subclasses set `required_scope` and implement exactly one HTTP method."""
+
+    authentication_classes = [ApiClientAuthentication]
+    permission_classes = [HasOperationScope]
+    required_scope: str | None = None
+
+    principal: ApiPrincipal
+    scope: FacilityScope
+    _rate: RateState | None = None
+    _idempotency_id: int | None = None
+
+    def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # authentication and scope check
+        self.principal = request.user
+        self.scope = FacilityScope(self.principal.facility)
+        self._rate = rate_limit_hit(client_id=self.principal.client.pk)
+        if self._rate.exceeded:
+            raise ApiProblem(
+                429,
+                "rate_limited",
+                "Too many requests",
+                f"Limit {self._rate.limit} requests per window; retry in {self._rate.reset} s.",
+                headers={"Retry-After": str(self._rate.reset)},
+            )
+        key = request.headers.get(HEADER)
+        if key is not None and request.method in WRITE_METHODS:
+            key = idempotency_key_validate(key)
+            digest = request_hash(method=request.method, path=request.get_full_path(), body=request.body)
+            record_id, first = idempotency_claim(
+                client=self.principal.client,
+                key=key,
+                method=request.method,
+                path=request.get_full_path(),
+                digest=digest,
+            )
+            if first is not None:
+                raise _Replay(first)
+            self._idempotency_id = record_id
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, _Replay):
+            record = exc.record
+            headers = {k: v for k, v in record.response_headers.items() if k != "Content-Type"}
+            headers["Idempotent-Replayed"] = "true"
+            response = Response(record.response_body, status=record.status_code, headers=headers)
+            if "Content-Type" in record.response_headers:
+                response.content_type = record.response_headers["Content-Type"]
+            return response
+        if isinstance(exc, ApiProblem):
+            body = problem(exc.status, exc.code, exc.title, exc.detail, exc.errors)
+            return problem_response(body, exc.headers)
+        return super().handle_exception(exc)
+
+    def finalize_response(self, request: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if self._rate is not None:
+            for name, value in self._rate.headers().items():
+                response[name] = value
+        return response
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if request.method not in WRITE_METHODS:
+            return super().dispatch(request, *args, **kwargs)
+        # One transaction per write request: the change, its outbox events and the stored
+        # idempotent response commit together (or not at all).
+        with transaction.atomic():
+            response = cast(Response, super().dispatch(request, *args, **kwargs))
+            if response.status_code >= 500 or transaction.get_rollback():
+                transaction.set_rollback(True)
+            elif self._idempotency_id is not None:
+                response.render()
+                headers = dict(response.items())
+                idempotency_store(
+                    record_id=self._idempotency_id,
+                    status_code=response.status_code,
+                    content=response.content,
+                    headers=headers,
+                )
+        return response
+
+
+def by_method(**operations: type[APIView]) -> Any:
+    """One URL, one API class per HTTP method (STYLE.md rule 3). The per-operation patterns are also
+    listed (unreachable, after this one) so drf-spectacular documents each class."""
+    views = {method.upper(): cls.as_view() for method, cls in operations.items()}
+
+    @csrf_exempt
+    def view(request: Any, *args: Any, **kwargs: Any) -> Any:
+        handler = views.get(request.method)
+        if handler is None:
+            response = JsonResponse(
+                problem(405, "method_not_allowed", "Method not allowed"),
+                status=405,
+                content_type="application/problem+json",
+            )
+            response["Allow"] = ", ".join(sorted(views))
+            return response
+        return handler(request, *args, **kwargs)
+
+    return view

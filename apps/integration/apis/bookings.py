@@ -1,0 +1,283 @@
+"""Bookings (appointments) of the caller's facility: reads (audited), desk bookings and transitions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from apps.audit.services import access_record
+from apps.booking import services as booking
+from apps.booking.models import Appointment
+from apps.core import pesel as pesel_rules
+from apps.core.errors import DomainError
+
+from ..selectors import patient_by_pesel
+from .base import IDEMPOTENCY_PARAMETER, READ_ERRORS, WRITE_ERRORS, FacilityApi, StrictSerializer, responses
+from .schedules import DayInput, DayOutput, WindowQuery, _parse
+
+API_CHANNELS = (Appointment.Channel.DESK, Appointment.Channel.PHONE, Appointment.Channel.EMAIL)
+
+
+class PatientOutput(serializers.Serializer):
+    pesel = serializers.CharField()
+    first_name = serializers.CharField()
+    last_name = serializers.CharField()
+    birth_date = serializers.DateField()
+    sex = serializers.CharField()
+    phone = serializers.CharField()
+    email = serializers.CharField()
+
+
+class BookingOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    slot_id = serializers.IntegerField()
+    service = serializers.CharField(source="service.code")
+    start = serializers.DateTimeField()
+    status = serializers.ChoiceField(choices=Appointment.Status.choices)
+    channel = serializers.ChoiceField(choices=Appointment.Channel.choices)
+    confirm_by = serializers.DateTimeField(allow_null=True)
+    confirmed_at = serializers.DateTimeField(allow_null=True)
+    reason = serializers.CharField(source="reason.code", allow_null=True, default=None)
+    rescheduled_to = serializers.IntegerField(source="rescheduled_to_id", allow_null=True)
+    version = serializers.IntegerField()
+    patient = PatientOutput()
+
+
+class BookingPage(serializers.Serializer):
+    results = BookingOutput(many=True)
+    next = serializers.CharField(allow_null=True)
+
+
+class BookingQuery(WindowQuery):
+    status = serializers.ChoiceField(choices=Appointment.Status.choices, required=False)
+
+
+class BookingCreateInput(StrictSerializer):
+    slot_id = serializers.IntegerField(min_value=1)
+    pesel = serializers.CharField(
+        max_length=11, min_length=11, help_text="The patient's PESEL (in the body only)"
+    )
+    channel = serializers.ChoiceField(choices=[(c.value, c.label) for c in API_CHANNELS])
+    referral_number = serializers.CharField(max_length=44, required=False, allow_null=True)
+    referral_code = serializers.RegexField(r"^[0-9]{4}$", required=False, allow_null=True)
+
+
+class CancelInput(StrictSerializer):
+    reason_code = serializers.CharField(max_length=32, help_text="A facility_cancel code from /reason-codes")
+
+
+class RescheduleInput(StrictSerializer):
+    slot_id = serializers.IntegerField(min_value=1, help_text="A free slot of your facility, same service")
+
+
+class OutcomeInput(StrictSerializer):
+    outcome = serializers.ChoiceField(choices=[("attended", "attended"), ("no_show", "no_show")])
+
+
+class ConfirmInput(StrictSerializer):
+    pass
+
+
+class BookingApi(FacilityApi):
+    """Responses carry personal data: every one is recorded in the append-only access log."""
+
+    def respond(
+        self, request: Any, appointments: list[Appointment], body: Any, status: int = 200
+    ) -> Response:
+        access_record(
+            actor_type="api_client",
+            actor_id=self.principal.actor_id,
+            facility_id=self.principal.facility.pk,
+            patient_ids=[a.patient_id for a in appointments],
+            action=f"{request.method} {request.path}"[:100],
+            purpose="facility integration API",
+        )
+        return Response(body, status=status)
+
+    def reload(self, appointment: Appointment) -> Appointment:
+        return self.scope.appointment(appointment.pk)
+
+
+class BookingListApi(BookingApi):
+    required_scope = "bookings:read"
+
+    @extend_schema(
+        operation_id="bookings_list",
+        tags=["bookings"],
+        summary="Your bookings (cursor pagination)",
+        parameters=[BookingQuery],
+        responses=responses({200: BookingPage}, READ_ERRORS),
+    )
+    def get(self, request: Any) -> Response:
+        query = _parse(BookingQuery, request.query_params)
+        rows, next_cursor = self.scope.appointment_list(
+            **query.window(), status=query.validated_data.get("status")
+        )
+        return self.respond(
+            request, rows, {"results": BookingOutput(rows, many=True).data, "next": next_cursor}
+        )
+
+
+class BookingDetailApi(BookingApi):
+    required_scope = "bookings:read"
+
+    @extend_schema(
+        operation_id="bookings_retrieve",
+        tags=["bookings"],
+        summary="One booking",
+        responses=responses({200: BookingOutput}, READ_ERRORS),
+    )
+    def get(self, request: Any, booking_id: int) -> Response:
+        appointment = self.scope.appointment(booking_id)
+        return self.respond(request, [appointment], BookingOutput(appointment).data)
+
+
+class BookingCreateApi(BookingApi):
+    required_scope = "bookings:write"
+
+    @extend_schema(
+        operation_id="bookings_create",
+        tags=["bookings"],
+        summary="Register a booking taken at the desk, by phone or e-mail",
+        description="The same rules as the web apply: e-referral, screening eligibility, one active "
+        "registration per patient and service in the whole country. Send an Idempotency-Key: a "
+        "retried request never creates a second booking.",
+        request=BookingCreateInput,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses=responses({201: BookingOutput}, WRITE_ERRORS),
+        examples=[
+            OpenApiExample(
+                "desk booking",
+                request_only=True,
+                value={
+                    "slot_id": 123,
+                    "pesel": "44051401359",
+                    "channel": "desk",
+                    "referral_number": "REF0000000001",
+                    "referral_code": "1234",
+                },
+            )
+        ],
+    )
+    def post(self, request: Any) -> Response:
+        data = _parse(BookingCreateInput, request.data).validated_data
+        try:
+            pesel_rules.parse(data["pesel"])
+        except pesel_rules.InvalidPesel as exc:
+            raise DomainError("invalid_pesel", field="pesel", reason=exc.reason) from None
+        patient = patient_by_pesel(pesel=data["pesel"])
+        self.scope.slot(data["slot_id"])  # another facility's slot is simply not found
+        appointment = booking.appointment_book(
+            slot_id=data["slot_id"],
+            patient=patient,
+            channel=data["channel"],
+            referral_number=data.get("referral_number"),
+            referral_code=data.get("referral_code"),
+            facility=self.principal.facility,
+        )
+        appointment = self.reload(appointment)
+        response = self.respond(request, [appointment], BookingOutput(appointment).data, status=201)
+        response["Location"] = f"/api/v1/bookings/{appointment.pk}"
+        return response
+
+
+class BookingCancelApi(BookingApi):
+    required_scope = "bookings:write"
+
+    @extend_schema(
+        operation_id="bookings_cancel",
+        tags=["bookings"],
+        summary="Cancel by the facility with a reason (the patient keeps their place)",
+        request=CancelInput,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses=responses({200: BookingOutput}, WRITE_ERRORS),
+    )
+    def post(self, request: Any, booking_id: int) -> Response:
+        appointment = self.scope.appointment(booking_id)
+        data = _parse(CancelInput, request.data).validated_data
+        appointment = booking.appointment_cancel_by_facility(
+            appointment=appointment, reason_code=data["reason_code"]
+        )
+        appointment = self.reload(appointment)
+        return self.respond(request, [appointment], BookingOutput(appointment).data)
+
+
+class BookingRescheduleApi(BookingApi):
+    required_scope = "bookings:write"
+
+    @extend_schema(
+        operation_id="bookings_reschedule",
+        tags=["bookings"],
+        summary="Move a booking to another slot",
+        request=RescheduleInput,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses=responses({200: BookingOutput}, WRITE_ERRORS),
+    )
+    def post(self, request: Any, booking_id: int) -> Response:
+        appointment = self.scope.appointment(booking_id)
+        data = _parse(RescheduleInput, request.data).validated_data
+        self.scope.slot(data["slot_id"])
+        new = booking.appointment_reschedule(appointment=appointment, new_slot_id=data["slot_id"])
+        new = self.reload(new)
+        return self.respond(request, [new], BookingOutput(new).data)
+
+
+class BookingConfirmApi(BookingApi):
+    required_scope = "bookings:write"
+
+    @extend_schema(
+        operation_id="bookings_confirm",
+        tags=["bookings"],
+        summary="Confirm on the patient's behalf",
+        request=ConfirmInput,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses=responses({200: BookingOutput}, WRITE_ERRORS),
+    )
+    def post(self, request: Any, booking_id: int) -> Response:
+        appointment = self.scope.appointment(booking_id)
+        _parse(ConfirmInput, request.data)
+        appointment = self.reload(booking.appointment_confirm(appointment=appointment))
+        return self.respond(request, [appointment], BookingOutput(appointment).data)
+
+
+class BookingOutcomeApi(BookingApi):
+    required_scope = "outcomes:write"
+
+    @extend_schema(
+        operation_id="bookings_outcome",
+        tags=["bookings"],
+        summary="Report the outcome after the visit",
+        request=OutcomeInput,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses=responses({200: BookingOutput}, WRITE_ERRORS),
+        examples=[OpenApiExample("attended", request_only=True, value={"outcome": "attended"})],
+    )
+    def post(self, request: Any, booking_id: int) -> Response:
+        appointment = self.scope.appointment(booking_id)
+        data = _parse(OutcomeInput, request.data).validated_data
+        appointment = booking.appointment_record_outcome(appointment=appointment, outcome=data["outcome"])
+        appointment = self.reload(appointment)
+        return self.respond(request, [appointment], BookingOutput(appointment).data)
+
+
+class SessionCancelApi(BookingApi):
+    required_scope = "bookings:write"
+
+    @extend_schema(
+        operation_id="schedules_cancel_session",
+        tags=["bookings"],
+        summary="Cancel a whole session (e.g. the doctor fell ill): every patient keeps their place",
+        request=DayInput,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses=responses({200: DayOutput}, WRITE_ERRORS),
+    )
+    def post(self, request: Any, schedule_id: int) -> Response:
+        schedule = self.scope.schedule(schedule_id)
+        data = _parse(DayInput, request.data).validated_data
+        result = booking.session_cancel_by_facility(
+            schedule=schedule, day=data["day"], reason_code=data["reason_code"]
+        )
+        return Response(DayOutput(result).data)

@@ -1,0 +1,164 @@
+"""Webhook subscriptions, their delivery log and redelivery on demand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from ..services import webhook_delivery_retry, webhook_subscription_create, webhook_subscription_delete
+from .base import IDEMPOTENCY_PARAMETER, READ_ERRORS, WRITE_ERRORS, FacilityApi, StrictSerializer, responses
+from .schedules import _parse
+
+
+class SubscriptionInput(StrictSerializer):
+    url = serializers.URLField(max_length=500)
+    event_types = serializers.ListField(
+        child=serializers.RegexField(r"^[a-z_]+\.[a-z_]+$", max_length=64),
+        required=False,
+        default=list,
+        max_length=50,
+        help_text="e.g. appointment.booked; empty = every event of your facility",
+    )
+
+    def validate_url(self, value: str) -> str:
+        if not value.startswith("https://") and not getattr(settings, "CER_WEBHOOK_ALLOW_HTTP", False):
+            raise serializers.ValidationError("Webhook URLs must use https.")
+        return value
+
+
+class SubscriptionOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    url = serializers.URLField()
+    event_types = serializers.ListField(child=serializers.CharField())
+    created_at = serializers.DateTimeField()
+
+
+class SubscriptionCreatedOutput(SubscriptionOutput):
+    secret = serializers.CharField(help_text="The signing secret: shown only in this response")
+
+
+class AttemptOutput(serializers.Serializer):
+    at = serializers.DateTimeField()
+    status_code = serializers.IntegerField(allow_null=True)
+    error = serializers.CharField()
+    duration_ms = serializers.IntegerField()
+
+
+class DeliveryOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    event_id = serializers.IntegerField()
+    event_type = serializers.CharField(source="event.type")
+    status = serializers.CharField()
+    attempts = serializers.IntegerField()
+    next_attempt_at = serializers.DateTimeField()
+    last_status_code = serializers.IntegerField(allow_null=True)
+    last_error = serializers.CharField()
+    delivered_at = serializers.DateTimeField(allow_null=True)
+    log = AttemptOutput(many=True)
+
+
+class EmptyInput(StrictSerializer):
+    pass
+
+
+class WebhookListApi(FacilityApi):
+    required_scope = "webhooks:manage"
+
+    @extend_schema(
+        operation_id="webhooks_list",
+        tags=["webhooks"],
+        summary="Your webhook subscriptions",
+        responses=responses({200: SubscriptionOutput(many=True)}, READ_ERRORS),
+    )
+    def get(self, request: Any) -> Response:
+        return Response(SubscriptionOutput(self.scope.subscriptions()[:100], many=True).data)
+
+
+class WebhookCreateApi(FacilityApi):
+    required_scope = "webhooks:manage"
+
+    @extend_schema(
+        operation_id="webhooks_create",
+        tags=["webhooks"],
+        summary="Subscribe a URL (the signing secret is shown once)",
+        request=SubscriptionInput,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses=responses({201: SubscriptionCreatedOutput}, WRITE_ERRORS),
+        examples=[
+            OpenApiExample(
+                "bookings",
+                request_only=True,
+                value={
+                    "url": "https://his.example.org/cer/webhook",
+                    "event_types": ["appointment.booked", "appointment.cancelled"],
+                },
+            )
+        ],
+    )
+    def post(self, request: Any) -> Response:
+        data = _parse(SubscriptionInput, request.data).validated_data
+        created = webhook_subscription_create(
+            facility=self.principal.facility,
+            client=self.principal.client,
+            url=data["url"],
+            event_types=data["event_types"],
+        )
+        body = {**SubscriptionOutput(created.subscription).data, "secret": created.secret}
+        return Response(body, status=201)
+
+
+class WebhookDeleteApi(FacilityApi):
+    required_scope = "webhooks:manage"
+
+    @extend_schema(
+        operation_id="webhooks_destroy",
+        tags=["webhooks"],
+        summary="Unsubscribe",
+        responses=responses({204: None}, READ_ERRORS),
+    )
+    def delete(self, request: Any, webhook_id: int) -> Response:
+        webhook_subscription_delete(subscription=self.scope.subscription(webhook_id))
+        return Response(status=204)
+
+
+class WebhookDeliveryListApi(FacilityApi):
+    required_scope = "webhooks:manage"
+
+    @extend_schema(
+        operation_id="webhooks_deliveries_list",
+        tags=["webhooks"],
+        summary="The delivery log of a subscription (latest 100)",
+        responses=responses({200: DeliveryOutput(many=True)}, READ_ERRORS),
+    )
+    def get(self, request: Any, webhook_id: int) -> Response:
+        subscription = self.scope.subscription(webhook_id)
+        deliveries = (
+            self.scope.deliveries()
+            .filter(subscription=subscription)
+            .select_related("event")
+            .prefetch_related("log")
+            .order_by("-id")[:100]
+        )
+        return Response(DeliveryOutput(deliveries, many=True).data)
+
+
+class WebhookRedeliverApi(FacilityApi):
+    required_scope = "webhooks:manage"
+
+    @extend_schema(
+        operation_id="webhooks_deliveries_redeliver",
+        tags=["webhooks"],
+        summary="Deliver again now",
+        request=EmptyInput,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses=responses({202: DeliveryOutput}, WRITE_ERRORS),
+    )
+    def post(self, request: Any, delivery_id: int) -> Response:
+        delivery = self.scope.delivery(delivery_id)
+        _parse(EmptyInput, request.data)
+        delivery = webhook_delivery_retry(delivery=delivery)
+        return Response(DeliveryOutput(self.scope.delivery(delivery.pk)).data, status=202)

@@ -1,0 +1,121 @@
+"""Bearer-token authentication for facility systems: resolves the caller's ApiClient and facility once.
+
+One indexed lookup per request (the token's SHA-256 checksum, as DOT stores it) with the credential,
+client and facility joined in, so authentication stays cheap (DESIGN.md section 8).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from oauth2_provider.models import AccessToken
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.permissions import BasePermission
+
+from apps.catalog.models import Facility
+
+from .models import SCOPES, ApiClient, ApiCredential
+
+
+@dataclass(frozen=True)
+class ApiPrincipal:
+    """`request.user` of the integration API: the facility system, never a person."""
+
+    client: ApiClient
+    credential: ApiCredential
+    facility: Facility
+    scopes: frozenset[str] = field(default_factory=frozenset)
+    is_authenticated: bool = True
+    is_anonymous: bool = False
+
+    @property
+    def actor_id(self) -> str:
+        return f"api_client:{self.client.pk}"
+
+
+class ApiClientAuthentication(BaseAuthentication):
+    def authenticate(self, request: Any) -> tuple[ApiPrincipal, AccessToken] | None:
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() != b"bearer":
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed("Malformed Authorization header.")
+        checksum = hashlib.sha256(parts[1]).hexdigest()
+        token = (
+            AccessToken.objects.select_related(
+                "application__api_credential__client__facility",
+            )
+            .filter(token_checksum=checksum)
+            .first()
+        )
+        now = timezone.now()
+        if token is None or token.expires <= now or token.application is None:
+            raise exceptions.AuthenticationFailed("The access token is invalid or expired.")
+        credential = getattr(token.application, "api_credential", None)
+        if credential is None or not credential.is_active(now):
+            raise exceptions.AuthenticationFailed("The API credentials are expired or revoked.")
+        client = credential.client
+        scopes = frozenset(token.scope.split()) & frozenset(client.scopes)
+        principal = ApiPrincipal(
+            client=client, credential=credential, facility=client.facility, scopes=scopes
+        )
+        return principal, token
+
+    def authenticate_header(self, request: Any) -> str:
+        return 'Bearer realm="cer-api"'
+
+
+ANY_SCOPE = ""  # reference data: any authenticated facility system may read it
+
+
+class HasOperationScope(BasePermission):
+    """The view's `required_scope` must be in the token (and still granted to the client)."""
+
+    message = "Your credentials do not include the scope this operation needs."
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        principal = request.user
+        if not isinstance(principal, ApiPrincipal):
+            return False
+        required = getattr(view, "required_scope", None)
+        if required is None:
+            return False
+        if required == ANY_SCOPE:
+            return True
+        if required not in principal.scopes:
+            self.message = f"This operation needs the scope {required}."
+            return False
+        return True
+
+
+class ApiClientAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "apps.integration.auth.ApiClientAuthentication"
+    name = "oauth2"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        from django.conf import settings
+
+        described = getattr(settings, "OAUTH2_PROVIDER", {}).get("SCOPES", {})
+        return {
+            "type": "oauth2",
+            "description": (
+                "OAuth 2 client credentials issued by NFZ staff per facility system. POST "
+                "grant_type=client_credentials with HTTP Basic client id/secret to the token URL; "
+                "send the token as `Authorization: Bearer <token>`."
+            ),
+            "flows": {
+                "clientCredentials": {
+                    "tokenUrl": "/api/v1/oauth/token/",
+                    "scopes": {s: described.get(s, s) for s in SCOPES},
+                }
+            },
+        }
+
+    def get_security_requirement(self, auto_schema: Any) -> dict[str, list[str]]:
+        scope = getattr(auto_schema.view, "required_scope", None)
+        return {self.name: [scope] if scope else []}

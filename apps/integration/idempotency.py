@@ -1,0 +1,82 @@
+"""Idempotency-Key: a retried POST/PUT/PATCH returns the first response and changes nothing.
+
+The key is claimed with `INSERT ... ON CONFLICT DO NOTHING` inside the request's transaction, so a
+concurrent retry with the same key waits on the unique index until the first request commits (then
+replays its response) or rolls back (then runs itself). The stored response is committed together
+with the change it describes: there is no window in which one exists without the other.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+
+from .models import ApiClient, IdempotencyRecord
+from .problems import ApiProblem
+
+HEADER = "Idempotency-Key"
+KEPT_HEADERS = ("ETag", "Location", "Content-Type")
+RETENTION = dt.timedelta(hours=24)
+
+
+def request_hash(*, method: str, path: str, body: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in (method.encode(), b"\0", path.encode(), b"\0", body):
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def idempotency_key_validate(key: str) -> str:
+    if not (1 <= len(key) <= 255) or not key.isascii() or not key.isprintable():
+        raise ApiProblem(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII")
+    return key
+
+
+def idempotency_claim(
+    *, client: ApiClient, key: str, method: str, path: str, digest: str
+) -> tuple[int | None, IdempotencyRecord | None]:
+    """(new record id, None) when this request runs; (None, first record) when it is a retry."""
+    table = IdempotencyRecord._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (client_id, key, method, path, request_hash, response_headers, created_at)"  # noqa: S608
+            " VALUES (%s, %s, %s, %s, %s, '{}'::jsonb, %s)"
+            " ON CONFLICT (client_id, key) DO NOTHING RETURNING id",
+            [client.pk, key, method, path[:300], digest, timezone.now()],
+        )
+        row = cursor.fetchone()
+    if row:
+        return int(row[0]), None
+    record = IdempotencyRecord.objects.get(client=client, key=key)
+    if record.request_hash != digest:
+        raise ApiProblem(
+            422,
+            "idempotency_key_reused",
+            "This Idempotency-Key was used for a different request",
+            "Use a new Idempotency-Key for a request with a different method, path or body.",
+        )
+    if record.status_code is None:
+        raise ApiProblem(409, "idempotency_in_progress", "The first request with this key is still running")
+    return None, record
+
+
+def idempotency_records_purge(*, older_than: dt.timedelta = RETENTION) -> int:
+    """Keys are honoured for RETENTION (clients retry within minutes); older records are deleted."""
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=timezone.now() - older_than).delete()
+    return deleted
+
+
+def idempotency_store(*, record_id: int, status_code: int, content: bytes, headers: dict[str, Any]) -> None:
+    try:
+        body = json.loads(content) if content else None
+    except ValueError:
+        body = None
+    kept = {k: str(v) for k, v in headers.items() if k in KEPT_HEADERS}
+    IdempotencyRecord.objects.filter(pk=record_id).update(
+        status_code=status_code, response_body=body, response_headers=kept
+    )

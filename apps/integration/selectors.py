@@ -1,0 +1,199 @@
+"""Reads of the integration API. `FacilityScope` is the ONE place the caller's facility filters data.
+
+Every API view gets `self.scope` (built once from the authenticated client) and reads only through
+it; nothing in the API layer queries Schedule, Slot, Appointment or webhooks without it. An id that
+belongs to another facility therefore behaves exactly like an id that does not exist (404).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from apps.catalog.models import Entitlement, Facility, ReasonCode, Service
+from apps.outbox.models import OutboxEvent
+from apps.outbox.selectors import event_list_after
+from apps.patients.models import Patient
+from apps.scheduling.models import Schedule, Slot
+
+from .models import WebhookDelivery, WebhookSubscription
+from .problems import ApiProblem, not_found
+
+
+def cursor_encode(*values: Any) -> str:
+    raw = json.dumps(list(values), separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def cursor_decode(cursor: str, *, types: tuple[type, ...]) -> tuple[Any, ...]:
+    """Decode an opaque cursor; anything not produced by `cursor_encode` is a 400 problem."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = json.loads(raw)
+        if not isinstance(values, list) or len(values) != len(types):
+            raise ValueError
+        out: list[Any] = []
+        for value, kind in zip(values, types, strict=True):
+            if kind is dt.datetime:
+                out.append(dt.datetime.fromisoformat(value))
+            elif kind is int and isinstance(value, int) and not isinstance(value, bool):
+                out.append(value)
+            else:
+                raise ValueError
+        return tuple(out)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise ApiProblem(400, "invalid_cursor", "The cursor is not valid; use `next` as returned") from None
+
+
+class FacilityScope:
+    def __init__(self, facility: Facility) -> None:
+        self.facility = facility
+
+    def schedules(self) -> QuerySet[Schedule]:
+        return Schedule.objects.filter(facility=self.facility)
+
+    def slots(self) -> QuerySet[Slot]:
+        return Slot.objects.filter(facility=self.facility)
+
+    def appointments(self):  # -> QuerySet[Appointment]
+        from apps.booking.models import Appointment
+
+        return Appointment.objects.filter(facility=self.facility)
+
+    def subscriptions(self) -> QuerySet[WebhookSubscription]:
+        return WebhookSubscription.objects.filter(facility=self.facility, active=True)
+
+    def deliveries(self) -> QuerySet[WebhookDelivery]:
+        return WebhookDelivery.objects.filter(subscription__facility=self.facility)
+
+    def _one(self, qs: QuerySet, what: str, pk: Any, *, for_update: bool = False) -> Any:
+        if for_update:
+            qs = qs.select_for_update(of=("self",))
+        try:
+            return qs.get(pk=int(pk))
+        except (ValueError, TypeError, OverflowError, qs.model.DoesNotExist):
+            raise not_found(what) from None
+
+    def schedule(self, pk: Any, *, for_update: bool = False) -> Schedule:
+        return self._one(
+            self.schedules().select_related("service", "practitioner"), "schedule", pk, for_update=for_update
+        )
+
+    def slot(self, pk: Any) -> Slot:
+        return self._one(self.slots(), "slot", pk)
+
+    def appointment(self, pk: Any):
+        return self._one(
+            self.appointments().select_related("patient", "service", "slot", "reason"), "booking", pk
+        )
+
+    def subscription(self, pk: Any) -> WebhookSubscription:
+        return self._one(self.subscriptions(), "webhook", pk)
+
+    def delivery(self, pk: Any) -> WebhookDelivery:
+        return self._one(self.deliveries().select_related("event", "subscription"), "delivery", pk)
+
+    # --- lists with keyset (cursor) pagination on (start, id) ---------------------------------------
+
+    def slot_list(
+        self,
+        *,
+        date_from: dt.datetime | None = None,
+        date_to: dt.datetime | None = None,
+        service: str | None = None,
+        status: str | None = None,
+        schedule_id: int | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> tuple[list[Slot], str | None]:
+        qs = self.slots().select_related("service")
+        qs = _filter_window(qs, date_from, date_to, service, status)
+        if schedule_id is not None:
+            qs = qs.filter(schedule_id=schedule_id)
+        return _page(qs, cursor, limit)
+
+    def appointment_list(
+        self,
+        *,
+        date_from: dt.datetime | None = None,
+        date_to: dt.datetime | None = None,
+        service: str | None = None,
+        status: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> tuple[list, str | None]:
+        qs = self.appointments().select_related("patient", "service", "reason")
+        qs = _filter_window(qs, date_from, date_to, service, status)
+        return _page(qs, cursor, limit)
+
+    def changes(self, *, cursor: str | None, limit: int) -> tuple[list[OutboxEvent], str | None]:
+        after = cursor_decode(cursor, types=(int, int)) if cursor else None
+        events = event_list_after(after=after, facility_id=self.facility.pk, limit=limit)  # type: ignore[arg-type]
+        if events:
+            last = events[-1]
+            return events, cursor_encode(last.txid, last.id)
+        return events, cursor  # nothing new: keep polling with the same cursor
+
+
+def _filter_window(qs: QuerySet, date_from, date_to, service, status) -> QuerySet:
+    if date_from is not None:
+        qs = qs.filter(start__gte=date_from)
+    if date_to is not None:
+        qs = qs.filter(start__lt=date_to)
+    if service:
+        qs = qs.filter(service__code=service)
+    if status:
+        qs = qs.filter(status=status)
+    return qs
+
+
+def _page(qs: QuerySet, cursor: str | None, limit: int) -> tuple[list, str | None]:
+    if cursor:
+        start, pk = cursor_decode(cursor, types=(dt.datetime, int))
+        qs = qs.filter(Q(start__gt=start) | Q(start=start, id__gt=pk))
+    rows = list(qs.order_by("start", "id")[: limit + 1])
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, cursor_encode(rows[-1].start.isoformat(), rows[-1].id)
+    return rows, None
+
+
+# --- Reference data (not facility-specific) -------------------------------------------------------
+
+
+def service_catalogue() -> QuerySet[Service]:
+    return Service.objects.order_by("code")
+
+
+def reason_code_list() -> QuerySet[ReasonCode]:
+    return ReasonCode.objects.order_by("kind", "code")
+
+
+def entitlement_list() -> QuerySet[Entitlement]:
+    return Entitlement.objects.order_by("-priority", "code")
+
+
+def patient_by_pesel(*, pesel: str) -> Patient:
+    patient = Patient.objects.filter(pesel=pesel).first()
+    if patient is None:
+        raise ApiProblem(
+            404,
+            "patient_not_found",
+            "No patient with this PESEL is registered",
+            "The patient must exist in the central register (P1) before a booking can be made.",
+        )
+    return patient
+
+
+def practitioner_in_facility(*, scope: FacilityScope, pk: int):
+    from apps.scheduling.models import Practitioner
+
+    practitioner = Practitioner.objects.filter(facility=scope.facility, pk=pk).first()
+    if practitioner is None:
+        raise not_found("practitioner")
+    return practitioner

@@ -1,0 +1,204 @@
+"""Writes of the integration app: API clients (issue, rotate, revoke) and webhook subscriptions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from oauth2_provider.generators import generate_client_secret
+from oauth2_provider.models import AccessToken, Application
+
+from apps.catalog.models import Facility
+from apps.core.errors import DomainError
+from apps.scheduling.models import Schedule
+
+from .crypto import secret_encrypt
+from .models import SCOPES, ApiClient, ApiCredential, WebhookDelivery, WebhookSubscription
+from .problems import ApiProblem, not_found
+
+ROTATION_OVERLAP = dt.timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class IssuedCredential:
+    """The only moment the plain secret exists: show it once, never store or log it."""
+
+    client: ApiClient
+    client_id: str
+    client_secret: str
+
+
+def _scopes_clean(scopes: Iterable[str]) -> list[str]:
+    cleaned = sorted({s.strip() for s in scopes if s.strip()})
+    unknown = [s for s in cleaned if s not in SCOPES]
+    if unknown or not cleaned:
+        raise ApiProblem(
+            400,
+            "invalid_scope",
+            "Unknown or empty scopes",
+            f"Unknown scopes: {', '.join(unknown) or '(none given)'}; known: {', '.join(SCOPES)}",
+        )
+    return cleaned
+
+
+def _application_create(*, client: ApiClient) -> tuple[Application, str]:
+    plain = generate_client_secret()
+    application = Application.objects.create(
+        name=f"{client.facility.nfz_code} {client.name}"[:255],
+        client_type=Application.CLIENT_CONFIDENTIAL,
+        authorization_grant_type=Application.GRANT_CLIENT_CREDENTIALS,
+        client_secret=plain,  # DOT hashes it on save (hash_client_secret=True)
+        hash_client_secret=True,
+    )
+    ApiCredential.objects.create(client=client, application=application)
+    return application, plain
+
+
+@transaction.atomic
+def api_client_issue(
+    *, facility: Facility, name: str, scopes: Iterable[str], days: int, created_by=None
+) -> IssuedCredential:
+    if days < 1 or days > 3650:
+        raise ApiProblem(400, "invalid_expiry", "Validity must be 1..3650 days")
+    client = ApiClient.objects.create(
+        facility=facility,
+        name=name,
+        scopes=_scopes_clean(scopes),
+        expires_at=timezone.now() + dt.timedelta(days=days),
+        created_by=created_by,
+    )
+    application, plain = _application_create(client=client)
+    return IssuedCredential(client=client, client_id=application.client_id, client_secret=plain)
+
+
+def _credential_for_update(client_id: str) -> ApiCredential:
+    credential = (
+        ApiCredential.objects.select_for_update()
+        .select_related("client", "client__facility", "application")
+        .filter(application__client_id=client_id)
+        .first()
+    )
+    if credential is None:
+        raise not_found("api_client")
+    return credential
+
+
+@transaction.atomic
+def api_client_rotate(*, client_id: str, overlap: dt.timedelta = ROTATION_OVERLAP) -> IssuedCredential:
+    """A new secret (and client id); the current ones stay valid for `overlap`, then stop working.
+
+    Two valid credentials during the change-over let a facility deploy the new secret to every
+    instance of its system before the old one ends.
+    """
+    credential = _credential_for_update(client_id)
+    client = ApiClient.objects.select_for_update().get(pk=credential.client_id)
+    if not client.is_active():
+        raise ApiProblem(409, "api_client_inactive", "This API client is revoked or expired")
+    now = timezone.now()
+    ends = min(now + overlap, client.expires_at)
+    ApiCredential.objects.filter(client=client).filter(valid_until__isnull=True).update(valid_until=ends)
+    ApiCredential.objects.filter(client=client, valid_until__gt=ends).update(valid_until=ends)
+    application, plain = _application_create(client=client)
+    return IssuedCredential(client=client, client_id=application.client_id, client_secret=plain)
+
+
+@transaction.atomic
+def api_client_revoke(*, client_id: str) -> ApiClient:
+    """Revoke every credential of the client at once and delete its live access tokens."""
+    credential = _credential_for_update(client_id)
+    client = ApiClient.objects.select_for_update().get(pk=credential.client_id)
+    return api_client_revoke_client(client=client)
+
+
+@transaction.atomic
+def api_client_revoke_client(*, client: ApiClient) -> ApiClient:
+    now = timezone.now()
+    ApiClient.objects.filter(pk=client.pk, revoked_at__isnull=True).update(revoked_at=now, updated_at=now)
+    AccessToken.objects.filter(application__api_credential__client=client).delete()
+    client.refresh_from_db()
+    return client
+
+
+# --- Webhook subscriptions --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreatedSubscription:
+    subscription: WebhookSubscription
+    secret: str  # shown once in the response
+
+
+@transaction.atomic
+def webhook_subscription_create(
+    *, facility: Facility, client: ApiClient | None, url: str, event_types: list[str]
+) -> CreatedSubscription:
+    plain = "whsec_" + secrets.token_urlsafe(32)
+    subscription = WebhookSubscription.objects.create(
+        facility=facility,
+        created_by=client,
+        url=url,
+        event_types=sorted(set(event_types)),
+        secret_encrypted=secret_encrypt(plain),
+    )
+    return CreatedSubscription(subscription=subscription, secret=plain)
+
+
+@transaction.atomic
+def webhook_subscription_delete(*, subscription: WebhookSubscription) -> None:
+    WebhookSubscription.objects.filter(pk=subscription.pk).update(active=False, updated_at=timezone.now())
+
+
+@transaction.atomic
+def webhook_delivery_retry(*, delivery: WebhookDelivery) -> WebhookDelivery:
+    """Redelivery on demand: back to pending, due now; the attempt counter starts over."""
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        status=WebhookDelivery.Status.PENDING, attempts=0, next_attempt_at=timezone.now()
+    )
+    delivery.refresh_from_db()
+    from .tasks import webhook_deliver_task
+
+    transaction.on_commit(lambda: webhook_deliver_task.delay(delivery.pk))
+    return delivery
+
+
+# --- Schedule attributes (optimistic concurrency) ----------------------------------------------------
+
+
+@transaction.atomic
+def schedule_update(*, schedule_id: int, expected_version: int, changes: dict) -> Schedule:
+    """Change place / external id / active of a schedule if nobody changed it since `expected_version`.
+
+    The conditional UPDATE ... WHERE version = expected is the lock: of two systems of one facility
+    editing the same schedule, the second gets 412 instead of silently overwriting the first.
+    """
+    from apps.outbox.services import event_record
+
+    allowed = {k: v for k, v in changes.items() if k in ("place", "external_id", "active")}
+    try:
+        with transaction.atomic():
+            updated = Schedule.objects.filter(pk=schedule_id, version=expected_version).update(
+                **allowed, version=F("version") + 1, updated_at=timezone.now()
+            )
+    except IntegrityError:
+        raise DomainError("validation_error", field="external_id") from None
+    if not updated:
+        raise ApiProblem(
+            412,
+            "precondition_failed",
+            "The schedule was changed by someone else",
+            "Read it again (GET) and retry with its current ETag in If-Match.",
+        )
+    schedule = Schedule.objects.select_related("service").get(pk=schedule_id)
+    event_record(
+        type="schedule.updated",
+        aggregate_type="schedule",
+        aggregate_id=schedule.pk,
+        facility_id=schedule.facility_id,
+        payload={"schedule_id": schedule.pk, "service": schedule.service.code, "changes": sorted(allowed)},
+    )
+    return schedule

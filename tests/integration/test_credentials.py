@@ -1,0 +1,202 @@
+"""Credentials: OAuth 2 client credentials, secrets hashed, expiry, rotation, revocation, scopes."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+
+import pytest
+import time_machine
+from django.contrib.auth.hashers import identify_hasher
+from django.core.management import CommandError, call_command
+from django.test import Client
+from django.utils import timezone
+from oauth2_provider.models import AccessToken, Application
+
+from apps.integration.models import ApiClient
+from apps.integration.problems import ApiProblem
+from apps.integration.services import api_client_issue, api_client_revoke, api_client_rotate
+
+from .conftest import Api
+
+TOKEN_URL = "/api/v1/oauth/token/"
+
+
+def token_request(client_id: str, secret: str, scope: str | None = None):
+    basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    data = {"grant_type": "client_credentials"}
+    if scope:
+        data["scope"] = scope
+    return Client().post(TOKEN_URL, data, HTTP_AUTHORIZATION=f"Basic {basic}")
+
+
+def test_it_issues_a_token_for_valid_client_credentials_and_the_token_opens_the_api(facility_a):
+    issued = api_client_issue(facility=facility_a, name="HIS", scopes=["schedules:read"], days=30)
+
+    response = token_request(issued.client_id, issued.client_secret)
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["token_type"] == "Bearer"
+    assert body["scope"] == "schedules:read"
+    assert Api(body["access_token"]).get("/api/v1/schedules").status_code == 200
+
+
+def test_the_secret_is_stored_only_as_a_hash_and_tokens_only_as_a_checksum(facility_a):
+    issued = api_client_issue(facility=facility_a, name="HIS", scopes=["schedules:read"], days=30)
+    token = token_request(issued.client_id, issued.client_secret).json()["access_token"]
+
+    stored = Application.objects.get(client_id=issued.client_id).client_secret
+    assert stored != issued.client_secret
+    assert identify_hasher(stored)
+    row = AccessToken.objects.get()
+    assert token not in (row.token, row.token_checksum)
+
+
+def test_it_refuses_a_wrong_secret(facility_a):
+    issued = api_client_issue(facility=facility_a, name="HIS", scopes=["schedules:read"], days=30)
+
+    response = token_request(issued.client_id, issued.client_secret + "x")
+
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+
+
+def test_a_token_never_carries_a_scope_the_client_was_not_granted(facility_a):
+    issued = api_client_issue(facility=facility_a, name="HIS", scopes=["schedules:read"], days=30)
+
+    response = token_request(issued.client_id, issued.client_secret, scope="schedules:read bookings:read")
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_scope"
+
+
+def test_only_the_client_credentials_grant_is_accepted(facility_a):
+    issued = api_client_issue(facility=facility_a, name="HIS", scopes=["schedules:read"], days=30)
+    basic = base64.b64encode(f"{issued.client_id}:{issued.client_secret}".encode()).decode()
+
+    response = Client().post(
+        TOKEN_URL,
+        {"grant_type": "password", "username": "x", "password": "y"},
+        HTTP_AUTHORIZATION=f"Basic {basic}",
+    )
+
+    assert response.status_code in (400, 401)
+    assert "access_token" not in response.json()
+
+
+def test_an_expired_client_gets_no_token_and_its_tokens_stop_working(facility_a):
+    issued = api_client_issue(facility=facility_a, name="HIS", scopes=["schedules:read"], days=1)
+    token = token_request(issued.client_id, issued.client_secret).json()["access_token"]
+
+    with time_machine.travel(timezone.now() + dt.timedelta(days=1, minutes=1)):
+        AccessToken.objects.update(expires=timezone.now() + dt.timedelta(hours=1))
+        assert token_request(issued.client_id, issued.client_secret).status_code == 401
+        response = Api(token).get("/api/v1/schedules")
+
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/problem+json"
+
+
+def test_revocation_stops_tokens_and_token_requests_at_once(facility_a):
+    issued = api_client_issue(facility=facility_a, name="HIS", scopes=["schedules:read"], days=30)
+    token = token_request(issued.client_id, issued.client_secret).json()["access_token"]
+
+    api_client_revoke(client_id=issued.client_id)
+
+    assert Api(token).get("/api/v1/schedules").status_code == 401
+    assert token_request(issued.client_id, issued.client_secret).status_code == 401
+    assert ApiClient.objects.get().revoked_at is not None
+
+
+def test_rotation_keeps_both_secrets_valid_until_the_old_one_ends(facility_a):
+    old = api_client_issue(facility=facility_a, name="HIS", scopes=["schedules:read"], days=60)
+
+    new = api_client_rotate(client_id=old.client_id, overlap=dt.timedelta(days=7))
+
+    assert new.client_secret != old.client_secret
+    assert token_request(old.client_id, old.client_secret).status_code == 200
+    assert token_request(new.client_id, new.client_secret).status_code == 200
+    old_token = token_request(old.client_id, old.client_secret).json()["access_token"]
+    with time_machine.travel(timezone.now() + dt.timedelta(days=7, minutes=1)):
+        AccessToken.objects.update(expires=timezone.now() + dt.timedelta(hours=1))
+        assert token_request(old.client_id, old.client_secret).status_code == 401
+        assert Api(old_token).get("/api/v1/schedules").status_code == 401
+        assert token_request(new.client_id, new.client_secret).status_code == 200
+
+
+def test_a_revoked_client_cannot_be_rotated(facility_a):
+    issued = api_client_issue(facility=facility_a, name="HIS", scopes=["schedules:read"], days=30)
+    api_client_revoke(client_id=issued.client_id)
+
+    with pytest.raises(ApiProblem):
+        api_client_rotate(client_id=issued.client_id)
+
+
+def test_unknown_scopes_are_refused_at_issue(facility_a):
+    with pytest.raises(ApiProblem):
+        api_client_issue(facility=facility_a, name="HIS", scopes=["admin:all"], days=30)
+    assert not ApiClient.objects.exists()
+
+
+def test_the_command_prints_the_secret_once_and_stores_only_its_hash(facility_a):
+    out = io.StringIO()
+
+    call_command(
+        "issue_api_client",
+        facility=facility_a.nfz_code,
+        scopes="schedules:read,bookings:read",
+        days=30,
+        stdout=out,
+    )
+
+    lines = dict(line.split(":", 1) for line in out.getvalue().splitlines() if line.startswith("client_"))
+    client_id, secret = lines["client_id"].strip(), lines["client_secret"].strip()
+    assert token_request(client_id, secret).status_code == 200
+    assert Application.objects.get(client_id=client_id).client_secret != secret
+
+
+def test_the_command_rotates_and_revokes(facility_a):
+    issued = api_client_issue(facility=facility_a, name="HIS", scopes=["schedules:read"], days=30)
+    out = io.StringIO()
+
+    call_command("issue_api_client", rotate=issued.client_id, stdout=out)
+    call_command("issue_api_client", revoke=issued.client_id, stdout=out)
+
+    assert "client_secret:" in out.getvalue()
+    assert ApiClient.objects.get().revoked_at is not None
+
+
+def test_the_command_refuses_an_unknown_facility(db):
+    with pytest.raises(CommandError):
+        call_command("issue_api_client", facility="99/X/0000", stdout=io.StringIO())
+
+
+def test_staff_can_issue_rotate_and_revoke_in_the_admin(facility_a, admin_client):
+    response = admin_client.post(
+        "/admin/integration/apiclient/add/",
+        {
+            "facility": facility_a.pk,
+            "name": "RIS",
+            "scopes": "schedules:read,bookings:read",
+            "expires_at_0": (timezone.localdate() + dt.timedelta(days=90)).isoformat(),
+            "expires_at_1": "12:00:00",
+            "credentials-TOTAL_FORMS": "0",
+            "credentials-INITIAL_FORMS": "0",
+        },
+        follow=True,
+    )
+    assert response.status_code == 200
+    client = ApiClient.objects.get()
+    assert "client_secret" in response.content.decode()
+    assert client.credentials.count() == 1
+
+    admin_client.post(
+        "/admin/integration/apiclient/",
+        {"action": "rotate_secret", "_selected_action": [client.pk]},
+    )
+    assert client.credentials.count() == 2
+    admin_client.post("/admin/integration/apiclient/", {"action": "revoke", "_selected_action": [client.pk]})
+    client.refresh_from_db()
+    assert client.revoked_at is not None

@@ -1,0 +1,220 @@
+"""Protocol: Idempotency-Key, rate limits, body size, malformed input -> problem+json, nothing changed."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import override_settings
+
+from apps.booking.models import Appointment
+from apps.integration.models import IdempotencyRecord
+from apps.outbox.models import OutboxEvent
+from apps.scheduling.models import Schedule
+from tests.factories import PatientFactory
+
+
+def _book(api, world, patient, key):
+    body = {"slot_id": world.free_slots[0].pk, "pesel": patient.pesel, "channel": "desk"}
+    return api.post("/api/v1/bookings", body, **{"Idempotency-Key": key})
+
+
+def test_a_retried_booking_returns_the_first_response_and_books_once(api_a, world_a):
+    patient = PatientFactory()
+
+    first = _book(api_a, world_a, patient, "key-1")
+    events = OutboxEvent.objects.count()
+    retry = _book(api_a, world_a, patient, "key-1")
+
+    assert first.status_code == 201
+    assert retry.status_code == 201
+    assert retry.json() == first.json()
+    assert retry["Idempotent-Replayed"] == "true"
+    assert retry["Location"] == first["Location"]
+    assert Appointment.objects.filter(patient=patient).count() == 1
+    assert OutboxEvent.objects.count() == events
+
+
+def test_a_retried_refusal_is_replayed_too(api_a, world_a):
+    first = _book(api_a, world_a, world_a.patient, "key-2")  # already has a booking: 409
+    retry = _book(api_a, world_a, world_a.patient, "key-2")
+
+    assert first.status_code == retry.status_code == 409
+    assert retry.json() == first.json()
+    assert retry["Content-Type"] == "application/problem+json"
+
+
+def test_the_same_key_with_a_different_body_is_422(api_a, world_a):
+    _book(api_a, world_a, PatientFactory(), "key-3")
+    other = PatientFactory()
+
+    response = _book(api_a, world_a, other, "key-3")
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "idempotency_key_reused"
+    assert not Appointment.objects.filter(patient=other).exists()
+
+
+def test_keys_are_per_client(api_a, api_b, world_a, mammo_b):
+    api_a.post("/api/v1/schedules", {"service": world_a.service.code}, **{"Idempotency-Key": "shared"})
+    response = api_b.post("/api/v1/schedules", {"service": mammo_b.code}, **{"Idempotency-Key": "shared"})
+
+    assert response.status_code == 201
+    assert IdempotencyRecord.objects.filter(key="shared").count() == 2
+
+
+@pytest.fixture
+def mammo_b(facility_b, world_a):
+    from tests.factories import ContractFactory
+
+    ContractFactory(facility=facility_b, service=world_a.service)
+    return world_a.service
+
+
+def test_a_server_error_is_not_stored_so_the_retry_runs_again(api_a, world_a, monkeypatch):
+    from apps.integration.apis import schedules
+
+    def boom(**kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(schedules.scheduling, "schedule_create", boom)
+    api_a.client.raise_request_exception = False
+    failed = api_a.post("/api/v1/schedules", {"service": world_a.service.code}, **{"Idempotency-Key": "k5"})
+    monkeypatch.undo()
+    retry = api_a.post("/api/v1/schedules", {"service": world_a.service.code}, **{"Idempotency-Key": "k5"})
+
+    assert failed.status_code == 500
+    assert retry.status_code == 201
+
+
+def test_an_overlong_idempotency_key_is_400(api_a, world_a):
+    response = _book(api_a, world_a, PatientFactory(), "x" * 300)
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_idempotency_key"
+
+
+@override_settings(CER_API_RATE_LIMIT=3, CER_API_RATE_WINDOW=60)
+def test_the_rate_limit_answers_429_with_retry_after_and_ratelimit_headers(api_a, api_b, db):
+    responses = [api_a.get("/api/v1/services") for _ in range(4)]
+
+    assert [r.status_code for r in responses] == [200, 200, 200, 429]
+    assert responses[0]["RateLimit-Limit"] == "3"
+    assert responses[0]["RateLimit-Remaining"] == "2"
+    assert int(responses[0]["RateLimit-Reset"]) > 0
+    limited = responses[3]
+    assert limited["Content-Type"] == "application/problem+json"
+    assert limited.json()["code"] == "rate_limited"
+    assert 0 < int(limited["Retry-After"]) <= 60
+    assert limited["RateLimit-Remaining"] == "0"
+    assert api_b.get("/api/v1/services").status_code == 200  # per client
+
+
+@override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1000)
+def test_a_body_over_the_size_limit_is_413(api_a, world_a):
+    body = {"service": world_a.service.code, "place": "x" * 2000}
+
+    response = api_a.post("/api/v1/schedules", body, **{"Idempotency-Key": "big"})
+    plain = api_a.post("/api/v1/schedules", body)
+
+    assert response.status_code == 413
+    assert plain.status_code == 413
+    assert plain["Content-Type"] == "application/problem+json"
+    assert Schedule.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("{not json", "malformed_request"),
+        ('{"service": 12, "place": ["a"]}', "validation_error"),
+        ('{"service": "MAMMO_SCR", "colour": "red"}', "validation_error"),
+        ("[]", "validation_error"),
+        ('"just a string"', "validation_error"),
+    ],
+)
+def test_malformed_or_wrong_input_is_a_400_problem(api_a, world_a, body, code):
+    response = api_a.post("/api/v1/schedules", body)
+
+    assert response.status_code == 400, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == code
+    assert Schedule.objects.count() == 1
+
+
+def test_unknown_fields_are_named_in_the_errors(api_a, world_a):
+    response = api_a.post(f"/api/v1/bookings/{world_a.booking.pk}/confirm", {"force": True})
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"force": ["Unknown field."]}
+
+
+def test_a_non_json_body_is_415(api_a, world_a):
+    response = api_a.client.post(
+        "/api/v1/schedules",
+        data="service=X",
+        content_type="application/x-www-form-urlencoded",
+        HTTP_AUTHORIZATION=f"Bearer {api_a.token}",
+    )
+
+    assert response.status_code == 415
+    assert response["Content-Type"] == "application/problem+json"
+
+
+def test_an_unknown_api_url_is_a_404_problem(api_a, db):
+    response = api_a.get("/api/v1/nothing-here")
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_requests_with_one_key_create_one_schedule(world_a, issued_a):
+    """GIVEN two threads sending the same request with the same Idempotency-Key at once,
+    THEN the second waits for the first, replays its response, and one schedule exists."""
+    import threading
+
+    from django.db import connection
+
+    from tests.factories.integration import access_token_create
+
+    from .conftest import Api
+
+    token = access_token_create(issued_a)
+    barrier = threading.Barrier(2)
+    results: list = []
+
+    def send() -> None:
+        try:
+            barrier.wait()
+            api = Api(token)
+            results.append(
+                api.post("/api/v1/schedules", {"service": world_a.service.code}, **{"Idempotency-Key": "c1"})
+            )
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert sorted(r.status_code for r in results) == [201, 201]
+    assert results[0].json() == results[1].json()
+    assert Schedule.objects.count() == 2  # world_a's own and exactly one new
+
+
+def test_idempotency_records_are_purged_after_a_day(api_a, world_a):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from apps.integration.tasks import idempotency_purge_task
+
+    api_a.post("/api/v1/schedules", {"service": world_a.service.code}, **{"Idempotency-Key": "old"})
+    IdempotencyRecord.objects.update(created_at=timezone.now() - dt.timedelta(hours=25))
+    api_a.post(
+        "/api/v1/schedules", {"service": world_a.service.code, "place": "x"}, **{"Idempotency-Key": "new"}
+    )
+
+    assert idempotency_purge_task() == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
