@@ -171,8 +171,8 @@ def _create_appointment(
         registration=registration,
         slot=slot,
         patient_id=registration.patient_id,
-        service_id=slot.service_id,
-        facility_id=slot.facility_id,
+        service=slot.service,  # objects already loaded with the slot: the event payload reads them
+        facility=slot.facility,
         start=slot.start,
         channel=channel,
         confirm_by=_confirm_by(slot.service, slot.start, now),
