@@ -1,0 +1,659 @@
+"""Generate a national-size data set for the benchmarks (`bench/`), set-based, in the real tables.
+
+    python manage.py generate_national_data --scale 1.0 --seed 7      # about 10,000 schedules
+    python manage.py generate_national_data --scale 0.01               # a quick 1 % sample
+
+At scale 1.0: ~10,000 facility-service schedules over all 16 voivodeships (facilities spread over
+the catalogue's localities by population), 90 days of weekday slots (~15 million, most free, the
+next two weeks mostly booked), 2 million patients with valid PESELs, 200,000 waiting-list
+registrations, and the previous calendar month's attended visits with the visits facilities report for
+settlement (`reconciliation.ReportedVisit`, with the usual share of problem cases).
+
+Everything is `INSERT ... SELECT` over `generate_series` inside PostgreSQL: no row passes through
+Python. Randomness is `hashint8extended(key, seed)` of each row's own ordinal rather than
+`random()`, so a row's values depend only on (seed, start date, ordinal): the same arguments give
+the same data whatever the plan, the parallelism or the order PostgreSQL evaluates rows in. Ids
+come from the tables' own sequences (`nextval`), so the rows coexist with anything else.
+
+The rows satisfy every constraint of the real schema (slot exclusion constraint, one live
+registration per patient and service, one live appointment per slot, per registration and per
+patient and service), and the indexes stay in place: the benchmarks measure the real queries.
+Generated facilities are recognisable by the `GEN-` prefix of their NFZ code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.apps import apps
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection, transaction
+
+FACILITY_PREFIX = "GEN-"
+FULL = {
+    "schedules": 10_000,
+    "patients": 2_000_000,
+    "waiting": 200_000,
+}
+DAYS = 90
+SLOT_CHUNK_SCHEDULES = 50  # ~75,000 slots per transaction
+# Relative share of schedules per service code (cardiology and screening dominate CeR today).
+SERVICE_WEIGHTS = {"KARDIO_1": 5, "MAMMO_SCR": 4, "CYTO_SCR": 3, "HPV_SCR": 2, "NADCISN_1": 2, "ENDO_1": 2}
+FIRST_NAMES_F = ["Anna", "Maria", "Katarzyna", "Małgorzata", "Agnieszka", "Barbara", "Ewa", "Zofia", "Julia"]
+FIRST_NAMES_M = ["Piotr", "Krzysztof", "Andrzej", "Tomasz", "Jan", "Paweł", "Michał", "Marcin", "Jakub"]
+LAST_NAMES = [
+    ("Nowak", "Nowak"),
+    ("Kowalski", "Kowalska"),
+    ("Wiśniewski", "Wiśniewska"),
+    ("Wójcik", "Wójcik"),
+    ("Kowalczyk", "Kowalczyk"),
+    ("Kamiński", "Kamińska"),
+    ("Lewandowski", "Lewandowska"),
+    ("Zieliński", "Zielińska"),
+    ("Szymański", "Szymańska"),
+    ("Woźniak", "Woźniak"),
+    ("Dąbrowski", "Dąbrowska"),
+    ("Kozłowski", "Kozłowska"),
+]
+# Multipliers for the patient permutation k -> (k * A + offset) mod N; the first coprime to N is used.
+PRIMES = [1_000_003, 1_000_033, 1_000_037, 1_000_039, 999_983]
+
+
+def plan_for(scale: float) -> dict[str, int]:
+    """Row counts for a scale; floors keep every voivodeship and service present at tiny scales."""
+    schedules = max(16, round(FULL["schedules"] * scale))
+    return {
+        "schedules": schedules,
+        "facilities": max(16, math.ceil(schedules / 4)),
+        "patients": max(2_000, round(FULL["patients"] * scale)),
+        "waiting": max(16, round(FULL["waiting"] * scale)),
+    }
+
+
+def _sql_text_array(values: list[str]) -> str:
+    return "ARRAY[" + ",".join("'" + v.replace("'", "''") + "'" for v in values) + "]::text[]"
+
+
+class Generator:
+    def __init__(
+        self, *, scale: float, seed: int, start: dt.date, out: Callable[[str], None], days: int = DAYS
+    ) -> None:
+        self.days = days
+        self.scale = scale
+        self.seed = seed
+        self.start = start
+        self.plan = plan_for(scale)
+        # The reconciliation month: the whole calendar month before the start date.
+        self.month_end = start.replace(day=1)
+        self.month_first = (self.month_end - dt.timedelta(days=1)).replace(day=1)
+        self.out = out
+        self.timings: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _exec(self, sql: str, params: dict[str, Any] | None = None) -> int:
+        with connection.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.rowcount
+
+    def _scalar(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        with connection.cursor() as cur:
+            cur.execute(sql, params)
+            row = cur.fetchone()
+            return row[0] if row else None
+
+    def _step(self, name: str, fn: Callable[[], int | None], *, atomic: bool = True) -> None:
+        began = time.perf_counter()
+        if atomic:
+            with transaction.atomic():
+                rows = fn()
+        else:
+            rows = fn()
+        took = time.perf_counter() - began
+        self.timings[name] = round(took, 3)
+        if rows is not None:
+            self.counts[name] = rows
+        self.out(f"  {name:<28} {rows if rows is not None else '':>12} rows {took:8.1f} s")
+
+    def _session_setup(self) -> None:
+        seed = int(self.seed)
+        # u(key, salt): a uniform [0, 1) number fixed by (seed, salt, key). Inlined by the planner.
+        self._exec(
+            f"""
+            CREATE OR REPLACE FUNCTION pg_temp.u(k bigint, salt int) RETURNS float8
+            LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+            $$ SELECT (hashint8extended(k, {seed}::bigint * 1000 + salt) & 2147483647)::float8
+                      / 2147483648.0 $$
+            """
+        )
+        self._exec("SET synchronous_commit = off")
+        self._exec("SET work_mem = '256MB'")
+        self._exec("SET jit = off")  # compiling each step's expressions costs more than it saves
+        self._exec("SET maintenance_work_mem = '512MB'")
+
+    # -- steps ---------------------------------------------------------------------------------
+    def reference(self) -> int:
+        from apps.catalog.services import reference_load
+
+        counts = reference_load()
+        return counts["localities"]
+
+    def facilities(self) -> int:
+        n = self.plan["facilities"]
+        self._exec(
+            """
+            DROP TABLE IF EXISTS gen_loc;
+            CREATE TEMP TABLE gen_loc AS
+            SELECT id, voivodeship_id, lat, lon, name,
+                   ((sum(population) OVER w) - population)::float8 / (sum(population) OVER ()) AS lo,
+                   (sum(population) OVER w)::float8 / (sum(population) OVER ()) AS hi,
+                   row_number() OVER (PARTITION BY voivodeship_id ORDER BY population DESC, simc)
+                       AS rank_in_voiv
+            FROM catalog_locality
+            WINDOW w AS (ORDER BY simc ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW);
+            """
+        )
+        # The first 16 facilities sit in each voivodeship's largest locality; the rest follow population.
+        self._exec(
+            """
+            DROP TABLE IF EXISTS gen_fac;
+            CREATE TEMP TABLE gen_fac AS
+            WITH f AS (
+                SELECT i, pg_temp.u(i, 1) AS r FROM generate_series(0, %(n)s - 1) AS i
+            ), firsts AS (
+                SELECT (row_number() OVER (ORDER BY voivodeship_id) - 1)::int AS i, id
+                FROM gen_loc WHERE rank_in_voiv = 1
+            )
+            SELECT f.i, nextval(pg_get_serial_sequence('catalog_facility', 'id')) AS id,
+                   l.id AS locality_id, l.voivodeship_id, l.name AS city,
+                   l.lat + (pg_temp.u(f.i, 2) - 0.5) * 0.08 AS lat,
+                   l.lon + (pg_temp.u(f.i, 3) - 0.5) * 0.12 AS lon
+            FROM f
+            LEFT JOIN firsts ON firsts.i = f.i
+            JOIN gen_loc l ON l.id = firsts.id OR (firsts.id IS NULL AND f.r >= l.lo AND f.r < l.hi)
+            ORDER BY f.i;
+            CREATE UNIQUE INDEX ON gen_fac (i);
+            INSERT INTO catalog_facility
+                (id, created_at, updated_at, nfz_code, name, address, lat, lon, phone,
+                 obligatory_from, active, locality_id, voivodeship_id)
+            SELECT id, now(), now(), %(prefix)s || lpad(i::text, 6, '0'),
+                   'Poradnia specjalistyczna nr ' || (i + 1) || ' ' || city,
+                   'ul. Zdrowa ' || (i %% 200 + 1) || ', ' || city,
+                   lat, lon, '+48 22 ' || lpad((i %% 10000000)::text, 7, '0'),
+                   NULL, true, locality_id, voivodeship_id
+            FROM gen_fac ORDER BY i;
+            """,
+            {"n": n, "prefix": FACILITY_PREFIX},
+        )
+        return n
+
+    def schedules(self) -> int:
+        n = self.plan["schedules"]
+        codes: list[tuple[int, str, int]] = []
+        with connection.cursor() as cur:
+            cur.execute("SELECT id, code FROM catalog_service ORDER BY code")
+            codes = [(sid, code, SERVICE_WEIGHTS.get(code, 1)) for sid, code in cur.fetchall()]
+        if len(codes) < 1:
+            raise CommandError("no services in the catalogue: reference data did not load")
+        # Service pool: the first len(codes) schedules get one service each, then weighted picks.
+        pool = [sid for sid, _code, weight in codes for _ in range(weight)]
+        ordered = [sid for sid, _code, _w in codes]
+        self._exec(
+            """
+            DROP TABLE IF EXISTS gen_sched;
+            CREATE TEMP TABLE gen_sched AS
+            WITH s AS (
+                SELECT j,
+                       CASE WHEN j < cardinality(%(ordered)s::bigint[]) THEN (%(ordered)s::bigint[])[j + 1]
+                            ELSE (%(pool)s::bigint[])[1 + floor(pg_temp.u(j, 10)
+                                 * cardinality(%(pool)s::bigint[]))::int] END AS service_id,
+                       (j %% %(nfac)s) AS fac_i
+                FROM generate_series(0, %(n)s - 1) AS j
+            )
+            SELECT s.j, nextval(pg_get_serial_sequence('scheduling_schedule', 'id')) AS id,
+                   s.service_id, f.id AS facility_id, f.locality_id, f.voivodeship_id, f.lat, f.lon,
+                   sv.slot_minutes, sv.confirmation_required, sv.confirm_deadline_hours,
+                   -- sessions start 07:00..10:30 and end by 19:00 at the latest
+                   (420 + 30 * floor(pg_temp.u(s.j, 11) * 8))::int AS start_min,
+                   0 AS n_per_day
+            FROM s JOIN gen_fac f ON f.i = s.fac_i JOIN catalog_service sv ON sv.id = s.service_id
+            ORDER BY s.j;
+            UPDATE gen_sched SET n_per_day = LEAST(
+                18 + floor(pg_temp.u(j, 12) * 12)::int, (1140 - start_min) / slot_minutes);
+            CREATE UNIQUE INDEX ON gen_sched (j);
+            INSERT INTO catalog_contract
+                (created_at, updated_at, valid_from, valid_to, facility_id, service_id)
+            SELECT DISTINCT now(), now(), DATE '2026-01-01', NULL::date, facility_id, service_id
+            FROM gen_sched;
+            INSERT INTO scheduling_schedule
+                (id, created_at, updated_at, place, external_id, active, generated_until, version,
+                 facility_id, practitioner_id, service_id)
+            SELECT id, now(), now(), 'Gabinet ' || (j %% 20 + 1), 'GEN-S-' || j, true,
+                   %(until)s::date, 1, facility_id, NULL, service_id
+            FROM gen_sched ORDER BY j;
+            INSERT INTO scheduling_weeklytemplate
+                (weekday, start_time, end_time, slot_minutes, valid_from, valid_to, kind, schedule_id)
+            SELECT wd, make_time(start_min / 60, start_min %% 60, 0),
+                   make_time((start_min + n_per_day * slot_minutes) / 60,
+                             (start_min + n_per_day * slot_minutes) %% 60, 0),
+                   slot_minutes, %(past)s::date, NULL, 'first', id
+            FROM gen_sched CROSS JOIN generate_series(0, 4) AS wd;
+            """,
+            {
+                "n": n,
+                "nfac": self.plan["facilities"],
+                "ordered": ordered,
+                "pool": pool,
+                "until": self.start + dt.timedelta(days=self.days - 1),
+                "past": self.month_first,
+            },
+        )
+        return n
+
+    def patients(self) -> int:
+        n = self.plan["patients"]
+        last_m = _sql_text_array([m for m, _f in LAST_NAMES])
+        last_f = _sql_text_array([f for _m, f in LAST_NAMES])
+        first_m = _sql_text_array(FIRST_NAMES_M)
+        first_f = _sql_text_array(FIRST_NAMES_F)
+        # The interpolated name arrays are constants of this module, quoted by _sql_text_array.
+        self._exec(
+            f"""
+            DROP TABLE IF EXISTS gen_pat;
+            CREATE TEMP TABLE gen_pat AS
+            WITH p AS (
+                SELECT k, CASE WHEN pg_temp.u(k, 20) < 0.52 THEN 'F' ELSE 'M' END AS sex,
+                       DATE '1930-01-01' + floor(pg_temp.u(k, 21) * 32500)::int AS birth_date
+                FROM generate_series(0, %(n)s - 1) AS k
+            ), numbered AS (
+                SELECT p.*, (row_number() OVER (PARTITION BY birth_date, sex ORDER BY k) - 1)::int AS serial
+                FROM p
+            ), ten AS (
+                SELECT numbered.*,
+                       to_char(birth_date, 'YY')
+                       || lpad((extract(month FROM birth_date)::int
+                                + CASE WHEN birth_date >= DATE '2000-01-01' THEN 20 ELSE 0 END)::text, 2, '0')
+                       || to_char(birth_date, 'DD')
+                       || lpad((serial %% 1000)::text, 3, '0')
+                       || ((serial / 1000) * 2 + CASE WHEN sex = 'M' THEN 1 ELSE 0 END)::text AS t
+                FROM numbered
+            )
+            SELECT k, nextval(pg_get_serial_sequence('patients_patient', 'id')) AS id, sex, birth_date,
+                   t || ((10 - (substr(t,1,1)::int + 3*substr(t,2,1)::int + 7*substr(t,3,1)::int
+                                + 9*substr(t,4,1)::int + substr(t,5,1)::int + 3*substr(t,6,1)::int
+                                + 7*substr(t,7,1)::int + 9*substr(t,8,1)::int + substr(t,9,1)::int
+                                + 3*substr(t,10,1)::int) %% 10) %% 10)::text AS pesel
+            FROM ten ORDER BY k;
+            CREATE UNIQUE INDEX ON gen_pat (k);
+            INSERT INTO patients_patient
+                (id, created_at, updated_at, pesel, first_name, last_name, birth_date, sex, email, phone,
+                 language, screening_risk_group, user_id)
+            SELECT id, now(), now(), pesel,
+                   CASE WHEN sex = 'F'
+                        THEN ({first_f})[1 + floor(pg_temp.u(k, 22) * cardinality({first_f}))::int]
+                        ELSE ({first_m})[1 + floor(pg_temp.u(k, 22) * cardinality({first_m}))::int] END,
+                   CASE WHEN sex = 'F'
+                        THEN ({last_f})[1 + floor(pg_temp.u(k, 23) * cardinality({last_f}))::int]
+                        ELSE ({last_m})[1 + floor(pg_temp.u(k, 23) * cardinality({last_m}))::int] END,
+                   birth_date, sex, '',
+                   CASE WHEN pg_temp.u(k, 24) < 0.8
+                        THEN '+48' || (500000000 + floor(pg_temp.u(k, 25) * 299999999))::bigint ELSE '' END,
+                   CASE WHEN pg_temp.u(k, 26) < 0.03 THEN 'en' ELSE 'pl' END,
+                   pg_temp.u(k, 27) < 0.05, NULL
+            FROM gen_pat ORDER BY k;
+            """,  # noqa: S608
+            {"n": n},
+        )
+        return n
+
+    def slots(self) -> int:
+        # Future: 90 days from the start date; most slots free, the nearest weeks mostly booked.
+        # Past: the previous month, nearly all booked (attended or no-show): the reconciliation month.
+        self._exec(
+            """
+            DROP TABLE IF EXISTS gen_day;
+            CREATE TEMP TABLE gen_day AS
+            SELECT di, %(start)s::date + di AS day
+            FROM generate_series(%(month_first)s::date - %(start)s::date, %(days)s - 1) AS di
+            WHERE extract(isodow FROM %(start)s::date + di) <= 5
+              AND (di >= 0 OR %(start)s::date + di < %(month_end)s::date)
+              AND NOT EXISTS (SELECT 1 FROM catalog_holiday h WHERE h.date = %(start)s::date + di);
+            """,
+            {
+                "start": self.start,
+                "days": self.days,
+                "month_first": self.month_first,
+                "month_end": self.month_end,
+            },
+        )
+        # One transaction per chunk of schedules: the deferred foreign-key checks of a transaction are
+        # queued in memory until commit, and millions of them make one big INSERT crawl.
+        for lo in range(0, self.plan["schedules"], SLOT_CHUNK_SCHEDULES):
+            with transaction.atomic():
+                self._slots_chunk(lo, lo + SLOT_CHUNK_SCHEDULES)
+        return int(
+            self._scalar("SELECT count(*) FROM scheduling_slot sl JOIN gen_sched s ON s.id = sl.schedule_id")
+        )
+
+    def _slots_chunk(self, lo: int, hi: int) -> None:
+        self._exec(
+            """
+            INSERT INTO scheduling_slot
+                (schedule_id, facility_id, service_id, practitioner_id, voivodeship_id, locality_id, lat, lon,
+                 start, "end", kind, status, hold_until, held_by_id, from_template, updated_at)
+            SELECT s.id, s.facility_id, s.service_id, NULL, s.voivodeship_id, s.locality_id, s.lat, s.lon,
+                   (d.day + make_interval(mins => s.start_min + i * s.slot_minutes))
+                       AT TIME ZONE 'Europe/Warsaw',
+                   (d.day + make_interval(mins => s.start_min + (i + 1) * s.slot_minutes))
+                       AT TIME ZONE 'Europe/Warsaw',
+                   CASE WHEN pg_temp.u(key, 30) < 0.1 THEN 'follow_up' ELSE 'first' END,
+                   CASE WHEN pg_temp.u(key, 31) < 0.01 THEN 'blocked'
+                        WHEN pg_temp.u(key, 32) < CASE WHEN d.di < 0 THEN 0.9
+                                                       WHEN d.di < 14 THEN 0.55
+                                                       WHEN d.di < 30 THEN 0.25
+                                                       WHEN d.di < 60 THEN 0.08
+                                                       ELSE 0.03 END THEN 'booked'
+                        ELSE 'free' END,
+                   NULL, NULL, true, now()
+            FROM gen_sched s
+            CROSS JOIN gen_day d
+            CROSS JOIN LATERAL generate_series(0, s.n_per_day - 1) AS i
+            CROSS JOIN LATERAL (SELECT (s.j::bigint * 1000 + d.di + 500) * 100 + i AS key) AS kk
+            WHERE s.j >= %(lo)s AND s.j < %(hi)s
+            ORDER BY s.id, d.day, i
+            """,
+            {"lo": lo, "hi": hi},
+        )
+
+    def _multiplier(self) -> int:
+        n = self.plan["patients"]
+        return next(p for p in PRIMES if math.gcd(p, n) == 1)
+
+    def bookings(self) -> int:
+        """One registration + appointment per booked slot. Live ones (future) use distinct
+        (patient, service) pairs: the k-th booked slot of a service goes to patient (k*A + off) mod N,
+        a bijection on 0..N-1, so no pair repeats; waiting-list entries continue the same k."""
+        n = self.plan["patients"]
+        self._exec(
+            """
+            DROP TABLE IF EXISTS gen_book;
+            CREATE TEMP TABLE gen_book AS
+            SELECT sl.id AS slot_id, sl.service_id, sl.facility_id, sl.start, sl.start < %(start)s AS past,
+                   (row_number() OVER (PARTITION BY sl.service_id, sl.start < %(start)s
+                                       ORDER BY s.j, sl.start) - 1) AS k,
+                   s.j AS sched_j,
+                   -- a stable key for the random draws: slot ids depend on what the database held before
+                   s.j::bigint * 100000000 + (extract(epoch FROM sl.start)::bigint / 60) %% 100000000 AS key,
+                   s.confirmation_required, s.confirm_deadline_hours,
+                   nextval(pg_get_serial_sequence('booking_registration', 'id')) AS reg_id
+            FROM scheduling_slot sl JOIN gen_sched s ON s.id = sl.schedule_id
+            WHERE sl.status = 'booked';
+            ALTER TABLE gen_book ADD COLUMN patient_id bigint;
+            UPDATE gen_book b SET patient_id = p.id
+            FROM gen_pat p WHERE p.k = (b.k * %(mult)s + b.service_id * 7919) %% %(n)s;
+            """,
+            {"start": self._start_instant(), "mult": self._multiplier(), "n": n},
+        )
+        over = self._scalar(
+            "SELECT max(c) FROM (SELECT count(*) AS c FROM gen_book WHERE NOT past GROUP BY service_id) x"
+        )
+        if over and over + self.plan["waiting"] > n:
+            raise CommandError("not enough patients for the booked slots: raise --scale")
+        self._exec(
+            """
+            INSERT INTO booking_registration
+                (id, created_at, updated_at, status, priority, urgent, joined_at, date_from, date_to,
+                 max_distance_km, declined_slot_ids, closed_at, closed_reason, entitlement_id, facility_id,
+                 locality_id, patient_id, practitioner_id, referral_id, service_id, voivodeship_id)
+            SELECT reg_id, joined, joined,
+                   CASE WHEN past THEN 'closed' ELSE 'booked' END, 0, pg_temp.u(key, 40) < 0.15,
+                   joined, NULL, NULL, NULL, '{}',
+                   CASE WHEN past THEN start + interval '30 minutes' END,
+                   CASE WHEN past THEN CASE WHEN pg_temp.u(key, 41) < 0.06 THEN 'no_show'
+                                            ELSE 'attended' END ELSE '' END,
+                   NULL, NULL, NULL, patient_id, NULL, NULL, service_id, NULL
+            FROM gen_book
+            CROSS JOIN LATERAL (SELECT LEAST(start - interval '1 day', now())
+                                       - make_interval(days => floor(pg_temp.u(key, 42) * 40)::int)
+                                       AS joined) AS j
+            ORDER BY reg_id;
+            """
+        )
+        return self._exec(
+            """
+            INSERT INTO booking_appointment
+                (created_at, updated_at, start, status, channel, confirm_by, confirmed_at, ended_at,
+                 allocation,
+                 version, facility_id, patient_id, reason_id, rescheduled_to_id, service_id, slot_id,
+                 registration_id)
+            SELECT r.created_at, r.created_at, b.start,
+                   CASE WHEN b.past THEN r.closed_reason
+                        WHEN b.confirmation_required AND b.start > now() + interval '3 days' THEN 'booked'
+                        ELSE 'confirmed' END,
+                   CASE WHEN u < 0.55 THEN 'web' WHEN u < 0.75 THEN 'desk' WHEN u < 0.95 THEN 'phone'
+                        ELSE 'email' END,
+                   CASE WHEN NOT b.past AND b.confirmation_required AND b.start > now() + interval '3 days'
+                        THEN b.start - make_interval(hours => coalesce(b.confirm_deadline_hours, 48)) END,
+                   CASE WHEN b.past OR NOT b.confirmation_required OR b.start <= now() + interval '3 days'
+                        THEN r.created_at END,
+                   CASE WHEN b.past THEN r.closed_at END,
+                   '{}'::jsonb, 1, b.facility_id, b.patient_id, NULL, NULL, b.service_id, b.slot_id, b.reg_id
+            FROM gen_book b JOIN booking_registration r ON r.id = b.reg_id
+            CROSS JOIN LATERAL (SELECT pg_temp.u(b.key, 43) AS u) AS uu
+            ORDER BY b.reg_id;
+            """
+        )
+
+    def _start_instant(self) -> dt.datetime:
+        return dt.datetime.combine(self.start, dt.time(0, 0), tzinfo=dt.UTC)
+
+    def waiting(self) -> int:
+        """The central waiting list: continues each service's patient permutation after its bookings."""
+        total = self.plan["waiting"]
+        return self._exec(
+            """
+            WITH svc AS (
+                SELECT service_id, count(*) AS schedules,
+                       sum(count(*)) OVER () AS all_schedules
+                FROM gen_sched GROUP BY service_id
+            ), booked AS (
+                SELECT service_id, count(*) AS live FROM gen_book WHERE NOT past GROUP BY service_id
+            ), w AS (
+                SELECT svc.service_id, coalesce(booked.live, 0) + q AS k, q
+                FROM svc LEFT JOIN booked USING (service_id)
+                CROSS JOIN LATERAL generate_series(
+                    0, GREATEST(1, round(%(total)s::numeric * svc.schedules / svc.all_schedules))::int - 1
+                ) AS q
+            ), ent AS (
+                SELECT array_agg(id ORDER BY code) AS ids, array_agg(priority ORDER BY code) AS prio
+                FROM catalog_entitlement
+            )
+            INSERT INTO booking_registration
+                (created_at, updated_at, status, priority, urgent, joined_at, date_from, date_to,
+                 max_distance_km, declined_slot_ids, closed_at, closed_reason, entitlement_id, facility_id,
+                 locality_id, patient_id, practitioner_id, referral_id, service_id, voivodeship_id)
+            SELECT joined, joined, 'waiting',
+                   CASE WHEN e_i IS NOT NULL THEN ent.prio[e_i] ELSE 0 END,
+                   pg_temp.u(key, 51) < 0.2, joined, NULL, NULL,
+                   CASE WHEN pref >= 0.6 AND pref < 0.85 THEN 50 END, '{}', NULL, '',
+                   CASE WHEN e_i IS NOT NULL THEN ent.ids[e_i] END, NULL,
+                   CASE WHEN pref >= 0.6 AND pref < 0.85 THEN l.id END,
+                   p.id, NULL, NULL, w.service_id,
+                   CASE WHEN pref < 0.85 THEN l.voivodeship_id END
+            FROM w
+            CROSS JOIN ent
+            CROSS JOIN LATERAL (SELECT w.service_id * 10000000 + w.q AS key) AS kk
+            CROSS JOIN LATERAL (
+                SELECT pg_temp.u(key, 52) AS pref,
+                       now() - make_interval(mins => floor(pg_temp.u(key, 53) * 60 * 24 * 60)::int) AS joined,
+                       CASE WHEN pg_temp.u(key, 54) < 0.02 AND cardinality(ent.ids) > 0
+                            THEN 1 + floor(pg_temp.u(key, 55) * cardinality(ent.ids))::int END AS e_i,
+                       pg_temp.u(key, 56) AS lu
+            ) AS r
+            JOIN gen_loc l ON r.lu >= l.lo AND r.lu < l.hi
+            JOIN gen_pat p ON p.k = (w.k * %(mult)s + w.service_id * 7919) %% %(n)s
+            ORDER BY w.service_id, w.q;
+            """,
+            {"total": total, "mult": self._multiplier(), "n": self.plan["patients"]},
+        )
+
+    def visits(self) -> int:
+        """What facilities report for the past month: every attended visit, plus the usual problems
+        (claims without a registration, emergencies, the same registration claimed twice, a visit
+        reported by another facility than the one booked)."""
+        return self._exec(
+            """
+            WITH attended AS (
+                SELECT b.slot_id, b.key, b.facility_id, b.service_id, b.start, b.patient_id, p.pesel
+                FROM gen_book b JOIN gen_pat p ON p.id = b.patient_id
+                JOIN booking_registration r ON r.id = b.reg_id
+                WHERE b.past AND r.closed_reason = 'attended'
+            ), other_fac AS (
+                SELECT service_id, array_agg(DISTINCT facility_id) AS ids FROM gen_sched GROUP BY service_id
+            ), extra AS (
+                -- 4 %% no registration, 1 %% emergency, 1 %% duplicate claim, 1 %% other facility
+                SELECT a.*, x.kind FROM attended a
+                CROSS JOIN LATERAL (
+                    SELECT CASE WHEN v < 0.04 THEN 'noreg' WHEN v < 0.05 THEN 'emergency'
+                                WHEN v < 0.06 THEN 'duplicate' WHEN v < 0.07 THEN 'otherfac' END AS kind
+                    FROM (SELECT pg_temp.u(a.key, 60) AS v) AS vv
+                ) AS x
+                WHERE x.kind IS NOT NULL
+            ), rows AS (
+                SELECT facility_id, 'V' || key AS fvid, pesel, patient_id, service_id, start, false AS em
+                FROM attended
+                UNION ALL
+                SELECT CASE WHEN e.kind = 'otherfac'
+                            THEN o.ids[1 + floor(pg_temp.u(e.key, 61) * cardinality(o.ids))::int]
+                            ELSE e.facility_id END,
+                       'X' || e.key,
+                       CASE WHEN e.kind IN ('noreg', 'emergency') THEN p.pesel ELSE e.pesel END,
+                       CASE WHEN e.kind IN ('noreg', 'emergency') THEN p.id ELSE e.patient_id END,
+                       e.service_id, e.start + interval '2 hours', e.kind = 'emergency'
+                FROM extra e
+                JOIN other_fac o ON o.service_id = e.service_id
+                JOIN gen_pat p ON p.k = floor(pg_temp.u(e.key, 62) * %(n)s)::int
+            )
+            INSERT INTO reconciliation_reportedvisit
+                (facility_id, facility_visit_id, patient_pesel, patient_id, service_id, visit_at, emergency,
+                 batch_id, source_row, created_at)
+            SELECT facility_id, fvid, pesel, patient_id, service_id, start, em, NULL, NULL, now()
+            FROM rows ORDER BY start, facility_id, fvid;
+            """,
+            {"n": self.plan["patients"]},
+        )
+
+    def analyze(self) -> None:
+        tables = [
+            "catalog_facility",
+            "catalog_contract",
+            "scheduling_schedule",
+            "scheduling_weeklytemplate",
+            "scheduling_slot",
+            "patients_patient",
+            "booking_registration",
+            "booking_appointment",
+        ]
+        if self.has_visits():
+            tables.append("reconciliation_reportedvisit")
+        # VACUUM (visibility map: index-only scans) cannot run inside a transaction, e.g. in tests.
+        command = "ANALYZE" if connection.in_atomic_block else "VACUUM ANALYZE"
+        for table in tables:
+            self._exec(f"{command} {table}")
+
+    @staticmethod
+    def has_visits() -> bool:
+        """Only when the reconciliation app has its model and its table (migrated)."""
+        try:
+            model = apps.get_model("reconciliation", "ReportedVisit")
+        except LookupError:
+            return False
+        return model._meta.db_table in connection.introspection.table_names()
+
+    def run(self, *, with_visits: bool = True) -> dict[str, Any]:
+        began = time.perf_counter()
+        self._session_setup()
+        self._step("reference data", self.reference)
+        self._step("facilities", self.facilities)
+        self._step("schedules+contracts", self.schedules)
+        self._step("patients", self.patients)
+        self._step("slots", self.slots, atomic=False)
+        self._step("registrations+appointments", self.bookings)
+        self._step("waiting list", self.waiting)
+        if with_visits and self.has_visits():
+            self._step("reported visits", self.visits)
+        else:
+            self.out("  reported visits              skipped: no reconciliation.ReportedVisit model")
+        vacuum_began = time.perf_counter()
+        self.analyze()  # VACUUM cannot run inside a transaction block: autocommit here
+        self.timings["vacuum analyze"] = round(time.perf_counter() - vacuum_began, 3)
+        self.timings["total"] = round(time.perf_counter() - began, 3)
+        return {
+            "scale": self.scale,
+            "seed": self.seed,
+            "start": self.start.isoformat(),
+            "visit_month": self.month_first.isoformat(),
+            "plan": self.plan,
+            "rows": self.counts,
+            "seconds": self.timings,
+        }
+
+
+def generated_facilities() -> int:
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM catalog_facility WHERE nfz_code LIKE %s", [FACILITY_PREFIX + "%"])
+        return int(cur.fetchone()[0])
+
+
+def national_data_generate(
+    *,
+    scale: float,
+    seed: int,
+    start: dt.date,
+    days: int = DAYS,
+    out: Callable[[str], None] = lambda _line: None,
+) -> dict[str, Any]:
+    if scale <= 0 or scale > 10:
+        raise CommandError("--scale must be in (0, 10]")
+    existing = generated_facilities()
+    if existing:
+        raise CommandError(
+            f"generated data already present ({existing} {FACILITY_PREFIX}* facilities): "
+            "use an empty database"
+        )
+    if not 1 <= days <= 366:
+        raise CommandError("--days must be in 1..366")
+    return Generator(scale=scale, seed=seed, start=start, out=out, days=days).run()
+
+
+class Command(BaseCommand):
+    help = "Generate a national-size data set (set-based SQL, reproducible with --seed) for the benchmarks."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--scale", type=float, default=0.01, help="1.0 = national size (default 0.01)")
+        parser.add_argument("--seed", type=int, default=1, help="same seed + start date = same rows")
+        parser.add_argument("--days", type=int, default=DAYS, help="days of future slots (default 90)")
+        parser.add_argument(
+            "--start",
+            type=dt.date.fromisoformat,
+            default=None,
+            help="first day of the schedule (default: today, UTC); the reconciliation month precedes it",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        start = options["start"] or dt.datetime.now(dt.UTC).date()
+        self.stdout.write(
+            f"Generating national data: scale {options['scale']}, seed {options['seed']}, start {start}"
+        )
+        result = national_data_generate(
+            scale=options["scale"],
+            seed=options["seed"],
+            start=start,
+            days=options["days"],
+            out=self.stdout.write,
+        )
+        self.stdout.write(f"Done in {result['seconds']['total']:.1f} s: {result['rows']}")

@@ -1,0 +1,226 @@
+"""The reconciliation as set-based SQL (DESIGN.md section 8): one INSERT ... SELECT per chunk of visit
+ids, one window-function UPDATE for duplicate claims, one UPDATE carrying staff overrides forward.
+
+Rule order for one visit (the first that applies gives the reason; docs/reconciliation.md):
+  1. emergency flag                                  -> eligible   emergency
+  2. visit day before the service's `cer_from`       -> eligible   service_not_in_scope
+  3. visit day before the obligation date            -> eligible   facility_not_obliged
+     (`catalog.selectors.registration_obligatory_from`: the later of service and facility dates)
+  4. an appointment of the same patient, facility and service on the visit day (Warsaw time) that
+     was not cancelled/released/rescheduled before the visit time -> eligible matched_registration
+  5. only such appointments that ended before the visit -> ineligible registration_cancelled
+  6. a live appointment that day, same patient and service, at another facility -> facility_mismatch
+  7. a live appointment that day, same patient and facility, for another service -> service_mismatch
+  8. otherwise                                        -> ineligible no_registration
+  then, over the whole run: two visits matched to one appointment -> all but the first (by visit
+  time, then visit id) become ineligible duplicate_claim.
+"""
+
+# Table names are interpolated from the models' Meta; every value is a bound parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import connection
+
+from apps.booking.models import Appointment
+from apps.catalog.models import Facility, Service
+from apps.patients.models import Patient
+
+from .models import ELIGIBLE_REASONS, Override, Reason, ReportedVisit, Verdict
+
+# Bumped whenever the rule order or a rule's meaning changes; stored on every run and verdict
+# (together with the catalogue's per-service `rule_version`).
+RULES_VERSION = "2026.1"
+TIME_ZONE = "Europe/Warsaw"
+# Appointment states that end a registration; if that happened before the visit, it no longer counts.
+ENDING_STATES = (
+    Appointment.Status.CANCELLED_BY_PATIENT,
+    Appointment.Status.CANCELLED_BY_FACILITY,
+    Appointment.Status.RELEASED,
+    Appointment.Status.RESCHEDULED,
+)
+
+T_VISIT = ReportedVisit._meta.db_table
+T_VERDICT = Verdict._meta.db_table
+T_OVERRIDE = Override._meta.db_table
+T_APPOINTMENT = Appointment._meta.db_table
+T_SERVICE = Service._meta.db_table
+T_FACILITY = Facility._meta.db_table
+T_PATIENT = Patient._meta.db_table
+
+_LIVE_AT_VISIT = "NOT (a.status = ANY(%(ending)s) AND (a.ended_at IS NULL OR a.ended_at <= v.visit_at))"
+
+CHUNK_SQL = f"""
+WITH v AS (
+    SELECT rv.id, rv.facility_id, rv.service_id, rv.patient_id, rv.visit_at, rv.emergency,
+           (rv.visit_at AT TIME ZONE %(tz)s)::date AS day,
+           ((rv.visit_at AT TIME ZONE %(tz)s)::date::timestamp AT TIME ZONE %(tz)s) AS day_start,
+           (((rv.visit_at AT TIME ZONE %(tz)s)::date + 1)::timestamp AT TIME ZONE %(tz)s) AS day_end,
+           s.cer_from,
+           GREATEST(s.obligatory_from, COALESCE(f.obligatory_from, s.obligatory_from)) AS obliged_from,
+           %(rules)s || '.s' || s.rule_version AS rule_version
+    FROM {T_VISIT} rv
+    JOIN {T_SERVICE} s ON s.id = rv.service_id
+    JOIN {T_FACILITY} f ON f.id = rv.facility_id
+    WHERE rv.id > %(lo)s AND rv.id <= %(hi)s
+      AND rv.visit_at >= %(start)s AND rv.visit_at < %(end)s
+      AND (%(facility)s::bigint IS NULL OR rv.facility_id = %(facility)s::bigint)
+),
+-- MATERIALIZED: the reason is used four times below; inlined, its CASE (and EXISTS) would run four times.
+decided AS MATERIALIZED (
+    SELECT v.id AS visit_id, v.facility_id, v.service_id, v.visit_at, v.rule_version,
+           c.appointment_id,
+           CASE
+               WHEN v.emergency THEN 'emergency'
+               WHEN v.day < v.cer_from THEN 'service_not_in_scope'
+               WHEN v.day < v.obliged_from THEN 'facility_not_obliged'
+               WHEN c.live THEN 'matched_registration'
+               WHEN c.live IS NOT NULL THEN 'registration_cancelled'
+               WHEN v.patient_id IS NULL THEN 'no_registration'
+               WHEN EXISTS (
+                   SELECT 1 FROM {T_APPOINTMENT} a
+                   WHERE a.patient_id = v.patient_id AND a.service_id = v.service_id
+                     AND a.start >= v.day_start AND a.start < v.day_end
+                     AND a.facility_id <> v.facility_id AND {_LIVE_AT_VISIT}
+               ) THEN 'facility_mismatch'
+               WHEN EXISTS (
+                   SELECT 1 FROM {T_APPOINTMENT} a
+                   WHERE a.patient_id = v.patient_id AND a.facility_id = v.facility_id
+                     AND a.start >= v.day_start AND a.start < v.day_end
+                     AND a.service_id <> v.service_id AND {_LIVE_AT_VISIT}
+               ) THEN 'service_mismatch'
+               ELSE 'no_registration'
+           END AS reason
+    FROM v
+    -- The candidate appointment: same patient, facility and service that day; one still live at the
+    -- visit time first, then the nearest start, then the lowest id (deterministic). A LATERAL probe
+    -- of the (patient, service, start) index per visit: its cost follows the chunk, not the size of
+    -- the appointment table (a hash join would read every appointment again in every chunk).
+    LEFT JOIN LATERAL (
+        SELECT a.id AS appointment_id, {_LIVE_AT_VISIT} AS live
+        FROM {T_APPOINTMENT} a
+        WHERE a.patient_id = v.patient_id AND a.service_id = v.service_id
+          AND a.start >= v.day_start AND a.start < v.day_end
+          AND a.facility_id = v.facility_id
+        ORDER BY 2 DESC, abs(extract(epoch FROM a.start - v.visit_at)), a.id
+        LIMIT 1
+    ) c ON true
+)
+INSERT INTO {T_VERDICT} (run_id, visit_id, facility_id, service_id, visit_at, eligible, reason,
+                         matched_appointment_id, rule_version, final_eligible, override_id)
+SELECT %(run)s, d.visit_id, d.facility_id, d.service_id, d.visit_at,
+       d.reason = ANY(%(eligible)s), d.reason,
+       CASE WHEN d.reason IN ('matched_registration', 'registration_cancelled') THEN d.appointment_id END,
+       d.rule_version, d.reason = ANY(%(eligible)s), NULL
+FROM decided d
+ON CONFLICT (run_id, visit_id) DO UPDATE SET
+    eligible = EXCLUDED.eligible, reason = EXCLUDED.reason,
+    matched_appointment_id = EXCLUDED.matched_appointment_id, rule_version = EXCLUDED.rule_version,
+    final_eligible = EXCLUDED.final_eligible, override_id = NULL
+"""
+
+# Patients who registered in CeR after their visit was imported: resolve the PESEL within the chunk.
+RESOLVE_SQL = f"""
+UPDATE {T_VISIT} rv SET patient_id = p.id
+FROM {T_PATIENT} p
+WHERE p.pesel = rv.patient_pesel AND rv.patient_id IS NULL
+  AND rv.id > %(lo)s AND rv.id <= %(hi)s
+  AND rv.visit_at >= %(start)s AND rv.visit_at < %(end)s
+"""
+
+# The same registration claimed by two visits: the first by visit time, then visit id, keeps it.
+DUPLICATES_SQL = f"""
+UPDATE {T_VERDICT} t SET eligible = false, final_eligible = false, reason = 'duplicate_claim'
+FROM (
+    SELECT id, row_number() OVER (
+        PARTITION BY matched_appointment_id ORDER BY visit_at, visit_id
+    ) AS claim
+    FROM {T_VERDICT}
+    WHERE run_id = %(run)s AND reason = 'matched_registration'
+      AND matched_appointment_id IN (
+          SELECT matched_appointment_id FROM {T_VERDICT}
+          WHERE run_id = %(run)s AND reason = 'matched_registration'
+          GROUP BY matched_appointment_id HAVING count(*) > 1
+      )
+) ranked
+WHERE t.id = ranked.id AND ranked.claim > 1
+"""
+
+# A staff decision on a visit stands in later runs too: the latest override of each visit applies.
+OVERRIDES_SQL = f"""
+UPDATE {T_VERDICT} t SET final_eligible = o.new_eligible, override_id = o.id
+FROM (
+    SELECT DISTINCT ON (visit_id) id, visit_id, new_eligible
+    FROM {T_OVERRIDE}
+    WHERE visit_id IN (SELECT visit_id FROM {T_VERDICT} WHERE run_id = %(run)s)
+    ORDER BY visit_id, id DESC
+) o
+WHERE t.run_id = %(run)s AND t.visit_id = o.visit_id
+"""
+
+BOUNDS_SQL = f"""
+SELECT count(*), min(id), max(id) FROM {T_VISIT} rv
+WHERE rv.visit_at >= %(start)s AND rv.visit_at < %(end)s
+  AND (%(facility)s::bigint IS NULL OR rv.facility_id = %(facility)s::bigint)
+"""
+
+COUNTS_SQL = f"""
+SELECT count(*) FILTER (WHERE eligible), count(*) FILTER (WHERE NOT eligible)
+FROM {T_VERDICT} WHERE run_id = %(run)s
+"""
+
+
+def _params(**params: Any) -> dict[str, Any]:
+    return {
+        "tz": TIME_ZONE,
+        "rules": RULES_VERSION,
+        "ending": [str(s) for s in ENDING_STATES],
+        "eligible": [str(r) for r in ELIGIBLE_REASONS],
+        **params,
+    }
+
+
+def scope_bounds(*, start: dt.datetime, end: dt.datetime, facility_id: int | None) -> tuple[int, int, int]:
+    """(number of visits, first id, last id) of a scope: the snapshot a run walks."""
+    with connection.cursor() as cursor:
+        cursor.execute(BOUNDS_SQL, _params(start=start, end=end, facility=facility_id))
+        total, first, last = cursor.fetchone()
+    return total, (first or 1) - 1, last or 0
+
+
+def chunk_process(
+    *, run_id: int, lo: int, hi: int, start: dt.datetime, end: dt.datetime, facility_id: int | None
+) -> int:
+    """Give every visit of the scope with lo < id <= hi its verdict (upsert). Returns visits decided.
+    The caller holds the transaction (with `SET LOCAL work_mem`) and records progress in it."""
+    params = _params(run=run_id, lo=lo, hi=hi, start=start, end=end, facility=facility_id)
+    with connection.cursor() as cursor:
+        cursor.execute(RESOLVE_SQL, params)
+        cursor.execute(CHUNK_SQL, params)
+        return cursor.rowcount
+
+
+def duplicates_mark(*, run_id: int) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(DUPLICATES_SQL, _params(run=run_id))
+        return cursor.rowcount
+
+
+def overrides_apply(*, run_id: int) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(OVERRIDES_SQL, _params(run=run_id))
+        return cursor.rowcount
+
+
+def verdict_counts(*, run_id: int) -> tuple[int, int]:
+    with connection.cursor() as cursor:
+        cursor.execute(COUNTS_SQL, {"run": run_id})
+        eligible, ineligible = cursor.fetchone()
+    return eligible, ineligible
+
+
+__all__ = ["RULES_VERSION", "Reason", "chunk_process", "duplicates_mark", "overrides_apply"]

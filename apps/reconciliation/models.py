@@ -1,0 +1,265 @@
+"""Reimbursement reconciliation: reported visits, import batches, runs, verdicts and staff overrides.
+
+NFZ pays for a visit in a CeR-covered service only if it was registered in CeR (DESIGN.md section 5).
+Facilities report the visits they want settled (`ReportedVisit`); a `ReconciliationRun` gives every
+visit in its scope one `Verdict` with a reason code and the rule version that produced it; staff may
+`Override` a verdict, which keeps the original and records who, when and why.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from apps.catalog.models import Facility, Service
+from apps.patients.models import Patient
+
+
+class Reason(models.TextChoices):
+    """Reason codes of a verdict. Whether a reason makes a visit eligible is `ELIGIBLE_REASONS`."""
+
+    MATCHED_REGISTRATION = "matched_registration", "zgodna rejestracja w CeR"
+    SERVICE_NOT_IN_SCOPE = "service_not_in_scope", "usługa poza zakresem CeR w dniu wizyty"
+    FACILITY_NOT_OBLIGED = "facility_not_obliged", "placówka nie miała jeszcze obowiązku rejestracji"
+    EMERGENCY = "emergency", "przypadek nagły"
+    NO_REGISTRATION = "no_registration", "brak rejestracji w CeR"
+    REGISTRATION_CANCELLED = "registration_cancelled", "rejestracja odwołana lub zwolniona przed wizytą"
+    FACILITY_MISMATCH = "facility_mismatch", "rejestracja w innej placówce"
+    SERVICE_MISMATCH = "service_mismatch", "rejestracja na inną usługę"
+    DUPLICATE_CLAIM = "duplicate_claim", "ta sama rejestracja rozliczana drugi raz"
+
+
+ELIGIBLE_REASONS = frozenset(
+    {
+        Reason.MATCHED_REGISTRATION,
+        Reason.SERVICE_NOT_IN_SCOPE,
+        Reason.FACILITY_NOT_OBLIGED,
+        Reason.EMERGENCY,
+    }
+)
+INELIGIBLE_REASONS = tuple(r for r in Reason if r not in ELIGIBLE_REASONS)
+
+
+class ImportBatch(models.Model):
+    """One file (or API post) of reported visits. A file is identified by its SHA-256: importing it
+    again finds this batch and changes nothing."""
+
+    class Source(models.TextChoices):
+        FILE = "file", "plik (polecenie)"
+        UPLOAD = "upload", "plik (strona NFZ)"
+        API = "api", "API placówki"
+
+    id = models.BigAutoField(primary_key=True)
+    file_name = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64)
+    source = models.CharField(max_length=8, choices=Source.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_imported = models.PositiveIntegerField(default=0)
+    rows_duplicate = models.PositiveIntegerField(default=0)
+    rows_rejected = models.PositiveIntegerField(default=0)
+    # [{"line": 7, "reason": "invalid PESEL: wrong check digit"}, ...]
+    errors = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sha256"], condition=~Q(source="api"), name="import_batch_file_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"import {self.pk} {self.file_name}"
+
+
+class ReportedVisit(models.Model):
+    """A visit a facility reports for settlement. The PESEL is kept as reported (the patient may be
+    unknown to CeR); `patient` is resolved from it when a patient with that PESEL exists."""
+
+    id = models.BigAutoField(primary_key=True)
+    # Indexes are few on purpose (10 M rows a month): facility is led by the unique and scope indexes.
+    facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="+", db_index=False)
+    facility_visit_id = models.CharField(max_length=64)
+    patient_pesel = models.CharField(max_length=11)
+    patient = models.ForeignKey(Patient, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="+", db_index=False)
+    visit_at = models.DateTimeField()
+    emergency = models.BooleanField(default=False)
+    batch = models.ForeignKey(
+        ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    source_row = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["facility", "facility_visit_id"], name="visit_once_per_facility"),
+        ]
+        indexes = [
+            # A run selects its scope (a day or a month, optionally one facility) and walks it by id.
+            models.Index(fields=["visit_at", "id"], name="visit_scope"),
+            models.Index(fields=["facility", "visit_at", "id"], name="visit_facility_scope"),
+            models.Index(
+                fields=["patient_pesel"], name="visit_unresolved", condition=Q(patient__isnull=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"visit {self.pk} {self.facility_id}/{self.facility_visit_id}"
+
+
+class ReconciliationRun(models.Model):
+    class Scope(models.TextChoices):
+        DAY = "day", "dzień"
+        MONTH = "month", "miesiąc"
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "w kolejce"
+        RUNNING = "running", "w toku"
+        DONE = "done", "zakończony"
+        FAILED = "failed", "przerwany"
+
+    id = models.BigAutoField(primary_key=True)
+    scope = models.CharField(max_length=5, choices=Scope.choices)
+    period_start = models.DateField()
+    period_end = models.DateField(help_text="exclusive")
+    facility = models.ForeignKey(Facility, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    state = models.CharField(max_length=8, choices=State.choices, default=State.QUEUED)
+    rule_version = models.CharField(max_length=16)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Progress: the run walks its visits in id order; `cursor_visit_id` is the last id whose chunk
+    # committed, so a resumed run skips everything at or below it.
+    chunk_size = models.PositiveIntegerField(default=50_000)
+    visits_total = models.PositiveIntegerField(default=0)
+    visits_done = models.PositiveIntegerField(default=0)
+    chunks_done = models.PositiveIntegerField(default=0)
+    cursor_visit_id = models.BigIntegerField(default=0)
+    last_visit_id = models.BigIntegerField(default=0, help_text="the scope's last visit id when it began")
+    eligible_count = models.PositiveIntegerField(default=0)
+    ineligible_count = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(period_end__gt=models.F("period_start")), name="run_period"),
+        ]
+        indexes = [models.Index(fields=["scope", "period_start", "state"], name="run_by_period")]
+        permissions = [
+            ("review_reconciliation", "Can review reconciliation runs and verdicts"),
+            ("start_reconciliation", "Can start a reconciliation run"),
+            ("override_verdict", "Can override a reconciliation verdict"),
+            ("import_visits", "Can upload reported visits"),
+            ("export_verdicts", "Can export verdict lists"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} {self.scope} {self.period_start} {self.state}"
+
+    @property
+    def progress_percent(self) -> int:
+        if self.state == self.State.DONE:
+            return 100
+        if not self.visits_total:
+            return 0
+        return min(100, self.visits_done * 100 // self.visits_total)
+
+
+class Verdict(models.Model):
+    """The outcome of one run for one visit. `eligible`/`reason` are what the rules decided and never
+    change; `final_eligible` is what NFZ settles: the same, unless a staff override says otherwise."""
+
+    id = models.BigAutoField(primary_key=True)
+    # A run writes millions of verdicts: every index and foreign-key check costs per row, so only
+    # the run and visit keys are checked (facility and service are copied from the checked visit;
+    # appointments are never deleted) and only the indexes the pages and the run use exist.
+    run = models.ForeignKey(
+        ReconciliationRun, on_delete=models.CASCADE, related_name="verdicts", db_index=False
+    )
+    visit = models.ForeignKey(ReportedVisit, on_delete=models.CASCADE, related_name="verdicts")
+    # Denormalised from the visit: summaries group a run's verdicts without touching the visits.
+    facility = models.ForeignKey(
+        Facility, on_delete=models.DO_NOTHING, related_name="+", db_index=False, db_constraint=False
+    )
+    service = models.ForeignKey(
+        Service, on_delete=models.DO_NOTHING, related_name="+", db_index=False, db_constraint=False
+    )
+    visit_at = models.DateTimeField()
+    eligible = models.BooleanField()
+    reason = models.CharField(max_length=24, choices=Reason.choices)
+    matched_appointment = models.ForeignKey(
+        "booking.Appointment",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    rule_version = models.CharField(max_length=32)
+    final_eligible = models.BooleanField()
+    override = models.ForeignKey(
+        "Override", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+
+    class Meta:
+        ordering = ["visit_at", "visit_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "visit"], name="verdict_once_per_run"),
+        ]
+        indexes = [
+            models.Index(fields=["run", "facility", "visit_at"], name="verdict_run_facility"),
+            models.Index(
+                fields=["run", "matched_appointment"],
+                name="verdict_run_match",
+                condition=Q(matched_appointment__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"verdict {self.pk} {self.reason}"
+
+
+class Override(models.Model):
+    """A staff decision replacing a verdict. Append-only: a later override supersedes, never edits."""
+
+    id = models.BigAutoField(primary_key=True)
+    verdict = models.ForeignKey(Verdict, on_delete=models.PROTECT, related_name="overrides")
+    visit = models.ForeignKey(ReportedVisit, on_delete=models.PROTECT, related_name="overrides")
+    original_eligible = models.BooleanField()
+    original_reason = models.CharField(max_length=24, choices=Reason.choices)
+    new_eligible = models.BooleanField()
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField(auto_now_add=True)
+    justification = models.TextField()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(justification__regex=r"^\s*$"), name="override_justification_required"
+            ),
+        ]
+        indexes = [models.Index(fields=["visit", "-id"], name="override_latest_per_visit")]
+
+
+class Tariff(models.Model):
+    """What NFZ pays per visit of a service (PLN), for the "amount at stake" in summaries."""
+
+    service = models.OneToOneField(Service, on_delete=models.CASCADE, related_name="tariff")
+    amount = models.DecimalField(max_digits=10, decimal_places=2)
+
+    def __str__(self) -> str:
+        return f"{self.service_id}: {self.amount} PLN"

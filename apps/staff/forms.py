@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django import forms
+from django.conf import settings
+
+from apps.catalog.models import Facility, Service
+from apps.reconciliation.models import Reason
+
+YES_NO = [("", "wszystkie / all"), ("yes", "tak / yes"), ("no", "nie / no")]
+
+
+def _yes_no(value: str) -> bool | None:
+    return {"yes": True, "no": False}.get(value)
+
+
+class RunStartForm(forms.Form):
+    month = forms.CharField(label="Miesiąc / month (YYYY-MM)", max_length=7)
+    facility = forms.CharField(
+        label="Kod placówki NFZ / facility code (optional)", max_length=20, required=False
+    )
+
+    def clean_month(self) -> dt.date:
+        try:
+            return dt.datetime.strptime(self.cleaned_data["month"], "%Y-%m").date()
+        except ValueError:
+            raise forms.ValidationError("Podaj miesiąc jako RRRR-MM / give the month as YYYY-MM.") from None
+
+    def clean_facility(self) -> Facility | None:
+        code = self.cleaned_data["facility"].strip()
+        if not code:
+            return None
+        facility = Facility.objects.filter(nfz_code=code).first()
+        if facility is None:
+            raise forms.ValidationError("Nie ma takiej placówki / no such facility.")
+        return facility
+
+
+class VerdictFilterForm(forms.Form):
+    service = forms.ModelChoiceField(
+        Service.objects.order_by("code"), required=False, label="Usługa / service", to_field_name="code"
+    )
+    eligible = forms.ChoiceField(choices=YES_NO, required=False, label="Do zapłaty / payable")
+    reason = forms.ChoiceField(
+        choices=[("", "wszystkie / all"), *Reason.choices], required=False, label="Powód / reason"
+    )
+    date_from = forms.DateField(
+        required=False, label="Od / from", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(required=False, label="Do / to", widget=forms.DateInput(attrs={"type": "date"}))
+    overridden = forms.ChoiceField(choices=YES_NO, required=False, label="Zmieniony / overridden")
+
+    def filters(self) -> dict[str, Any]:
+        if not self.is_valid():
+            return {}
+        data = self.cleaned_data
+        return {
+            "service_id": data["service"].pk if data.get("service") else None,
+            "eligible": _yes_no(data.get("eligible", "")),
+            "reason": data.get("reason") or None,
+            "date_from": data.get("date_from"),
+            "date_to": data.get("date_to"),
+            "overridden": _yes_no(data.get("overridden", "")),
+        }
+
+
+class OverrideForm(forms.Form):
+    new_eligible = forms.TypedChoiceField(
+        label="Nowy werdykt / new verdict",
+        choices=[("yes", "do zapłaty / eligible"), ("no", "bez zapłaty / ineligible")],
+        coerce=lambda v: v == "yes",
+        widget=forms.RadioSelect,
+    )
+    justification = forms.CharField(
+        label="Uzasadnienie / justification", widget=forms.Textarea(attrs={"rows": 4}), max_length=4000
+    )
+
+
+class UploadForm(forms.Form):
+    file = forms.FileField(label="Plik CSV lub JSON / CSV or JSON file")
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data["file"]
+        limit = int(getattr(settings, "CER_VISIT_UPLOAD_MAX_BYTES", 20 * 1024 * 1024))
+        if upload.size > limit:
+            raise forms.ValidationError(
+                f"Plik jest za duży (max {limit // (1024 * 1024)} MB) / the file is too large."
+            )
+        if not upload.name.lower().endswith((".csv", ".json")):
+            raise forms.ValidationError("Dozwolone pliki .csv i .json / only .csv and .json files.")
+        return upload

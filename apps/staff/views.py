@@ -1,0 +1,262 @@
+"""NFZ staff pages for the reimbursement reconciliation: thin views over the reconciliation services
+and selectors. Every page that shows patients' visits records the read in the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from apps.audit.services import access_record
+from apps.catalog.models import Facility
+from apps.core import pesel
+from apps.core.errors import DomainError
+from apps.reconciliation import selectors
+from apps.reconciliation.models import INELIGIBLE_REASONS, ImportBatch, ReconciliationRun
+from apps.reconciliation.services import run_create, verdict_override, visits_import
+from apps.reconciliation.tasks import run_enqueue
+
+from . import exports
+from .forms import OverrideForm, RunStartForm, UploadForm, VerdictFilterForm
+from .permissions import EXPORT, IMPORT, OVERRIDE, REVIEW, START, staff_required
+
+PAGE_SIZE = 50
+
+
+class StaffLoginView(auth_views.LoginView):
+    template_name = "staff/login.html"
+    redirect_authenticated_user = True
+
+    def get_default_redirect_url(self) -> str:
+        return reverse("staff:runs")
+
+
+def _audit(
+    request: HttpRequest, *, patient_ids: Iterable[int | None], action: str, facility_id: int | None
+) -> None:
+    ids = [pid for pid in patient_ids if pid is not None]
+    if ids:
+        access_record(
+            actor_type="staff",
+            actor_id=str(request.user.pk),
+            patient_ids=ids,
+            action=action,
+            facility_id=facility_id,
+            purpose="reimbursement reconciliation",
+        )
+
+
+def _run_or_404(run_id: int) -> ReconciliationRun:
+    run = selectors.run_get(run_id=run_id)
+    if run is None:
+        raise Http404
+    return run
+
+
+@staff_required(REVIEW)
+def run_list(request: HttpRequest) -> HttpResponse:
+    runs = list(selectors.run_list())
+    active = any(r.state in ("queued", "running") for r in runs)
+    return render(
+        request,
+        "staff/runs.html",
+        {"runs": runs, "active": active, "form": RunStartForm(), "can_start": request.user.has_perm(START)},
+    )
+
+
+@require_POST
+@staff_required(START)
+def run_start(request: HttpRequest) -> HttpResponse:
+    form = RunStartForm(request.POST)
+    if not form.is_valid():
+        runs = list(selectors.run_list())
+        return render(request, "staff/runs.html", {"runs": runs, "form": form, "can_start": True}, status=400)
+    with transaction.atomic():
+        run = run_create(
+            scope=ReconciliationRun.Scope.MONTH,
+            period_start=form.cleaned_data["month"],
+            facility=form.cleaned_data["facility"],
+            created_by=request.user,
+        )
+        run_enqueue(run=run)
+    messages.success(request, f"Przebieg {run.pk} w kolejce / run {run.pk} queued.")
+    return redirect("staff:runs")
+
+
+@staff_required(REVIEW)
+def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = _run_or_404(run_id)
+    return render(
+        request,
+        "staff/run_detail.html",
+        {
+            "run": run,
+            "by_facility": selectors.run_summary_by_facility(run=run),
+            "by_service": selectors.run_summary_by_service(run=run),
+            "reasons": INELIGIBLE_REASONS,
+        },
+    )
+
+
+@staff_required(REVIEW)
+def trends(request: HttpRequest) -> HttpResponse:
+    points = selectors.ineligibility_by_month()
+    top = max((p.percent for p in points), default=0) or 1
+    bar_width, gap, height = 40, 16, 200
+    bars = [
+        {
+            "point": p,
+            "x": 40 + i * (bar_width + gap),
+            "height": round(height * p.percent / top),
+            "y": 20 + height - round(height * p.percent / top),
+        }
+        for i, p in enumerate(points)
+    ]
+    return render(
+        request,
+        "staff/trends.html",
+        {
+            "bars": bars,
+            "reasons": INELIGIBLE_REASONS,
+            "chart": {
+                "width": 60 + len(points) * (bar_width + gap),
+                "height": height + 60,
+                "bar": bar_width,
+                "base": 20 + height,
+                "label_y": height + 40,
+                "top": top,
+            },
+        },
+    )
+
+
+@staff_required(REVIEW)
+def facility_visits(request: HttpRequest, run_id: int, facility_id: int) -> HttpResponseBase:
+    run = _run_or_404(run_id)
+    facility = Facility.objects.filter(pk=facility_id).first()
+    if facility is None:
+        raise Http404
+    form = VerdictFilterForm(request.GET or None)
+    verdicts = selectors.verdict_list(run=run, facility_id=facility.pk, **form.filters())
+    export = request.GET.get("export")
+    if export in ("csv", "xlsx"):
+        if not request.user.has_perm(EXPORT):
+            return HttpResponse("Brak uprawnień do eksportu / no export permission.", status=403)
+        _audit(
+            request,
+            patient_ids=verdicts.values_list("visit__patient_id", flat=True).distinct(),
+            action=f"staff:export:{export}",
+            facility_id=facility.pk,
+        )
+        rows = exports.verdict_rows(verdicts)
+        name = f"verdicts-run{run.pk}-{facility.nfz_code.replace('/', '-')}"
+        if export == "csv":
+            return exports.csv_response(rows, filename=name)
+        return exports.xlsx_response(rows, filename=name)
+    page = Paginator(verdicts, PAGE_SIZE).get_page(request.GET.get("page"))
+    items = [{"verdict": v, "pesel": pesel.mask(v.visit.patient_pesel)} for v in page]
+    _audit(
+        request,
+        patient_ids=[v.visit.patient_id for v in page],
+        action="staff:facility_visits",
+        facility_id=facility.pk,
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    query.pop("export", None)
+    return render(
+        request,
+        "staff/facility_visits.html",
+        {
+            "run": run,
+            "facility": facility,
+            "form": form,
+            "page": page,
+            "items": items,
+            "query": query.urlencode(),
+            "can_export": request.user.has_perm(EXPORT),
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required(REVIEW)
+def verdict_detail(request: HttpRequest, verdict_id: int) -> HttpResponse:
+    verdict = selectors.verdict_get(verdict_id=verdict_id)
+    if verdict is None:
+        raise Http404
+    can_override = request.user.has_perm(OVERRIDE)
+    form = OverrideForm(request.POST if request.method == "POST" else None)
+    status = 200
+    if request.method == "POST":
+        if not can_override:
+            return HttpResponse("Brak uprawnień / not allowed.", status=403)
+        if form.is_valid():
+            try:
+                verdict_override(
+                    verdict=verdict,
+                    new_eligible=form.cleaned_data["new_eligible"],
+                    user=request.user,
+                    justification=form.cleaned_data["justification"],
+                )
+            except DomainError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                messages.success(request, "Werdykt zmieniony / verdict overridden.")
+                return redirect("staff:verdict", verdict_id=verdict.pk)
+        status = 400
+    _audit(
+        request,
+        patient_ids=[verdict.visit.patient_id],
+        action="staff:verdict_detail",
+        facility_id=verdict.facility_id,
+    )
+    context: dict[str, Any] = {
+        "verdict": verdict,
+        "visit": verdict.visit,
+        "pesel": pesel.mask(verdict.visit.patient_pesel),
+        "overrides": selectors.verdict_overrides(verdict=verdict),
+        "form": form,
+        "can_override": can_override,
+    }
+    return render(request, "staff/verdict.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required(IMPORT)
+def imports(request: HttpRequest) -> HttpResponse:
+    form = UploadForm(request.POST or None, request.FILES or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                batch = visits_import(
+                    file=form.cleaned_data["file"], source=ImportBatch.Source.UPLOAD, uploaded_by=request.user
+                )
+            except DomainError as exc:
+                form.add_error("file", exc.message)
+            else:
+                if getattr(batch, "already_imported", False):
+                    messages.info(request, "Ten plik był już wczytany / this file was imported before.")
+                return redirect("staff:import", batch_id=batch.pk)
+        status = 400
+    return render(
+        request, "staff/imports.html", {"form": form, "batches": selectors.import_batch_list()}, status=status
+    )
+
+
+@staff_required(IMPORT)
+def import_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
+    batch = ImportBatch.objects.filter(pk=batch_id).first()
+    if batch is None:
+        raise Http404
+    return render(request, "staff/import_detail.html", {"batch": batch})

@@ -1,0 +1,201 @@
+"""The load generator: a separate process (no Django) that drives gunicorn over HTTP on 127.0.0.1.
+
+Reads one JSON job from stdin, prints one JSON result to stdout. Two modes:
+- "get": `requests` GETs of `path` spread over `threads` keep-alive connections (the ceiling).
+- "book": `threads` concurrent desk systems book slots for patients through `POST /api/v1/bookings`.
+  Every patient keeps trying slots not yet known to be taken until one booking succeeds or no slot is
+  left, so threads race for the same slots (a 409 is the expected answer to a lost race).
+
+Only the standard library: http.client with one persistent connection per thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import random
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from collections import Counter
+from typing import Any
+
+
+def _connect(host: str, port: int) -> http.client.HTTPConnection:
+    return http.client.HTTPConnection(host, port, timeout=60)
+
+
+def _request(
+    conn_box: list[http.client.HTTPConnection],
+    host: str,
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
+    """One request on the thread's keep-alive connection; reconnects once if the server closed it."""
+    for attempt in (1, 2):
+        try:
+            conn_box[0].request(method, path, body=body, headers=headers or {})
+            response = conn_box[0].getresponse()
+            data = response.read()
+            if response.getheader("Connection", "").lower() == "close":
+                conn_box[0].close()
+                conn_box[0] = _connect(host, port)
+            return response.status, data
+        except (http.client.HTTPException, ConnectionError, OSError):
+            conn_box[0].close()
+            conn_box[0] = _connect(host, port)
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def token_fetch(host: str, port: int, client_id: str, client_secret: str, scope: str) -> str:
+    conn = [_connect(host, port)]
+    auth = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
+    body = urllib.parse.urlencode({"grant_type": "client_credentials", "scope": scope}).encode()
+    status, data = _request(
+        conn,
+        host,
+        port,
+        "POST",
+        "/api/v1/oauth/token/",
+        body,
+        {"Authorization": f"Basic {auth}", "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    conn[0].close()
+    if status != 200:
+        raise SystemExit(f"token endpoint answered {status}: {data[:200]!r}")
+    return str(json.loads(data)["access_token"])
+
+
+def run_get(job: dict[str, Any]) -> dict[str, Any]:
+    host, port, threads, total = job["host"], job["port"], job["threads"], job["requests"]
+    counter = iter(range(total))
+    lock = threading.Lock()
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+
+    def worker() -> None:
+        conn = [_connect(host, port)]
+        while True:
+            with lock:
+                if next(counter, None) is None:
+                    break
+            began = time.perf_counter()
+            try:
+                status, _ = _request(conn, host, port, "GET", job["path"])
+            except OSError:
+                status = 0
+            took = time.perf_counter() - began
+            with lock:
+                statuses[status] += 1
+                latencies.append(took)
+        conn[0].close()
+
+    began = time.perf_counter()
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    wall = time.perf_counter() - began
+    return {"wall_s": wall, "statuses": dict(statuses), "latencies": latencies, "ok": statuses.get(200, 0)}
+
+
+def run_book(job: dict[str, Any]) -> dict[str, Any]:
+    host, port, threads = job["host"], job["port"], job["threads"]
+    tokens = {
+        fac: token_fetch(host, port, c["client_id"], c["client_secret"], "bookings:write")
+        for fac, c in job["clients"].items()
+    }
+    slots: list[tuple[int, str]] = [(int(s), str(f)) for s, f in job["slots"]]  # (slot_id, facility key)
+    patients: list[str] = list(job["patients"])
+    lock = threading.Lock()
+    taken: set[int] = set()
+    rng = random.Random(job.get("seed", 1))
+    latencies: list[float] = []  # successful bookings
+    all_latencies: list[float] = []
+    statuses: Counter[str] = Counter()
+    booked: list[tuple[int, str]] = []
+    patient_iter = iter(patients)
+
+    def pick() -> tuple[int, str] | None:
+        free = [s for s in slots if s[0] not in taken]
+        return rng.choice(free) if free else None
+
+    def worker() -> None:
+        conn = [_connect(host, port)]
+        while True:
+            with lock:
+                pesel = next(patient_iter, None)
+            if pesel is None:
+                break
+            while True:
+                with lock:
+                    choice = pick()
+                if choice is None:
+                    break
+                slot_id, fac = choice
+                body = json.dumps({"slot_id": slot_id, "pesel": pesel, "channel": "desk"}).encode()
+                headers = {
+                    "Authorization": f"Bearer {tokens[fac]}",
+                    "Content-Type": "application/json",
+                    "Idempotency-Key": str(uuid.uuid4()),
+                }
+                began = time.perf_counter()
+                try:
+                    status, data = _request(conn, host, port, "POST", "/api/v1/bookings", body, headers)
+                except OSError:
+                    status, data = 0, b""
+                took = time.perf_counter() - began
+                code = ""
+                if status >= 400:
+                    try:
+                        code = str(json.loads(data).get("code", ""))
+                    except ValueError:
+                        code = "unparseable"
+                with lock:
+                    all_latencies.append(took)
+                    statuses[f"{status} {code}".strip()] += 1
+                    if status == 201:
+                        taken.add(slot_id)
+                        latencies.append(took)
+                        booked.append((slot_id, pesel[-4:]))
+                    elif status == 409:
+                        taken.add(slot_id)  # lost the race: someone else has it
+                if status == 201:
+                    break
+                if status != 409:
+                    break  # an error: this patient gives up (counted)
+        conn[0].close()
+
+    began = time.perf_counter()
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    wall = time.perf_counter() - began
+    return {
+        "wall_s": wall,
+        "statuses": dict(statuses),
+        "latencies": latencies,
+        "all_latencies": all_latencies,
+        "booked": len(booked),
+    }
+
+
+def main() -> None:
+    job = json.loads(sys.stdin.read())
+    result = run_get(job) if job["mode"] == "get" else run_book(job)
+    sys.stdout.write(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,916 @@
+"""National-scale benchmarks: one command, one table, ratios against baselines measured in the same run.
+
+    python -m bench.run --quick        # scale 0.01, a couple of minutes (make bench QUICK=1)
+    python -m bench.run                # scale 1.0 (make bench)
+    python -m bench.run --scale 0.1    # anything in between
+
+Uses the PostgreSQL and Redis named by DATABASE_URL / REDIS_URL (`make bench` provides them) and the
+production settings (a SECRET_KEY generated for the run, ALLOWED_HOSTS=127.0.0.1). Generates the data
+set first unless it is already there at the same scale. Writes bench/results/<date>[-<scale>].json and
+.md, plus the EXPLAIN plans of the search. Absolute figures drift on shared machines; the ratios
+against baselines taken minutes apart on the same data are what to compare across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+PY = sys.executable
+
+
+# --- small helpers -------------------------------------------------------------------------------
+
+
+def pct(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    index = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
+
+
+def ratio(value: float | None, baseline: float | None) -> float | None:
+    if value is None or not baseline:
+        return None
+    return round(value / baseline, 2)
+
+
+class Report:
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.details: dict[str, Any] = {}
+
+    def add(
+        self,
+        workload: str,
+        metric: str,
+        value: Any,
+        baseline: Any = None,
+        ratio_: float | None = None,
+        note: str = "",
+    ) -> None:
+        self.rows.append(
+            {
+                "workload": workload,
+                "metric": metric,
+                "value": value,
+                "baseline": baseline,
+                "ratio": ratio_,
+                "note": note,
+            }
+        )
+
+    def skip(self, workload: str, why: str) -> None:
+        self.add(workload, "skipped", None, note=f"skipped: {why}")
+
+    def table(self) -> str:
+        header = ("workload", "metric", "value", "baseline", "ratio", "note")
+        lines = [header] + [
+            (
+                r["workload"],
+                r["metric"],
+                "" if r["value"] is None else str(r["value"]),
+                "" if r["baseline"] is None else str(r["baseline"]),
+                "" if r["ratio"] is None else f"{r['ratio']}x",
+                r["note"],
+            )
+            for r in self.rows
+        ]
+        widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
+        out = []
+        for n, line in enumerate(lines):
+            out.append("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+            if n == 0:
+                out.append("  ".join("-" * w for w in widths))
+        return "\n".join(out)
+
+    def markdown(self) -> str:
+        out = ["| workload | metric | value | baseline | ratio | note |", "|---|---|---|---|---|---|"]
+        for r in self.rows:
+            cells = [
+                r["workload"],
+                r["metric"],
+                "" if r["value"] is None else str(r["value"]),
+                "" if r["baseline"] is None else str(r["baseline"]),
+                "" if r["ratio"] is None else f"{r['ratio']}x",
+                r["note"].replace("|", "/"),
+            ]
+            out.append("| " + " | ".join(cells) + " |")
+        return "\n".join(out)
+
+
+def _settings_environment() -> None:
+    """Production settings, as gunicorn will get them; a SECRET_KEY made for this run only."""
+    missing = [v for v in ("DATABASE_URL", "REDIS_URL") if not os.environ.get(v)]
+    if missing:
+        raise SystemExit(f"{', '.join(missing)} not set: run `make bench` (it provides the servers)")
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.production"
+    if len(os.environ.get("SECRET_KEY", "")) < 50:
+        os.environ["SECRET_KEY"] = secrets.token_urlsafe(64)
+    os.environ["ALLOWED_HOSTS"] = "127.0.0.1,localhost"
+    os.environ["SECURE_SSL_REDIRECT"] = "false"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+
+def _module_has(module: str, *names: str) -> bool:
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return False
+    return all(hasattr(mod, n) for n in names)
+
+
+# --- data ----------------------------------------------------------------------------------------
+
+
+def data_ensure(scale: float, seed: int, report: Report) -> dict[str, Any]:
+    from apps.core.management.commands.generate_national_data import (
+        generated_facilities,
+        national_data_generate,
+        plan_for,
+    )
+
+    expected = plan_for(scale)["facilities"]
+    existing = generated_facilities()
+    if existing and existing != expected:
+        raise SystemExit(
+            f"the database holds generated data of another scale ({existing} facilities, {expected} expected "
+            "at this scale): point DATABASE_URL at an empty database"
+        )
+    if existing:
+        info: dict[str, Any] = {"generated": False, "scale": scale}
+        report.add("data", "generation", "reused", note=f"{existing} generated facilities already present")
+    else:
+        print(f"Generating national data at scale {scale} (seed {seed}) ...", flush=True)
+        info = national_data_generate(
+            scale=scale,
+            seed=seed,
+            start=dt.datetime.now(dt.UTC).date(),
+            out=lambda line: print(line, flush=True),
+        )
+        info["generated"] = True
+        report.add("data", "generation wall time (s)", info["seconds"]["total"], note=f"scale {scale}")
+        report.add(
+            "data", "slot insert rate (slots/s)", round(info["rows"]["slots"] / info["seconds"]["slots"])
+        )
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(
+            """SELECT (SELECT count(*) FROM scheduling_slot),
+                      (SELECT count(*) FROM scheduling_slot WHERE status='free'),
+                      (SELECT count(*) FROM patients_patient),
+                      (SELECT count(*) FROM booking_registration WHERE status='waiting'),
+                      (SELECT count(*) FROM scheduling_schedule)"""
+        )
+        slots, free, patients, waiting, schedules = cur.fetchone()
+    info["counts"] = {
+        "slots": slots,
+        "free": free,
+        "patients": patients,
+        "waiting": waiting,
+        "schedules": schedules,
+    }
+    report.add(
+        "data",
+        "rows",
+        f"{schedules} schedules, {slots} slots ({free} free), {patients} patients, {waiting} waiting",
+    )
+    return info
+
+
+# --- a. search -----------------------------------------------------------------------------------
+
+SEARCH_SQL_NEAR = """
+SELECT s.id, s.start, s."end", s.facility_id, f.name, l.name, d.km
+FROM scheduling_slot s
+JOIN catalog_facility f ON f.id = s.facility_id
+JOIN catalog_locality l ON l.id = s.locality_id
+CROSS JOIN LATERAL (
+    SELECT 2 * 6371.0 * asin(sqrt(power(sin(radians(s.lat - %(lat)s) / 2), 2)
+           + cos(radians(%(lat)s)) * cos(radians(s.lat)) * power(sin(radians(s.lon - %(lon)s) / 2), 2))) AS km
+) d
+WHERE s.service_id = %(service)s AND s.status = 'free' AND s.kind = 'first'
+  AND s.start > %(now)s AND s.start < %(until)s
+  AND s.lat BETWEEN %(lat_min)s AND %(lat_max)s AND s.lon BETWEEN %(lon_min)s AND %(lon_max)s
+  AND d.km <= %(radius)s
+ORDER BY s.start, d.km, s.id
+LIMIT 20
+"""
+
+SEARCH_SQL_VOIV = """
+SELECT s.id, s.start, s."end", s.facility_id, f.name, l.name
+FROM scheduling_slot s
+JOIN catalog_facility f ON f.id = s.facility_id
+JOIN catalog_locality l ON l.id = s.locality_id
+WHERE s.service_id = %(service)s AND s.status = 'free' AND s.kind = 'first'
+  AND s.start > %(now)s AND s.start < %(until)s AND s.voivodeship_id = %(voiv)s
+ORDER BY s.start, s.id
+LIMIT 20
+"""
+
+
+def _timed(fn: Callable[[], Any], runs: int, warmup: int = 2) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - began)
+    return out
+
+
+def workload_search(report: Report, runs: int, stamp: str) -> None:
+    name = "a. search"
+    if not _module_has("apps.scheduling.selectors", "slot_search", "slot_search_queryset", "Near"):
+        report.skip(name, "apps.scheduling.selectors.slot_search is not there")
+        return
+    from django.db import connection
+    from django.utils import timezone
+
+    from apps.catalog.models import Locality, Service
+    from apps.scheduling.selectors import Near, day_start, slot_search, slot_search_queryset
+
+    service = Service.objects.get(code="KARDIO_1")
+    today = timezone.localdate()
+    date_to = today + dt.timedelta(days=30)
+    cities = list(Locality.objects.order_by("-population")[:3])
+    plans: list[str] = []
+    for city in cities:
+        near = Near(lat=city.lat, lon=city.lon, radius_km=50)
+        lat_min, lat_max, lon_min, lon_max = near.bounding_box()
+        cases: dict[str, tuple[dict[str, Any], str, dict[str, Any]]] = {
+            f"{city.name} 50 km": (
+                {"near": near},
+                SEARCH_SQL_NEAR,
+                {
+                    "lat": city.lat,
+                    "lon": city.lon,
+                    "radius": 50.0,
+                    "lat_min": lat_min,
+                    "lat_max": lat_max,
+                    "lon_min": lon_min,
+                    "lon_max": lon_max,
+                },
+            ),
+            f"{city.voivodeship.name}": (
+                {"voivodeship": city.voivodeship_id},
+                SEARCH_SQL_VOIV,
+                {"voiv": city.voivodeship_id},
+            ),
+        }
+        for label, (filters, sql, extra) in cases.items():
+            now = timezone.now()
+            params: dict[str, Any] = {
+                "service": service.pk,
+                "now": now,
+                "until": day_start(date_to + dt.timedelta(days=1)),
+                **extra,
+            }
+
+            def orm(filters: dict[str, Any] = filters) -> Any:
+                return slot_search(service=service, date_from=today, date_to=date_to, limit=20, **filters)
+
+            def raw(sql: str = sql, params: dict[str, Any] = params) -> Any:
+                with connection.cursor() as cur:
+                    cur.execute(sql, params)
+                    return cur.fetchall()
+
+            found = len(orm())
+            t_orm = _timed(orm, runs)
+            t_raw = _timed(raw, runs)
+            p50, p95, b50, b95 = pct(t_orm, 50), pct(t_orm, 95), pct(t_raw, 50), pct(t_raw, 95)
+            report.add(
+                name,
+                f"KARDIO_1 {label}: p50 ms",
+                ms(p50),
+                ms(b50),
+                ratio(p50, b50),
+                f"selector vs hand SQL, {found} slots returned, {runs} runs",
+            )
+            report.add(name, f"KARDIO_1 {label}: p95 ms", ms(p95), ms(b95), ratio(p95, b95))
+            qs = slot_search_queryset(
+                service=service, date_from=today, date_to=date_to, **filters
+            ).select_related("facility", "locality", "practitioner")[:20]
+            plans.append(f"## selector: KARDIO_1 {label}\n\n{qs.explain(analyze=True, buffers=True)}\n")
+            with connection.cursor() as cur:
+                cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+                plan = "\n".join(r[0] for r in cur.fetchall())
+            plans.append(f"## hand-written SQL: KARDIO_1 {label}\n\n{plan}\n")
+    path = RESULTS / f"{stamp}-search-plans.txt"
+    path.write_text("\n".join(plans), encoding="utf-8")
+    report.details["search_plans"] = path.name
+
+
+# --- b. booking storm over HTTP ------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Gunicorn:
+    """gunicorn with the production settings on 127.0.0.1, in its own process group."""
+
+    def __init__(self, workers: int, threads: int) -> None:
+        self.port = _free_port()
+        self.workers, self.threads = workers, threads
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = tempfile.NamedTemporaryFile(prefix="bench-gunicorn-", suffix=".log", delete=False)  # noqa: SIM115
+
+    def __enter__(self) -> Gunicorn:
+        gunicorn = str(Path(PY).parent / "gunicorn")
+        self.proc = subprocess.Popen(
+            [
+                gunicorn,
+                "config.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(self.workers),
+                "--worker-class",
+                "gthread",
+                "--threads",
+                str(self.threads),
+                "--keep-alive",
+                "30",
+                "--backlog",
+                "2048",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=os.environ.copy(),
+            start_new_session=True,
+            # django.request logs every 409 (a lost race) as a warning: the server's log goes to a
+            # file (errors are counted from the responses anyway).
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        import http.client
+
+        while time.monotonic() < deadline:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    conn.close()
+                    return self
+            except OSError:
+                time.sleep(0.3)
+        self.__exit__()
+        raise SystemExit(f"gunicorn did not answer /healthz within 60 s: see {self.log.name}")
+
+    def __exit__(self, *exc: object) -> None:
+        self.log.close()
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait()
+
+
+def loadgen(job: dict[str, Any]) -> dict[str, Any]:
+    """Run the load generator in a separate process; the job (with credentials) goes over stdin."""
+    done = subprocess.run(
+        [PY, "-m", "bench.loadgen"],
+        input=json.dumps(job).encode(),
+        capture_output=True,
+        cwd=ROOT,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"load generator failed: {done.stderr.decode()[-2000:]}")
+    return json.loads(done.stdout)
+
+
+def _storm_patients(count: int) -> list[Any]:
+    """Fresh screening-eligible women (no history), new on every run: PESEL serials 4000+ are never
+    used by the generator (it numbers at most a few dozen people per birth date)."""
+    from apps.core import pesel
+    from apps.patients.models import Patient
+
+    run_no = (
+        Patient.objects.filter(email__startswith="storm-", email__endswith="@bench.invalid").count() // count
+    )
+    rows = []
+    for i in range(count):
+        birth = dt.date(1958, 1, 1) + dt.timedelta(days=run_no * 40 + i // 900)
+        rows.append(
+            Patient(
+                pesel=pesel.generate(birth, "F", 4000 + i % 900),
+                first_name="Pacjentka",
+                last_name=f"Testowa {i}",
+                birth_date=birth,
+                sex="F",
+                email=f"storm-{run_no}-{i}@bench.invalid",
+            )
+        )
+    return Patient.objects.bulk_create(rows, batch_size=2000)
+
+
+def _publish_after(schedule: Any, count: int, minutes: int) -> list[int]:
+    """Publish `count` slots after everything the schedule already has (07:00-19:00 Warsaw, weekdays)."""
+    from django.db.models import Max
+
+    from apps.scheduling.models import Slot
+    from apps.scheduling.services import WARSAW, slots_publish
+
+    last = Slot.objects.filter(schedule=schedule).aggregate(m=Max("start"))["m"]
+    day = (last.astimezone(WARSAW).date() if last else dt.date.today()) + dt.timedelta(days=1)
+    slots: list[tuple[dt.datetime, dt.datetime, str]] = []
+    while len(slots) < count:
+        if day.weekday() < 5:
+            t = dt.datetime.combine(day, dt.time(7, 0), tzinfo=WARSAW)
+            while t.hour < 19 and len(slots) < count:
+                end = t + dt.timedelta(minutes=minutes)
+                slots.append((t, end, "first"))
+                t = end
+        day += dt.timedelta(days=1)
+    slots_publish(schedule=schedule, slots=slots)
+    return list(
+        Slot.objects.filter(schedule=schedule, start__gte=slots[0][0], start__lte=slots[-1][0]).values_list(
+            "id", flat=True
+        )
+    )
+
+
+def workload_storm(report: Report, quick: bool) -> None:
+    name = "b. booking storm"
+    ceiling_name = "b. framework ceiling"
+    has_api = _module_has("apps.integration.apis.bookings", "BookingCreateApi") and _module_has(
+        "apps.integration.services", "api_client_issue"
+    )
+    if not has_api:
+        report.skip(name, "the facility booking API (apps.integration) is not there")
+        return
+    from apps.booking.models import Appointment
+    from apps.catalog.models import Service
+    from apps.integration.services import api_client_issue
+    from apps.scheduling.models import Schedule
+
+    slots_total, patients_total, threads = 1000, 1200, 200
+    service = Service.objects.get(code="MAMMO_SCR")
+    schedules: list[Schedule] = []
+    seen: set[int] = set()
+    for schedule in (
+        Schedule.objects.filter(service=service, external_id__startswith="GEN-S-")
+        .select_related("facility")
+        .order_by("id")
+    ):
+        if schedule.facility_id not in seen:
+            seen.add(schedule.facility_id)
+            schedules.append(schedule)
+        if len(schedules) == 20:
+            break
+    if not schedules:
+        report.skip(name, "no generated MAMMO_SCR schedule")
+        return
+    # 1,000 freshly published slots spread over up to 20 facilities; each facility system has its own
+    # API client (as in production), which also keeps every client under the per-client rate limit.
+    per = -(-slots_total // len(schedules))
+    slot_rows: list[tuple[int, str]] = []
+    clients: dict[str, dict[str, str]] = {}
+    for schedule in schedules:
+        want = min(per, slots_total - len(slot_rows))
+        if want <= 0:
+            break
+        ids = _publish_after(schedule, want, service.slot_minutes)
+        key = str(schedule.facility_id)
+        slot_rows += [(sid, key) for sid in ids]
+        issued = api_client_issue(
+            facility=schedule.facility, name="bench storm", scopes=["bookings:write", "bookings:read"], days=1
+        )
+        clients[key] = {"client_id": issued.client_id, "client_secret": issued.client_secret}
+    patients = _storm_patients(patients_total)
+    slot_ids = [s for s, _ in slot_rows]
+    workers, gthreads = (4, 4)
+    with Gunicorn(workers=workers, threads=gthreads) as server:
+        base = {"host": "127.0.0.1", "port": server.port, "threads": threads}
+        ceiling = loadgen({**base, "mode": "get", "path": "/healthz", "requests": 2000 if quick else 10000})
+        result = loadgen(
+            {
+                **base,
+                "mode": "book",
+                "clients": clients,
+                "slots": slot_rows,
+                "patients": [p.pesel for p in patients],
+            }
+        )
+        ceiling_after = loadgen(
+            {**base, "mode": "get", "path": "/healthz", "requests": 2000 if quick else 10000}
+        )
+    ceiling_rps = max(ceiling["ok"] / ceiling["wall_s"], ceiling_after["ok"] / ceiling_after["wall_s"])
+    booked = result["booked"]
+    bookings_per_s = booked / result["wall_s"]
+    lat = result["latencies"] or [0.0]
+    statuses = result["statuses"]
+    errors = {k: v for k, v in statuses.items() if not (k.startswith("201") or k.startswith("409"))}
+    conflicts = sum(v for k, v in statuses.items() if k.startswith("409"))
+    # Verify in SQL: exactly one live booking per slot, 1,000 in all, nobody booked twice.
+    live = list(
+        Appointment.objects.filter(slot_id__in=slot_ids, status__in=["booked", "confirmed"]).values_list(
+            "slot_id", "patient_id"
+        )
+    )
+    slots_twice = len(live) - len({s for s, _ in live})
+    patient_ids = [p.pk for p in patients]
+    from django.db.models import Count
+
+    patients_twice = (
+        Appointment.objects.filter(patient_id__in=patient_ids, status__in=["booked", "confirmed"])
+        .values("patient_id")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
+        .count()
+    )
+    verified = len(live) == len(slot_ids) == slots_total and slots_twice == 0 and patients_twice == 0
+    report.add(
+        ceiling_name,
+        "GET /healthz req/s",
+        round(ceiling_rps),
+        note=(
+            "no trivial DRF endpoint in the app: /healthz (plain Django view) is the ceiling; "
+            f"gunicorn {workers} gthread workers x {gthreads} threads, {threads} client threads"
+        ),
+    )
+    report.add(
+        name,
+        "bookings/s (POST /api/v1/bookings)",
+        round(bookings_per_s, 1),
+        round(ceiling_rps),
+        ratio(bookings_per_s, ceiling_rps),
+        f"{booked} booked in {result['wall_s']:.1f} s",
+    )
+    report.add(name, "latency p50 / p99 ms (201s)", f"{ms(pct(lat, 50))} / {ms(pct(lat, 99))}")
+    report.add(
+        name,
+        "requests: lost races (409) / errors",
+        f"{conflicts} / {sum(errors.values())}",
+        note=json.dumps(errors) if errors else "no errors",
+    )
+    report.add(
+        name,
+        "SQL check: live bookings / slots twice / patients twice",
+        f"{len(live)} / {slots_twice} / {patients_twice}",
+        note="verified" if verified else "VERIFICATION FAILED",
+    )
+    report.details["storm"] = {"statuses": statuses, "verified": verified, "facilities": len(clients)}
+    if not verified:
+        raise SystemExit("booking storm verification failed: see the table")
+
+
+# --- c. bulk publish -----------------------------------------------------------------------------
+
+
+def _bench_schedule(service: Any, tag: str) -> Any:
+    from apps.scheduling.models import Schedule
+    from apps.scheduling.services import schedule_create
+
+    template = (
+        Schedule.objects.filter(service=service, external_id__startswith="GEN-S-")
+        .select_related("facility")
+        .first()
+    )
+    if template is None:
+        raise SystemExit(f"no generated schedule of {service.code}: generate the data first")
+    return schedule_create(facility=template.facility, service=service, external_id=tag)
+
+
+def _slot_times(count: int, minutes: int, first_day: dt.date) -> list[tuple[dt.datetime, dt.datetime, str]]:
+    from apps.scheduling.services import WARSAW
+
+    out: list[tuple[dt.datetime, dt.datetime, str]] = []
+    day = first_day
+    while len(out) < count:
+        t = dt.datetime.combine(day, dt.time(6, 0), tzinfo=WARSAW)
+        while t.hour < 22 and len(out) < count:
+            end = t + dt.timedelta(minutes=minutes)
+            out.append((t, end, "first"))
+            t = end
+        day += dt.timedelta(days=1)
+    return out
+
+
+def _copy_slots(schedule: Any, times: list[tuple[dt.datetime, dt.datetime, str]]) -> None:
+    """The baseline: COPY of the same rows into the same table (same indexes and constraints)."""
+    from django.db import connection, transaction
+
+    f = schedule.facility
+    with (
+        transaction.atomic(),
+        connection.cursor() as cur,
+        cur.copy(
+            "COPY scheduling_slot (schedule_id, facility_id, service_id, voivodeship_id, locality_id,"
+            ' lat, lon, start, "end", kind, status, from_template, updated_at) FROM STDIN'
+        ) as copy,
+    ):
+        now = dt.datetime.now(dt.UTC)
+        for start, end, kind in times:
+            copy.write_row(
+                (
+                    schedule.pk,
+                    f.pk,
+                    schedule.service_id,
+                    f.voivodeship_id,
+                    f.locality_id,
+                    f.lat,
+                    f.lon,
+                    start,
+                    end,
+                    kind,
+                    "free",
+                    False,
+                    now,
+                )
+            )
+
+
+def workload_publish(report: Report, batches: int, stamp: str) -> None:
+    name = "c. bulk publish"
+    if not _module_has("apps.scheduling.services", "slots_publish", "schedule_create"):
+        report.skip(name, "apps.scheduling.services.slots_publish is not there")
+        return
+    from apps.catalog.models import Service
+    from apps.scheduling.services import slots_publish
+
+    service = Service.objects.get(code="CYTO_SCR")
+    first_day = dt.date.today() + dt.timedelta(days=200)
+    tag = f"BENCH-PUB-{stamp}-{secrets.token_hex(3)}"
+    one = _slot_times(10_000, service.slot_minutes, first_day)
+    schedule = _bench_schedule(service, f"{tag}-one")
+    began = time.perf_counter()
+    created = slots_publish(schedule=schedule, slots=one)
+    t_one = time.perf_counter() - began
+    base_schedule = _bench_schedule(service, f"{tag}-copy")
+    began = time.perf_counter()
+    _copy_slots(base_schedule, one)
+    t_copy = time.perf_counter() - began
+    rate, base_rate = created / t_one, len(one) / t_copy
+    report.add(
+        name,
+        "slots_publish 10,000 in one call: slots/s",
+        round(rate),
+        round(base_rate),
+        ratio(rate, base_rate),
+        f"{t_one:.2f} s vs COPY {t_copy:.2f} s into the same table",
+    )
+    total = 0
+    began = time.perf_counter()
+    for b in range(batches):
+        s = _bench_schedule(service, f"{tag}-b{b}")
+        total += slots_publish(schedule=s, slots=one)
+    t_batches = time.perf_counter() - began
+    report.add(
+        name,
+        f"{batches} x 10,000 in batches: slots/s",
+        round(total / t_batches),
+        round(base_rate),
+        ratio(total / t_batches, base_rate),
+        f"{total} slots in {t_batches:.1f} s (one schedule per batch)",
+    )
+
+
+# --- d. reconciliation ---------------------------------------------------------------------------
+
+ANTI_JOIN_SQL = """
+CREATE TEMP TABLE bench_antijoin AS
+SELECT v.id,
+       v.emergency OR EXISTS (
+           SELECT 1 FROM booking_appointment a
+           WHERE a.patient_id = v.patient_id AND a.service_id = v.service_id AND a.facility_id = v.facility_id
+             AND a.start >= ((v.visit_at AT TIME ZONE 'Europe/Warsaw')::date::timestamp
+                             AT TIME ZONE 'Europe/Warsaw')
+             AND a.start < (((v.visit_at AT TIME ZONE 'Europe/Warsaw')::date + 1)::timestamp
+                            AT TIME ZONE 'Europe/Warsaw')
+             AND a.status NOT IN ('cancelled_by_patient', 'cancelled_by_facility', 'released', 'rescheduled')
+       ) AS eligible
+FROM reconciliation_reportedvisit v
+WHERE v.visit_at >= %(start)s AND v.visit_at < %(end)s
+"""
+
+
+def workload_reconciliation(report: Report, month_first: dt.date) -> None:
+    name = "d. reconciliation"
+    if not _module_has("apps.reconciliation.services", "run_create", "run_execute"):
+        report.skip(name, "apps.reconciliation.services.run_create/run_execute are not there")
+        return
+    from django.conf import settings
+    from django.db import connection, transaction
+
+    from apps.scheduling.services import WARSAW
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT to_regclass('reconciliation_reportedvisit') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            report.skip(name, "reconciliation tables not migrated")
+            return
+    done = subprocess.run(
+        [PY, "-m", "bench.recon_worker", month_first.isoformat()], capture_output=True, cwd=ROOT, check=False
+    )
+    if done.returncode != 0:
+        report.skip(name, f"reconciliation run failed: {done.stderr.decode()[-300:]}")
+        return
+    res = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    next_month = (month_first + dt.timedelta(days=32)).replace(day=1)
+    start = dt.datetime.combine(month_first, dt.time.min, tzinfo=WARSAW)
+    end = dt.datetime.combine(next_month, dt.time.min, tzinfo=WARSAW)
+    began = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(
+            "SELECT set_config('work_mem', %s, true)",
+            [getattr(settings, "CER_RECONCILIATION_WORK_MEM", "64MB")],
+        )
+        cur.execute(ANTI_JOIN_SQL, {"start": start, "end": end})
+        cur.execute("SELECT count(*) FILTER (WHERE eligible), count(*) FROM bench_antijoin")
+        eligible, total = cur.fetchone()
+        cur.execute("DROP TABLE bench_antijoin")
+    t_sql = time.perf_counter() - began
+    report.add(
+        name,
+        f"month {month_first:%Y-%m}: wall s (run_execute)",
+        round(res["seconds"], 2),
+        round(t_sql, 2),
+        ratio(res["seconds"], t_sql),
+        f"{res['visits']} visits, {res['eligible']} eligible; "
+        f"baseline: one anti-join, {eligible}/{total} eligible",
+    )
+    report.add(
+        name,
+        "visits/s",
+        round(res["visits"] / res["seconds"]),
+        round(total / t_sql),
+        ratio(total / t_sql, res["visits"] / res["seconds"]),
+    )
+    report.add(
+        name,
+        "worker peak RSS MiB",
+        round(res["maxrss_mib"], 1),
+        note="ru_maxrss of the worker process (the SQL work is in PostgreSQL)",
+    )
+
+
+# --- e. waiting-list reallocation ----------------------------------------------------------------
+
+
+def workload_waitlist(report: Report, count: int) -> None:
+    name = "e. waitlist reallocation"
+    if not _module_has("apps.booking.services", "appointment_cancel_by_patient", "waitlist_allocate_slot"):
+        report.skip(name, "apps.booking.services cancel / waitlist_allocate_slot are not there")
+        return
+    from django.db import connection
+    from django.utils import timezone
+
+    from apps.booking.models import Appointment
+    from apps.booking.services import appointment_cancel_by_patient, waitlist_allocate_slot
+
+    now = timezone.now()
+    # Live bookings of first-time slots inside the services' look-ahead window, in services with a
+    # waiting list, spread over the country (ordered by a hash, not by id).
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT a.id FROM booking_appointment a
+            JOIN scheduling_slot s ON s.id = a.slot_id
+            JOIN catalog_service svc ON svc.id = a.service_id
+            WHERE a.status IN ('booked', 'confirmed') AND s.kind = 'first'
+              AND a.start > %(now)s + interval '1 day'
+              AND a.start < %(now)s + make_interval(days => svc.waitlist_lookahead_days)
+              AND EXISTS (SELECT 1 FROM booking_registration r
+                          WHERE r.service_id = a.service_id AND r.status = 'waiting')
+            ORDER BY hashint8(a.id) LIMIT %(n)s
+            """,
+            {"now": now, "n": count},
+        )
+        ids = [r[0] for r in cur.fetchall()]
+    if not ids:
+        report.skip(name, "no live booking with a waiting list for its service")
+        return
+    appointments = list(Appointment.objects.filter(pk__in=ids))
+    began = time.perf_counter()
+    freed = []
+    for appointment in appointments:
+        appointment_cancel_by_patient(appointment=appointment)
+        freed.append(appointment.slot_id)
+    t_cancel = time.perf_counter() - began
+    began_alloc = time.perf_counter()
+    assigned = 0
+    for slot_id in freed:
+        if waitlist_allocate_slot(slot_id=slot_id) is not None:
+            assigned += 1
+    t_alloc = time.perf_counter() - began_alloc
+    total = time.perf_counter() - began
+    report.add(
+        name,
+        f"cancel {len(freed)} bookings: s",
+        round(t_cancel, 2),
+        note=f"{len(freed) / t_cancel:.0f} cancellations/s (appointment_cancel_by_patient)",
+    )
+    report.add(
+        name,
+        "until every freed slot is assigned: s",
+        round(total, 2),
+        note=f"{assigned}/{len(freed)} re-assigned to the next waiting patient "
+        f"(waitlist_allocate_slot, {assigned / t_alloc if t_alloc else 0:.0f}/s); "
+        "the rest had no matching waiting patient",
+    )
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="scale 0.01, a couple of minutes")
+    parser.add_argument("--scale", type=float, default=None, help="override the data scale")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    scale = args.scale if args.scale is not None else (0.01 if args.quick else 1.0)
+    _settings_environment()
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)  # a fresh clone's empty database works too
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d") + ("" if scale == 1.0 else f"-scale{scale:g}")
+    report = Report()
+    began = time.perf_counter()
+    info = data_ensure(scale, args.seed, report)
+    today = dt.datetime.now(dt.UTC).date()
+    month_first = (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+    steps: list[tuple[str, Callable[[], None]]] = [
+        ("search", lambda: workload_search(report, 20 if args.quick else 100, stamp)),
+        ("storm", lambda: workload_storm(report, args.quick)),
+        # 1 million slots in batches at full scale; proportionally fewer below it.
+        ("publish", lambda: workload_publish(report, max(2, min(100, round(100 * scale))), stamp)),
+        ("reconciliation", lambda: workload_reconciliation(report, month_first)),
+        ("waitlist", lambda: workload_waitlist(report, 200 if args.quick else 1000)),
+    ]
+    timings = {}
+    for label, step in steps:
+        print(f"running {label} ...", flush=True)
+        t0 = time.perf_counter()
+        step()
+        timings[label] = round(time.perf_counter() - t0, 1)
+    wall = time.perf_counter() - began
+    table = report.table()
+    print()
+    print(table)
+    print(f"\nwall time {wall:.0f} s")
+    meta = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "scale": scale,
+        "quick": args.quick,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "data": info,
+        "step_seconds": timings,
+        "wall_seconds": round(wall, 1),
+    }
+    (RESULTS / f"{stamp}.json").write_text(
+        json.dumps({**meta, "rows": report.rows, "details": report.details}, indent=2, default=str),
+        encoding="utf-8",
+    )
+    (RESULTS / f"{stamp}.md").write_text(
+        f"# Benchmark {meta['date']} (scale {scale})\n\n"
+        f"{os.cpu_count()} CPUs, wall time {wall:.0f} s; steps (s): {timings}\n\n{report.markdown()}\n",
+        encoding="utf-8",
+    )
+    print(f"results: bench/results/{stamp}.json and .md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

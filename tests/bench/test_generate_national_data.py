@@ -1,0 +1,131 @@
+"""The national data generator at a tiny scale: counts, constraints, valid PESELs, reproducibility.
+
+No timings here: the benchmarks themselves live in bench/ and run with `make bench`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from apps.booking.models import Appointment, Registration
+from apps.catalog.models import Facility, Voivodeship
+from apps.core import pesel
+from apps.core.management.commands.generate_national_data import national_data_generate, plan_for
+from apps.patients.models import Patient
+from apps.scheduling.models import Schedule, Slot
+
+SCALE = 0.0001  # the floors: 16 schedules and facilities, 2,000 patients
+START = dt.date(2026, 11, 2)
+DAYS = 14  # two weeks of future slots keep the test fast; the month before START is always generated
+
+FINGERPRINT_SQL = """
+SELECT
+  (SELECT md5(string_agg(pesel || first_name || last_name || birth_date || sex || phone || language,
+                         ',' ORDER BY pesel)) FROM patients_patient),
+  (SELECT md5(string_agg(f.nfz_code || f.name || f.voivodeship_id || round(f.lat::numeric, 6),
+                         ',' ORDER BY f.nfz_code)) FROM catalog_facility f),
+  (SELECT md5(string_agg(f.nfz_code || sc.external_id || s.start || s.kind || s.status,
+                         ',' ORDER BY sc.external_id, s.start))
+     FROM scheduling_slot s JOIN scheduling_schedule sc ON sc.id = s.schedule_id
+     JOIN catalog_facility f ON f.id = s.facility_id),
+  (SELECT md5(string_agg(p.pesel || a.start || a.status || a.channel, ',' ORDER BY p.pesel, a.start))
+     FROM booking_appointment a JOIN patients_patient p ON p.id = a.patient_id),
+  (SELECT md5(string_agg(p.pesel || r.service_id || r.status || coalesce(r.voivodeship_id, '-') || r.urgent
+                         || r.priority, ',' ORDER BY p.pesel, r.service_id, r.status))
+     FROM booking_registration r JOIN patients_patient p ON p.id = r.patient_id),
+  (SELECT md5(string_agg(f.nfz_code || v.facility_visit_id || v.patient_pesel || v.visit_at || v.emergency,
+                         ',' ORDER BY f.nfz_code, v.facility_visit_id))
+     FROM reconciliation_reportedvisit v JOIN catalog_facility f ON f.id = v.facility_id)
+"""
+
+
+def _fingerprint() -> tuple[str, ...]:
+    with connection.cursor() as cursor:
+        cursor.execute(FINGERPRINT_SQL)
+        return tuple(cursor.fetchone())
+
+
+def _generate(seed: int) -> dict:
+    return national_data_generate(scale=SCALE, seed=seed, start=START, days=DAYS)
+
+
+@pytest.fixture
+def generated(db):
+    return _generate(seed=3)
+
+
+def test_it_fills_the_real_tables_with_national_shapes_that_satisfy_every_constraint(generated):
+    """GIVEN an empty database WHEN the generator runs at a tiny scale THEN every voivodeship has
+    facilities, the near term is about half booked, each booked slot has exactly one live appointment, live
+    registrations are unique per patient and service, every PESEL is valid, and last month's visits
+    are reported with some problem cases."""
+    from apps.reconciliation.models import ReportedVisit
+
+    plan = plan_for(SCALE)
+    assert Facility.objects.filter(nfz_code__startswith="GEN-").count() == plan["facilities"]
+    assert Schedule.objects.filter(external_id__startswith="GEN-S-").count() == plan["schedules"]
+    assert Patient.objects.count() == plan["patients"]
+    assert generated["rows"]["slots"] == Slot.objects.count()
+    voivodeships = set(Facility.objects.values_list("voivodeship_id", flat=True).distinct())
+    assert voivodeships == set(Voivodeship.objects.values_list("teryt", flat=True))
+
+    future = Slot.objects.filter(start__gte=dt.datetime.combine(START, dt.time(), tzinfo=dt.UTC))
+    # The nearest two weeks are about half booked (later weeks, not generated here, are mostly free).
+    assert 0.3 < future.filter(status="booked").count() / future.count() < 0.8
+    assert future.filter(status="free").exists()
+    booked = future.filter(status="booked")
+    live = Appointment.objects.filter(slot__in=booked, status__in=["booked", "confirmed"])
+    assert booked.count() == live.count() > 0
+    assert live.values("slot").distinct().count() == live.count()
+
+    waiting = Registration.objects.filter(status="waiting")
+    assert waiting.values("service").distinct().count() == 16  # every catalogue service has a queue
+    live_registrations = Registration.objects.filter(status__in=["waiting", "booked"])
+    assert live_registrations.values("patient", "service").distinct().count() == live_registrations.count()
+
+    for value, birth, sex in Patient.objects.values_list("pesel", "birth_date", "sex"):
+        assert pesel.parse(value, sex=sex).birth_date == birth
+
+    visits = ReportedVisit.objects.all()
+    assert visits.count() == generated["rows"]["reported visits"] > 0
+    assert {v.date().replace(day=1) for v in visits.values_list("visit_at", flat=True)} == {
+        dt.date(2026, 10, 1)
+    }
+    assert visits.filter(emergency=True).exists()
+    assert visits.filter(facility_visit_id__startswith="X").exists()  # claims beyond the attended visits
+
+
+def test_the_same_seed_gives_the_same_rows_and_another_seed_different_ones(generated):
+    first = _fingerprint()
+    _wipe()
+    _generate(seed=3)
+    again = _fingerprint()
+    _wipe()
+    _generate(seed=4)
+    other = _fingerprint()
+    assert again == first
+    assert other[0] != first[0] and other[2] != first[2]
+
+
+def test_it_refuses_to_generate_twice_into_the_same_database(generated):
+    with pytest.raises(CommandError, match="already present"):
+        call_command("generate_national_data", "--scale", str(SCALE), stdout=StringIO())
+    assert Facility.objects.filter(nfz_code__startswith="GEN-").count() == plan_for(SCALE)["facilities"]
+
+
+def _wipe() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            DELETE FROM reconciliation_reportedvisit; DELETE FROM booking_appointment;
+            DELETE FROM booking_registration; DELETE FROM scheduling_slot;
+            DELETE FROM scheduling_weeklytemplate;
+            DELETE FROM scheduling_schedule; DELETE FROM catalog_contract; DELETE FROM catalog_facility;
+            DELETE FROM patients_patient;
+            """
+        )

@@ -1,0 +1,79 @@
+"""Factories for reconciliation tests: registrations and appointments (until the booking core ships
+its own in tests/factories/__init__.py) and reported visits."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import factory
+from django.utils import timezone
+
+from apps.booking.models import LIVE_APPOINTMENT, Appointment, Registration
+from apps.reconciliation.models import ReportedVisit
+from tests.factories import FacilityFactory, PatientFactory, ServiceFactory, SlotFactory
+
+WARSAW = ZoneInfo("Europe/Warsaw")
+
+
+def warsaw(year: int, month: int, day: int, hour: int = 9, minute: int = 0) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, minute, tzinfo=WARSAW)
+
+
+class RegistrationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Registration
+
+    patient = factory.SubFactory(PatientFactory)
+    service = factory.SubFactory(ServiceFactory)
+    status = Registration.Status.BOOKED
+    joined_at = factory.LazyFunction(timezone.now)
+
+
+class AppointmentFactory(factory.django.DjangoModelFactory):
+    """An appointment of `patient` for `service` at `facility` starting at `start` (a slot is made for
+    it). Ended states get `ended_at` (default: a day before the start, i.e. before the visit)."""
+
+    class Meta:
+        model = Appointment
+
+    patient = factory.SubFactory(PatientFactory)
+    service = factory.SubFactory(ServiceFactory)
+    facility = factory.SubFactory(FacilityFactory)
+    start = factory.LazyFunction(lambda: warsaw(2026, 7, 14))
+    status = Appointment.Status.BOOKED
+    channel = Appointment.Channel.WEB
+    ended_at = factory.LazyAttribute(
+        lambda o: None if o.status in LIVE_APPOINTMENT else o.start - dt.timedelta(days=1)
+    )
+    registration = factory.LazyAttribute(
+        lambda o: RegistrationFactory(
+            patient=o.patient,
+            service=o.service,
+            status=(
+                Registration.Status.BOOKED if o.status in LIVE_APPOINTMENT else Registration.Status.CLOSED
+            ),
+        )
+    )
+    slot = factory.LazyAttribute(
+        lambda o: SlotFactory(
+            schedule__facility=o.facility,
+            schedule__service=o.service,
+            start=o.start,
+            end=o.start + dt.timedelta(minutes=20),
+            status="booked",
+        )
+    )
+
+
+class ReportedVisitFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ReportedVisit
+
+    patient = factory.SubFactory(PatientFactory)
+    patient_pesel = factory.LazyAttribute(lambda o: o.patient.pesel if o.patient else "")
+    facility = factory.SubFactory(FacilityFactory)
+    service = factory.SubFactory(ServiceFactory)
+    facility_visit_id = factory.Sequence(lambda n: f"V{n:06d}")
+    visit_at = factory.LazyFunction(lambda: warsaw(2026, 7, 14, 9, 5))
+    emergency = False
