@@ -151,6 +151,12 @@ class Appointment(TimeStampedModel):
             models.Index(fields=["facility", "start"], name="appointment_facility_start"),
             models.Index(fields=["patient", "service", "start"], name="appointment_patient_service"),
             models.Index(fields=["confirm_by"], name="appointment_confirm_by", condition=Q(status="booked")),
+            # The no-show rule's sweep: live bookings by start, per service.
+            models.Index(
+                fields=["service", "start"],
+                name="appointment_live_start",
+                condition=Q(status__in=LIVE_APPOINTMENT),
+            ),
         ]
 
     def __str__(self) -> str:

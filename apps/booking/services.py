@@ -542,16 +542,20 @@ def appointment_record_outcome(
         appointment = _lock_appointment(appointment)
         if appointment.status == outcome:
             return appointment
-        _require_live(appointment, "rozliczona / given an outcome")
+        # The facility may still record the visit as attended after the automatic no-show rule.
+        correcting = outcome == Status.ATTENDED and _is_automatic_no_show(appointment)
+        if not correcting:
+            _require_live(appointment, "rozliczona / given an outcome")
         if appointment.start > now:
             raise DomainError("outcome_too_early")
         appointment.status = outcome
         appointment.ended_at = now
         appointment.version += 1
-        if outcome == Status.NO_SHOW:
-            appointment.reason = (
-                ReasonCode.objects.filter(kind=ReasonCode.Kind.NO_SHOW).order_by("code").first()
-            )
+        appointment.reason = (
+            ReasonCode.objects.filter(kind=ReasonCode.Kind.NO_SHOW).order_by("code").first()
+            if outcome == Status.NO_SHOW
+            else None
+        )
         appointment.save(update_fields=["status", "ended_at", "reason", "version", "updated_at"])
         _close_registration(appointment.registration, outcome, now)
         if outcome == Status.ATTENDED and appointment.service.is_screening:
@@ -563,6 +567,59 @@ def appointment_record_outcome(
             )
         _appointment_event(appointment, f"appointment.{outcome}")
         return appointment
+
+
+NO_SHOW_AUTO = "NO_SHOW_AUTO"
+
+
+def _is_automatic_no_show(appointment: Appointment) -> bool:
+    return (
+        appointment.status == Status.NO_SHOW
+        and appointment.reason is not None
+        and appointment.reason.code == NO_SHOW_AUTO
+    )
+
+
+def appointments_mark_no_show(*, now: dt.datetime | None = None, batch: int = 500) -> int:
+    """The no-show rule (catalogue `no_show_after_hours`): a booking still without an outcome that many
+    hours after its visit ended becomes a no-show with reason NO_SHOW_AUTO. That ends the registration,
+    so the patient can book the service again; the facility can still record the visit as attended.
+
+    Rows are claimed with SKIP LOCKED and re-checked under the lock, so two workers running this at
+    once, or a run that repeats after a crash, change each booking once and record one event.
+    """
+    now = _now(now)
+    reason = ReasonCode.objects.filter(code=NO_SHOW_AUTO).first() or (
+        ReasonCode.objects.filter(kind=ReasonCode.Kind.NO_SHOW).order_by("code").first()
+    )
+    marked = 0
+    for service in Service.objects.filter(no_show_after_hours__isnull=False).order_by("pk"):
+        cutoff = now - dt.timedelta(hours=service.no_show_after_hours or 0)
+        while True:
+            with transaction.atomic():
+                due = list(
+                    Appointment.objects.select_for_update(skip_locked=True, of=("self",))
+                    .select_related("service", "facility", "registration")
+                    .filter(
+                        service=service,
+                        status__in=LIVE_APPOINTMENT,
+                        start__lt=cutoff,  # the index; the visit's end decides below
+                        slot__end__lte=cutoff,
+                    )
+                    .order_by("start", "pk")[:batch]
+                )
+                for appointment in due:
+                    appointment.status = Status.NO_SHOW
+                    appointment.reason = reason
+                    appointment.ended_at = now
+                    appointment.version += 1
+                    appointment.save(update_fields=["status", "reason", "ended_at", "version", "updated_at"])
+                    _close_registration(appointment.registration, Status.NO_SHOW, now)
+                    _appointment_event(appointment, "appointment.no_show", automatic=True)
+            marked += len(due)
+            if len(due) < batch:
+                break
+    return marked
 
 
 def appointments_release_unconfirmed(*, now: dt.datetime | None = None, batch: int = 500) -> int:

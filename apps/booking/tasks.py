@@ -16,6 +16,11 @@ PERIODIC_TASKS = [
         "every_seconds": 300,
     },
     {
+        "name": "booking: no-show rule",
+        "task": "apps.booking.tasks.no_show_mark_task",
+        "every_seconds": 3600,
+    },
+    {
         "name": "booking: waiting-list sweep",
         "task": "apps.booking.tasks.waitlist_sweep_all_task",
         "every_seconds": 900,
@@ -58,3 +63,8 @@ def holds_expire_task() -> int:
 @shared_task(time_limit=600)
 def release_unconfirmed_task() -> int:
     return services.appointments_release_unconfirmed()
+
+
+@shared_task(time_limit=600)
+def no_show_mark_task() -> int:
+    return services.appointments_mark_no_show()

@@ -78,6 +78,10 @@ class Service(TimeStampedModel):
     reminder_offsets_days = ArrayField(models.PositiveSmallIntegerField(), default=list, blank=True)
     confirmation_required = models.BooleanField(default=False)
     confirm_deadline_hours = models.PositiveSmallIntegerField(null=True, blank=True)
+    # The no-show rule: a booking still without an outcome this many hours after the visit's end is
+    # marked no-show (booking.services.appointments_mark_no_show), which ends the registration so
+    # the patient can book again. Empty: never automatic.
+    no_show_after_hours = models.PositiveSmallIntegerField(null=True, blank=True)
     rule_version = models.PositiveIntegerField(default=1)
     source = models.TextField(blank=True)
     notes = models.TextField(blank=True)

@@ -27,6 +27,7 @@ SERVICE_FIELDS = (
     "reminder_offsets_days",
     "confirmation_required",
     "confirm_deadline_hours",
+    "no_show_after_hours",
     "source",
     "notes",
 )

@@ -100,6 +100,8 @@ def notification_for_event(*, event: OutboxEvent) -> int:
         )
     if event.type == "appointment.released" and payload.get("reason") == "unconfirmed":
         return _notice(appointment, kind="released", template="appointment-released")
+    if event.type == "appointment.no_show" and payload.get("automatic"):
+        return _notice(appointment, kind="no_show", template="appointment-no-show")
     return 0
 
 

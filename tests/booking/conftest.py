@@ -13,6 +13,7 @@ def reason_codes(db):
         ("DOCTOR_ILLNESS", ReasonCode.Kind.FACILITY_CANCEL),
         ("PATIENT_REQUEST", ReasonCode.Kind.PATIENT_CANCEL),
         ("NO_SHOW", ReasonCode.Kind.NO_SHOW),
+        ("NO_SHOW_AUTO", ReasonCode.Kind.NO_SHOW),
         ("UNCONFIRMED_RELEASED", ReasonCode.Kind.RELEASE),
     ]:
         ReasonCodeFactory(code=code, kind=kind, name_pl=code, name_en=code)

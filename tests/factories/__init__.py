@@ -55,6 +55,7 @@ class ServiceFactory(factory.django.DjangoModelFactory):
     reminder_offsets_days = [7, 1]
     confirmation_required = True
     confirm_deadline_hours = 48
+    no_show_after_hours = 72
 
     class Params:
         mammography = factory.Trait(

@@ -237,3 +237,21 @@ def test_the_task_wrappers_call_their_services(woman, mammo_slots):
     assert tasks.reminders_send_task() == 0  # 10 days ahead: nothing due yet
     assert tasks.compliance_check_task() == 1
     assert tasks.messages_retry_task() == 0
+
+
+def test_an_automatic_no_show_tells_the_patient_once(woman, mammo_schedule):
+    start = timezone.now().replace(microsecond=0) - dt.timedelta(days=5)
+    slot = SlotFactory(schedule=mammo_schedule, start=start, end=start + dt.timedelta(minutes=15))
+    appointment = _book(woman, slot, now=start - dt.timedelta(days=3))
+    assert booking_services.appointments_mark_no_show() == 1
+    event = _events(appointment).get(type="appointment.no_show")
+    assert lifecycle.notification_for_event(event=event) == 3
+    assert lifecycle.notification_for_event(event=event) == 0
+    sms = Message.objects.get(kind="no_show", channel="sms")
+    assert "CeR" in sms.body_text and sms.expires_at > timezone.now()
+    # A no-show the facility recorded itself is not announced.
+    manual = OutboxEvent(
+        type="appointment.no_show", aggregate_type="appointment", aggregate_id=appointment.pk, payload={}
+    )
+    manual.patient_id = woman.pk
+    assert lifecycle.notification_for_event(event=manual) == 0
