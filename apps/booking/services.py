@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from apps.catalog.models import Facility, Locality, ReasonCode, Service, Voivodeship
 from apps.core.errors import DomainError
+from apps.core.queries import one_or_none
 from apps.outbox.services import event_record
 from apps.patients.models import Patient, Referral, ScreeningRecord
 from apps.scheduling.models import Practitioner, Schedule, Slot
@@ -112,7 +113,9 @@ def _refuse_second_registration(patient: Patient, service: Service) -> DomainErr
 
 
 def _lock_slot(slot_id: int) -> Slot:
-    slot = Slot.objects.select_for_update().select_related("service", "facility").filter(pk=slot_id).first()
+    slot = one_or_none(
+        Slot.objects.select_for_update().select_related("service", "facility").filter(pk=slot_id)
+    )
     if slot is None:
         raise DomainError("slot_not_found")
     return slot
@@ -306,10 +309,10 @@ def appointment_book(
         day = timezone.localdate(slot.start)
         rules.scope_check(service=service, day=day)
         rules.eligibility_check(patient=patient, service=service, on=day)
-        waiting = (
-            Registration.objects.select_for_update()
-            .filter(patient=patient, service=service, status=Registration.Status.WAITING)
-            .first()
+        waiting = one_or_none(
+            Registration.objects.select_for_update().filter(
+                patient=patient, service=service, status=Registration.Status.WAITING
+            )
         )
         referral: Referral | None
         if waiting is not None and waiting.referral_id:
@@ -337,6 +340,7 @@ def appointment_book(
         except IntegrityError:
             raise _refuse_second_registration(patient, service) from None
         _appointment_event(appointment, "appointment.booked")
+        appointment.patient = patient
         return appointment
 
 

@@ -18,6 +18,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.permissions import BasePermission
 
 from apps.catalog.models import Facility
+from apps.core.queries import one_or_none
 
 from .models import SCOPES, ApiClient, ApiCredential
 
@@ -46,12 +47,10 @@ class ApiClientAuthentication(BaseAuthentication):
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("Malformed Authorization header.")
         checksum = hashlib.sha256(parts[1]).hexdigest()
-        token = (
-            AccessToken.objects.select_related(
-                "application__api_credential__client__facility",
+        token = one_or_none(
+            AccessToken.objects.select_related("application__api_credential__client__facility").filter(
+                token_checksum=checksum
             )
-            .filter(token_checksum=checksum)
-            .first()
         )
         now = timezone.now()
         if token is None or token.expires <= now or token.application is None:

@@ -169,7 +169,8 @@ class BookingCreateApi(BookingApi):
         except pesel_rules.InvalidPesel as exc:
             raise DomainError("invalid_pesel", field="pesel", reason=exc.reason) from None
         patient = patient_by_pesel(pesel=data["pesel"])
-        self.scope.slot(data["slot_id"])  # another facility's slot is simply not found
+        # `facility`: another facility's slot is simply not found. The booking comes back with its
+        # slot, service and patient loaded, so the answer needs no second read.
         appointment = booking.appointment_book(
             slot_id=data["slot_id"],
             patient=patient,
@@ -178,7 +179,6 @@ class BookingCreateApi(BookingApi):
             referral_code=data.get("referral_code"),
             facility=self.principal.facility,
         )
-        appointment = self.reload(appointment)
         response = self.respond(request, [appointment], BookingOutput(appointment).data, status=201)
         response["Location"] = f"/api/v1/bookings/{appointment.pk}"
         return response
