@@ -90,8 +90,26 @@ def slot_search_queryset(
     return qs.order_by("start", "id")
 
 
+# What a search result shows (portal/_slot.html): loading only these keeps the hottest read's Python
+# work (model instantiation of ~1 kB rows) close to the query's own cost (docs/performance.md).
+SEARCH_RESULT_FIELDS = (
+    "id",
+    "start",
+    "end",
+    "service_id",
+    "facility__name",
+    "facility__address",
+    "practitioner__name",
+)
+
+
 def slot_search(*, limit: int = 20, offset: int = 0, **filters: object) -> list[Slot]:
-    """Earliest matching free slots, ordered by date then distance; `near` adds `distance_km`."""
+    """Earliest matching free slots, ordered by date then distance; `near` adds `distance_km`.
+    The slots carry only SEARCH_RESULT_FIELDS (other fields load on access)."""
     limit = max(1, min(limit, 200))
-    qs = slot_search_queryset(**filters).select_related("facility", "locality", "practitioner")  # type: ignore[arg-type]
+    qs = (
+        slot_search_queryset(**filters)  # type: ignore[arg-type]
+        .select_related("facility", "practitioner")
+        .only(*SEARCH_RESULT_FIELDS)
+    )
     return list(qs[offset : offset + limit])

@@ -115,3 +115,19 @@ def test_search_can_walk_a_partial_free_slot_index_in_order(places, cardiology, 
     }
     assert used and used <= indexes, plan
     assert "Sort" not in plan, plan
+
+
+def test_a_result_page_renders_from_one_query(places, cardiology, django_assert_num_queries):
+    """Search loads only the shown columns; showing a result must not load the rest row by row."""
+    from django.template.loader import render_to_string
+
+    from tests.factories import PractitionerFactory
+
+    practitioner = PractitionerFactory(facility=places["s_krakow"].facility)
+    slot(places["s_krakow"], 2, practitioner=practitioner)
+    slot(places["s_tarnow"], 3)
+    with django_assert_num_queries(1):
+        found = slot_search(service=cardiology, near=Near(*KRAKOW, radius_km=100))
+        html = "".join(render_to_string("portal/_slot.html", {"slot": s}) for s in found)
+    assert len(found) == 2
+    assert practitioner.name in html and places["s_tarnow"].facility.name in html
