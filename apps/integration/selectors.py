@@ -19,6 +19,7 @@ from apps.catalog.models import Entitlement, Facility, ReasonCode, Service
 from apps.outbox.models import OutboxEvent
 from apps.outbox.selectors import event_list_after
 from apps.patients.models import Patient
+from apps.reconciliation.models import ReconciliationRun, ReportedVisit, Verdict
 from apps.scheduling.models import Schedule, Slot
 
 from .models import WebhookDelivery, WebhookSubscription
@@ -131,6 +132,33 @@ class FacilityScope:
         qs = _filter_window(qs, date_from, date_to, service, status)
         return _page(qs, cursor, limit)
 
+    def visits(self) -> QuerySet[ReportedVisit]:
+        return ReportedVisit.objects.filter(facility=self.facility)
+
+    def visit_list(
+        self,
+        *,
+        date_from: dt.datetime | None = None,
+        date_to: dt.datetime | None = None,
+        service: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> tuple[list[ReportedVisit], str | None]:
+        """Reported visits by visit time (keyset on (visit_at, id), the facility's scope index), each
+        with `latest_verdict`: its verdict in the newest finished run, or None if not yet reconciled."""
+        qs = self.visits().select_related("service")
+        if date_from is not None:
+            qs = qs.filter(visit_at__gte=date_from)
+        if date_to is not None:
+            qs = qs.filter(visit_at__lt=date_to)
+        if service:
+            qs = qs.filter(service__code=service)
+        rows, next_cursor = _page(qs, cursor, limit, field="visit_at")
+        latest = latest_verdicts(visit_ids=[v.pk for v in rows])
+        for visit in rows:
+            visit.latest_verdict = latest.get(visit.pk)  # type: ignore[attr-defined]
+        return rows, next_cursor
+
     def changes(self, *, cursor: str | None, limit: int) -> tuple[list[OutboxEvent], str | None]:
         after = cursor_decode(cursor, types=(int, int)) if cursor else None
         events = event_list_after(after=after, facility_id=self.facility.pk, limit=limit)  # type: ignore[arg-type]
@@ -152,15 +180,29 @@ def _filter_window(qs: QuerySet, date_from, date_to, service, status) -> QuerySe
     return qs
 
 
-def _page(qs: QuerySet, cursor: str | None, limit: int) -> tuple[list, str | None]:
+def _page(qs: QuerySet, cursor: str | None, limit: int, *, field: str = "start") -> tuple[list, str | None]:
     if cursor:
         start, pk = cursor_decode(cursor, types=(dt.datetime, int))
-        qs = qs.filter(Q(start__gt=start) | Q(start=start, id__gt=pk))
-    rows = list(qs.order_by("start", "id")[: limit + 1])
+        qs = qs.filter(Q(**{f"{field}__gt": start}) | Q(**{field: start, "id__gt": pk}))
+    rows = list(qs.order_by(field, "id")[: limit + 1])
     if len(rows) > limit:
         rows = rows[:limit]
-        return rows, cursor_encode(rows[-1].start.isoformat(), rows[-1].id)
+        return rows, cursor_encode(getattr(rows[-1], field).isoformat(), rows[-1].id)
     return rows, None
+
+
+def latest_verdicts(*, visit_ids: list[int]) -> dict[int, Verdict]:
+    """Each visit's verdict in the newest finished run that covered it (one query over the verdicts'
+    visit index). Runs still in progress are left out: their overrides are applied only at the end."""
+    if not visit_ids:
+        return {}
+    verdicts = (
+        Verdict.objects.filter(visit_id__in=visit_ids, run__state=ReconciliationRun.State.DONE)
+        .select_related("run")
+        .order_by("visit_id", "-run_id")
+        .distinct("visit_id")
+    )
+    return {v.visit_id: v for v in verdicts}
 
 
 # --- Reference data (not facility-specific) -------------------------------------------------------

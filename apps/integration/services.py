@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,6 +17,9 @@ from oauth2_provider.models import AccessToken, Application
 
 from apps.catalog.models import Facility
 from apps.core.errors import DomainError
+from apps.reconciliation.imports import RawRow
+from apps.reconciliation.models import ImportBatch
+from apps.reconciliation.services import visits_record
 from apps.scheduling.models import Schedule
 
 from .crypto import secret_encrypt
@@ -202,3 +207,26 @@ def schedule_update(*, schedule_id: int, expected_version: int, changes: dict) -
         payload={"schedule_id": schedule.pk, "service": schedule.service.code, "changes": sorted(allowed)},
     )
     return schedule
+
+
+@transaction.atomic
+def visits_report(*, client: ApiClient, rows: list[dict]) -> ImportBatch:
+    """Record visits a facility system posts for settlement, as one API import batch.
+
+    Every row is recorded for the client's own facility (the caller has refused any row or body that
+    names another). Validation, de-duplication (a visit id the facility already reported is left as
+    it was) and the insert are the reconciliation import's (`visits_record`), so a file import and an
+    API post of the same visits behave alike. Rows are numbered from 1 by their position in the list.
+    """
+    facility = client.facility
+    raw = [
+        RawRow(line=index, data={**row, "facility_code": facility.nfz_code})
+        for index, row in enumerate(rows, 1)
+    ]
+    batch = ImportBatch.objects.create(
+        file_name=f"API {client.name} (client {client.pk})"[:255],
+        # API batches are not de-duplicated by content (visit ids are); the digest only identifies it.
+        sha256=hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest(),
+        source=ImportBatch.Source.API,
+    )
+    return visits_record(batch=batch, rows=raw, facility=facility)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from .apis import bookings, changes, reference, schedules, webhooks
+from .apis import bookings, changes, reference, schedules, visits, webhooks
 from .apis.base import by_method
 from .oauth import ApiTokenView
 
@@ -54,6 +54,7 @@ urlpatterns = [
     *resource("bookings/<int:booking_id>/confirm", "booking-confirm", post=bookings.BookingConfirmApi),
     *resource("bookings/<int:booking_id>/outcome", "booking-outcome", post=bookings.BookingOutcomeApi),
     *resource("changes", "changes", get=changes.ChangesApi),
+    *resource("visits", "visits", get=visits.VisitListApi, post=visits.VisitsReportApi),
     *resource("webhooks", "webhooks", get=webhooks.WebhookListApi, post=webhooks.WebhookCreateApi),
     *resource("webhooks/<int:webhook_id>", "webhook", delete=webhooks.WebhookDeleteApi),
     *resource(

@@ -1,5 +1,5 @@
-"""CSV and XLSX exports of a filtered verdict list, streamed so a large list never sits in memory.
-PESELs are masked as on the pages."""
+"""CSV and XLSX exports of the staff lists (verdicts, schedule compliance), streamed so a large list
+never sits in memory. PESELs are masked as on the pages."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from django.utils import timezone
 from openpyxl import Workbook
 
 from apps.core import pesel
+from apps.notifications.models import ComplianceCheck
 from apps.reconciliation.models import Verdict
 
 HEADER = [
@@ -48,23 +49,60 @@ def verdict_rows(verdicts: QuerySet[Verdict]) -> Iterator[list[Any]]:
         ]
 
 
+COMPLIANCE_HEADER = [
+    "check_day",
+    "facility_code",
+    "facility_name",
+    "voivodeship",
+    "service_code",
+    "service_name",
+    "published_until",
+    "published_days",
+    "required_days",
+    "days_short",
+    "compliant",
+]
+
+
+def compliance_rows(checks: QuerySet[ComplianceCheck]) -> Iterator[list[Any]]:
+    """Rows of `staff.selectors.compliance_list` (annotated with `days_short`)."""
+    for c in checks.iterator(chunk_size=2000):
+        yield [
+            c.day.isoformat(),
+            c.facility.nfz_code,
+            c.facility.name,
+            c.facility.voivodeship.name,
+            c.service.code,
+            c.service.name_pl,
+            c.published_until.isoformat() if c.published_until else "",
+            c.published_days,
+            c.required_days,
+            c.days_short,  # type: ignore[attr-defined]
+            "yes" if c.compliant else "no",
+        ]
+
+
 class _Echo:
     def write(self, value: str) -> str:
         return value
 
 
-def csv_response(rows: Iterable[list[Any]], *, filename: str) -> StreamingHttpResponse:
+def csv_response(
+    rows: Iterable[list[Any]], *, filename: str, header: list[str] = HEADER
+) -> StreamingHttpResponse:
     writer = csv.writer(_Echo())
-    lines = (writer.writerow(row) for row in _with_header(rows))
+    lines = (writer.writerow(row) for row in _with_header(rows, header))
     response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
     return response
 
 
-def xlsx_response(rows: Iterable[list[Any]], *, filename: str) -> HttpResponse:
+def xlsx_response(
+    rows: Iterable[list[Any]], *, filename: str, header: list[str] = HEADER, sheet_name: str = "verdicts"
+) -> HttpResponse:
     workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("verdicts")
-    for row in _with_header(rows):
+    sheet = workbook.create_sheet(sheet_name)
+    for row in _with_header(rows, header):
         sheet.append(row)
     buffer = io.BytesIO()
     workbook.save(buffer)
@@ -75,6 +113,6 @@ def xlsx_response(rows: Iterable[list[Any]], *, filename: str) -> HttpResponse:
     return response
 
 
-def _with_header(rows: Iterable[list[Any]]) -> Iterator[list[Any]]:
-    yield HEADER
+def _with_header(rows: Iterable[list[Any]], header: list[str]) -> Iterator[list[Any]]:
+    yield header
     yield from rows

@@ -6,7 +6,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
-from apps.catalog.models import Facility, Service
+from apps.catalog.models import Facility, Service, Voivodeship
 from apps.reconciliation.models import Reason
 
 YES_NO = [("", "wszystkie / all"), ("yes", "tak / yes"), ("no", "nie / no")]
@@ -63,6 +63,38 @@ class VerdictFilterForm(forms.Form):
             "date_from": data.get("date_from"),
             "date_to": data.get("date_to"),
             "overridden": _yes_no(data.get("overridden", "")),
+        }
+
+
+class ComplianceFilterForm(forms.Form):
+    voivodeship = forms.ModelChoiceField(
+        Voivodeship.objects.order_by("name"),
+        required=False,
+        label="Województwo / voivodeship",
+        empty_label="wszystkie / all",
+    )
+    service = forms.ModelChoiceField(
+        Service.objects.order_by("code"),
+        required=False,
+        label="Usługa / service",
+        to_field_name="code",
+        empty_label="wszystkie / all",
+    )
+    day = forms.DateField(
+        required=False,
+        label="Dzień kontroli / check day (domyślnie ostatni / default: the latest)",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    include_compliant = forms.BooleanField(required=False, label="Pokaż także zgodne / include compliant")
+
+    def filters(self) -> dict[str, Any]:
+        if not self.is_valid():
+            return {}
+        data = self.cleaned_data
+        return {
+            "voivodeship_id": data["voivodeship"].pk if data.get("voivodeship") else None,
+            "service_id": data["service"].pk if data.get("service") else None,
+            "include_compliant": bool(data.get("include_compliant")),
         }
 
 

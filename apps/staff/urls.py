@@ -13,6 +13,7 @@ urlpatterns = [
     path("runs/<int:run_id>/facilities/<int:facility_id>/", views.facility_visits, name="facility_visits"),
     path("verdicts/<int:verdict_id>/", views.verdict_detail, name="verdict"),
     path("trends/", views.trends, name="trends"),
+    path("compliance/", views.compliance, name="compliance"),
     path("imports/", views.imports, name="imports"),
     path("imports/<int:batch_id>/", views.import_detail, name="import"),
 ]

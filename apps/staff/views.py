@@ -26,7 +26,8 @@ from apps.reconciliation.services import run_create, verdict_override, visits_im
 from apps.reconciliation.tasks import run_enqueue
 
 from . import exports
-from .forms import OverrideForm, RunStartForm, UploadForm, VerdictFilterForm
+from . import selectors as staff_selectors
+from .forms import ComplianceFilterForm, OverrideForm, RunStartForm, UploadForm, VerdictFilterForm
 from .permissions import EXPORT, IMPORT, OVERRIDE, REVIEW, START, staff_required
 
 PAGE_SIZE = 50
@@ -182,6 +183,43 @@ def facility_visits(request: HttpRequest, run_id: int, facility_id: int) -> Http
             "form": form,
             "page": page,
             "items": items,
+            "query": query.urlencode(),
+            "can_export": request.user.has_perm(EXPORT),
+        },
+    )
+
+
+@staff_required(REVIEW)
+def compliance(request: HttpRequest) -> HttpResponseBase:
+    """Facilities whose published schedule is shorter than the service's minimum horizon, as the
+    daily compliance job found them (latest checked day unless another is asked for)."""
+    form = ComplianceFilterForm(request.GET or None)
+    chosen = form.cleaned_data.get("day") if form.is_valid() else None
+    day = chosen or staff_selectors.compliance_latest_day()
+    checks = staff_selectors.compliance_list(day=day, **form.filters())
+    export = request.GET.get("export")
+    if export in ("csv", "xlsx"):
+        if not request.user.has_perm(EXPORT):
+            return HttpResponse("Brak uprawnień do eksportu / no export permission.", status=403)
+        rows = exports.compliance_rows(checks)
+        name = f"compliance-{day.isoformat() if day else 'none'}"
+        if export == "csv":
+            return exports.csv_response(rows, filename=name, header=exports.COMPLIANCE_HEADER)
+        return exports.xlsx_response(
+            rows, filename=name, header=exports.COMPLIANCE_HEADER, sheet_name="compliance"
+        )
+    page = Paginator(checks, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    query.pop("export", None)
+    return render(
+        request,
+        "staff/compliance.html",
+        {
+            "form": form,
+            "day": day,
+            "counts": staff_selectors.compliance_counts(day=day) if day else None,
+            "page": page,
             "query": query.urlencode(),
             "can_export": request.user.has_perm(EXPORT),
         },

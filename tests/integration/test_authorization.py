@@ -15,6 +15,7 @@ from oauth2_provider.models import AccessToken
 from apps.integration.models import ApiClient, WebhookDelivery, WebhookSubscription
 from apps.integration.services import api_client_revoke, webhook_subscription_create
 from apps.outbox.models import OutboxEvent
+from apps.reconciliation.models import ReportedVisit
 from apps.scheduling.models import Schedule
 from tests.factories.integration import access_token_create, api_client_create
 
@@ -124,6 +125,23 @@ ENDPOINTS = {
         "outcomes:write",
         lambda w, x: {"outcome": "attended"},
     ),
+    "visits": Endpoint("GET", lambda w, x: "/api/v1/visits", "visits:write", per_object=False),
+    "visits-report": Endpoint(
+        "POST",
+        lambda w, x: "/api/v1/visits",
+        "visits:write",
+        lambda w, x: {
+            "visits": [
+                {
+                    "visit_id": "HIS-1",
+                    "pesel": x["pesel"],
+                    "service_code": w.service.code,
+                    "visit_at": "2026-07-14T09:00:00+02:00",
+                }
+            ]
+        },
+        per_object=False,
+    ),
     "webhooks": Endpoint("GET", lambda w, x: "/api/v1/webhooks", "webhooks:manage", per_object=False),
     "webhooks-create": Endpoint(
         "POST",
@@ -201,10 +219,11 @@ def test_another_facility_sees_nothing_of_facility_a(name, world_a, extras, api_
         assert world_a.patient.pesel not in response.content.decode()
     else:  # a create: whatever happens, it never lands in facility A
         assert Schedule.objects.filter(facility=world_a.facility).count() == 1
+        assert not ReportedVisit.objects.filter(facility=world_a.facility).exists()
         assert WebhookSubscription.objects.filter(facility=world_a.facility).count() == 1
 
 
-FACILITY_LISTS = {"changes", "schedules-list", "slots", "bookings", "webhooks"}
+FACILITY_LISTS = {"changes", "schedules-list", "slots", "bookings", "visits", "webhooks"}
 
 
 @pytest.mark.parametrize("name", CASES)

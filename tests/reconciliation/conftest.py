@@ -33,27 +33,3 @@ def facility_a(db):
 @pytest.fixture
 def facility_b(db):
     return FacilityFactory(name="Facility B")
-
-
-@pytest.fixture
-def flushable_db(transactional_db):
-    """transaction=True tests end with a TRUNCATE of every table, which the audit log's append-only
-    TRUNCATE trigger refuses. For that one flush only, this session skips ordinary triggers
-    (`session_replication_role = replica`); the role is reset right after it."""
-    from django.db import connection
-
-    yield
-    ops = connection.ops
-    original = ops.execute_sql_flush
-
-    def flush_once(sql_list):
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SET session_replication_role = replica")
-            original(sql_list)
-        finally:
-            with connection.cursor() as cursor:
-                cursor.execute("SET session_replication_role = origin")
-            del ops.execute_sql_flush
-
-    ops.execute_sql_flush = flush_once

@@ -147,9 +147,7 @@ def test_a_month_that_is_busy_refuses_and_changes_nothing(cardiology, facility_a
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_workers_on_one_month_at_once_the_second_refuses(
-    flushable_db, cardiology, facility_a, facility_b
-):
+def test_two_workers_on_one_month_at_once_the_second_refuses(cardiology, facility_a, facility_b):
     """Two real threads (own connections): while the first holds the month, the second is refused."""
     mixed_month(cardiology, facility_a, facility_b)
     first_run = run_create(scope="month", period_start=MONTH, chunk_size=2)

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.django_db
 PAGES = [
     ("staff:runs", {}),
     ("staff:trends", {}),
+    ("staff:compliance", {}),
     ("staff:imports", {}),
     ("staff:run", {"run_id": 1}),
     ("staff:facility_visits", {"run_id": 1, "facility_id": 1}),

@@ -121,6 +121,12 @@ def responses(ok: dict[int, Any], errors: tuple[int, ...]) -> dict[Any, Any]:
     return {**{(status, "application/json"): body for status, body in ok.items()}, **problems}
 
 
+def echo_safe(text: str, limit: int = 40) -> str:
+    """Client text quoted back in an answer: valid JSON allows lone surrogates ("\\ud800") that
+    cannot be encoded as UTF-8, so they are escaped rather than failing the response with a 500."""
+    return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class StrictSerializer(serializers.Serializer):
     """Input serializers refuse fields they do not know (a typo must not be silently ignored)."""
 
@@ -128,7 +134,7 @@ class StrictSerializer(serializers.Serializer):
         if isinstance(data, dict):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+                raise serializers.ValidationError({echo_safe(name): ["Unknown field."] for name in unknown})
         return super().to_internal_value(data)
 
 
