@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.core.cache import cache
 
 from apps.catalog.models import Service
 
@@ -42,8 +43,26 @@ def waitlist_allocate_registration_task(registration_id: int) -> int | None:
     return appointment.pk if appointment else None
 
 
+SWEEP_PENDING_SECONDS = 600
+
+
+def _sweep_pending_key(service_id: int) -> str:
+    return f"waitlist-sweep-pending:{service_id}"
+
+
+def waitlist_sweep_request(service_id: int) -> bool:
+    """Queue a sweep of the service's waiting list unless one is already queued (Redis SET NX).
+    The task clears the mark when it starts, so slots published during a sweep get another one;
+    the mark expires on its own if a worker dies first, and the periodic sweep covers the rest."""
+    if not cache.add(_sweep_pending_key(service_id), 1, timeout=SWEEP_PENDING_SECONDS):
+        return False
+    waitlist_sweep_task.delay(service_id)
+    return True
+
+
 @shared_task(**RETRY, time_limit=600)
 def waitlist_sweep_task(service_id: int) -> int:
+    cache.delete(_sweep_pending_key(service_id))
     service = Service.objects.filter(pk=service_id).first()
     if service is None:
         return 0

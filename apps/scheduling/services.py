@@ -62,10 +62,11 @@ def _event(
 
 
 def _after_new_free_slots(service_id: int) -> None:
-    """Freshly published slots are offered to the central waiting list first (after commit)."""
-    from apps.booking.tasks import waitlist_sweep_task
+    """Freshly published slots are offered to the central waiting list first (after commit).
+    One sweep per service is queued at a time: publishing 200 schedules queues one, not 200."""
+    from apps.booking.tasks import waitlist_sweep_request
 
-    transaction.on_commit(lambda: waitlist_sweep_task.delay(service_id))
+    transaction.on_commit(lambda: waitlist_sweep_request(service_id))
 
 
 @transaction.atomic
