@@ -28,6 +28,12 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
         "The PESEL number is not valid: {reason}.",
     ),
     "slot_not_found": (404, "Nie ma takiego terminu.", "There is no such appointment slot."),
+    "precondition_failed": (
+        412,
+        "Ktoś inny zmienił ten zasób w międzyczasie. Odczytaj go ponownie i ponów zmianę.",
+        "Someone else changed this resource meanwhile. Read it again (GET) and retry with its current "
+        "ETag in If-Match.",
+    ),
     "slot_in_past": (409, "Ten termin już minął.", "This appointment slot is in the past."),
     "slot_not_free": (
         409,

@@ -9,18 +9,15 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.generators import generate_client_secret
 from oauth2_provider.models import AccessToken, Application
 
 from apps.catalog.models import Facility
-from apps.core.errors import DomainError
 from apps.reconciliation.imports import RawRow
 from apps.reconciliation.models import ImportBatch
 from apps.reconciliation.services import visits_record
-from apps.scheduling.models import Schedule
 
 from .crypto import secret_encrypt
 from .models import SCOPES, ApiClient, ApiCredential, WebhookDelivery, WebhookSubscription
@@ -169,44 +166,6 @@ def webhook_delivery_retry(*, delivery: WebhookDelivery) -> WebhookDelivery:
 
     transaction.on_commit(lambda: webhook_deliver_task.delay(delivery.pk))
     return delivery
-
-
-# --- Schedule attributes (optimistic concurrency) ----------------------------------------------------
-
-
-@transaction.atomic
-def schedule_update(*, schedule_id: int, expected_version: int, changes: dict) -> Schedule:
-    """Change place / external id / active of a schedule if nobody changed it since `expected_version`.
-
-    The conditional UPDATE ... WHERE version = expected is the lock: of two systems of one facility
-    editing the same schedule, the second gets 412 instead of silently overwriting the first.
-    """
-    from apps.outbox.services import event_record
-
-    allowed = {k: v for k, v in changes.items() if k in ("place", "external_id", "active")}
-    try:
-        with transaction.atomic():
-            updated = Schedule.objects.filter(pk=schedule_id, version=expected_version).update(
-                **allowed, version=F("version") + 1, updated_at=timezone.now()
-            )
-    except IntegrityError:
-        raise DomainError("validation_error", field="external_id") from None
-    if not updated:
-        raise ApiProblem(
-            412,
-            "precondition_failed",
-            "The schedule was changed by someone else",
-            "Read it again (GET) and retry with its current ETag in If-Match.",
-        )
-    schedule = Schedule.objects.select_related("service").get(pk=schedule_id)
-    event_record(
-        type="schedule.updated",
-        aggregate_type="schedule",
-        aggregate_id=schedule.pk,
-        facility_id=schedule.facility_id,
-        payload={"schedule_id": schedule.pk, "service": schedule.service.code, "changes": sorted(allowed)},
-    )
-    return schedule
 
 
 @transaction.atomic

@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from apps.catalog.models import Facility, Holiday, Service
@@ -292,3 +293,34 @@ def slot_unblock(*, slot: Slot) -> Slot:
 
         transaction.on_commit(lambda: waitlist_allocate_slot_task.delay(slot.pk))
     return slot
+
+
+# --- schedule attributes (optimistic concurrency) ----------------------------------------------------
+
+
+@transaction.atomic
+def schedule_update(*, schedule_id: int, expected_version: int, changes: dict) -> Schedule:
+    """Change place / external id / active of a schedule if nobody changed it since `expected_version`.
+
+    The conditional UPDATE ... WHERE version = expected is the lock: of two systems of one facility
+    editing the same schedule, the second gets 412 instead of silently overwriting the first.
+    """
+    allowed = {k: v for k, v in changes.items() if k in ("place", "external_id", "active")}
+    try:
+        with transaction.atomic():
+            updated = Schedule.objects.filter(pk=schedule_id, version=expected_version).update(
+                **allowed, version=F("version") + 1, updated_at=timezone.now()
+            )
+    except IntegrityError:
+        raise DomainError("validation_error", field="external_id") from None
+    if not updated:
+        raise DomainError("precondition_failed")
+    schedule = Schedule.objects.select_related("service").get(pk=schedule_id)
+    event_record(
+        type="schedule.updated",
+        aggregate_type="schedule",
+        aggregate_id=schedule.pk,
+        facility_id=schedule.facility_id,
+        payload={"schedule_id": schedule.pk, "service": schedule.service.code, "changes": sorted(allowed)},
+    )
+    return schedule

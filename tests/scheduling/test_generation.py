@@ -144,3 +144,20 @@ def test_a_schedule_needs_a_contract(db, cardiology, facility_b):
     with pytest.raises(DomainError) as exc:
         services.schedule_create(facility=facility_b, service=cardiology)
     assert exc.value.code == "facility_not_contracted"
+
+
+def test_a_schedule_update_with_a_stale_version_changes_nothing(db, cardiology):
+    from tests.factories import ScheduleFactory
+
+    schedule = ScheduleFactory(service=cardiology, place="Gabinet 1")
+    updated = services.schedule_update(
+        schedule_id=schedule.pk, expected_version=schedule.version, changes={"place": "2"}
+    )
+    assert (updated.place, updated.version) == ("2", schedule.version + 1)
+    with pytest.raises(DomainError) as refused:
+        services.schedule_update(
+            schedule_id=schedule.pk, expected_version=schedule.version, changes={"place": "3"}
+        )
+    assert (refused.value.code, refused.value.status) == ("precondition_failed", 412)
+    schedule.refresh_from_db()
+    assert schedule.place == "2"

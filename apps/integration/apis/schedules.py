@@ -18,7 +18,6 @@ from apps.scheduling.selectors import day_start
 
 from ..problems import ApiProblem
 from ..selectors import practitioner_in_facility
-from ..services import schedule_update
 from .base import (
     IDEMPOTENCY_PARAMETER,
     PROBLEMS,
@@ -365,7 +364,9 @@ class ScheduleUpdateApi(FacilityApi):
         schedule = self.scope.schedule(schedule_id)
         data = _parse(ScheduleUpdateInput, request.data).validated_data
         expected = if_match_version(request)
-        schedule = schedule_update(schedule_id=schedule.pk, expected_version=expected, changes=data)
+        schedule = scheduling.schedule_update(
+            schedule_id=schedule.pk, expected_version=expected, changes=data
+        )
         return _with_etag(Response(ScheduleOutput(schedule).data), schedule.version)
 
 
