@@ -15,7 +15,12 @@ from django.db import connection
 from apps.booking.models import Appointment, Registration
 from apps.catalog.models import Facility, Voivodeship
 from apps.core import pesel
-from apps.core.management.commands.generate_national_data import national_data_generate, plan_for
+from apps.core.management.commands.generate_national_data import (
+    BulkLoad,
+    national_data_generate,
+    plan_for,
+    table_schema_objects,
+)
 from apps.patients.models import Patient
 from apps.scheduling.models import Schedule, Slot
 
@@ -129,3 +134,91 @@ def _wipe() -> None:
             DELETE FROM patients_patient;
             """
         )
+
+
+SCHEMA_SQL = """
+SELECT 'index', tablename, indexname, indexdef, '' FROM pg_indexes WHERE schemaname = 'public'
+UNION ALL
+SELECT 'constraint', c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid),
+       concat_ws(',', c.convalidated, c.condeferrable, c.condeferred)
+FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = 'public'
+"""
+
+
+def _schema() -> set[tuple[str, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(SCHEMA_SQL)
+        return {tuple(row) for row in cursor.fetchall()}
+
+
+def test_after_generation_the_schema_has_exactly_the_migrated_indexes_and_constraints(db):
+    """The generator drops the big tables' secondary indexes and constraints for the bulk insert:
+    afterwards every one of them is back, with the same name, definition and deferral, validated."""
+    migrated = _schema()
+    assert any(row[2] == "slot_no_overlap" for row in migrated)  # the GiST exclusion constraint
+    _generate(seed=3)
+    assert _schema() == migrated
+
+
+def test_inside_a_bulk_load_the_table_has_no_secondary_indexes_and_they_come_back(db):
+    before = table_schema_objects("scheduling_slot")
+    assert {name for _what, name, _d, _t in before} >= {"slot_no_overlap", "slot_free_by_service"}
+    with BulkLoad("scheduling_slot"):
+        assert table_schema_objects("scheduling_slot") == []
+    assert sorted(table_schema_objects("scheduling_slot")) == sorted(before)
+
+
+def test_a_row_that_breaks_a_constraint_fails_the_bulk_load_and_the_schema_is_left_intact(generated):
+    """Recreating a constraint checks every row: an overlapping slot inserted while the exclusion
+    constraint is dropped makes the load fail, and the rollback brings the dropped objects back."""
+    from django.db import IntegrityError
+
+    before = _schema()
+    slot = Slot.objects.filter(status="free").first()
+    with pytest.raises(IntegrityError), BulkLoad("scheduling_slot"), connection.cursor() as cursor:
+        cursor.execute(
+            """INSERT INTO scheduling_slot (schedule_id, facility_id, service_id, voivodeship_id,
+                       locality_id, lat, lon, start, "end", kind, status, from_template, updated_at)
+                   SELECT schedule_id, facility_id, service_id, voivodeship_id, locality_id, lat, lon,
+                          start + interval '1 minute', "end" + interval '1 minute', kind, status,
+                          false, now()
+                   FROM scheduling_slot WHERE id = %s""",
+            [slot.pk],
+        )
+    assert _schema() == before
+
+
+def test_the_visit_factor_adds_past_only_schedules_for_a_bigger_reconciliation_month(generated):
+    """GIVEN the default month WHEN generated again with --visit-factor 2 THEN the extra sessions come
+    from inactive past-only schedules (one more room of the same facility and service) that have
+    slots in the reconciliation month only, and the month has about twice the reported visits."""
+    from apps.reconciliation.models import ReportedVisit
+
+    plain_visits = ReportedVisit.objects.count()
+    plain_future = Slot.objects.filter(
+        start__gte=dt.datetime.combine(START, dt.time(), tzinfo=dt.UTC)
+    ).count()
+    _wipe()
+    result = national_data_generate(scale=SCALE, seed=3, start=START, days=DAYS, visit_factor=2.0)
+    extra = Schedule.objects.filter(external_id__startswith="GEN-P-")
+    assert extra.count() == result["plan"]["past_schedules"] == plan_for(SCALE)["schedules"]
+    assert not extra.filter(active=True).exists()
+    month_start = dt.datetime.combine(dt.date(2026, 10, 1), dt.time(), tzinfo=dt.UTC)
+    assert not Slot.objects.filter(
+        schedule__in=extra, start__gte=dt.datetime.combine(START, dt.time(), tzinfo=dt.UTC)
+    ).exists()
+    assert Slot.objects.filter(schedule__in=extra, start__gte=month_start).exists()
+    future = Slot.objects.filter(start__gte=dt.datetime.combine(START, dt.time(), tzinfo=dt.UTC)).count()
+    assert future == plain_future  # the schedule ahead, search and waiting list are unchanged
+    assert 1.7 < ReportedVisit.objects.count() / plain_visits < 2.3
+
+
+def test_the_generator_leaves_the_connection_with_the_default_session_settings(db):
+    """The benchmarks run in the same connection after the generator: no asynchronous commit or
+    large work_mem may leak into what they measure."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('synchronous_commit'), current_setting('work_mem')")
+        defaults = cursor.fetchone()
+        _generate(seed=3)
+        cursor.execute("SELECT current_setting('synchronous_commit'), current_setting('work_mem')")
+        assert cursor.fetchone() == defaults

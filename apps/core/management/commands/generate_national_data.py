@@ -23,10 +23,11 @@ Generated facilities are recognisable by the `GEN-` prefix of their NFZ code.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.apps import apps
@@ -40,7 +41,9 @@ FULL = {
     "waiting": 200_000,
 }
 DAYS = 90
-SLOT_CHUNK_SCHEDULES = 50  # ~75,000 slots per transaction
+SLOT_CHUNK_SCHEDULES = 500  # ~750,000 slots per INSERT (one sort in work_mem), all in one transaction
+# Index builds and foreign-key validation after the bulk inserts: the sorts of 19 M-row indexes.
+BULK_MAINTENANCE_WORK_MEM = "1GB"
 # Relative share of schedules per service code (cardiology and screening dominate CeR today).
 SERVICE_WEIGHTS = {"KARDIO_1": 5, "MAMMO_SCR": 4, "CYTO_SCR": 3, "HPV_SCR": 2, "NADCISN_1": 2, "ENDO_1": 2}
 FIRST_NAMES_F = ["Anna", "Maria", "Katarzyna", "Małgorzata", "Agnieszka", "Barbara", "Ewa", "Zofia", "Julia"]
@@ -74,19 +77,150 @@ def plan_for(scale: float) -> dict[str, int]:
     }
 
 
+# The secondary indexes and the unique, exclusion and foreign-key constraints of one table, as
+# PostgreSQL itself prints them (pg_get_indexdef / pg_get_constraintdef): what a bulk load drops and
+# recreates. The primary key and CHECK constraints stay (cheap per row); so do indexes that back a
+# constraint (they go with it).
+SCHEMA_OBJECTS_SQL = """
+SELECT 'constraint' AS what, c.conname AS name, pg_get_constraintdef(c.oid) AS definition, c.contype::text
+FROM pg_constraint c
+WHERE c.conrelid = %(table)s::regclass AND c.contype IN ('f', 'u', 'x')
+UNION ALL
+SELECT 'index', i.relname, pg_get_indexdef(i.oid), ''
+FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+WHERE x.indrelid = %(table)s::regclass AND NOT x.indisprimary
+  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid
+                  AND c.conrelid = x.indrelid AND c.contype IN ('p', 'u', 'x'))
+"""
+
+
+def table_schema_objects(table: str) -> list[tuple[str, str, str, str]]:
+    """(what, name, definition, constraint type) of the objects `BulkLoad` drops and recreates."""
+    with connection.cursor() as cur:
+        cur.execute(SCHEMA_OBJECTS_SQL, {"table": table})
+        return [tuple(row) for row in cur.fetchall()]  # type: ignore[misc]
+
+
+def _quote(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _meta_sql(table: str) -> dict[str, str]:
+    """The CREATE statements of the model's Meta.indexes and Meta.constraints, exactly as the
+    migrations ran them. pg_get_indexdef() of a condition like `status IN (...)` does not parse back
+    to the same expression (the casts move), so these are rebuilt from the model; plain column
+    indexes and foreign keys round-trip through the catalogue unchanged."""
+    models = [m for m in apps.get_models() if m._meta.db_table == table]
+    if not models:
+        return {}
+    model = models[0]
+    out: dict[str, str] = {}
+    with connection.schema_editor(collect_sql=True, atomic=False) as editor:
+        for obj in [*model._meta.indexes, *model._meta.constraints]:
+            if obj.name:
+                out[obj.name] = str(obj.create_sql(model, editor))
+    return out
+
+
+class BulkLoad:
+    """Fill tables without their secondary indexes and constraints, then recreate them exactly.
+
+    The standard bulk-load recipe (PostgreSQL manual, "Populating a Database"): every row inserted
+    into a table with 12 indexes (one of them the GiST exclusion constraint) and 7 deferred foreign
+    keys costs random index I/O and a queued trigger event, once the indexes outgrow shared_buffers;
+    building each index once with one sort, and validating each foreign key with one join, is an
+    order of magnitude faster. The definitions are read from the catalogue just before the drop and
+    replayed verbatim (same names, same DEFERRABLE INITIALLY DEFERRED), so the schema afterwards is
+    the migrated one; recreating a constraint checks every row against it, so the data is as
+    constrained as if it had been inserted with them in place.
+
+    Everything happens in one transaction (DDL is transactional in PostgreSQL): if anything fails,
+    the drop is rolled back with the rows. Meant for the generator's empty data set only: the
+    ACCESS EXCLUSIVE locks block every other use of the tables until commit.
+    """
+
+    def __init__(self, *tables: str, out: Callable[[str], None] = lambda _line: None) -> None:
+        self.tables = tables
+        self.out = out
+        self.saved: list[tuple[str, str, str, str]] = []  # (table, kind, name, CREATE/ALTER statement)
+        self.atomic = transaction.atomic()
+        self.rebuild_seconds = 0.0
+
+    def __enter__(self) -> BulkLoad:
+        self.atomic.__enter__()
+        with connection.cursor() as cur:
+            # Fire the checks still queued in this transaction (ALTER TABLE refuses a table with
+            # pending trigger events); they are due anyway.
+            cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            for table in self.tables:
+                objects = table_schema_objects(table)
+                from_meta = _meta_sql(table)
+                for what, name, definition, contype in objects:
+                    if name in from_meta:
+                        statement = from_meta[name]
+                    elif what == "index":
+                        statement = definition
+                    else:
+                        statement = f"ALTER TABLE {_quote(table)} ADD CONSTRAINT {_quote(name)} {definition}"
+                    self.saved.append((table, "index" if what == "index" else contype, name, statement))
+                # Foreign keys first, then unique/exclusion constraints (with their indexes), then indexes.
+                for what, name, _definition, _contype in sorted(
+                    objects, key=lambda o: (o[0] != "constraint", o[3] != "f")
+                ):
+                    if what == "constraint":
+                        cur.execute(f"ALTER TABLE {_quote(table)} DROP CONSTRAINT {_quote(name)}")
+                    else:
+                        cur.execute(f"DROP INDEX {_quote(name)}")
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            try:
+                self._recreate()  # a row that breaks a recreated constraint fails here
+            except BaseException as error:
+                self.atomic.__exit__(type(error), error, error.__traceback__)  # rolls the drop back too
+                raise
+        self.atomic.__exit__(exc_type, exc, tb)
+
+    def _recreate(self) -> None:
+        began = time.perf_counter()
+        with connection.cursor() as cur:
+            cur.execute("SET LOCAL maintenance_work_mem = %s", [BULK_MAINTENANCE_WORK_MEM])
+            # Plain indexes, then unique/exclusion constraints, then foreign keys (which need the
+            # referenced keys and, for the table's own references, nothing else).
+            order = {"index": 0, "u": 1, "x": 1, "f": 2}
+            for _table, _kind, name, statement in sorted(self.saved, key=lambda o: order[o[1]]):
+                t0 = time.perf_counter()
+                cur.execute(statement)
+                self.out(f"    {name:<60} {time.perf_counter() - t0:6.1f} s")
+        self.rebuild_seconds = time.perf_counter() - began
+
+
 def _sql_text_array(values: list[str]) -> str:
     return "ARRAY[" + ",".join("'" + v.replace("'", "''") + "'" for v in values) + "]::text[]"
 
 
 class Generator:
     def __init__(
-        self, *, scale: float, seed: int, start: dt.date, out: Callable[[str], None], days: int = DAYS
+        self,
+        *,
+        scale: float,
+        seed: int,
+        start: dt.date,
+        out: Callable[[str], None],
+        days: int = DAYS,
+        visit_factor: float = 1.0,
     ) -> None:
         self.days = days
         self.scale = scale
         self.seed = seed
         self.start = start
         self.plan = plan_for(scale)
+        # The reconciliation month has visit_factor times the sessions of the weekly schedules: the
+        # extra ones come from past-only schedules (another room of the same facility and service,
+        # inactive now), so the future schedule, the search and the waiting list do not change.
+        self.plan["past_schedules"] = round((visit_factor - 1) * self.plan["schedules"])
+        self.visit_factor = visit_factor
         # The reconciliation month: the whole calendar month before the start date.
         self.month_end = start.replace(day=1)
         self.month_first = (self.month_end - dt.timedelta(days=1)).replace(day=1)
@@ -219,9 +353,18 @@ class Generator:
                    sv.slot_minutes, sv.confirmation_required, sv.confirm_deadline_hours,
                    -- sessions start 07:00..10:30 and end by 19:00 at the latest
                    (420 + 30 * floor(pg_temp.u(s.j, 11) * 8))::int AS start_min,
-                   0 AS n_per_day
+                   0 AS n_per_day, false AS past_only
             FROM s JOIN gen_fac f ON f.i = s.fac_i JOIN catalog_service sv ON sv.id = s.service_id
             ORDER BY s.j;
+            -- Past-only schedules (visit_factor > 1): another room of schedule (j - n) %% n's facility
+            -- and service, with sessions in the reconciliation month only.
+            INSERT INTO gen_sched
+            SELECT %(n)s + e, nextval(pg_get_serial_sequence('scheduling_schedule', 'id')),
+                   b.service_id, b.facility_id, b.locality_id, b.voivodeship_id, b.lat, b.lon,
+                   b.slot_minutes, b.confirmation_required, b.confirm_deadline_hours,
+                   (420 + 30 * floor(pg_temp.u(%(n)s + e, 11) * 8))::int, 0, true
+            FROM generate_series(0, %(extra)s - 1) AS e JOIN gen_sched b ON b.j = e %% %(n)s
+            ORDER BY e;
             UPDATE gen_sched SET n_per_day = LEAST(
                 18 + floor(pg_temp.u(j, 12) * 12)::int, (1140 - start_min) / slot_minutes);
             CREATE UNIQUE INDEX ON gen_sched (j);
@@ -232,19 +375,24 @@ class Generator:
             INSERT INTO scheduling_schedule
                 (id, created_at, updated_at, place, external_id, active, generated_until, version,
                  facility_id, practitioner_id, service_id)
-            SELECT id, now(), now(), 'Gabinet ' || (j %% 20 + 1), 'GEN-S-' || j, true,
-                   %(until)s::date, 1, facility_id, NULL, service_id
+            SELECT id, now(), now(), 'Gabinet ' || (j %% 20 + 1),
+                   CASE WHEN past_only THEN 'GEN-P-' ELSE 'GEN-S-' END || j, NOT past_only,
+                   CASE WHEN past_only THEN %(month_last)s::date ELSE %(until)s::date END, 1,
+                   facility_id, NULL, service_id
             FROM gen_sched ORDER BY j;
             INSERT INTO scheduling_weeklytemplate
                 (weekday, start_time, end_time, slot_minutes, valid_from, valid_to, kind, schedule_id)
             SELECT wd, make_time(start_min / 60, start_min %% 60, 0),
                    make_time((start_min + n_per_day * slot_minutes) / 60,
                              (start_min + n_per_day * slot_minutes) %% 60, 0),
-                   slot_minutes, %(past)s::date, NULL, 'first', id
+                   slot_minutes, %(past)s::date, CASE WHEN past_only THEN %(month_last)s::date END,
+                   'first', id
             FROM gen_sched CROSS JOIN generate_series(0, 4) AS wd;
             """,
             {
                 "n": n,
+                "extra": self.plan["past_schedules"],
+                "month_last": self.month_end - dt.timedelta(days=1),
                 "nfac": self.plan["facilities"],
                 "ordered": ordered,
                 "pool": pool,
@@ -252,7 +400,7 @@ class Generator:
                 "past": self.month_first,
             },
         )
-        return n
+        return n + self.plan["past_schedules"]
 
     def patients(self) -> int:
         n = self.plan["patients"]
@@ -330,11 +478,11 @@ class Generator:
                 "month_end": self.month_end,
             },
         )
-        # One transaction per chunk of schedules: the deferred foreign-key checks of a transaction are
-        # queued in memory until commit, and millions of them make one big INSERT crawl.
-        for lo in range(0, self.plan["schedules"], SLOT_CHUNK_SCHEDULES):
-            with transaction.atomic():
-                self._slots_chunk(lo, lo + SLOT_CHUNK_SCHEDULES)
+        # Without indexes and foreign keys (BulkLoad), one transaction is fine; chunks of schedules
+        # keep each INSERT's sort in work_mem.
+        total = self.plan["schedules"] + self.plan["past_schedules"]
+        for lo in range(0, total, SLOT_CHUNK_SCHEDULES):
+            self._slots_chunk(lo, lo + SLOT_CHUNK_SCHEDULES)
         return int(
             self._scalar("SELECT count(*) FROM scheduling_slot sl JOIN gen_sched s ON s.id = sl.schedule_id")
         )
@@ -363,7 +511,7 @@ class Generator:
             CROSS JOIN gen_day d
             CROSS JOIN LATERAL generate_series(0, s.n_per_day - 1) AS i
             CROSS JOIN LATERAL (SELECT (s.j::bigint * 1000 + d.di + 500) * 100 + i AS key) AS kk
-            WHERE s.j >= %(lo)s AND s.j < %(hi)s
+            WHERE s.j >= %(lo)s AND s.j < %(hi)s AND (NOT s.past_only OR d.di < 0)
             ORDER BY s.id, d.day, i
             """,
             {"lo": lo, "hi": hi},
@@ -459,7 +607,7 @@ class Generator:
             WITH svc AS (
                 SELECT service_id, count(*) AS schedules,
                        sum(count(*)) OVER () AS all_schedules
-                FROM gen_sched GROUP BY service_id
+                FROM gen_sched WHERE NOT past_only GROUP BY service_id
             ), booked AS (
                 SELECT service_id, count(*) AS live FROM gen_book WHERE NOT past GROUP BY service_id
             ), w AS (
@@ -513,7 +661,8 @@ class Generator:
                 JOIN booking_registration r ON r.id = b.reg_id
                 WHERE b.past AND r.closed_reason = 'attended'
             ), other_fac AS (
-                SELECT service_id, array_agg(DISTINCT facility_id) AS ids FROM gen_sched GROUP BY service_id
+                SELECT service_id, array_agg(DISTINCT facility_id) AS ids FROM gen_sched
+                WHERE NOT past_only GROUP BY service_id
             ), extra AS (
                 -- 4 %% no registration, 1 %% emergency, 1 %% duplicate claim, 1 %% other facility
                 SELECT a.*, x.kind FROM attended a
@@ -574,23 +723,41 @@ class Generator:
             return False
         return model._meta.db_table in connection.introspection.table_names()
 
+    @contextlib.contextmanager
+    def _bulk(self, label: str, *tables: str) -> Iterator[None]:
+        """The big tables are filled without their secondary indexes and constraints (BulkLoad)."""
+        with BulkLoad(*tables, out=self.out) as load:
+            yield
+            self.out(f"  {label}: recreating indexes and constraints")
+        self.timings[f"{label} indexes+constraints"] = round(load.rebuild_seconds, 3)
+        self.out(f"  {label + ' indexes+constraints':<41} {load.rebuild_seconds:8.1f} s")
+
     def run(self, *, with_visits: bool = True) -> dict[str, Any]:
         began = time.perf_counter()
         self._session_setup()
-        self._step("reference data", self.reference)
-        self._step("facilities", self.facilities)
-        self._step("schedules+contracts", self.schedules)
-        self._step("patients", self.patients)
-        self._step("slots", self.slots, atomic=False)
-        self._step("registrations+appointments", self.bookings)
-        self._step("waiting list", self.waiting)
-        if with_visits and self.has_visits():
-            self._step("reported visits", self.visits)
-        else:
-            self.out("  reported visits              skipped: no reconciliation.ReportedVisit model")
-        vacuum_began = time.perf_counter()
-        self.analyze()  # VACUUM cannot run inside a transaction block: autocommit here
-        self.timings["vacuum analyze"] = round(time.perf_counter() - vacuum_began, 3)
+        try:
+            self._step("reference data", self.reference)
+            self._step("facilities", self.facilities)
+            self._step("schedules+contracts", self.schedules)
+            with self._bulk("patients", "patients_patient"):
+                self._step("patients", self.patients)
+            with self._bulk("slots", "scheduling_slot"):
+                self._step("slots", self.slots, atomic=False)
+            with self._bulk("bookings", "booking_registration", "booking_appointment"):
+                self._step("registrations+appointments", self.bookings)
+                self._step("waiting list", self.waiting)
+            if with_visits and self.has_visits():
+                with self._bulk("visits", "reconciliation_reportedvisit"):
+                    self._step("reported visits", self.visits)
+            else:
+                self.out("  reported visits              skipped: no reconciliation.ReportedVisit model")
+            vacuum_began = time.perf_counter()
+            self.analyze()  # VACUUM cannot run inside a transaction block: autocommit here
+            self.timings["vacuum analyze"] = round(time.perf_counter() - vacuum_began, 3)
+        finally:
+            # The connection goes on serving (the benchmarks run in the same process): no
+            # asynchronous commit or large work_mem may leak into what they measure.
+            self._exec("RESET synchronous_commit; RESET work_mem; RESET jit; RESET maintenance_work_mem")
         self.timings["total"] = round(time.perf_counter() - began, 3)
         return {
             "scale": self.scale,
@@ -615,6 +782,7 @@ def national_data_generate(
     seed: int,
     start: dt.date,
     days: int = DAYS,
+    visit_factor: float = 1.0,
     out: Callable[[str], None] = lambda _line: None,
 ) -> dict[str, Any]:
     if scale <= 0 or scale > 10:
@@ -627,7 +795,9 @@ def national_data_generate(
         )
     if not 1 <= days <= 366:
         raise CommandError("--days must be in 1..366")
-    return Generator(scale=scale, seed=seed, start=start, out=out, days=days).run()
+    if not 1 <= visit_factor <= 10:
+        raise CommandError("--visit-factor must be in 1..10")
+    return Generator(scale=scale, seed=seed, start=start, out=out, days=days, visit_factor=visit_factor).run()
 
 
 class Command(BaseCommand):
@@ -637,6 +807,13 @@ class Command(BaseCommand):
         parser.add_argument("--scale", type=float, default=0.01, help="1.0 = national size (default 0.01)")
         parser.add_argument("--seed", type=int, default=1, help="same seed + start date = same rows")
         parser.add_argument("--days", type=int, default=DAYS, help="days of future slots (default 90)")
+        parser.add_argument(
+            "--visit-factor",
+            type=float,
+            default=1.0,
+            help="the reconciliation month has this many times the weekly sessions (extra past-only "
+            "schedules): 1.0 gives ~4.5 M reported visits at scale 1.0, 2.25 the issue's ~10 M",
+        )
         parser.add_argument(
             "--start",
             type=dt.date.fromisoformat,
@@ -654,6 +831,7 @@ class Command(BaseCommand):
             seed=options["seed"],
             start=start,
             days=options["days"],
+            visit_factor=options["visit_factor"],
             out=self.stdout.write,
         )
         self.stdout.write(f"Done in {result['seconds']['total']:.1f} s: {result['rows']}")
