@@ -7,6 +7,7 @@ from django.urls import path
 
 from .apis import bookings, changes, reference, schedules, visits, webhooks
 from .apis.base import by_method
+from .apis.ping import PingApi
 from .oauth import ApiTokenView
 
 app_name = "integration"
@@ -22,6 +23,8 @@ def resource(route: str, name: str, **operations):
 
 urlpatterns = [
     path("oauth/token/", ApiTokenView.as_view(), name="token"),
+    # The benchmarks' framework ceiling (bench/run.py): no authentication, no database, not in the schema.
+    path("ping", PingApi.as_view(), name="ping"),
     *resource("services", "services", get=reference.ServiceListApi),
     *resource("reason-codes", "reason-codes", get=reference.ReasonCodeListApi),
     *resource("entitlements", "entitlements", get=reference.EntitlementListApi),
