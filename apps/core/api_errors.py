@@ -61,7 +61,7 @@ def domain_error_body(exc: DomainError) -> dict[str, Any]:
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
-        return problem_response(domain_error_body(exc))
+        return problem_response(domain_error_body(exc), exc.headers)
     if isinstance(exc, RequestDataTooBig):
         return problem_response(problem(413, "payload_too_large", "Request body too large"))
     if isinstance(exc, SuspiciousOperation):

@@ -28,6 +28,87 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
         "The PESEL number is not valid: {reason}.",
     ),
     "slot_not_found": (404, "Nie ma takiego terminu.", "There is no such appointment slot."),
+    # --- the integration API's protocol (facility systems) ---
+    "invalid_idempotency_key": (
+        400,
+        "Nagłówek Idempotency-Key musi mieć od 1 do 255 drukowalnych znaków ASCII.",
+        "Idempotency-Key must be 1-255 printable ASCII characters.",
+    ),
+    "idempotency_key_reused": (
+        422,
+        "Ten Idempotency-Key użyto już dla innego żądania (metoda, ścieżka lub treść). Użyj nowego klucza.",
+        "This Idempotency-Key was used for a different request (method, path or body). Use a new key.",
+    ),
+    "idempotency_in_progress": (
+        409,
+        "Pierwsze żądanie z tym kluczem jeszcze trwa. Ponów je za chwilę.",
+        "The first request with this key is still running. Retry in a moment.",
+    ),
+    "rate_limited": (
+        429,
+        "Za dużo żądań: limit to {limit} na okno czasowe. Ponów za {reset} s.",
+        "Too many requests: the limit is {limit} per window. Retry in {reset} s.",
+    ),
+    "invalid_cursor": (
+        400,
+        "Kursor jest niepoprawny: użyj wartości `next` z poprzedniej odpowiedzi.",
+        "The cursor is not valid: use `next` as returned.",
+    ),
+    "precondition_required": (
+        428,
+        "Wymagany jest nagłówek If-Match z aktualnym ETag (z odpowiedzi na GET).",
+        "If-Match is required: send the current ETag (from GET).",
+    ),
+    "invalid_scope": (
+        400,
+        "Nieznane lub puste zakresy uprawnień: {unknown}. Dostępne: {known}.",
+        "Unknown or empty scopes: {unknown}. Known: {known}.",
+    ),
+    "invalid_expiry": (400, "Ważność musi wynosić od 1 do 3650 dni.", "Validity must be 1 to 3650 days."),
+    "api_client_not_found": (404, "Nie ma takiego klienta API.", "There is no such API client."),
+    "api_client_inactive": (
+        409,
+        "Ten klient API jest odwołany lub wygasł.",
+        "This API client is revoked or expired.",
+    ),
+    "schedule_not_found": (
+        404,
+        "Nie ma takiego harmonogramu w Twojej placówce.",
+        "There is no such schedule in your facility.",
+    ),
+    "practitioner_not_found": (
+        404,
+        "Nie ma takiego lekarza w Twojej placówce.",
+        "There is no such practitioner in your facility.",
+    ),
+    "webhook_not_found": (
+        404,
+        "Nie ma takiej subskrypcji webhooka.",
+        "There is no such webhook subscription.",
+    ),
+    "delivery_not_found": (404, "Nie ma takiego doręczenia webhooka.", "There is no such webhook delivery."),
+    "patient_not_found": (
+        404,
+        "W centralnym rejestrze nie ma pacjenta o tym numerze PESEL; musi on istnieć w rejestrze (P1), "
+        "zanim można go zarejestrować.",
+        "No patient with this PESEL is registered; the patient must exist in the central register (P1) "
+        "before a booking can be made.",
+    ),
+    "generate_until_too_far": (
+        400,
+        "Terminy można generować najwyżej dwa lata naprzód.",
+        "Slots can be generated at most two years ahead.",
+    ),
+    "visits_batch_too_large": (
+        413,
+        "Za dużo wizyt w jednym żądaniu ({count}); najwyżej {limit}. Podziel je na kilka żądań.",
+        "Too many visits in one request ({count}); at most {limit}. Split them into several requests.",
+    ),
+    "facility_forbidden": (
+        403,
+        "Możesz zgłaszać tylko wizyty własnej placówki ({own}).",
+        "You can only report visits of your own facility ({own}).",
+    ),
     "precondition_failed": (
         412,
         "Ktoś inny zmienił ten zasób w międzyczasie. Odczytaj go ponownie i ponów zmianę.",
@@ -135,7 +216,13 @@ class DomainError(Exception):
     """A refusal by a business rule. Nothing was changed when it is raised."""
 
     def __init__(
-        self, code: str, *, status: int | None = None, field: str | None = None, **params: Any
+        self,
+        code: str,
+        *,
+        status: int | None = None,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+        **params: Any,
     ) -> None:
         if code not in MESSAGES:
             raise KeyError(f"undeclared error code {code!r}: add it to apps.core.errors.MESSAGES")
@@ -143,6 +230,7 @@ class DomainError(Exception):
         self.params = params
         self.field = field
         self.status = status or MESSAGES[code][0]
+        self.headers = headers or {}  # HTTP headers of the API answer (Retry-After, ...)
         super().__init__(self.message_in("en"))
 
     def message_in(self, language: str) -> str:

@@ -16,8 +16,9 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
+from apps.core.errors import DomainError
+
 from .models import ApiClient, IdempotencyRecord
-from .problems import ApiProblem
 
 HEADER = "Idempotency-Key"
 KEPT_HEADERS = ("ETag", "Location", "Content-Type")
@@ -33,7 +34,7 @@ def request_hash(*, method: str, path: str, body: bytes) -> str:
 
 def idempotency_key_validate(key: str) -> str:
     if not (1 <= len(key) <= 255) or not key.isascii() or not key.isprintable():
-        raise ApiProblem(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII")
+        raise DomainError("invalid_idempotency_key")
     return key
 
 
@@ -54,14 +55,9 @@ def idempotency_claim(
         return int(row[0]), None
     record = IdempotencyRecord.objects.get(client=client, key=key)
     if record.request_hash != digest:
-        raise ApiProblem(
-            422,
-            "idempotency_key_reused",
-            "This Idempotency-Key was used for a different request",
-            "Use a new Idempotency-Key for a request with a different method, path or body.",
-        )
+        raise DomainError("idempotency_key_reused")
     if record.status_code is None:
-        raise ApiProblem(409, "idempotency_in_progress", "The first request with this key is still running")
+        raise DomainError("idempotency_in_progress")
     return None, record
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from apps.catalog.models import Entitlement, Facility, ReasonCode, Service
+from apps.core.errors import DomainError
 from apps.outbox.models import OutboxEvent
 from apps.outbox.selectors import event_list_after
 from apps.patients.models import Patient
@@ -23,7 +24,6 @@ from apps.reconciliation.models import ReconciliationRun, ReportedVisit, Verdict
 from apps.scheduling.models import Schedule, Slot
 
 from .models import WebhookDelivery, WebhookSubscription
-from .problems import ApiProblem, not_found
 
 
 def cursor_encode(*values: Any) -> str:
@@ -48,7 +48,12 @@ def cursor_decode(cursor: str, *, types: tuple[type, ...]) -> tuple[Any, ...]:
                 raise ValueError
         return tuple(out)
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise ApiProblem(400, "invalid_cursor", "The cursor is not valid; use `next` as returned") from None
+        raise DomainError("invalid_cursor", field="cursor") from None
+
+
+def not_found(what: str) -> DomainError:
+    """`<what>_not_found` (404): also what another facility's ids give, so they are never visible."""
+    return DomainError(f"{what}_not_found")
 
 
 class FacilityScope:
@@ -223,12 +228,7 @@ def entitlement_list() -> QuerySet[Entitlement]:
 def patient_by_pesel(*, pesel: str) -> Patient:
     patient = Patient.objects.filter(pesel=pesel).first()
     if patient is None:
-        raise ApiProblem(
-            404,
-            "patient_not_found",
-            "No patient with this PESEL is registered",
-            "The patient must exist in the central register (P1) before a booking can be made.",
-        )
+        raise DomainError("patient_not_found", field="pesel")
     return patient
 
 

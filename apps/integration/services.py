@@ -15,13 +15,14 @@ from oauth2_provider.generators import generate_client_secret
 from oauth2_provider.models import AccessToken, Application
 
 from apps.catalog.models import Facility
+from apps.core.errors import DomainError
 from apps.reconciliation.imports import RawRow
 from apps.reconciliation.models import ImportBatch
 from apps.reconciliation.services import visits_record
 
 from .crypto import secret_encrypt
 from .models import SCOPES, ApiClient, ApiCredential, WebhookDelivery, WebhookSubscription
-from .problems import ApiProblem, not_found
+from .selectors import not_found
 
 ROTATION_OVERLAP = dt.timedelta(days=7)
 
@@ -39,11 +40,8 @@ def _scopes_clean(scopes: Iterable[str]) -> list[str]:
     cleaned = sorted({s.strip() for s in scopes if s.strip()})
     unknown = [s for s in cleaned if s not in SCOPES]
     if unknown or not cleaned:
-        raise ApiProblem(
-            400,
-            "invalid_scope",
-            "Unknown or empty scopes",
-            f"Unknown scopes: {', '.join(unknown) or '(none given)'}; known: {', '.join(SCOPES)}",
+        raise DomainError(
+            "invalid_scope", field="scopes", unknown=", ".join(unknown) or "-", known=", ".join(SCOPES)
         )
     return cleaned
 
@@ -66,7 +64,7 @@ def api_client_issue(
     *, facility: Facility, name: str, scopes: Iterable[str], days: int, created_by=None
 ) -> IssuedCredential:
     if days < 1 or days > 3650:
-        raise ApiProblem(400, "invalid_expiry", "Validity must be 1..3650 days")
+        raise DomainError("invalid_expiry", field="days")
     client = ApiClient.objects.create(
         facility=facility,
         name=name,
@@ -100,7 +98,7 @@ def api_client_rotate(*, client_id: str, overlap: dt.timedelta = ROTATION_OVERLA
     credential = _credential_for_update(client_id)
     client = ApiClient.objects.select_for_update().get(pk=credential.client_id)
     if not client.is_active():
-        raise ApiProblem(409, "api_client_inactive", "This API client is revoked or expired")
+        raise DomainError("api_client_inactive")
     now = timezone.now()
     ends = min(now + overlap, client.expires_at)
     ApiCredential.objects.filter(client=client).filter(valid_until__isnull=True).update(valid_until=ends)

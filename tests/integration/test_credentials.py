@@ -14,8 +14,8 @@ from django.test import Client
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, Application
 
+from apps.core.errors import DomainError
 from apps.integration.models import ApiClient
-from apps.integration.problems import ApiProblem
 from apps.integration.services import api_client_issue, api_client_revoke, api_client_rotate
 
 from .conftest import Api
@@ -130,12 +130,12 @@ def test_a_revoked_client_cannot_be_rotated(facility_a):
     issued = api_client_issue(facility=facility_a, name="HIS", scopes=["schedules:read"], days=30)
     api_client_revoke(client_id=issued.client_id)
 
-    with pytest.raises(ApiProblem):
+    with pytest.raises(DomainError, match="revoked or expired"):
         api_client_rotate(client_id=issued.client_id)
 
 
 def test_unknown_scopes_are_refused_at_issue(facility_a):
-    with pytest.raises(ApiProblem):
+    with pytest.raises(DomainError, match="Unknown or empty scopes: admin:all"):
         api_client_issue(facility=facility_a, name="HIS", scopes=["admin:all"], days=30)
     assert not ApiClient.objects.exists()
 

@@ -13,7 +13,8 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.api_errors import problem, problem_response
+from apps.core.api_errors import problem
+from apps.core.errors import DomainError
 
 from ..auth import ApiClientAuthentication, ApiPrincipal, HasOperationScope
 from ..idempotency import (
@@ -24,7 +25,6 @@ from ..idempotency import (
     request_hash,
 )
 from ..models import IdempotencyRecord
-from ..problems import ApiProblem
 from ..ratelimit import RateState, rate_limit_hit
 from ..selectors import FacilityScope
 
@@ -156,11 +156,10 @@ class FacilityApi(APIView):
         self.scope = FacilityScope(self.principal.facility)
         self._rate = rate_limit_hit(client_id=self.principal.client.pk)
         if self._rate.exceeded:
-            raise ApiProblem(
-                429,
+            raise DomainError(
                 "rate_limited",
-                "Too many requests",
-                f"Limit {self._rate.limit} requests per window; retry in {self._rate.reset} s.",
+                limit=self._rate.limit,
+                reset=self._rate.reset,
                 headers={"Retry-After": str(self._rate.reset)},
             )
         key = request.headers.get(HEADER)
@@ -187,9 +186,6 @@ class FacilityApi(APIView):
             if "Content-Type" in record.response_headers:
                 response.content_type = record.response_headers["Content-Type"]
             return response
-        if isinstance(exc, ApiProblem):
-            body = problem(exc.status, exc.code, exc.title, exc.detail, exc.errors)
-            return problem_response(body, exc.headers)
         return super().handle_exception(exc)
 
     def finalize_response(self, request: Any, response: Any, *args: Any, **kwargs: Any) -> Any:

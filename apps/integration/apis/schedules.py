@@ -12,11 +12,11 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from apps.catalog.selectors import service_get
+from apps.core.errors import DomainError
 from apps.scheduling import services as scheduling
 from apps.scheduling.models import Slot
 from apps.scheduling.selectors import day_start
 
-from ..problems import ApiProblem
 from ..selectors import practitioner_in_facility
 from .base import (
     IDEMPOTENCY_PARAMETER,
@@ -40,18 +40,13 @@ def etag(version: int) -> str:
 def if_match_version(request: Any) -> int:
     header = request.headers.get("If-Match")
     if not header:
-        raise ApiProblem(
-            428,
-            "precondition_required",
-            "If-Match is required",
-            "Send the schedule's current ETag (from GET) in If-Match.",
-        )
+        raise DomainError("precondition_required")
     value = header.strip()
     if value.startswith("W/"):
         value = value[2:]
     value = value.strip('"')
     if not value.isdigit():
-        raise ApiProblem(412, "precondition_failed", "If-Match does not match the current ETag")
+        raise DomainError("precondition_failed")
     return int(value)
 
 
@@ -404,15 +399,10 @@ class TemplatesSetApi(FacilityApi):
         schedule = self.scope.schedule(schedule_id, for_update=True)
         data = _parse(TemplatesSetInput, request.data).validated_data
         if if_match_version(request) != schedule.version:
-            raise ApiProblem(412, "precondition_failed", "The schedule was changed by someone else")
+            raise DomainError("precondition_failed")
         until = data.get("generate_until")
         if until is not None and until > timezone.localdate() + dt.timedelta(days=730):
-            raise ApiProblem(
-                400,
-                "validation_error",
-                "generate_until is at most two years ahead",
-                errors={"generate_until": ["At most two years ahead."]},
-            )
+            raise DomainError("generate_until_too_far", field="generate_until")
         scheduling.template_set(schedule=schedule, templates=data["templates"])
         created = scheduling.schedule_generate_slots(schedule=schedule, until=until)
         schedule = self.scope.schedule(schedule.pk)

@@ -14,10 +14,10 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from apps.core.errors import DomainError
 from apps.reconciliation.imports import MAX_VISIT_ID
 from apps.reconciliation.models import Reason
 
-from ..problems import ApiProblem
 from ..services import visits_report
 from .base import (
     IDEMPOTENCY_PARAMETER,
@@ -259,13 +259,7 @@ class VisitsReportApi(FacilityApi):
         body = request.data
         rows = body.get("visits") if isinstance(body, dict) else None
         if isinstance(rows, list) and len(rows) > MAX_VISITS_PER_REQUEST:
-            raise ApiProblem(
-                413,
-                "visits_batch_too_large",
-                "Too many visits in one request",
-                f"{len(rows):,} visits sent; at most {MAX_VISITS_PER_REQUEST:,} per request. "
-                "Split them into several requests.",
-            )
+            raise DomainError("visits_batch_too_large", count=len(rows), limit=MAX_VISITS_PER_REQUEST)
         data = _parse(VisitsReportInput, body).validated_data
         rows = data["visits"]
         own = self.principal.facility.nfz_code
@@ -275,12 +269,7 @@ class VisitsReportApi(FacilityApi):
         if named - {own}:
             # Never recorded as a row error: a system posting for another facility is misconfigured
             # (or worse), and nothing of the request may land anywhere.
-            raise ApiProblem(
-                403,
-                "facility_forbidden",
-                "You can only report visits of your own facility",
-                f"These credentials report for facility {own}; the request names another.",
-            )
+            raise DomainError("facility_forbidden", own=own)
         batch = visits_report(client=self.principal.client, rows=rows)
         errors = []
         for error in batch.errors:

@@ -7,8 +7,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.catalog.models import Facility
+from apps.core.errors import DomainError
 
-from ...problems import ApiProblem
 from ...services import IssuedCredential, api_client_issue, api_client_revoke, api_client_rotate
 
 
@@ -45,8 +45,8 @@ class Command(BaseCommand):
                 days=options["days"],
             )
             self._print(issued, rotated=False)
-        except ApiProblem as exc:
-            raise CommandError(exc.detail) from None
+        except DomainError as exc:
+            raise CommandError(exc.message_in("en")) from None
 
     def _print(self, issued: IssuedCredential, *, rotated: bool) -> None:
         client = issued.client
