@@ -4,11 +4,13 @@ The changes feed and the webhooks both read from here, so nothing reaches a faci
 commit, and nothing that committed is lost.
 
 Ordering without gaps: `txid` is the writing transaction's id (`pg_current_xact_id()`, a database
-default). Readers only take events whose transaction is older than the oldest transaction still
-running (`pg_snapshot_xmin(pg_current_snapshot())`), ordered by (txid, id). An event that becomes
-visible later always belongs to a transaction that was still running at the earlier read, so it sorts
-after everything already returned: a cursor over (txid, id) never skips an event. (A plain serial id
-would: a transaction can take a lower id and commit after a higher one has been read.)
+default). Readers only take events whose transaction is older than the oldest transaction of this
+database still running with an id (`selectors.visible_horizon`, read before the events), ordered by
+(txid, id). An event that becomes visible later always belongs to a transaction that was still
+running at the earlier read, or started after it, so it sorts after everything already returned: a
+cursor over (txid, id) never skips an event. (A plain serial id would: a transaction can take a lower
+id and commit after a higher one has been read.) Transactions of other databases on the same server
+do not count: a long report or backup elsewhere never holds the feed back.
 """
 
 from __future__ import annotations

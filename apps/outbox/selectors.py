@@ -5,11 +5,42 @@ from django.db.models import Q, QuerySet
 
 from .models import OutboxEvent
 
+# The oldest transaction of THIS database that has a transaction id and is still running, as a full
+# 64-bit id; or the next id to be assigned when there is none. (pg_stat_activity shows 32-bit xids:
+# the epoch comes from the snapshot's xmax, one less for an xid from before the last wrap-around.)
+# Transactions of other databases on the same server never write this outbox, so unlike the
+# cluster-wide `pg_snapshot_xmin`, a long transaction elsewhere (a report, a backup, another
+# application) does not hold the feed back. Prepared transactions count too.
+HORIZON_SQL = """
+WITH snap AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS next),
+running AS (
+    SELECT backend_xid::text::bigint AS xid FROM pg_stat_activity
+    WHERE datname = current_database() AND backend_xid IS NOT NULL
+    UNION ALL
+    SELECT transaction::text::bigint FROM pg_prepared_xacts WHERE database = current_database()
+)
+SELECT LEAST(
+    snap.next,
+    min(((snap.next >> 32) << 32 | running.xid)
+        - CASE WHEN running.xid > (snap.next & 4294967295) THEN 4294967296 ELSE 0 END)
+)
+FROM snap LEFT JOIN running ON true
+GROUP BY snap.next
+"""
+
 
 def visible_horizon() -> int:
-    """The oldest transaction still running: events of older transactions are final (see models)."""
+    """Events of transactions older than this are final: committed (visible to any later statement)
+    or rolled back. Read before the events, in its own statement (see models).
+
+    Order matters: the snapshot's xmax is taken when the statement starts, before pg_stat_activity is
+    read, so a transaction that gets its id after that read has an id >= xmax. The statistics
+    snapshot is cleared first, because within one transaction pg_stat_activity is otherwise frozen
+    at its first read.
+    """
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(HORIZON_SQL)
         return int(cursor.fetchone()[0])
 
 

@@ -109,21 +109,3 @@ def anonymous() -> Api:
 
 
 __all__ = ["Api", "FacilityFactory", "World"]
-
-
-@pytest.fixture
-def outbox_horizon_free():
-    """Feed/webhook tests need the outbox visibility horizon (the oldest running transaction in the
-    whole PostgreSQL cluster, see apps.outbox.models) to advance. On a server shared with other
-    databases, a long transaction elsewhere (a benchmark) holds it back for minutes: skip then, with
-    the reason, rather than fail. CI runs alone on its server, so there these tests always run."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT datname, now() - xact_start FROM pg_stat_activity WHERE datname <> current_database()"
-            " AND backend_xmin IS NOT NULL AND xact_start < now() - interval '10 seconds' LIMIT 1"
-        )
-        row = cursor.fetchone()
-    if row:
-        pytest.skip(f"the outbox horizon is held by a transaction open {row[1]} in database {row[0]}")

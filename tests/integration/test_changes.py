@@ -38,9 +38,7 @@ def _drain(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_feed_returns_only_the_facilitys_events_in_order_and_keeps_the_cursor(
-    outbox_horizon_free, api_a, world_a, api_b
-):
+def test_the_feed_returns_only_the_facilitys_events_in_order_and_keeps_the_cursor(api_a, world_a, api_b):
     own = list(OutboxEvent.objects.filter(facility=world_a.facility).order_by("txid", "id"))
 
     events, cursor = _drain(api_a, limit=1, expect=len(own))
@@ -53,7 +51,7 @@ def test_the_feed_returns_only_the_facilitys_events_in_order_and_keeps_the_curso
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_writers_leave_no_gap_and_no_duplicate_in_the_feed(outbox_horizon_free, facility_a):
+def test_concurrent_writers_leave_no_gap_and_no_duplicate_in_the_feed(facility_a):
     """GIVEN writer threads committing events in overlapping transactions (some slow),
     WHEN a reader polls the feed all the while,
     THEN it sees every event exactly once, in (txid, id) order."""

@@ -180,7 +180,7 @@ def test_webhook_urls_must_be_https(api_a, db):
 
 @LOCAL
 @pytest.mark.django_db(transaction=True)
-def test_a_booking_arrives_by_webhook_once(outbox_horizon_free, api_a, world_a, receiver):
+def test_a_booking_arrives_by_webhook_once(api_a, world_a, receiver):
     """GIVEN a subscription to appointment.booked, WHEN a desk booking is made through the API and the
     outbox is fanned out twice, THEN the receiver gets exactly one signed appointment.booked."""
     secret = api_a.post(

@@ -57,10 +57,9 @@ def test_cancelled_rescheduled_and_allocated_notices(woman, mammography, mammo_s
 
 @pytest.fixture
 def horizon_now(monkeypatch):
-    """The outbox horizon is the cluster-wide oldest running transaction: on a shared PostgreSQL server
-    another database's open transaction holds it back, and inside a test transaction our own events
-    are never "older". In a single-threaded test every written event is final, so the horizon is
-    simply the next transaction id."""
+    """The outbox horizon is this database's oldest running writer: inside a test transaction that is
+    the test itself, so its own events are never "older". In a single-threaded test every written
+    event is final, so the horizon is simply the next transaction id."""
     from django.db import connection
 
     from apps.outbox import selectors
