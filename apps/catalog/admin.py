@@ -57,6 +57,7 @@ class ServiceAdmin(admin.ModelAdmin):
                     "reminder_offsets_days",
                     "confirmation_required",
                     "confirm_deadline_hours",
+                    "no_show_after_hours",
                 )
             },
         ),

@@ -41,6 +41,7 @@ def test_editing_a_service_rule_in_the_admin_bumps_its_rule_version(admin_client
     data = {k: v for k, v in form.initial.items() if v is not None}
     data.update(
         confirm_deadline_hours=24,
+        no_show_after_hours=48,
         reminder_offsets_days="7,1",
         cer_from="2026-01-01",
         obligatory_from="2026-07-01",
@@ -48,7 +49,7 @@ def test_editing_a_service_rule_in_the_admin_bumps_its_rule_version(admin_client
     response = admin_client.post(f"/admin/catalog/service/{service.pk}/change/", data)
     assert response.status_code == 302, response.context["adminform"].form.errors
     service.refresh_from_db()
-    assert service.confirm_deadline_hours == 24
+    assert (service.confirm_deadline_hours, service.no_show_after_hours) == (24, 48)
     assert service.rule_version == 2
 
 
