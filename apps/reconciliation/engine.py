@@ -1,5 +1,7 @@
-"""The reconciliation as set-based SQL (DESIGN.md section 8): one INSERT ... SELECT per chunk of visit
-ids, one window-function UPDATE for duplicate claims, one UPDATE carrying staff overrides forward.
+"""The reconciliation as set-based SQL (DESIGN.md section 8): per run, one UPDATE resolving PESELs of
+patients who joined CeR since the import; per chunk of visit ids, one DELETE (normally of nothing) and
+one INSERT ... SELECT deciding every visit of the chunk; then one window-function UPDATE for duplicate
+claims and one UPDATE carrying staff overrides forward.
 
 Rule order for one visit (the first that applies gives the reason; docs/reconciliation.md):
   1. emergency flag                                  -> eligible   emergency
@@ -22,6 +24,7 @@ Rule order for one visit (the first that applies gives the reason; docs/reconcil
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
@@ -109,45 +112,54 @@ decided AS MATERIALIZED (
         ORDER BY 2 DESC, abs(extract(epoch FROM a.start - v.visit_at)), a.id
         LIMIT 1
     ) c ON true
+),
+inserted AS (
+    -- A plain INSERT: the chunk's rows of this run were deleted just before (CLEAR_SQL), so there is
+    -- nothing to conflict with; ON CONFLICT's speculative insertion cost a probe per row for nothing.
+    INSERT INTO {T_VERDICT} (run_id, visit_id, facility_id, service_id, visit_at, eligible, reason,
+                             matched_appointment_id, rule_version, final_eligible, override_id)
+    SELECT %(run)s, d.visit_id, d.facility_id, d.service_id, d.visit_at,
+           d.reason = ANY(%(eligible)s), d.reason,
+           CASE WHEN d.reason IN ('matched_registration', 'registration_cancelled') THEN d.appointment_id END,
+           d.rule_version, d.reason = ANY(%(eligible)s), NULL
+    FROM decided d
+    RETURNING eligible
 )
-INSERT INTO {T_VERDICT} (run_id, visit_id, facility_id, service_id, visit_at, eligible, reason,
-                         matched_appointment_id, rule_version, final_eligible, override_id)
-SELECT %(run)s, d.visit_id, d.facility_id, d.service_id, d.visit_at,
-       d.reason = ANY(%(eligible)s), d.reason,
-       CASE WHEN d.reason IN ('matched_registration', 'registration_cancelled') THEN d.appointment_id END,
-       d.rule_version, d.reason = ANY(%(eligible)s), NULL
-FROM decided d
-ON CONFLICT (run_id, visit_id) DO UPDATE SET
-    eligible = EXCLUDED.eligible, reason = EXCLUDED.reason,
-    matched_appointment_id = EXCLUDED.matched_appointment_id, rule_version = EXCLUDED.rule_version,
-    final_eligible = EXCLUDED.final_eligible, override_id = NULL
+-- The counts go to the run with the chunk's progress: no pass over the run's verdicts to count them.
+SELECT count(*), count(*) FILTER (WHERE eligible) FROM inserted
 """
 
-# Patients who registered in CeR after their visit was imported: resolve the PESEL within the chunk.
+# A chunk runs again only if its transaction never committed (the cursor commits with the verdicts), so
+# this normally deletes nothing; it keeps a re-executed chunk from failing on (run, visit) uniqueness.
+CLEAR_SQL = f"""
+DELETE FROM {T_VERDICT} WHERE run_id = %(run)s AND visit_id > %(lo)s AND visit_id <= %(hi)s
+"""
+
+# Patients who registered in CeR after their visit was imported: resolved once per run attempt, for
+# the visits the run has still to decide, through the partial index of unresolved visits (per chunk, the
+# same index scan read every unresolved visit of the table again in every chunk).
 RESOLVE_SQL = f"""
 UPDATE {T_VISIT} rv SET patient_id = p.id
 FROM {T_PATIENT} p
 WHERE p.pesel = rv.patient_pesel AND rv.patient_id IS NULL
   AND rv.id > %(lo)s AND rv.id <= %(hi)s
   AND rv.visit_at >= %(start)s AND rv.visit_at < %(end)s
+  AND (%(facility)s::bigint IS NULL OR rv.facility_id = %(facility)s::bigint)
 """
 
-# The same registration claimed by two visits: the first by visit time, then visit id, keeps it.
+# The same registration claimed by two visits: the first by visit time, then visit id, keeps it. One
+# scan and one sort of the run's matched verdicts; the (few) later claims are updated through the
+# (run, visit) unique index.
 DUPLICATES_SQL = f"""
 UPDATE {T_VERDICT} t SET eligible = false, final_eligible = false, reason = 'duplicate_claim'
 FROM (
-    SELECT id, row_number() OVER (
+    SELECT visit_id, row_number() OVER (
         PARTITION BY matched_appointment_id ORDER BY visit_at, visit_id
     ) AS claim
     FROM {T_VERDICT}
     WHERE run_id = %(run)s AND reason = 'matched_registration'
-      AND matched_appointment_id IN (
-          SELECT matched_appointment_id FROM {T_VERDICT}
-          WHERE run_id = %(run)s AND reason = 'matched_registration'
-          GROUP BY matched_appointment_id HAVING count(*) > 1
-      )
 ) ranked
-WHERE t.id = ranked.id AND ranked.claim > 1
+WHERE ranked.claim > 1 AND t.run_id = %(run)s AND t.visit_id = ranked.visit_id
 """
 
 # A staff decision on a visit stands in later runs too: the latest override of each visit applies.
@@ -166,11 +178,6 @@ BOUNDS_SQL = f"""
 SELECT count(*), min(id), max(id) FROM {T_VISIT} rv
 WHERE rv.visit_at >= %(start)s AND rv.visit_at < %(end)s
   AND (%(facility)s::bigint IS NULL OR rv.facility_id = %(facility)s::bigint)
-"""
-
-COUNTS_SQL = f"""
-SELECT count(*) FILTER (WHERE eligible), count(*) FILTER (WHERE NOT eligible)
-FROM {T_VERDICT} WHERE run_id = %(run)s
 """
 
 
@@ -192,16 +199,32 @@ def scope_bounds(*, start: dt.datetime, end: dt.datetime, facility_id: int | Non
     return total, (first or 1) - 1, last or 0
 
 
+@dataclass(frozen=True)
+class ChunkResult:
+    decided: int
+    eligible: int
+
+
+def patients_resolve(
+    *, lo: int, hi: int, start: dt.datetime, end: dt.datetime, facility_id: int | None
+) -> int:
+    """Set `patient` on the scope's visits with lo < id <= hi whose PESEL CeR knows by now."""
+    with connection.cursor() as cursor:
+        cursor.execute(RESOLVE_SQL, _params(lo=lo, hi=hi, start=start, end=end, facility=facility_id))
+        return cursor.rowcount
+
+
 def chunk_process(
     *, run_id: int, lo: int, hi: int, start: dt.datetime, end: dt.datetime, facility_id: int | None
-) -> int:
-    """Give every visit of the scope with lo < id <= hi its verdict (upsert). Returns visits decided.
-    The caller holds the transaction (with `SET LOCAL work_mem`) and records progress in it."""
+) -> ChunkResult:
+    """Give every visit of the scope with lo < id <= hi its verdict (replacing any the run has in that
+    range). The caller holds the transaction (`SET LOCAL work_mem` ...) and records progress in it."""
     params = _params(run=run_id, lo=lo, hi=hi, start=start, end=end, facility=facility_id)
     with connection.cursor() as cursor:
-        cursor.execute(RESOLVE_SQL, params)
+        cursor.execute(CLEAR_SQL, params)
         cursor.execute(CHUNK_SQL, params)
-        return cursor.rowcount
+        decided, eligible = cursor.fetchone()
+    return ChunkResult(decided=decided, eligible=eligible)
 
 
 def duplicates_mark(*, run_id: int) -> int:
@@ -216,11 +239,12 @@ def overrides_apply(*, run_id: int) -> int:
         return cursor.rowcount
 
 
-def verdict_counts(*, run_id: int) -> tuple[int, int]:
-    with connection.cursor() as cursor:
-        cursor.execute(COUNTS_SQL, {"run": run_id})
-        eligible, ineligible = cursor.fetchone()
-    return eligible, ineligible
-
-
-__all__ = ["RULES_VERSION", "Reason", "chunk_process", "duplicates_mark", "overrides_apply"]
+__all__ = [
+    "RULES_VERSION",
+    "ChunkResult",
+    "Reason",
+    "chunk_process",
+    "duplicates_mark",
+    "overrides_apply",
+    "patients_resolve",
+]
