@@ -1,7 +1,8 @@
 """The load generator: a separate process (no Django) that drives gunicorn over HTTP on 127.0.0.1.
 
 Reads one JSON job from stdin, prints one JSON result to stdout. Two modes:
-- "get": `requests` GETs of `path` spread over `threads` keep-alive connections (the ceiling).
+- "get": `requests` GETs of `path` (or of `paths`, in turn) spread over `threads` keep-alive
+  connections, with optional `headers` (e.g. a session cookie): the ceiling, and the search pages.
 - "book": `threads` concurrent desk systems book slots for patients through `POST /api/v1/bookings`.
   Every patient keeps trying slots not yet known to be taken until one booking succeeds or no slot is
   left, so threads race for the same slots (a 409 is the expected answer to a lost race).
@@ -76,26 +77,34 @@ def token_fetch(host: str, port: int, client_id: str, client_secret: str, scope:
 
 def run_get(job: dict[str, Any]) -> dict[str, Any]:
     host, port, threads, total = job["host"], job["port"], job["threads"], job["requests"]
-    counter = iter(range(total))
+    paths: list[str] = job.get("paths") or [job["path"]]
+    headers: dict[str, str] = job.get("headers") or {}
+    warmup = int(job.get("warmup", 0))
+    counter = iter(range(-warmup, total))
     lock = threading.Lock()
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
+    sizes: Counter[int] = Counter()
 
     def worker() -> None:
         conn = [_connect(host, port)]
         while True:
             with lock:
-                if next(counter, None) is None:
-                    break
+                n = next(counter, None)
+            if n is None:
+                break
             began = time.perf_counter()
             try:
-                status, _ = _request(conn, host, port, "GET", job["path"])
+                status, body = _request(conn, host, port, "GET", paths[n % len(paths)], None, headers)
             except OSError:
-                status = 0
+                status, body = 0, b""
             took = time.perf_counter() - began
+            if n < 0:
+                continue  # warm-up requests (first connection, caches) are not counted
             with lock:
                 statuses[status] += 1
                 latencies.append(took)
+                sizes[len(body)] += 1
         conn[0].close()
 
     began = time.perf_counter()
@@ -105,7 +114,13 @@ def run_get(job: dict[str, Any]) -> dict[str, Any]:
     for t in pool:
         t.join()
     wall = time.perf_counter() - began
-    return {"wall_s": wall, "statuses": dict(statuses), "latencies": latencies, "ok": statuses.get(200, 0)}
+    return {
+        "wall_s": wall,
+        "statuses": dict(statuses),
+        "latencies": latencies,
+        "ok": statuses.get(200, 0),
+        "body_bytes": dict(sizes.most_common(3)),
+    }
 
 
 def run_book(job: dict[str, Any]) -> dict[str, Any]:

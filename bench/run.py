@@ -1,6 +1,6 @@
 """National-scale benchmarks: one command, one table, ratios against baselines measured in the same run.
 
-    python -m bench.run --quick        # scale 0.01, a couple of minutes (make bench QUICK=1)
+    python -m bench.run --quick        # scale 0.005, under two minutes (make bench QUICK=1)
     python -m bench.run                # scale 1.0 (make bench)
     python -m bench.run --scale 0.1    # anything in between
 
@@ -14,6 +14,8 @@ against baselines taken minutes apart on the same data are what to compare acros
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -24,13 +26,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 PY = sys.executable
+QUICK_SCALE = 0.005  # 50 schedules, 10,000 patients (make bench QUICK=1)
 
 
 # --- small helpers -------------------------------------------------------------------------------
@@ -143,7 +146,15 @@ def _module_has(module: str, *names: str) -> bool:
 # --- data ----------------------------------------------------------------------------------------
 
 
-def data_ensure(scale: float, seed: int, report: Report) -> dict[str, Any]:
+def data_ensure(
+    scale: float,
+    seed: int,
+    report: Report,
+    *,
+    generate: bool = True,
+    visit_factor: float = 1.0,
+    days: int = 90,
+) -> dict[str, Any]:
     from apps.core.management.commands.generate_national_data import (
         generated_facilities,
         national_data_generate,
@@ -157,6 +168,8 @@ def data_ensure(scale: float, seed: int, report: Report) -> dict[str, Any]:
             f"the database holds generated data of another scale ({existing} facilities, {expected} expected "
             "at this scale): point DATABASE_URL at an empty database"
         )
+    if not existing and not generate:
+        raise SystemExit("--no-generate: no generated data in this database (run once without it)")
     if existing:
         info: dict[str, Any] = {"generated": False, "scale": scale}
         report.add("data", "generation", "reused", note=f"{existing} generated facilities already present")
@@ -166,6 +179,8 @@ def data_ensure(scale: float, seed: int, report: Report) -> dict[str, Any]:
             scale=scale,
             seed=seed,
             start=dt.datetime.now(dt.UTC).date(),
+            visit_factor=visit_factor,
+            days=days,
             out=lambda line: print(line, flush=True),
         )
         info["generated"] = True
@@ -181,20 +196,23 @@ def data_ensure(scale: float, seed: int, report: Report) -> dict[str, Any]:
                       (SELECT count(*) FROM scheduling_slot WHERE status='free'),
                       (SELECT count(*) FROM patients_patient),
                       (SELECT count(*) FROM booking_registration WHERE status='waiting'),
-                      (SELECT count(*) FROM scheduling_schedule)"""
+                      (SELECT count(*) FROM scheduling_schedule),
+                      (SELECT count(*) FROM reconciliation_reportedvisit)"""
         )
-        slots, free, patients, waiting, schedules = cur.fetchone()
+        slots, free, patients, waiting, schedules, visits = cur.fetchone()
     info["counts"] = {
         "slots": slots,
         "free": free,
         "patients": patients,
         "waiting": waiting,
         "schedules": schedules,
+        "reported_visits": visits,
     }
     report.add(
         "data",
         "rows",
-        f"{schedules} schedules, {slots} slots ({free} free), {patients} patients, {waiting} waiting",
+        f"{schedules} schedules, {slots} slots ({free} free), {patients} patients, {waiting} waiting, "
+        f"{visits} reported visits",
     )
     return info
 
@@ -202,10 +220,10 @@ def data_ensure(scale: float, seed: int, report: Report) -> dict[str, Any]:
 # --- a. search -----------------------------------------------------------------------------------
 
 SEARCH_SQL_NEAR = """
-SELECT s.id, s.start, s."end", s.facility_id, f.name, l.name, d.km
+SELECT s.id, s.start, s."end", s.service_id, s.facility_id, f.name, f.address, p.name, d.km
 FROM scheduling_slot s
 JOIN catalog_facility f ON f.id = s.facility_id
-JOIN catalog_locality l ON l.id = s.locality_id
+LEFT JOIN scheduling_practitioner p ON p.id = s.practitioner_id
 CROSS JOIN LATERAL (
     SELECT 2 * 6371.0 * asin(sqrt(power(sin(radians(s.lat - %(lat)s) / 2), 2)
            + cos(radians(%(lat)s)) * cos(radians(s.lat)) * power(sin(radians(s.lon - %(lon)s) / 2), 2))) AS km
@@ -215,18 +233,18 @@ WHERE s.service_id = %(service)s AND s.status = 'free' AND s.kind = 'first'
   AND s.lat BETWEEN %(lat_min)s AND %(lat_max)s AND s.lon BETWEEN %(lon_min)s AND %(lon_max)s
   AND d.km <= %(radius)s
 ORDER BY s.start, d.km, s.id
-LIMIT 20
+LIMIT %(limit)s
 """
 
 SEARCH_SQL_VOIV = """
-SELECT s.id, s.start, s."end", s.facility_id, f.name, l.name
+SELECT s.id, s.start, s."end", s.service_id, s.facility_id, f.name, f.address, p.name
 FROM scheduling_slot s
 JOIN catalog_facility f ON f.id = s.facility_id
-JOIN catalog_locality l ON l.id = s.locality_id
+LEFT JOIN scheduling_practitioner p ON p.id = s.practitioner_id
 WHERE s.service_id = %(service)s AND s.status = 'free' AND s.kind = 'first'
   AND s.start > %(now)s AND s.start < %(until)s AND s.voivodeship_id = %(voiv)s
 ORDER BY s.start, s.id
-LIMIT 20
+LIMIT %(limit)s
 """
 
 
@@ -241,26 +259,77 @@ def _timed(fn: Callable[[], Any], runs: int, warmup: int = 2) -> list[float]:
     return out
 
 
+def _patient_session_cookie() -> str:
+    """A signed-in patient, made through Django's own session machinery: the session row that
+    signing in with a one-time code leaves behind (user id, backend, auth hash)."""
+    from importlib import import_module
+
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+
+    from apps.patients.models import Patient
+    from apps.portal.services import patient_user_link
+
+    patient = Patient.objects.order_by("id").first()
+    if patient is None:
+        raise SystemExit("no patient in the database: generate the data first")
+    user = patient_user_link(patient=patient)
+    store = import_module(settings.SESSION_ENGINE).SessionStore()
+    store[SESSION_KEY] = user._meta.pk.value_to_string(user)
+    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    store[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    store.create()
+    return f"{settings.SESSION_COOKIE_NAME}={store.session_key}"
+
+
+def _http_get(port: int, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
 def workload_search(report: Report, runs: int, stamp: str) -> None:
+    """Earliest free KARDIO_1 slots in the next 30 days, within 50 km of the 3 largest cities and in
+    their voivodeships: the selector and hand-written SQL in the database, and the patient search
+    page over HTTP (gunicorn, a signed-in patient), one request at a time (latency, not throughput).
+    All three fetch one page of results (the portal's page size) with the columns the page shows."""
     name = "a. search"
     if not _module_has("apps.scheduling.selectors", "slot_search", "slot_search_queryset", "Near"):
         report.skip(name, "apps.scheduling.selectors.slot_search is not there")
         return
+    from urllib.parse import urlencode
+
     from django.db import connection
     from django.utils import timezone
 
     from apps.catalog.models import Locality, Service
-    from apps.scheduling.selectors import Near, day_start, slot_search, slot_search_queryset
+    from apps.portal.views import RESULTS as PAGE_SIZE
+    from apps.scheduling.selectors import (
+        SEARCH_RESULT_FIELDS,
+        Near,
+        day_start,
+        slot_search,
+        slot_search_queryset,
+    )
 
     service = Service.objects.get(code="KARDIO_1")
     today = timezone.localdate()
     date_to = today + dt.timedelta(days=30)
+    dates = {"date_from": today.isoformat(), "date_to": date_to.isoformat()}
     cities = list(Locality.objects.order_by("-population")[:3])
     plans: list[str] = []
+    # label -> (hand SQL p50 s, selector p50 s, rows found, page URL)
+    http_cases: dict[str, tuple[float, float, int, str]] = {}
     for city in cities:
         near = Near(lat=city.lat, lon=city.lon, radius_km=50)
         lat_min, lat_max, lon_min, lon_max = near.bounding_box()
-        cases: dict[str, tuple[dict[str, Any], str, dict[str, Any]]] = {
+        cases: dict[str, tuple[dict[str, Any], str, dict[str, Any], dict[str, Any]]] = {
             f"{city.name} 50 km": (
                 {"near": near},
                 SEARCH_SQL_NEAR,
@@ -273,24 +342,29 @@ def workload_search(report: Report, runs: int, stamp: str) -> None:
                     "lon_min": lon_min,
                     "lon_max": lon_max,
                 },
+                {"city": city.name, "radius_km": 50},
             ),
             f"{city.voivodeship.name}": (
                 {"voivodeship": city.voivodeship_id},
                 SEARCH_SQL_VOIV,
                 {"voiv": city.voivodeship_id},
+                {"voivodeship": city.voivodeship_id},
             ),
         }
-        for label, (filters, sql, extra) in cases.items():
+        for label, (filters, sql, extra, form) in cases.items():
             now = timezone.now()
             params: dict[str, Any] = {
                 "service": service.pk,
                 "now": now,
                 "until": day_start(date_to + dt.timedelta(days=1)),
+                "limit": PAGE_SIZE,
                 **extra,
             }
 
             def orm(filters: dict[str, Any] = filters) -> Any:
-                return slot_search(service=service, date_from=today, date_to=date_to, limit=20, **filters)
+                return slot_search(
+                    service=service, date_from=today, date_to=date_to, limit=PAGE_SIZE, **filters
+                )
 
             def raw(sql: str = sql, params: dict[str, Any] = params) -> Any:
                 with connection.cursor() as cur:
@@ -303,16 +377,20 @@ def workload_search(report: Report, runs: int, stamp: str) -> None:
             p50, p95, b50, b95 = pct(t_orm, 50), pct(t_orm, 95), pct(t_raw, 50), pct(t_raw, 95)
             report.add(
                 name,
-                f"KARDIO_1 {label}: p50 ms",
+                f"KARDIO_1 {label}: selector p50 ms",
                 ms(p50),
                 ms(b50),
                 ratio(p50, b50),
-                f"selector vs hand SQL, {found} slots returned, {runs} runs",
+                f"in the database: selector vs hand SQL, {found} slots returned, {runs} runs",
             )
-            report.add(name, f"KARDIO_1 {label}: p95 ms", ms(p95), ms(b95), ratio(p95, b95))
-            qs = slot_search_queryset(
-                service=service, date_from=today, date_to=date_to, **filters
-            ).select_related("facility", "locality", "practitioner")[:20]
+            report.add(name, f"KARDIO_1 {label}: selector p95 ms", ms(p95), ms(b95), ratio(p95, b95))
+            url = "/?" + urlencode({"service": service.pk, **form, **dates})
+            http_cases[label] = (b50, p50, found, url)
+            qs = (
+                slot_search_queryset(service=service, date_from=today, date_to=date_to, **filters)
+                .select_related("facility", "practitioner")
+                .only(*SEARCH_RESULT_FIELDS)[:PAGE_SIZE]
+            )
             plans.append(f"## selector: KARDIO_1 {label}\n\n{qs.explain(analyze=True, buffers=True)}\n")
             with connection.cursor() as cur:
                 cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
@@ -321,6 +399,49 @@ def workload_search(report: Report, runs: int, stamp: str) -> None:
     path = RESULTS / f"{stamp}-search-plans.txt"
     path.write_text("\n".join(plans), encoding="utf-8")
     report.details["search_plans"] = path.name
+    _search_over_http(report, name, runs, http_cases)
+
+
+def _search_over_http(
+    report: Report, name: str, runs: int, cases: dict[str, tuple[float, float, int, str]]
+) -> None:
+    """The patient search page (portal home with the search form's query), signed in."""
+    headers = {"Cookie": _patient_session_cookie(), "Accept-Language": "pl"}
+    with shared_server() as server:
+        status, _ = _http_get(server.port, "/appointments/", headers)
+        if status != 200:  # a redirect to the sign-in page: the session was not accepted
+            raise SystemExit(f"the patient session was not accepted (GET /appointments/ answered {status})")
+        for label, (sql_p50, orm_p50, found, url) in cases.items():
+            status, body = _http_get(server.port, url, headers)
+            shown = body.count(b"/hold/")
+            if status != 200 or shown != found:
+                raise SystemExit(f"search page {url} answered {status} with {shown} slots ({found} expected)")
+            res = loadgen(
+                {
+                    "host": "127.0.0.1",
+                    "port": server.port,
+                    "threads": 1,
+                    "mode": "get",
+                    "paths": [url],
+                    "headers": headers,
+                    "requests": runs,
+                    "warmup": 3,
+                }
+            )
+            if res["ok"] != runs:
+                raise SystemExit(f"search page {url}: {res['statuses']}")
+            lat = res["latencies"]
+            p50, p95 = pct(lat, 50), pct(lat, 95)
+            report.add(
+                name,
+                f"KARDIO_1 {label}: HTTP p50 ms",
+                ms(p50),
+                ms(sql_p50),
+                ratio(p50, sql_p50),
+                f"GET {url.split('&date_from')[0]} signed in, {found} slots on the page, one client; "
+                f"selector p50 {ms(orm_p50)} ms",
+            )
+            report.add(name, f"KARDIO_1 {label}: HTTP p95 ms", ms(p95))
 
 
 # --- b. booking storm over HTTP ------------------------------------------------------------------
@@ -361,6 +482,9 @@ class Gunicorn:
                 "2048",
                 "--log-level",
                 "warning",
+                # one call publishing 10,000 slots takes seconds on a loaded box
+                "--timeout",
+                "300",
             ],
             cwd=ROOT,
             env=os.environ.copy(),
@@ -394,6 +518,26 @@ class Gunicorn:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, 9)
                 self.proc.wait()
+
+
+WORKERS, THREADS = 4, 4  # gunicorn gthread workers x threads per worker
+_SERVER: Gunicorn | None = None
+
+
+@contextlib.contextmanager
+def shared_server() -> Iterator[Gunicorn]:
+    """One gunicorn for every HTTP workload of the run: started on first use, stopped by main()."""
+    global _SERVER
+    if _SERVER is None:
+        _SERVER = Gunicorn(workers=WORKERS, threads=THREADS).__enter__()
+    yield _SERVER
+
+
+def shared_server_stop() -> None:
+    global _SERVER
+    if _SERVER is not None:
+        _SERVER.__exit__()
+        _SERVER = None
 
 
 def loadgen(job: dict[str, Any]) -> dict[str, Any]:
@@ -461,7 +605,10 @@ def _publish_after(schedule: Any, count: int, minutes: int) -> list[int]:
     )
 
 
-def workload_storm(report: Report, quick: bool) -> None:
+PING_PATH = "/api/v1/ping"
+
+
+def workload_storm(report: Report, size: Sizes) -> None:
     name = "b. booking storm"
     ceiling_name = "b. framework ceiling"
     has_api = _module_has("apps.integration.apis.bookings", "BookingCreateApi") and _module_has(
@@ -475,7 +622,8 @@ def workload_storm(report: Report, quick: bool) -> None:
     from apps.integration.services import api_client_issue
     from apps.scheduling.models import Schedule
 
-    slots_total, patients_total, threads = 1000, 1200, 200
+    slots_total, threads = size.storm_slots, size.storm_threads
+    patients_total = slots_total * 6 // 5  # more patients than slots: the last ones find nothing
     service = Service.objects.get(code="MAMMO_SCR")
     schedules: list[Schedule] = []
     seen: set[int] = set()
@@ -510,10 +658,20 @@ def workload_storm(report: Report, quick: bool) -> None:
         clients[key] = {"client_id": issued.client_id, "client_secret": issued.client_secret}
     patients = _storm_patients(patients_total)
     slot_ids = [s for s, _ in slot_rows]
-    workers, gthreads = (4, 4)
-    with Gunicorn(workers=workers, threads=gthreads) as server:
+    workers, gthreads = WORKERS, THREADS
+    requests = size.ceiling_requests
+
+    def rps(path: str, port: int) -> float:
+        res = loadgen({**base, "port": port, "mode": "get", "path": path, "requests": requests})
+        if res["ok"] != requests:
+            raise SystemExit(f"ceiling {path}: {res['statuses']}")
+        return float(res["ok"] / res["wall_s"])
+
+    with shared_server() as server:
         base = {"host": "127.0.0.1", "port": server.port, "threads": threads}
-        ceiling = loadgen({**base, "mode": "get", "path": "/healthz", "requests": 2000 if quick else 10000})
+        # The ceilings just before and just after the storm; the higher of each is reported.
+        ping = [rps(PING_PATH, server.port)]
+        healthz = [rps("/healthz", server.port)]
         result = loadgen(
             {
                 **base,
@@ -523,10 +681,9 @@ def workload_storm(report: Report, quick: bool) -> None:
                 "patients": [p.pesel for p in patients],
             }
         )
-        ceiling_after = loadgen(
-            {**base, "mode": "get", "path": "/healthz", "requests": 2000 if quick else 10000}
-        )
-    ceiling_rps = max(ceiling["ok"] / ceiling["wall_s"], ceiling_after["ok"] / ceiling_after["wall_s"])
+        ping.append(rps(PING_PATH, server.port))
+        healthz.append(rps("/healthz", server.port))
+    ceiling_rps, healthz_rps = max(ping), max(healthz)
     booked = result["booked"]
     bookings_per_s = booked / result["wall_s"]
     lat = result["latencies"] or [0.0]
@@ -553,20 +710,27 @@ def workload_storm(report: Report, quick: bool) -> None:
     verified = len(live) == len(slot_ids) == slots_total and slots_twice == 0 and patients_twice == 0
     report.add(
         ceiling_name,
-        "GET /healthz req/s",
+        f"GET {PING_PATH} req/s (DRF APIView, AllowAny)",
         round(ceiling_rps),
         note=(
-            "no trivial DRF endpoint in the app: /healthz (plain Django view) is the ceiling; "
+            f"before / after the storm: {' / '.join(str(round(v)) for v in ping)}; "
             f"gunicorn {workers} gthread workers x {gthreads} threads, {threads} client threads"
         ),
     )
     report.add(
+        ceiling_name,
+        "GET /healthz req/s (plain Django view)",
+        round(healthz_rps),
+        note=f"before / after the storm: {' / '.join(str(round(v)) for v in healthz)}",
+    )
+    report.add(
         name,
-        "bookings/s (POST /api/v1/bookings)",
+        f"bookings/s (POST /api/v1/bookings) vs {PING_PATH}",
         round(bookings_per_s, 1),
         round(ceiling_rps),
         ratio(bookings_per_s, ceiling_rps),
-        f"{booked} booked in {result['wall_s']:.1f} s",
+        f"{booked} booked in {result['wall_s']:.1f} s; goal >= 0.5x; "
+        f"vs /healthz {ratio(bookings_per_s, healthz_rps)}x",
     )
     report.add(name, "latency p50 / p99 ms (201s)", f"{ms(pct(lat, 50))} / {ms(pct(lat, 99))}")
     report.add(
@@ -652,48 +816,95 @@ def _copy_slots(schedule: Any, times: list[tuple[dt.datetime, dt.datetime, str]]
             )
 
 
-def workload_publish(report: Report, batches: int, stamp: str) -> None:
+def workload_publish(report: Report, per_call: int, batches: int) -> None:
+    """`per_call` (10,000) CYTO_SCR slots in one `POST /api/v1/schedules/<id>/slots`, then `batches`
+    more calls of as many (one new schedule each: 100 calls = 1 million slots at full scale), over
+    HTTP with the facility's OAuth token; the same rows through the service in-process and by COPY
+    (the baseline) into the same table with the same indexes and constraints."""
     name = "c. bulk publish"
-    if not _module_has("apps.scheduling.services", "slots_publish", "schedule_create"):
-        report.skip(name, "apps.scheduling.services.slots_publish is not there")
+    if not _module_has("apps.scheduling.services", "slots_publish", "schedule_create") or not _module_has(
+        "apps.integration.apis.schedules", "SlotsPublishApi"
+    ):
+        report.skip(name, "slots_publish or the publish API operation is not there")
         return
+    import http.client
+    import uuid
+
     from apps.catalog.models import Service
+    from apps.integration.services import api_client_issue
     from apps.scheduling.services import slots_publish
+    from bench.loadgen import token_fetch
 
     service = Service.objects.get(code="CYTO_SCR")
     first_day = dt.date.today() + dt.timedelta(days=200)
-    tag = f"BENCH-PUB-{stamp}-{secrets.token_hex(3)}"
-    one = _slot_times(10_000, service.slot_minutes, first_day)
-    schedule = _bench_schedule(service, f"{tag}-one")
-    began = time.perf_counter()
-    created = slots_publish(schedule=schedule, slots=one)
-    t_one = time.perf_counter() - began
+    tag = f"BENCH-PUB-{dt.datetime.now(dt.UTC):%Y%m%d}-{secrets.token_hex(3)}"
+    one = _slot_times(per_call, service.slot_minutes, first_day)
+    body = json.dumps(
+        {"slots": [{"start": a.isoformat(), "end": b.isoformat(), "kind": k} for a, b, k in one]}
+    ).encode()
+
     base_schedule = _bench_schedule(service, f"{tag}-copy")
     began = time.perf_counter()
     _copy_slots(base_schedule, one)
     t_copy = time.perf_counter() - began
-    rate, base_rate = created / t_one, len(one) / t_copy
-    report.add(
-        name,
-        "slots_publish 10,000 in one call: slots/s",
-        round(rate),
-        round(base_rate),
-        ratio(rate, base_rate),
-        f"{t_one:.2f} s vs COPY {t_copy:.2f} s into the same table",
-    )
-    total = 0
+    base_rate = len(one) / t_copy
+
+    schedule = _bench_schedule(service, f"{tag}-service")
     began = time.perf_counter()
-    for b in range(batches):
-        s = _bench_schedule(service, f"{tag}-b{b}")
-        total += slots_publish(schedule=s, slots=one)
-    t_batches = time.perf_counter() - began
+    created = slots_publish(schedule=schedule, slots=one)
+    t_service = time.perf_counter() - began
+
+    api_schedules = [_bench_schedule(service, f"{tag}-api{b}") for b in range(batches + 1)]
+    issued = api_client_issue(
+        facility=api_schedules[0].facility, name="bench publish", scopes=["schedules:write"], days=1
+    )
+    calls: list[float] = []
+    with shared_server() as server:
+        token = token_fetch(
+            "127.0.0.1", server.port, issued.client_id, issued.client_secret, "schedules:write"
+        )
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=600)
+        for s in api_schedules:
+            headers = {
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/json",
+                "Idempotency-Key": str(uuid.uuid4()),
+            }
+            began = time.perf_counter()
+            conn.request("POST", f"/api/v1/schedules/{s.pk}/slots", body=body, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+            calls.append(time.perf_counter() - began)
+            if response.status != 201 or json.loads(data)["created"] != len(one):
+                raise SystemExit(f"publish API answered {response.status}: {data[:300]!r}")
+        conn.close()
+    t_one, t_batches = calls[0], sum(calls[1:])
+    rate_one, rate_batches = len(one) / t_one, len(one) * batches / t_batches
     report.add(
         name,
-        f"{batches} x 10,000 in batches: slots/s",
-        round(total / t_batches),
+        f"API: {per_call:,} slots in one call, slots/s",
+        round(rate_one),
         round(base_rate),
-        ratio(total / t_batches, base_rate),
-        f"{total} slots in {t_batches:.1f} s (one schedule per batch)",
+        ratio(rate_one, base_rate),
+        f"POST /api/v1/schedules/<id>/slots ({len(body) // 1024} KiB JSON) {t_one:.2f} s "
+        f"vs COPY of the same rows {t_copy:.2f} s",
+    )
+    report.add(
+        name,
+        f"API: {batches} calls x {per_call:,} = {batches * len(one):,} slots, slots/s",
+        round(rate_batches),
+        round(base_rate),
+        ratio(rate_batches, base_rate),
+        f"{t_batches:.1f} s, one new schedule per call, one client; per call p50 "
+        f"{pct(calls[1:], 50):.2f} s, max {max(calls[1:]):.2f} s",
+    )
+    report.add(
+        name,
+        f"service in-process: {per_call:,} slots, slots/s",
+        round(created / t_service),
+        round(base_rate),
+        ratio(created / t_service, base_rate),
+        f"slots_publish() {t_service:.2f} s: the API adds JSON, validation, auth and idempotency",
     )
 
 
@@ -899,14 +1110,71 @@ def workload_waitlist(report: Report, count: int) -> None:
 
 # --- main ----------------------------------------------------------------------------------------
 
+WORKLOADS = ("search", "storm", "publish", "reconciliation", "waitlist")
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    """How much each workload does. The full run follows the issue; the quick run (make bench
+    QUICK=1) is cut to stay under two minutes from an empty database on a loaded 2-core box."""
+
+    days: int = 90  # days of future slots generated
+    search_runs: int = 100
+    storm_slots: int = 1000
+    storm_threads: int = 200
+    ceiling_requests: int = 10_000
+    publish_per_call: int = 10_000
+    publish_batches: int = 100  # at scale 1.0 (1 million slots); proportionally fewer below
+    waitlist: int = 1000
+
+    @classmethod
+    def for_run(cls, *, quick: bool, scale: float) -> Sizes:
+        if quick:
+            return cls(
+                days=31,
+                search_runs=10,
+                storm_slots=200,
+                storm_threads=50,
+                ceiling_requests=1000,
+                publish_per_call=1000,
+                publish_batches=2,
+                waitlist=50,
+            )
+        return cls(publish_batches=max(2, min(100, round(100 * scale))))
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="scale 0.01, a couple of minutes")
+    parser.add_argument(
+        "--quick", action="store_true", help="scale 0.005 and small workloads, under 2 minutes"
+    )
     parser.add_argument("--scale", type=float, default=None, help="override the data scale")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--only",
+        type=lambda v: [w.strip() for w in v.split(",") if w.strip()],
+        default=None,
+        help=f"comma-separated workloads to run, of: {', '.join(WORKLOADS)} (default: all)",
+    )
+    parser.add_argument(
+        "--no-generate",
+        action="store_true",
+        help="use the data already in the database (fail if there is none) instead of generating it",
+    )
+    parser.add_argument(
+        "--visit-factor",
+        type=float,
+        default=None,
+        help="reconciliation month = this many times the weekly sessions (default 2.25: the issue's "
+        "10 M reported visits at scale 1.0; 1.0 in --quick)",
+    )
     args = parser.parse_args(argv)
-    scale = args.scale if args.scale is not None else (0.01 if args.quick else 1.0)
+    unknown = set(args.only or []) - set(WORKLOADS)
+    if unknown:
+        parser.error(f"unknown workload(s) {', '.join(sorted(unknown))}: choose from {', '.join(WORKLOADS)}")
+    scale = args.scale if args.scale is not None else (QUICK_SCALE if args.quick else 1.0)
+    size = Sizes.for_run(quick=args.quick, scale=scale)
+    visit_factor = args.visit_factor if args.visit_factor is not None else (1.0 if args.quick else 2.25)
     _settings_environment()
     sys.path.insert(0, str(ROOT))
     import django
@@ -917,25 +1185,33 @@ def main(argv: list[str] | None = None) -> int:
     call_command("migrate", verbosity=0)  # a fresh clone's empty database works too
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d") + ("" if scale == 1.0 else f"-scale{scale:g}")
+    if args.only:  # a partial run does not overwrite the full one of the day
+        stamp += "-only-" + "-".join(args.only)
     report = Report()
     began = time.perf_counter()
-    info = data_ensure(scale, args.seed, report)
+    info = data_ensure(
+        scale, args.seed, report, generate=not args.no_generate, visit_factor=visit_factor, days=size.days
+    )
     today = dt.datetime.now(dt.UTC).date()
     month_first = (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
     steps: list[tuple[str, Callable[[], None]]] = [
-        ("search", lambda: workload_search(report, 20 if args.quick else 100, stamp)),
-        ("storm", lambda: workload_storm(report, args.quick)),
-        # 1 million slots in batches at full scale; proportionally fewer below it.
-        ("publish", lambda: workload_publish(report, max(2, min(100, round(100 * scale))), stamp)),
+        ("search", lambda: workload_search(report, size.search_runs, stamp)),
+        ("storm", lambda: workload_storm(report, size)),
+        ("publish", lambda: workload_publish(report, size.publish_per_call, size.publish_batches)),
         ("reconciliation", lambda: workload_reconciliation(report, month_first)),
-        ("waitlist", lambda: workload_waitlist(report, 200 if args.quick else 1000)),
+        ("waitlist", lambda: workload_waitlist(report, size.waitlist)),
     ]
     timings = {}
-    for label, step in steps:
-        print(f"running {label} ...", flush=True)
-        t0 = time.perf_counter()
-        step()
-        timings[label] = round(time.perf_counter() - t0, 1)
+    try:
+        for label, step in steps:
+            if args.only is not None and label not in args.only:
+                continue
+            print(f"running {label} ...", flush=True)
+            t0 = time.perf_counter()
+            step()
+            timings[label] = round(time.perf_counter() - t0, 1)
+    finally:
+        shared_server_stop()
     wall = time.perf_counter() - began
     table = report.table()
     print()
@@ -945,6 +1221,9 @@ def main(argv: list[str] | None = None) -> int:
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "scale": scale,
         "quick": args.quick,
+        "sizes": dataclasses.asdict(size),
+        "visit_factor": visit_factor,
+        "only": args.only,
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
