@@ -220,8 +220,16 @@ class Verdict(models.Model):
     )
     rule_version = models.CharField(max_length=32)
     final_eligible = models.BooleanField()
+    # Not FK-checked either (the check is queued per inserted row even when NULL): overrides are
+    # append-only (PostgreSQL refuses DELETE), so a verdict's override cannot disappear.
     override = models.ForeignKey(
-        "Override", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+        "Override",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
 
     class Meta:
