@@ -200,6 +200,17 @@ def _free_slot(slot_id: int, now: dt.datetime, *, offer: bool = True) -> None:
         _offer_slot_after_commit(slot_id)
 
 
+def _appointment_end(
+    appointment: Appointment, *, status: str, reason: ReasonCode | None, now: dt.datetime
+) -> None:
+    """The appointment stops being live (cancelled, released, no-show): state, reason, time, version."""
+    appointment.status = status
+    appointment.reason = reason
+    appointment.ended_at = now
+    appointment.version += 1
+    appointment.save(update_fields=["status", "reason", "ended_at", "version", "updated_at"])
+
+
 def _close_registration(registration: Registration, reason: str, now: dt.datetime) -> None:
     registration.status = Registration.Status.CLOSED
     registration.closed_at = now
@@ -393,11 +404,7 @@ def appointment_cancel_by_patient(
         appointment = _lock_appointment(appointment)
         _require_live(appointment, "odwołana / cancelled")
         reason = _reason(reason_code, (ReasonCode.Kind.PATIENT_CANCEL,))
-        appointment.status = Status.CANCELLED_BY_PATIENT
-        appointment.reason = reason
-        appointment.ended_at = now
-        appointment.version += 1
-        appointment.save(update_fields=["status", "reason", "ended_at", "version", "updated_at"])
+        _appointment_end(appointment, status=Status.CANCELLED_BY_PATIENT, reason=reason, now=now)
         _close_registration(appointment.registration, "cancelled_by_patient", now)
         _free_slot(appointment.slot_id, now)
         _appointment_event(appointment, "appointment.cancelled", by="patient", reason=reason.code)
@@ -422,11 +429,7 @@ def appointment_cancel_by_facility(
 def _facility_cancel_one(
     appointment: Appointment, reason: ReasonCode, now: dt.datetime
 ) -> Appointment | None:
-    appointment.status = Status.CANCELLED_BY_FACILITY
-    appointment.reason = reason
-    appointment.ended_at = now
-    appointment.version += 1
-    appointment.save(update_fields=["status", "reason", "ended_at", "version", "updated_at"])
+    _appointment_end(appointment, status=Status.CANCELLED_BY_FACILITY, reason=reason, now=now)
     Slot.objects.filter(pk=appointment.slot_id).update(status=Slot.Status.CANCELLED, updated_at=now)
     _appointment_event(appointment, "appointment.cancelled", by="facility", reason=reason.code)
     registration = Registration.objects.select_for_update().get(pk=appointment.registration_id)
@@ -613,11 +616,7 @@ def appointments_mark_no_show(*, now: dt.datetime | None = None, batch: int = 50
                     .order_by("start", "pk")[:batch]
                 )
                 for appointment in due:
-                    appointment.status = Status.NO_SHOW
-                    appointment.reason = reason
-                    appointment.ended_at = now
-                    appointment.version += 1
-                    appointment.save(update_fields=["status", "reason", "ended_at", "version", "updated_at"])
+                    _appointment_end(appointment, status=Status.NO_SHOW, reason=reason, now=now)
                     _close_registration(appointment.registration, Status.NO_SHOW, now)
                     _appointment_event(appointment, "appointment.no_show", automatic=True)
             marked += len(due)
@@ -643,11 +642,7 @@ def appointments_release_unconfirmed(*, now: dt.datetime | None = None, batch: i
                 .filter(status=Status.BOOKED, confirm_by__lte=now, start__gt=now)[:batch]
             )
             for appointment in due:
-                appointment.status = Status.RELEASED
-                appointment.reason = reason
-                appointment.ended_at = now
-                appointment.version += 1
-                appointment.save(update_fields=["status", "reason", "ended_at", "version", "updated_at"])
+                _appointment_end(appointment, status=Status.RELEASED, reason=reason, now=now)
                 _close_registration(appointment.registration, "released_unconfirmed", now)
                 _free_slot(appointment.slot_id, now)
                 _appointment_event(appointment, "appointment.released", reason="unconfirmed")
@@ -898,11 +893,7 @@ def allocation_release(*, appointment: Appointment, now: dt.datetime | None = No
                 "booking_state", action="zwolniona / released", state=appointment.get_channel_display()
             )
         reason = ReasonCode.objects.filter(kind=ReasonCode.Kind.RELEASE).order_by("code").first()
-        appointment.status = Status.RELEASED
-        appointment.reason = reason
-        appointment.ended_at = now
-        appointment.version += 1
-        appointment.save(update_fields=["status", "reason", "ended_at", "version", "updated_at"])
+        _appointment_end(appointment, status=Status.RELEASED, reason=reason, now=now)
         registration = Registration.objects.select_for_update().get(pk=appointment.registration_id)
         registration.status = Registration.Status.WAITING
         registration.declined_slot_ids = [*registration.declined_slot_ids, appointment.slot_id]
