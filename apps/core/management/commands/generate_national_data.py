@@ -7,7 +7,8 @@ At scale 1.0: ~10,000 facility-service schedules over all 16 voivodeships (facil
 the catalogue's localities by population), 90 days of weekday slots (~15 million, most free, the
 next two weeks mostly booked), 2 million patients with valid PESELs, 200,000 waiting-list
 registrations, and the previous calendar month's attended visits with the visits facilities report for
-settlement (`reconciliation.ReportedVisit`, with the usual share of problem cases).
+settlement (`reconciliation.ReportedVisit`, with the usual share of problem cases): ~4.5 million, or
+~10 million with `--visit-factor 2.25` (past-only schedules add sessions to that month only).
 
 Everything is `INSERT ... SELECT` over `generate_series` inside PostgreSQL: no row passes through
 Python. Randomness is `hashint8extended(key, seed)` of each row's own ordinal rather than
@@ -15,9 +16,11 @@ Python. Randomness is `hashint8extended(key, seed)` of each row's own ordinal ra
 the same data whatever the plan, the parallelism or the order PostgreSQL evaluates rows in. Ids
 come from the tables' own sequences (`nextval`), so the rows coexist with anything else.
 
-The rows satisfy every constraint of the real schema (slot exclusion constraint, one live
-registration per patient and service, one live appointment per slot, per registration and per
-patient and service), and the indexes stay in place: the benchmarks measure the real queries.
+The big tables are bulk-loaded (`BulkLoad`): their secondary indexes and unique, exclusion and
+foreign-key constraints are dropped for the insert and recreated exactly afterwards, in the same
+transaction, so every row is checked against every constraint of the real schema (slot exclusion
+constraint, one live registration per patient and service, one live appointment per slot, per
+registration and per patient and service) and the benchmarks measure the real schema.
 Generated facilities are recognisable by the `GEN-` prefix of their NFZ code.
 """
 
