@@ -73,7 +73,7 @@ WITH v AS (
       AND rv.visit_at >= %(start)s AND rv.visit_at < %(end)s
       AND (%(facility)s::bigint IS NULL OR rv.facility_id = %(facility)s::bigint)
 ),
--- MATERIALIZED: the reason is used four times below; inlined, its CASE (and EXISTS) would run four times.
+-- MATERIALIZED: the reason is used four times below; inlined, its CASE would run four times.
 decided AS MATERIALIZED (
     SELECT v.id AS visit_id, v.facility_id, v.service_id, v.visit_at, v.rule_version,
            c.appointment_id,
@@ -83,34 +83,33 @@ decided AS MATERIALIZED (
                WHEN v.day < v.obliged_from THEN 'facility_not_obliged'
                WHEN c.live THEN 'matched_registration'
                WHEN c.live IS NOT NULL THEN 'registration_cancelled'
-               WHEN v.patient_id IS NULL THEN 'no_registration'
-               WHEN EXISTS (
-                   SELECT 1 FROM {T_APPOINTMENT} a
-                   WHERE a.patient_id = v.patient_id AND a.service_id = v.service_id
-                     AND a.start >= v.day_start AND a.start < v.day_end
-                     AND a.facility_id <> v.facility_id AND {_LIVE_AT_VISIT}
-               ) THEN 'facility_mismatch'
-               WHEN EXISTS (
-                   SELECT 1 FROM {T_APPOINTMENT} a
-                   WHERE a.patient_id = v.patient_id AND a.facility_id = v.facility_id
-                     AND a.start >= v.day_start AND a.start < v.day_end
-                     AND a.service_id <> v.service_id AND {_LIVE_AT_VISIT}
-               ) THEN 'service_mismatch'
+               WHEN c.other_facility THEN 'facility_mismatch'
+               WHEN c.other_service THEN 'service_mismatch'
                ELSE 'no_registration'
            END AS reason
     FROM v
-    -- The candidate appointment: same patient, facility and service that day; one still live at the
-    -- visit time first, then the nearest start, then the lowest id (deterministic). A LATERAL probe
-    -- of the (patient, service, start) index per visit: its cost follows the chunk, not the size of
-    -- the appointment table (a hash join would read every appointment again in every chunk).
+    -- One probe of the (patient, service, start) index per visit reads the patient's appointments
+    -- (a handful), keeps that day's, and answers rules 4-7 at once: the candidate of the same facility
+    -- and service (one live at the visit time first, then the nearest start, then the lowest id:
+    -- deterministic), and whether a live one exists at another facility, or for another service here.
+    -- (Rules 6-7 as EXISTS probes cost two more index descents for every unmatched visit.)
     LEFT JOIN LATERAL (
-        SELECT a.id AS appointment_id, {_LIVE_AT_VISIT} AS live
+        SELECT (min(ARRAY[
+                    CASE WHEN {_LIVE_AT_VISIT} THEN 0 ELSE 1 END,
+                    (abs(extract(epoch FROM a.start - v.visit_at)) * 1000000)::bigint,
+                    a.id
+                ]) FILTER (WHERE a.service_id = v.service_id AND a.facility_id = v.facility_id))[3]
+                   AS appointment_id,
+               bool_or({_LIVE_AT_VISIT})
+                   FILTER (WHERE a.service_id = v.service_id AND a.facility_id = v.facility_id) AS live,
+               bool_or({_LIVE_AT_VISIT})
+                   FILTER (WHERE a.service_id = v.service_id AND a.facility_id <> v.facility_id)
+                   AS other_facility,
+               bool_or({_LIVE_AT_VISIT})
+                   FILTER (WHERE a.facility_id = v.facility_id AND a.service_id <> v.service_id)
+                   AS other_service
         FROM {T_APPOINTMENT} a
-        WHERE a.patient_id = v.patient_id AND a.service_id = v.service_id
-          AND a.start >= v.day_start AND a.start < v.day_end
-          AND a.facility_id = v.facility_id
-        ORDER BY 2 DESC, abs(extract(epoch FROM a.start - v.visit_at)), a.id
-        LIMIT 1
+        WHERE a.patient_id = v.patient_id AND a.start >= v.day_start AND a.start < v.day_end
     ) c ON true
 ),
 inserted AS (
