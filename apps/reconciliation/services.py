@@ -34,6 +34,8 @@ MAX_ERRORS_KEPT = 1000
 # Visits per chunk transaction. Larger chunks amortise the per-chunk planning, commit and progress
 # update; a crash loses at most one chunk (200,000 visits: seconds of work).
 DEFAULT_CHUNK = 200_000
+# A run with this many verdicts refreshes the verdict table's statistics before its final passes.
+ANALYZE_FROM = 100_000
 
 
 # --- Import ---------------------------------------------------------------------------------------
@@ -311,6 +313,8 @@ def _run_chunks(run: ReconciliationRun, on_progress: Callable[[ReconciliationRun
             on_progress(run)
     with transaction.atomic():
         _chunk_settings()
+        if run.visits_done >= ANALYZE_FROM:
+            engine.stats_refresh()
         # Duplicate claims turn eligible verdicts ineligible; overrides change only `final_eligible`.
         duplicates = engine.duplicates_mark(run_id=run.pk)
         engine.overrides_apply(run_id=run.pk)

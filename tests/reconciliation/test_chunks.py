@@ -137,3 +137,24 @@ def test_a_patient_who_joined_between_a_crash_and_the_resume_is_resolved(cardiol
     pending.refresh_from_db()
     assert pending.patient_id == newcomer.pk
     assert Verdict.objects.get(run=done, visit=pending).reason == Reason.MATCHED_REGISTRATION
+
+
+def test_a_large_run_refreshes_statistics_and_still_marks_duplicates(
+    patient, cardiology, facility_a, monkeypatch
+):
+    """Runs from `ANALYZE_FROM` verdicts ANALYZE the verdict table before the duplicate and override
+    passes (in the run's transaction); the passes give the same answer."""
+    from apps.reconciliation import services
+
+    monkeypatch.setattr(services, "ANALYZE_FROM", 1)
+    AppointmentFactory(patient=patient, service=cardiology, facility=facility_a)
+    first = ReportedVisitFactory(patient=patient, service=cardiology, facility=facility_a)
+    second = ReportedVisitFactory(
+        patient=patient, service=cardiology, facility=facility_a, visit_at=warsaw(2026, 7, 14, 16)
+    )
+
+    run = reconcile(chunk_size=1)
+
+    reasons = dict(Verdict.objects.filter(run=run).values_list("visit_id", "reason"))
+    assert reasons == {first.pk: Reason.MATCHED_REGISTRATION, second.pk: Reason.DUPLICATE_CLAIM}
+    assert (run.eligible_count, run.ineligible_count) == (1, 1)
