@@ -28,6 +28,33 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
         "The PESEL number is not valid: {reason}.",
     ),
     "slot_not_found": (404, "Nie ma takiego terminu.", "There is no such appointment slot."),
+    # --- reimbursement reconciliation (staff pages, import, reconcile command) ---
+    "reconciliation_busy": (
+        409,
+        "Rozliczenie tego okresu ({scope}) już trwa. Poczekaj na jego zakończenie.",
+        "A reconciliation of this period ({scope}) is already running. Wait until it finishes.",
+    ),
+    "reconciliation_run_state": (
+        409,
+        "Tego przebiegu rozliczenia nie można uruchomić (stan: {state}).",
+        "This reconciliation run cannot be started (state: {state}).",
+    ),
+    "invalid_period": (400, "Niepoprawny okres: {value}.", "Invalid period: {value}."),
+    "import_unreadable": (
+        400,
+        "Nie można odczytać pliku: {reason}.",
+        "The file cannot be read: {reason}.",
+    ),
+    "justification_required": (
+        400,
+        "Podaj uzasadnienie zmiany werdyktu.",
+        "Give a justification for changing the verdict.",
+    ),
+    "override_unchanged": (
+        409,
+        "Werdykt ma już tę wartość.",
+        "The verdict already has this value.",
+    ),
     # --- the integration API's protocol (facility systems) ---
     "invalid_idempotency_key": (
         400,

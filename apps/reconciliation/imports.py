@@ -18,8 +18,6 @@ from zoneinfo import ZoneInfo
 from apps.core import pesel as pesel_lib
 from apps.core.errors import DomainError
 
-from . import errors as _errors  # noqa: F401  (registers the error codes)
-
 WARSAW = ZoneInfo("Europe/Warsaw")
 FIELDS = ("pesel", "facility_code", "service_code", "visit_at", "visit_id")
 OPTIONAL_FIELDS = ("emergency",)

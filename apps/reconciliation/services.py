@@ -22,7 +22,6 @@ from apps.core.errors import DomainError
 from apps.patients.models import Patient
 
 from . import engine
-from . import errors as _errors  # noqa: F401  (registers the error codes)
 from .imports import WARSAW, RawRow, RowError, VisitRow, row_validate, rows_read
 from .models import ImportBatch, Override, ReconciliationRun, ReportedVisit, Verdict
 
