@@ -112,7 +112,9 @@ def test_publishing_explicit_slots_refuses_overlaps_and_the_past_and_skips_repea
 def test_the_database_refuses_overlapping_slots_even_without_the_service(schedule):
     from django.db import IntegrityError, transaction
 
-    from tests.factories import SlotFactory
+    from tests.factories import ScheduleFactory, SlotFactory
+
+    HOUR = dt.timedelta(hours=1)
 
     slot = SlotFactory(schedule=schedule)
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -123,6 +125,11 @@ def test_the_database_refuses_overlapping_slots_even_without_the_service(schedul
         )
     with pytest.raises(IntegrityError), transaction.atomic():
         SlotFactory(schedule=schedule, start=slot.start, end=slot.start - dt.timedelta(minutes=1))
+    # One second of overlap is enough; touching slots and another schedule's are fine.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        SlotFactory(schedule=schedule, start=slot.end - dt.timedelta(seconds=1), end=slot.end + HOUR)
+    SlotFactory(schedule=schedule, start=slot.end, end=slot.end + HOUR)
+    SlotFactory(schedule=ScheduleFactory(service=schedule.service), start=slot.start, end=slot.end)
 
 
 def test_block_and_unblock(schedule):
