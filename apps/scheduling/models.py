@@ -88,10 +88,10 @@ class ScheduleException(models.Model):
 
 class SlotSpan(Func):
     """`cer_slot_span(schedule_id, start, end)`: one int8range per slot, [schedule*10^10 + start epoch,
-    schedule*10^10 + end epoch) in whole seconds, rounded outwards. Two spans overlap when the slots share
-    a schedule and overlap in time, so a plain GiST range exclusion enforces "no overlap within a
-    schedule" without the btree_gist extension (which the embedded PostgreSQL does not ship). Defined in
-    migration 0003 (int8range: its GiST builds ~3.5x faster than 0001's numrange)."""
+    schedule*10^10 + end epoch) in whole seconds (rounded down). Two spans overlap when the slots share a
+    schedule and overlap in time by a second or more, so a plain GiST range exclusion enforces "no
+    overlap within a schedule" without the btree_gist extension (which the embedded PostgreSQL does not
+    ship). Defined in migration 0003 (int8range: its GiST builds ~3.5x faster than 0001's numrange)."""
 
     function = "cer_slot_span"
     output_field = models.JSONField()  # only used inside the exclusion constraint

@@ -125,10 +125,13 @@ def test_the_database_refuses_overlapping_slots_even_without_the_service(schedul
         )
     with pytest.raises(IntegrityError), transaction.atomic():
         SlotFactory(schedule=schedule, start=slot.start, end=slot.start - dt.timedelta(minutes=1))
-    # One second of overlap is enough; touching slots and another schedule's are fine.
+    # One second of overlap is enough; touching slots (even off whole seconds) and another schedule's
+    # are fine.
     with pytest.raises(IntegrityError), transaction.atomic():
         SlotFactory(schedule=schedule, start=slot.end - dt.timedelta(seconds=1), end=slot.end + HOUR)
-    SlotFactory(schedule=schedule, start=slot.end, end=slot.end + HOUR)
+    odd = slot.end + dt.timedelta(microseconds=500_000)
+    SlotFactory(schedule=schedule, start=slot.end, end=odd)
+    SlotFactory(schedule=schedule, start=odd, end=odd + HOUR)
     SlotFactory(schedule=ScheduleFactory(service=schedule.service), start=slot.start, end=slot.end)
 
 

@@ -2,9 +2,9 @@
 
 A GiST index over numrange compares numerics in every penalty and split: building it was most of a
 national data load, and every slot publication pays it (docs/performance.md, "Generator"). Over
-int8range the same index builds ~3.5x faster. Seconds are enough for appointment slots; the span is
-rounded outwards (start down, end up), so no real overlap is ever missed, and only slots whose
-boundaries fall within the same second (not whole seconds) would be refused as touching.
+int8range the same index builds ~3.5x faster. Seconds are enough for appointment slots: both ends are
+rounded down to the second, so slots that touch never conflict (whatever their fractions of a second)
+and every overlap of a second or more is refused; only an overlap shorter than a second could pass.
 
 The constraint is dropped and added again around the function (it depends on it): at national scale
 that rebuild locks the slot table for the index build, so it belongs before production data exists.
@@ -27,7 +27,7 @@ INT8RANGE = """
 CREATE FUNCTION cer_slot_span(schedule_id bigint, s timestamptz, e timestamptz) RETURNS int8range
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
 $$ SELECT int8range(schedule_id * 10000000000 + floor(extract(epoch FROM s))::bigint,
-                    schedule_id * 10000000000 + ceil(extract(epoch FROM e))::bigint) $$
+                    schedule_id * 10000000000 + floor(extract(epoch FROM e))::bigint) $$
 """
 
 DROP = "DROP FUNCTION cer_slot_span(bigint, timestamptz, timestamptz)"
