@@ -92,6 +92,13 @@ def _reason(code: str, kinds: tuple[str, ...]) -> ReasonCode:
     return reason
 
 
+def _reason_code(code: str) -> ReasonCode | None:
+    """A reason the system gives itself, by its code (fixtures/reference/reason_codes.json); not the
+    first of a kind, since a kind has several (NO_SHOW and LATE_ARRIVAL, UNCONFIRMED_RELEASED and
+    MOVED_EARLIER)."""
+    return ReasonCode.objects.filter(code=code).first()
+
+
 def _existing_registration_label(registration: Registration) -> str:
     appointment = (
         registration.appointments.filter(status__in=LIVE_APPOINTMENT).select_related("facility").first()
@@ -559,7 +566,7 @@ def appointment_record_outcome(
         appointment.ended_at = now
         appointment.version += 1
         appointment.reason = (
-            ReasonCode.objects.filter(kind=ReasonCode.Kind.NO_SHOW).order_by("code").first()
+            _reason_code("NO_SHOW")
             if outcome == Status.NO_SHOW
             else None
         )
@@ -596,9 +603,7 @@ def appointments_mark_no_show(*, now: dt.datetime | None = None, batch: int = 50
     once, or a run that repeats after a crash, change each booking once and record one event.
     """
     now = _now(now)
-    reason = ReasonCode.objects.filter(code=NO_SHOW_AUTO).first() or (
-        ReasonCode.objects.filter(kind=ReasonCode.Kind.NO_SHOW).order_by("code").first()
-    )
+    reason = _reason_code(NO_SHOW_AUTO)
     marked = 0
     for service in Service.objects.filter(no_show_after_hours__isnull=False).order_by("pk"):
         cutoff = now - dt.timedelta(hours=service.no_show_after_hours or 0)
@@ -633,7 +638,7 @@ def appointments_release_unconfirmed(*, now: dt.datetime | None = None, batch: i
     """
     now = _now(now)
     released = 0
-    reason = ReasonCode.objects.filter(kind=ReasonCode.Kind.RELEASE).order_by("code").first()
+    reason = _reason_code("UNCONFIRMED_RELEASED")
     while True:
         with transaction.atomic():
             due = list(
@@ -892,7 +897,7 @@ def allocation_release(*, appointment: Appointment, now: dt.datetime | None = No
             raise DomainError(
                 "booking_state", action="zwolniona / released", state=appointment.get_channel_display()
             )
-        reason = ReasonCode.objects.filter(kind=ReasonCode.Kind.RELEASE).order_by("code").first()
+        reason = _reason_code("ALLOCATION_DECLINED")
         _appointment_end(appointment, status=Status.RELEASED, reason=reason, now=now)
         registration = Registration.objects.select_for_update().get(pk=appointment.registration_id)
         registration.status = Registration.Status.WAITING

@@ -117,3 +117,25 @@ def test_two_workers_at_once_mark_each_booking_once(make_slot, cardiology):
     assert sum(results) == 30
     assert Appointment.objects.filter(status="no_show", reason__code="NO_SHOW_AUTO").count() == 30
     assert OutboxEvent.objects.filter(type="appointment.no_show").count() == 30
+
+
+def test_system_reasons_are_chosen_by_code_not_by_kind(make_slot, patient, referral, cardiology):
+    """The reference data has several codes per kind (NO_SHOW and LATE_ARRIVAL, UNCONFIRMED_RELEASED
+    and MOVED_EARLIER): the system's own transitions name theirs."""
+    from apps.catalog.services import reference_load
+
+    reference_load()
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=2)
+    missed = book(
+        make_slot(start=start, end=start + VISIT), patient, referral, now=start - dt.timedelta(days=5)
+    )
+    assert services.appointment_record_outcome(appointment=missed, outcome="no_show").reason.code == "NO_SHOW"
+
+    other = PatientFactory()
+    soon = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=5)
+    unconfirmed = book(
+        make_slot(start=soon, end=soon + VISIT), other, ReferralFactory(patient=other, service=cardiology)
+    )
+    services.appointments_release_unconfirmed(now=unconfirmed.confirm_by + dt.timedelta(minutes=1))
+    unconfirmed.refresh_from_db()
+    assert (unconfirmed.status, unconfirmed.reason.code) == ("released", "UNCONFIRMED_RELEASED")

@@ -152,3 +152,14 @@ def test_a_patient_cancellation_offers_the_slot_to_the_waiting_list(
     assert Appointment.objects.get(slot=slot, status="booked").registration_id == waiting_now.pk
     waiting.refresh_from_db()
     assert waiting.status == "waiting"
+
+
+def test_a_released_allocation_records_why(make_slot, cardiology):
+    from apps.catalog.services import reference_load
+
+    reference_load()
+    join(PatientFactory(), cardiology)
+    appointment = services.waitlist_allocate_slot(slot_id=make_slot().pk)
+    services.allocation_release(appointment=appointment)
+    appointment.refresh_from_db()
+    assert (appointment.status, appointment.reason.code) == ("released", "ALLOCATION_DECLINED")
