@@ -565,11 +565,7 @@ def appointment_record_outcome(
         appointment.status = outcome
         appointment.ended_at = now
         appointment.version += 1
-        appointment.reason = (
-            _reason_code("NO_SHOW")
-            if outcome == Status.NO_SHOW
-            else None
-        )
+        appointment.reason = _reason_code("NO_SHOW") if outcome == Status.NO_SHOW else None
         appointment.save(update_fields=["status", "ended_at", "reason", "version", "updated_at"])
         _close_registration(appointment.registration, outcome, now)
         if outcome == Status.ATTENDED and appointment.service.is_screening:
