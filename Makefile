@@ -39,7 +39,7 @@ fmt: install
 	$(VENV)/bin/ruff check --fix .
 
 bench: install
-	@$(PY) -m scripts.services exec -- $(PY) -m bench.run $(if $(QUICK),--quick,)
+	@$(PY) -m scripts.services exec --database cer_bench -- $(PY) -m bench.run $(if $(QUICK),--quick,)
 
 migrate: install
 	@$(PY) -m scripts.services exec -- $(PY) manage.py migrate

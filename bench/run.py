@@ -520,7 +520,7 @@ class Gunicorn:
                 self.proc.wait()
 
 
-WORKERS, THREADS = 4, 4  # gunicorn gthread workers x threads per worker
+WORKERS, THREADS = int(os.environ.get("BENCH_WORKERS", 4)), int(os.environ.get("BENCH_THREADS", 4))
 _SERVER: Gunicorn | None = None
 
 
@@ -560,12 +560,11 @@ def _storm_patients(count: int) -> list[Any]:
     from apps.core import pesel
     from apps.patients.models import Patient
 
-    run_no = (
-        Patient.objects.filter(email__startswith="storm-", email__endswith="@bench.invalid").count() // count
-    )
+    # Numbered after every storm patient of earlier runs (whatever their size): PESELs never repeat.
+    done = Patient.objects.filter(email__startswith="storm-", email__endswith="@bench.invalid").count()
     rows = []
-    for i in range(count):
-        birth = dt.date(1958, 1, 1) + dt.timedelta(days=run_no * 40 + i // 900)
+    for i in range(done, done + count):
+        birth = dt.date(1958, 1, 1) + dt.timedelta(days=i // 900)
         rows.append(
             Patient(
                 pesel=pesel.generate(birth, "F", 4000 + i % 900),
@@ -573,7 +572,7 @@ def _storm_patients(count: int) -> list[Any]:
                 last_name=f"Testowa {i}",
                 birth_date=birth,
                 sex="F",
-                email=f"storm-{run_no}-{i}@bench.invalid",
+                email=f"storm-{i}@bench.invalid",
             )
         )
     return Patient.objects.bulk_create(rows, batch_size=2000)

@@ -7,6 +7,7 @@ development fallback only: production settings never start them.
 
     python -m scripts.services run           # migrate, seed demo data, web + worker + beat
     python -m scripts.services exec -- CMD   # run CMD with DATABASE_URL/REDIS_URL pointing at servers
+    python -m scripts.services exec --database cer_bench -- CMD   # another embedded database (bench)
 
 Every child runs in its own process group, so Ctrl-C (or any exit) stops all of them, and the
 embedded servers after them; nothing is left behind.
@@ -46,7 +47,7 @@ def _free_port(preferred: int) -> int:
 
 
 @contextlib.contextmanager
-def embedded_postgres() -> Iterator[str]:
+def embedded_postgres(database: str = "cer") -> Iterator[str]:
     try:
         import pgserver
     except ImportError as exc:  # pragma: no cover - install step failed
@@ -62,12 +63,14 @@ def embedded_postgres() -> Iterator[str]:
         raise StartError(f"embedded PostgreSQL could not start in {pgdata}: {exc}") from exc
     info = server.get_postmaster_info()
     try:
-        if "(1 row)" not in server.psql("SELECT 1 FROM pg_database WHERE datname = 'cer';"):
-            server.psql("CREATE DATABASE cer;")
+        # `database` is a checked lower-case identifier (exec_arguments); psql takes no parameters.
+        exists = f"SELECT 1 FROM pg_database WHERE datname = '{database}';"  # noqa: S608
+        if "(1 row)" not in server.psql(exists):
+            server.psql(f"CREATE DATABASE {database};")
         if info.socket_dir:
-            yield f"postgres://postgres@/cer?host={quote(str(info.socket_dir))}"
+            yield f"postgres://postgres@/{database}?host={quote(str(info.socket_dir))}"
         else:
-            yield f"postgres://postgres@{info.hostname}:{info.port}/cer"
+            yield f"postgres://postgres@{info.hostname}:{info.port}/{database}"
     finally:
         server.cleanup()
 
@@ -133,11 +136,11 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
 
 
 @contextlib.contextmanager
-def servers() -> Iterator[dict[str, str]]:
+def servers(database: str = "cer") -> Iterator[dict[str, str]]:
     env = dict(os.environ)
     with contextlib.ExitStack() as stack:
         if not env.get("DATABASE_URL"):
-            env["DATABASE_URL"] = stack.enter_context(embedded_postgres())
+            env["DATABASE_URL"] = stack.enter_context(embedded_postgres(database))
         if not env.get("REDIS_URL"):
             env["REDIS_URL"] = stack.enter_context(embedded_redis())
         yield env
@@ -220,14 +223,25 @@ def cmd_run() -> int:
                 _stop(child)
 
 
-def cmd_exec(argv: list[str]) -> int:
+def exec_arguments(argv: list[str]) -> tuple[str, list[str]]:
+    """`[--database NAME] [--] COMMAND ...` -> (embedded database name, command)."""
+    database = "cer"
+    if argv[:1] == ["--database"] and len(argv) > 1:
+        database, argv = argv[1], argv[2:]
+        if not (database.isascii() and database.isidentifier() and database.islower()):
+            raise StartError(f"--database {database!r}: use a lower-case name such as cer_bench")
     if argv[:1] == ["--"]:
         argv = argv[1:]
+    return database, argv
+
+
+def cmd_exec(argv: list[str]) -> int:
+    database, argv = exec_arguments(argv)
     if not argv:
-        print("usage: python -m scripts.services exec -- COMMAND ...", file=sys.stderr)
+        print("usage: python -m scripts.services exec [--database NAME] -- COMMAND ...", file=sys.stderr)
         return 2
     _stop_on_signals()
-    with servers() as env:
+    with servers(database) as env:
         child = subprocess.Popen(argv, cwd=ROOT, env=env)
         try:
             return child.wait()

@@ -10,12 +10,11 @@ import datetime as dt
 import hmac
 
 from django.db import connection
-from django.db.models import Q
 from django.utils import timezone
 
 from apps.catalog.models import Entitlement, Service
 from apps.core.errors import DomainError
-from apps.patients.models import Patient, Referral, ScreeningRecord
+from apps.patients.models import Patient, PatientEntitlement, Referral, ScreeningRecord
 
 from .models import Appointment
 
@@ -106,14 +105,18 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
+ENTITLEMENT_SQL = f"""
+SELECT e.* FROM {Entitlement._meta.db_table} e
+JOIN {PatientEntitlement._meta.db_table} pe ON pe.entitlement_id = e.id
+WHERE pe.patient_id = %(patient)s AND pe.valid_from <= %(on)s
+  AND (pe.valid_to IS NULL OR pe.valid_to >= %(on)s)
+ORDER BY e.priority DESC, e.code
+LIMIT 1
+"""  # noqa: S608 (table names from the models; values are bound)
+
+
 def entitlement_for(*, patient: Patient, on: dt.date) -> Entitlement | None:
-    """The patient's strongest out-of-turn entitlement valid on a date (the list itself is data)."""
-    return (
-        Entitlement.objects.filter(
-            patiententitlement__patient=patient,
-            patiententitlement__valid_from__lte=on,
-        )
-        .filter(Q(patiententitlement__valid_to__isnull=True) | Q(patiententitlement__valid_to__gte=on))
-        .order_by("-priority", "code")
-        .first()
-    )
+    """The patient's strongest out-of-turn entitlement valid on a date (the list itself is data).
+    Plain SQL: it runs on every booking, and the ORM spent longer composing it than PostgreSQL
+    spent answering."""
+    return next(iter(Entitlement.objects.raw(ENTITLEMENT_SQL, {"patient": patient.pk, "on": on})), None)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from .auth import principal_cache_forget
 from .models import ApiClient, ApiCredential, WebhookDelivery, WebhookSubscription
 from .services import api_client_issue, api_client_revoke_client, api_client_rotate
 
@@ -36,7 +38,9 @@ class ApiClientAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: ApiClient, form: Any, change: bool) -> None:
         if change:
-            super().save_model(request, obj, form, change)
+            with transaction.atomic():
+                super().save_model(request, obj, form, change)
+                principal_cache_forget(client=obj)  # new scopes, expiry or facility apply at once
             return
         # A new client is issued through the service, so the secret is generated, hashed and shown once.
         days = max(1, (obj.expires_at - timezone.now()).days)

@@ -1,15 +1,22 @@
 """Bearer-token authentication for facility systems: resolves the caller's ApiClient and facility once.
 
-One indexed lookup per request (the token's SHA-256 checksum, as DOT stores it) with the credential,
-client and facility joined in, so authentication stays cheap (DESIGN.md section 8).
+One indexed lookup (the token's SHA-256 checksum, as DOT stores it) with the credential, client and
+facility joined in, kept in Redis for PRINCIPAL_CACHE_SECONDS, so a facility system's requests after
+the first cost one cache read (DESIGN.md section 8: cheap authentication decides booking throughput).
+Every expiry is still checked on every request against the cached timestamps; revocation, rotation
+and admin edits forget the cached entries of the client when they commit (`principal_cache_forget`),
+so they take effect at once. A change made any other way takes effect within the cache time.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.cache import cache
+from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from oauth2_provider.models import AccessToken
@@ -39,31 +46,67 @@ class ApiPrincipal:
         return f"api_client:{self.client.pk}"
 
 
+PRINCIPAL_CACHE_SECONDS = 30
+
+
+def _principal_key(checksum: str) -> str:
+    return f"api-principal:{checksum}"
+
+
+def _principal_load(checksum: str) -> tuple[dt.datetime, ApiPrincipal] | None:
+    """(token expiry, principal) of a token, from the database; None for an unknown token."""
+    token = one_or_none(
+        AccessToken.objects.select_related("application__api_credential__client__facility").filter(
+            token_checksum=checksum
+        )
+    )
+    if token is None or token.application is None:
+        return None
+    credential = getattr(token.application, "api_credential", None)
+    if credential is None:
+        return None
+    client = credential.client
+    scopes = frozenset(token.scope.split()) & frozenset(client.scopes)
+    return token.expires, ApiPrincipal(
+        client=client, credential=credential, facility=client.facility, scopes=scopes
+    )
+
+
+def principal_cache_forget(*, client: ApiClient) -> None:
+    """Forget the cached principals of every token of the client, now and again when the caller's
+    transaction commits (a request reading the old rows in between cannot keep them cached)."""
+    checksums = list(
+        AccessToken.objects.filter(application__api_credential__client=client).values_list(
+            "token_checksum", flat=True
+        )
+    )
+    keys = [_principal_key(c) for c in checksums]
+    if keys:
+        cache.delete_many(keys)
+        transaction.on_commit(lambda: cache.delete_many(keys))
+
+
 class ApiClientAuthentication(BaseAuthentication):
-    def authenticate(self, request: Any) -> tuple[ApiPrincipal, AccessToken] | None:
+    def authenticate(self, request: Any) -> tuple[ApiPrincipal, None] | None:
         parts = get_authorization_header(request).split()
         if not parts or parts[0].lower() != b"bearer":
             return None
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("Malformed Authorization header.")
         checksum = hashlib.sha256(parts[1]).hexdigest()
-        token = one_or_none(
-            AccessToken.objects.select_related("application__api_credential__client__facility").filter(
-                token_checksum=checksum
-            )
-        )
+        key = _principal_key(checksum)
+        loaded = cache.get(key)
+        if loaded is None:
+            loaded = _principal_load(checksum)
+            if loaded is not None:
+                cache.set(key, loaded, timeout=PRINCIPAL_CACHE_SECONDS)
         now = timezone.now()
-        if token is None or token.expires <= now or token.application is None:
+        if loaded is None or loaded[0] <= now:
             raise exceptions.AuthenticationFailed("The access token is invalid or expired.")
-        credential = getattr(token.application, "api_credential", None)
-        if credential is None or not credential.is_active(now):
+        principal = loaded[1]
+        if not principal.credential.is_active(now):
             raise exceptions.AuthenticationFailed("The API credentials are expired or revoked.")
-        client = credential.client
-        scopes = frozenset(token.scope.split()) & frozenset(client.scopes)
-        principal = ApiPrincipal(
-            client=client, credential=credential, facility=client.facility, scopes=scopes
-        )
-        return principal, token
+        return principal, None
 
     def authenticate_header(self, request: Any) -> str:
         return 'Bearer realm="cer-api"'

@@ -20,6 +20,7 @@ from apps.reconciliation.imports import RawRow
 from apps.reconciliation.models import ImportBatch
 from apps.reconciliation.services import visits_record
 
+from .auth import principal_cache_forget
 from .crypto import secret_encrypt
 from .models import SCOPES, ApiClient, ApiCredential, WebhookDelivery, WebhookSubscription
 from .selectors import not_found
@@ -101,6 +102,7 @@ def api_client_rotate(*, client_id: str, overlap: dt.timedelta = ROTATION_OVERLA
         raise DomainError("api_client_inactive")
     now = timezone.now()
     ends = min(now + overlap, client.expires_at)
+    principal_cache_forget(client=client)
     ApiCredential.objects.filter(client=client).filter(valid_until__isnull=True).update(valid_until=ends)
     ApiCredential.objects.filter(client=client, valid_until__gt=ends).update(valid_until=ends)
     application, plain = _application_create(client=client)
@@ -118,6 +120,7 @@ def api_client_revoke(*, client_id: str) -> ApiClient:
 @transaction.atomic
 def api_client_revoke_client(*, client: ApiClient) -> ApiClient:
     now = timezone.now()
+    principal_cache_forget(client=client)  # before the tokens go: their checksums name the entries
     ApiClient.objects.filter(pk=client.pk, revoked_at__isnull=True).update(revoked_at=now, updated_at=now)
     AccessToken.objects.filter(application__api_credential__client=client).delete()
     client.refresh_from_db()

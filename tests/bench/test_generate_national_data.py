@@ -23,6 +23,7 @@ from apps.core.management.commands.generate_national_data import (
 )
 from apps.patients.models import Patient
 from apps.scheduling.models import Schedule, Slot
+from tests.factories import FacilityFactory, PatientFactory
 
 SCALE = 0.0001  # the floors: 16 schedules and facilities, 2,000 patients
 START = dt.date(2026, 11, 2)
@@ -121,6 +122,17 @@ def test_it_refuses_to_generate_twice_into_the_same_database(generated):
     with pytest.raises(CommandError, match="already present"):
         call_command("generate_national_data", "--scale", str(SCALE), stdout=StringIO())
     assert Facility.objects.filter(nfz_code__startswith="GEN-").count() == plan_for(SCALE)["facilities"]
+
+
+@pytest.mark.parametrize("existing", ["facilities", "patients"])
+def test_it_refuses_a_database_with_real_or_demo_data(db, existing):
+    made = FacilityFactory() if existing == "facilities" else PatientFactory()
+
+    with pytest.raises(CommandError, match=f"already holds 1 {existing}"):
+        call_command("generate_national_data", "--scale", str(SCALE), stdout=StringIO())
+
+    assert not Facility.objects.filter(nfz_code__startswith="GEN-").exists()
+    assert type(made).objects.count() == 1
 
 
 def _wipe() -> None:

@@ -50,3 +50,25 @@ def test_the_quick_run_is_smaller_than_the_full_one_which_publishes_a_million_sl
     assert full.publish_per_call * full.publish_batches == 1_000_000
     assert Sizes.for_run(quick=False, scale=0.1).publish_batches == 10
     assert quick.storm_slots < full.storm_slots and quick.days < full.days
+
+
+def test_make_bench_gets_its_own_embedded_database_and_odd_names_are_refused():
+    from scripts.services import StartError, exec_arguments
+
+    assert exec_arguments(["--database", "cer_bench", "--", "python", "-m", "bench.run"]) == (
+        "cer_bench",
+        ["python", "-m", "bench.run"],
+    )
+    assert exec_arguments(["--", "pytest"]) == ("cer", ["pytest"])
+    for name in ("cer; DROP DATABASE cer", "Cer", "bąk"):
+        with pytest.raises(StartError):
+            exec_arguments(["--database", name, "--", "x"])
+
+
+def test_the_storm_patients_of_every_run_have_new_pesels(db):
+    from bench.run import _storm_patients
+
+    first = {p.pesel for p in _storm_patients(5)}
+    second = {p.pesel for p in _storm_patients(7)}  # another size than the run before
+
+    assert len(first) == 5 and len(second) == 7 and not first & second

@@ -10,7 +10,9 @@ import pytest
 import time_machine
 from django.contrib.auth.hashers import identify_hasher
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, Application
 
@@ -119,6 +121,7 @@ def test_rotation_keeps_both_secrets_valid_until_the_old_one_ends(facility_a):
     assert token_request(old.client_id, old.client_secret).status_code == 200
     assert token_request(new.client_id, new.client_secret).status_code == 200
     old_token = token_request(old.client_id, old.client_secret).json()["access_token"]
+    assert Api(old_token).get("/api/v1/schedules").status_code == 200  # its principal is now cached
     with time_machine.travel(timezone.now() + dt.timedelta(days=7, minutes=1)):
         AccessToken.objects.update(expires=timezone.now() + dt.timedelta(hours=1))
         assert token_request(old.client_id, old.client_secret).status_code == 401
@@ -200,3 +203,42 @@ def test_staff_can_issue_rotate_and_revoke_in_the_admin(facility_a, admin_client
     admin_client.post("/admin/integration/apiclient/", {"action": "revoke", "_selected_action": [client.pk]})
     client.refresh_from_db()
     assert client.revoked_at is not None
+
+
+def test_a_known_token_costs_no_database_read_and_revocation_still_applies_at_once(facility_a):
+    issued = api_client_issue(facility=facility_a, name="HIS", scopes=["schedules:read"], days=30)
+    api = Api(token_request(issued.client_id, issued.client_secret).json()["access_token"])
+    assert api.get("/api/v1/schedules").status_code == 200
+
+    with CaptureQueriesContext(connection) as queries:
+        assert api.get("/api/v1/schedules").status_code == 200
+    assert not [q for q in queries.captured_queries if "oauth2_provider" in q["sql"]]
+
+    api_client_revoke(client_id=issued.client_id)
+
+    assert api.get("/api/v1/schedules").status_code == 401
+
+
+def test_scopes_taken_away_in_the_admin_apply_to_a_cached_token_at_once(facility_a, admin_client):
+    issued = api_client_issue(facility=facility_a, name="HIS", scopes=["schedules:read"], days=30)
+    api = Api(token_request(issued.client_id, issued.client_secret).json()["access_token"])
+    assert api.get("/api/v1/schedules").status_code == 200
+    client = issued.client
+
+    response = admin_client.post(
+        f"/admin/integration/apiclient/{client.pk}/change/",
+        {
+            "facility": facility_a.pk,
+            "name": "HIS",
+            "scopes": "bookings:read",
+            "expires_at_0": timezone.localtime(client.expires_at).date().isoformat(),
+            "expires_at_1": "12:00:00",
+            "credentials-TOTAL_FORMS": "1",
+            "credentials-INITIAL_FORMS": "1",
+            "credentials-0-id": client.credentials.get().pk,
+            "credentials-0-client": client.pk,
+        },
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert api.get("/api/v1/schedules").status_code == 403

@@ -779,6 +779,20 @@ def generated_facilities() -> int:
         return int(cur.fetchone()[0])
 
 
+def other_data() -> str:
+    """What the database holds besides reference data and generated rows ('' when nothing): real or
+    demo facilities and patients."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT (SELECT count(*) FROM catalog_facility WHERE nfz_code NOT LIKE %s),"
+            " (SELECT count(*) FROM patients_patient)",
+            [FACILITY_PREFIX + "%"],
+        )
+        facilities, patients = cur.fetchone()
+    held = [f"{n} {what}" for n, what in ((facilities, "facilities"), (patients, "patients")) if n]
+    return " and ".join(held)
+
+
 def national_data_generate(
     *,
     scale: float,
@@ -786,6 +800,7 @@ def national_data_generate(
     start: dt.date,
     days: int = DAYS,
     visit_factor: float = 1.0,
+    allow_existing_data: bool = False,
     out: Callable[[str], None] = lambda _line: None,
 ) -> dict[str, Any]:
     if scale <= 0 or scale > 10:
@@ -795,6 +810,13 @@ def national_data_generate(
         raise CommandError(
             f"generated data already present ({existing} {FACILITY_PREFIX}* facilities): "
             "use an empty database"
+        )
+    others = other_data()
+    if others and not allow_existing_data:
+        raise CommandError(
+            f"this database already holds {others}: the generator adds millions of rows and rebuilds "
+            "the indexes of the big tables, so it only runs on an empty (migrated) database. Point "
+            "DATABASE_URL at one (`make bench` uses its own, cer_bench), or pass --allow-existing-data"
         )
     if not 1 <= days <= 366:
         raise CommandError("--days must be in 1..366")
@@ -823,6 +845,11 @@ class Command(BaseCommand):
             default=None,
             help="first day of the schedule (default: today, UTC); the reconciliation month precedes it",
         )
+        parser.add_argument(
+            "--allow-existing-data",
+            action="store_true",
+            help="generate into a database that already holds facilities or patients (never production)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         start = options["start"] or dt.datetime.now(dt.UTC).date()
@@ -835,6 +862,7 @@ class Command(BaseCommand):
             start=start,
             days=options["days"],
             visit_factor=options["visit_factor"],
+            allow_existing_data=options["allow_existing_data"],
             out=self.stdout.write,
         )
         self.stdout.write(f"Done in {result['seconds']['total']:.1f} s: {result['rows']}")
