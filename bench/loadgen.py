@@ -1,11 +1,13 @@
 """The load generator: a separate process (no Django) that drives gunicorn over HTTP on 127.0.0.1.
 
-Reads one JSON job from stdin, prints one JSON result to stdout. Two modes:
+Reads one JSON job from stdin, prints one JSON result to stdout. Three modes:
 - "get": `requests` GETs of `path` (or of `paths`, in turn) spread over `threads` keep-alive
   connections, with optional `headers` (e.g. a session cookie): the ceiling, and the search pages.
 - "book": `threads` concurrent desk systems book slots for patients through `POST /api/v1/bookings`.
   Every patient keeps trying slots not yet known to be taken until one booking succeeds or no slot is
   left, so threads race for the same slots (a 409 is the expected answer to a lost race).
+- "tokens": one OAuth access token per facility system, for "book" (fetched apart, because the
+  client secret check is a deliberately slow hash that is no part of a booking's cost).
 
 Only the standard library: http.client with one persistent connection per thread.
 """
@@ -123,12 +125,20 @@ def run_get(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def run_tokens(job: dict[str, Any]) -> dict[str, Any]:
+    """One access token per facility system (client credentials: a deliberately slow secret hash)."""
+    host, port = job["host"], job["port"]
+    return {
+        "tokens": {
+            fac: token_fetch(host, port, c["client_id"], c["client_secret"], "bookings:write")
+            for fac, c in job["clients"].items()
+        }
+    }
+
+
 def run_book(job: dict[str, Any]) -> dict[str, Any]:
     host, port, threads = job["host"], job["port"], job["threads"]
-    tokens = {
-        fac: token_fetch(host, port, c["client_id"], c["client_secret"], "bookings:write")
-        for fac, c in job["clients"].items()
-    }
+    tokens: dict[str, str] = job["tokens"] if "tokens" in job else run_tokens(job)["tokens"]
     slots: list[tuple[int, str]] = [(int(s), str(f)) for s, f in job["slots"]]  # (slot_id, facility key)
     patients: list[str] = list(job["patients"])
     lock = threading.Lock()
@@ -208,7 +218,7 @@ def run_book(job: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     job = json.loads(sys.stdin.read())
-    result = run_get(job) if job["mode"] == "get" else run_book(job)
+    result = {"get": run_get, "book": run_book, "tokens": run_tokens}[job["mode"]](job)
     sys.stdout.write(json.dumps(result))
 
 

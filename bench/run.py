@@ -554,6 +554,52 @@ def loadgen(job: dict[str, Any]) -> dict[str, Any]:
     return json.loads(done.stdout)
 
 
+class CpuMeter:
+    """CPU seconds used by the web server (gunicorn and its workers), this database's PostgreSQL
+    backends and the load generator, between two readings: where a workload's time goes when the
+    2 cores are the limit. Needs the servers on this machine (psutil); None where it cannot see them."""
+
+    def __init__(self, server: Gunicorn) -> None:
+        self.server = server
+
+    def read(self) -> dict[str, Any]:
+        import resource
+
+        import psutil
+        from django.db import connection
+
+        def cpu(process: Any) -> float:
+            times = process.cpu_times()
+            return float(times.user + times.system)
+
+        reading: dict[str, Any] = {"web": None, "db": {}, "client": None}
+        try:
+            root = psutil.Process(self.server.proc.pid if self.server.proc else -1)
+            reading["web"] = sum(cpu(p) for p in [root, *root.children(recursive=True)])
+        except (psutil.Error, ValueError):
+            pass
+        with connection.cursor() as cur:
+            cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            for (pid,) in cur.fetchall():
+                with contextlib.suppress(psutil.Error):
+                    reading["db"][pid] = cpu(psutil.Process(pid))
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # waited-for children: the load generator
+        reading["client"] = usage.ru_utime + usage.ru_stime
+        return reading
+
+    @staticmethod
+    def spent(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float | None]:
+        """Seconds per part; database backends that appeared in between count from zero."""
+        web = after["web"] - before["web"] if None not in (after["web"], before["web"]) else None
+        db = sum(t - before["db"].get(pid, 0.0) for pid, t in after["db"].items()) if after["db"] else None
+        return {"web": web, "db": db, "client": after["client"] - before["client"]}
+
+
+def cpu_per(spent: dict[str, float | None], count: int) -> str:
+    """'web / database / load generator' milliseconds of CPU per request."""
+    return " / ".join("n/a" if v is None or not count else f"{v / count * 1000:.1f}" for v in spent.values())
+
+
 def _storm_patients(count: int) -> list[Any]:
     """Fresh screening-eligible women (no history), new on every run: PESEL serials 4000+ are never
     used by the generator (it numbers at most a few dozen people per birth date)."""
@@ -660,26 +706,34 @@ def workload_storm(report: Report, size: Sizes) -> None:
     workers, gthreads = WORKERS, THREADS
     requests = size.ceiling_requests
 
+    cpu: dict[str, dict[str, float | None]] = {}
+
     def rps(path: str, port: int) -> float:
+        before = meter.read()
         res = loadgen({**base, "port": port, "mode": "get", "path": path, "requests": requests})
         if res["ok"] != requests:
             raise SystemExit(f"ceiling {path}: {res['statuses']}")
+        cpu[path] = CpuMeter.spent(before, meter.read())  # the last run: warm workers
         return float(res["ok"] / res["wall_s"])
 
     with shared_server() as server:
+        meter = CpuMeter(server)
         base = {"host": "127.0.0.1", "port": server.port, "threads": threads}
         # The ceilings just before and just after the storm; the higher of each is reported.
         ping = [rps(PING_PATH, server.port)]
         healthz = [rps("/healthz", server.port)]
+        tokens = loadgen({**base, "mode": "tokens", "clients": clients})["tokens"]
+        before = meter.read()
         result = loadgen(
             {
                 **base,
                 "mode": "book",
-                "clients": clients,
+                "tokens": tokens,
                 "slots": slot_rows,
                 "patients": [p.pesel for p in patients],
             }
         )
+        cpu["storm"] = CpuMeter.spent(before, meter.read())
         ping.append(rps(PING_PATH, server.port))
         healthz.append(rps("/healthz", server.port))
     ceiling_rps, healthz_rps = max(ping), max(healthz)
@@ -734,6 +788,13 @@ def workload_storm(report: Report, size: Sizes) -> None:
     report.add(name, "latency p50 / p99 ms (201s)", f"{ms(pct(lat, 50))} / {ms(pct(lat, 99))}")
     report.add(
         name,
+        "CPU ms per booking: web / database / load generator",
+        cpu_per(cpu["storm"], booked),
+        cpu_per(cpu[PING_PATH], requests),
+        note=f"baseline: the same per {PING_PATH} request; lost races included in the bookings' share",
+    )
+    report.add(
+        name,
         "requests: lost races (409) / errors",
         f"{conflicts} / {sum(errors.values())}",
         note=json.dumps(errors) if errors else "no errors",
@@ -744,7 +805,12 @@ def workload_storm(report: Report, size: Sizes) -> None:
         f"{len(live)} / {slots_twice} / {patients_twice}",
         note="verified" if verified else "VERIFICATION FAILED",
     )
-    report.details["storm"] = {"statuses": statuses, "verified": verified, "facilities": len(clients)}
+    report.details["storm"] = {
+        "statuses": statuses,
+        "verified": verified,
+        "facilities": len(clients),
+        "cpu_seconds": cpu,
+    }
     if not verified:
         raise SystemExit("booking storm verification failed: see the table")
 

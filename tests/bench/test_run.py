@@ -72,3 +72,39 @@ def test_the_storm_patients_of_every_run_have_new_pesels(db):
     second = {p.pesel for p in _storm_patients(7)}  # another size than the run before
 
     assert len(first) == 5 and len(second) == 7 and not first & second
+
+
+def test_cpu_per_request_splits_web_database_and_client_and_counts_new_backends_from_zero():
+    from bench.run import CpuMeter, cpu_per
+
+    before = {"web": 10.0, "db": {101: 5.0}, "client": 1.0}
+    after = {"web": 12.0, "db": {101: 5.5, 102: 0.3}, "client": 1.2}  # 102 connected in between
+
+    spent = CpuMeter.spent(before, after)
+
+    assert spent == pytest.approx({"web": 2.0, "db": 0.8, "client": 0.2})
+    assert cpu_per(spent, 100) == "20.0 / 8.0 / 2.0"
+    assert cpu_per({"web": None, "db": None, "client": 0.2}, 100) == "n/a / n/a / 2.0"
+
+
+def test_the_storm_loop_books_every_slot_once_with_tokens_fetched_beforehand(live_server, mammography):
+    from apps.booking.models import Appointment
+    from tests.factories import PatientFactory, ScheduleFactory, SlotFactory
+    from tests.factories.integration import api_client_create
+
+    schedule = ScheduleFactory(service=mammography)
+    slots = SlotFactory.create_batch(3, schedule=schedule)
+    patients = PatientFactory.create_batch(5)
+    issued = api_client_create(facility=schedule.facility, scopes=["bookings:write"])
+    url = urlparse(live_server.url)
+    base = {"host": url.hostname, "port": url.port, "threads": 4}
+    clients = {"a": {"client_id": issued.client_id, "client_secret": issued.client_secret}}
+
+    tokens = loadgen.run_tokens({**base, "clients": clients})["tokens"]
+    job = {"tokens": tokens, "slots": [(s.pk, "a") for s in slots], "patients": [p.pesel for p in patients]}
+    result = loadgen.run_book({**base, **job})
+
+    assert set(tokens) == {"a"}
+    assert result["booked"] == 3
+    assert set(result["statuses"]) <= {"201", "409 slot_not_free"}
+    assert Appointment.objects.filter(slot__in=slots).count() == 3
