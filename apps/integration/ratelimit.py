@@ -1,12 +1,16 @@
-"""Per-client rate limit in Redis: a fixed window counter shared by every web instance."""
+"""Per-client rate limit in Redis: a fixed window counter shared by every web instance.
+
+One round trip per request (INCR and EXPIRE pipelined) on a connection pool shared by the process's
+threads: the limit runs on every API call, the booking storm's included."""
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
+import redis
 from django.conf import settings
-from django.core.cache import cache
 
 
 @dataclass(frozen=True)
@@ -24,19 +28,30 @@ class RateState:
         }
 
 
+_clients: dict[str, redis.Redis] = {}
+_clients_lock = threading.Lock()
+
+
+def _redis() -> redis.Redis:
+    url = settings.REDIS_URL or "redis://127.0.0.1:6379/0"
+    client = _clients.get(url)
+    if client is None:
+        with _clients_lock:
+            client = _clients.setdefault(url, redis.Redis.from_url(url, socket_timeout=2))
+    return client
+
+
 def rate_limit_hit(*, client_id: int) -> RateState:
     limit = int(getattr(settings, "CER_API_RATE_LIMIT", 600))
     window = max(1, int(getattr(settings, "CER_API_RATE_WINDOW", 60)))
     now = int(time.time())
     window_start = now - now % window
-    key = f"api-rate:{client_id}:{window_start}"
-    # add() is a no-op when the key exists; incr() is atomic in Redis, so concurrent requests of one
-    # client on several web instances count exactly.
-    cache.add(key, 0, timeout=window + 1)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # the key expired between add and incr
-        cache.add(key, 1, timeout=window + 1)
-        count = 1
+    key = f"cer:api-rate:{client_id}:{window_start}"
+    # INCR is atomic in Redis, so concurrent requests of one client on several web instances count
+    # exactly; the key of a window lives one second longer than the window.
+    pipe = _redis().pipeline(transaction=False)
+    pipe.incr(key)
+    pipe.expire(key, window + 1)
+    count = int(pipe.execute()[0])
     reset = max(1, window_start + window - now)
     return RateState(limit=limit, remaining=max(0, limit - count), reset=reset, exceeded=count > limit)

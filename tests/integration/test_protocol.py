@@ -218,3 +218,20 @@ def test_idempotency_records_are_purged_after_a_day(api_a, world_a):
 
     assert idempotency_purge_task() == 1
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
+
+
+@override_settings(CER_API_RATE_LIMIT=2, CER_API_RATE_WINDOW=30)
+def test_the_rate_limit_counts_per_window_and_its_counter_expires_with_the_window(db):
+    import datetime as dt
+
+    import time_machine
+
+    from apps.integration.ratelimit import _redis, rate_limit_hit
+
+    with time_machine.travel(dt.datetime(2026, 11, 23, 12, 0, 5, tzinfo=dt.UTC), tick=False):
+        first, second, third = (rate_limit_hit(client_id=7) for _ in range(3))
+
+    assert (first.remaining, second.remaining, third.remaining) == (1, 0, 0)
+    assert (first.exceeded, second.exceeded, third.exceeded) == (False, False, True)
+    keys = _redis().keys("cer:api-rate:7:*")
+    assert len(keys) == 1 and 0 < _redis().ttl(keys[0]) <= 31
