@@ -61,6 +61,11 @@ def idempotency_claim(
     return None, record
 
 
+def idempotency_known(*, client: ApiClient, key: str) -> bool:
+    """Whether this client already sent a request with this key (a retry): read only, no claim."""
+    return IdempotencyRecord.objects.filter(client=client, key=key[:255]).exists()
+
+
 def idempotency_records_purge(*, older_than: dt.timedelta = RETENTION) -> int:
     """Keys are honoured for RETENTION (clients retry within minutes); older records are deleted."""
     deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=timezone.now() - older_than).delete()

@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.audit.models import AccessLog
 from apps.booking.models import Appointment
+from apps.integration.models import IdempotencyRecord
 from apps.outbox.models import OutboxEvent
 from apps.scheduling.models import Slot
 from tests.factories import PatientFactory, ScheduleFactory, SlotFactory
@@ -73,6 +76,42 @@ def test_a_slot_of_another_facility_cannot_be_booked(api_b, world_a):
 
     assert response.status_code == 404
     assert Slot.objects.get(pk=world_a.free_slots[0].pk).status == "free"
+
+
+def test_a_slot_already_taken_is_refused_before_anything_is_written_or_the_patient_read(api_a, world_a):
+    taken = world_a.booking.slot
+    body = {"slot_id": taken.pk, "pesel": PatientFactory().pesel, "channel": "desk"}
+
+    with CaptureQueriesContext(connection) as queries:
+        response = api_a.post("/api/v1/bookings", body, **{"Idempotency-Key": "lost-race"})
+    again = api_a.post("/api/v1/bookings", body, **{"Idempotency-Key": "lost-race"})
+
+    assert response.status_code == again.status_code == 409
+    assert response.json()["code"] == again.json()["code"] == "slot_not_free"
+    sql = " ".join(q["sql"] for q in queries.captured_queries)
+    assert "patients_patient" not in sql and "INSERT" not in sql and "FOR UPDATE" not in sql
+    assert not IdempotencyRecord.objects.filter(key="lost-race").exists()  # a retry is simply re-checked
+
+
+def test_a_taken_slot_of_another_facility_is_still_simply_not_found(api_b, world_a):
+    body = {"slot_id": world_a.booking.slot.pk, "pesel": PatientFactory().pesel, "channel": "desk"}
+
+    response = api_b.post("/api/v1/bookings", body)
+
+    assert response.status_code == 404
+
+
+def test_a_retry_of_a_booking_is_replayed_even_though_its_slot_is_now_taken(api_a, world_a):
+    body = {"slot_id": world_a.free_slots[0].pk, "pesel": PatientFactory().pesel, "channel": "desk"}
+
+    first = api_a.post("/api/v1/bookings", body, **{"Idempotency-Key": "k1"})
+    retry = api_a.post("/api/v1/bookings", body, **{"Idempotency-Key": "k1"})
+    other_body = api_a.post("/api/v1/bookings", {**body, "channel": "phone"}, **{"Idempotency-Key": "k1"})
+
+    assert first.status_code == retry.status_code == 201
+    assert retry["Idempotent-Replayed"] == "true" and retry.json() == first.json()
+    assert other_body.status_code == 422
+    assert Appointment.objects.filter(slot_id=body["slot_id"]).count() == 1
 
 
 def test_web_channel_is_not_accepted_from_a_facility(api_a, world_a):

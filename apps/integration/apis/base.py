@@ -10,6 +10,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
+from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -21,6 +22,7 @@ from ..idempotency import (
     HEADER,
     idempotency_claim,
     idempotency_key_validate,
+    idempotency_known,
     idempotency_store,
     request_hash,
 )
@@ -163,12 +165,23 @@ class FacilityApi(APIView):
                 headers={"Retry-After": str(self._rate.reset)},
             )
         key = request.headers.get(HEADER)
-        if key is not None and request.method in WRITE_METHODS:
-            key = idempotency_key_validate(key)
+        writes = key is not None and request.method in WRITE_METHODS
+        if writes:
+            key = idempotency_key_validate(str(key))
+        refusal: Exception | None = None
+        try:
+            self.refuse_early(request)
+        except (DomainError, APIException) as exc:
+            # A retry of a request that already ran is answered as the first time (below), whatever
+            # the state now; anything else refused here ends before the key is claimed.
+            if not writes or not idempotency_known(client=self.principal.client, key=str(key)):
+                raise
+            refusal = exc
+        if writes:
             digest = request_hash(method=request.method, path=request.get_full_path(), body=request.body)
             record_id, first = idempotency_claim(
                 client=self.principal.client,
-                key=key,
+                key=str(key),
                 method=request.method,
                 path=request.get_full_path(),
                 digest=digest,
@@ -176,6 +189,12 @@ class FacilityApi(APIView):
             if first is not None:
                 raise _Replay(first)
             self._idempotency_id = record_id
+        if refusal is not None:
+            raise refusal  # the key's record went in between: the refusal stands, and is stored
+
+    def refuse_early(self, request: Any) -> None:
+        """A refusal that can be decided from committed state alone, before the request claims its
+        Idempotency-Key and writes anything (nothing is stored, so a retry is simply re-checked)."""
 
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, _Replay):

@@ -137,6 +137,13 @@ class BookingDetailApi(BookingApi):
 
 class BookingCreateApi(BookingApi):
     required_scope = "bookings:write"
+    data: dict[str, Any]
+
+    def refuse_early(self, request: Any) -> None:
+        # Validated once, here, before the Idempotency-Key is claimed; a slot already taken ends the
+        # request without a transaction (most lost races of a busy day).
+        self.data = _parse(BookingCreateInput, request.data).validated_data
+        booking.slot_refuse_if_taken(slot_id=self.data["slot_id"], facility_id=self.principal.facility.pk)
 
     @extend_schema(
         operation_id="bookings_create",
@@ -163,7 +170,7 @@ class BookingCreateApi(BookingApi):
         ],
     )
     def post(self, request: Any) -> Response:
-        data = _parse(BookingCreateInput, request.data).validated_data
+        data = self.data
         try:
             pesel_rules.parse(data["pesel"])
         except pesel_rules.InvalidPesel as exc:
