@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,8 @@ from apps.catalog.models import Facility
 from apps.core.queries import one_or_none
 
 from .models import SCOPES, ApiClient, ApiCredential
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,11 @@ class ApiClientAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("Malformed Authorization header.")
         checksum = hashlib.sha256(parts[1]).hexdigest()
         key = _principal_key(checksum)
-        loaded = cache.get(key)
+        try:
+            loaded = cache.get(key)
+        except Exception:  # an entry from another release that no longer unpickles: the database decides
+            logger.warning("unreadable cached API principal; loaded from the database", exc_info=True)
+            loaded = None
         if loaded is None:
             loaded = _principal_load(checksum)
             if loaded is not None:

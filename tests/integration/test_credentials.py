@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import io
 
 import pytest
@@ -242,3 +243,16 @@ def test_scopes_taken_away_in_the_admin_apply_to_a_cached_token_at_once(facility
 
     assert response.status_code == 302, response.content.decode()[:2000]
     assert api.get("/api/v1/schedules").status_code == 403
+
+
+def test_a_cached_principal_that_no_longer_unpickles_falls_back_to_the_database(facility_a):
+    from django.core.cache import cache
+
+    from apps.integration.auth import _principal_key
+
+    issued = api_client_issue(facility=facility_a, name="HIS", scopes=["schedules:read"], days=30)
+    token = token_request(issued.client_id, issued.client_secret).json()["access_token"]
+    key = cache.make_and_validate_key(_principal_key(hashlib.sha256(token.encode()).hexdigest()))
+    cache._cache.get_client(key, write=True).set(key, b"\\x80\\x05not a pickle")  # as another release left it
+
+    assert Api(token).get("/api/v1/schedules").status_code == 200
