@@ -5,7 +5,8 @@ facility joined in, kept in Redis for PRINCIPAL_CACHE_SECONDS, so a facility sys
 the first cost one cache read (DESIGN.md section 8: cheap authentication decides booking throughput).
 Every expiry is still checked on every request against the cached timestamps; revocation, rotation
 and admin edits forget the cached entries of the client when they commit (`principal_cache_forget`),
-so they take effect at once. A change made any other way takes effect within the cache time.
+and so does the deletion of a token by any means (a `post_delete` receiver), so they take effect at
+once. A change made any other way (raw SQL) takes effect within the cache time.
 """
 
 from __future__ import annotations
@@ -87,6 +88,14 @@ def principal_cache_forget(*, client: ApiClient) -> None:
     if keys:
         cache.delete_many(keys)
         transaction.on_commit(lambda: cache.delete_many(keys))
+
+
+def principal_forget_deleted_token(sender: Any, instance: AccessToken, **kwargs: Any) -> None:
+    """An access token deleted any way at all (DOT's admin, `cleartokens`, a cascade) stops working
+    when the deletion commits, not up to PRINCIPAL_CACHE_SECONDS later (connected in apps.py)."""
+    key = _principal_key(instance.token_checksum)
+    cache.delete(key)
+    transaction.on_commit(lambda: cache.delete(key))
 
 
 class ApiClientAuthentication(BaseAuthentication):

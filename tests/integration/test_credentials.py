@@ -256,3 +256,13 @@ def test_a_cached_principal_that_no_longer_unpickles_falls_back_to_the_database(
     cache._cache.get_client(key, write=True).set(key, b"\\x80\\x05not a pickle")  # as another release left it
 
     assert Api(token).get("/api/v1/schedules").status_code == 200
+
+
+def test_a_token_deleted_outside_the_services_stops_working_at_once_though_cached(facility_a):
+    issued = api_client_issue(facility=facility_a, name="HIS", scopes=["schedules:read"], days=30)
+    api = Api(token_request(issued.client_id, issued.client_secret).json()["access_token"])
+    assert api.get("/api/v1/schedules").status_code == 200  # cached now
+
+    AccessToken.objects.all().delete()  # as DOT's admin or `cleartokens` would
+
+    assert api.get("/api/v1/schedules").status_code == 401
