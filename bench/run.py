@@ -520,6 +520,8 @@ class Gunicorn:
                 self.proc.wait()
 
 
+# gunicorn gthread workers x threads per worker; BENCH_WORKERS / BENCH_THREADS try other shapes (on
+# these 2 cores 8 x 1, 4 x 2, 4 x 4 and 2 x 8 gave the same storm ratio within the noise).
 WORKERS, THREADS = int(os.environ.get("BENCH_WORKERS", 4)), int(os.environ.get("BENCH_THREADS", 4))
 _SERVER: Gunicorn | None = None
 
