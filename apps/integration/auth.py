@@ -3,10 +3,11 @@
 One indexed lookup (the token's SHA-256 checksum, as DOT stores it) with the credential, client and
 facility joined in, kept in Redis for PRINCIPAL_CACHE_SECONDS, so a facility system's requests after
 the first cost one cache read (DESIGN.md section 8: cheap authentication decides booking throughput).
-Every expiry is still checked on every request against the cached timestamps; revocation, rotation
-and admin edits forget the cached entries of the client when they commit (`principal_cache_forget`),
-and so does the deletion of a token by any means (a `post_delete` receiver), so they take effect at
-once. A change made any other way (raw SQL) takes effect within the cache time.
+Every expiry is still checked on every request against the cached timestamps; rotation and admin
+edits forget the cached entries of the client when they commit (`principal_cache_forget`), and the
+deletion of a token by any means, revocation's included, forgets its entry (a `post_delete`
+receiver), so they take effect at once. A change made any other way (raw SQL) takes effect within
+the cache time.
 """
 
 from __future__ import annotations

@@ -120,7 +120,6 @@ def api_client_revoke(*, client_id: str) -> ApiClient:
 @transaction.atomic
 def api_client_revoke_client(*, client: ApiClient) -> ApiClient:
     now = timezone.now()
-    principal_cache_forget(client=client)  # before the tokens go: their checksums name the entries
     ApiClient.objects.filter(pk=client.pk, revoked_at__isnull=True).update(revoked_at=now, updated_at=now)
     AccessToken.objects.filter(application__api_credential__client=client).delete()
     client.refresh_from_db()

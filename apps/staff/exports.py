@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.db.models import QuerySet
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.utils import timezone
 from openpyxl import Workbook
 
@@ -111,6 +111,20 @@ def xlsx_response(
     )
     response["Content-Disposition"] = f'attachment; filename="{filename}.xlsx"'
     return response
+
+
+def table_response(
+    kind: str,
+    rows: Iterable[list[Any]],
+    *,
+    filename: str,
+    header: list[str] = HEADER,
+    sheet_name: str = "verdicts",
+) -> HttpResponseBase:
+    """The export a staff page offers: `kind` is "csv" or "xlsx"."""
+    if kind == "csv":
+        return csv_response(rows, filename=filename, header=header)
+    return xlsx_response(rows, filename=filename, header=header, sheet_name=sheet_name)
 
 
 def _with_header(rows: Iterable[list[Any]], header: list[str]) -> Iterator[list[Any]]:

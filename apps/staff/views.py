@@ -140,6 +140,14 @@ def trends(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _paging_query(request: HttpRequest) -> str:
+    """The page's filters as a query string for its pager and export links (without page/export)."""
+    query = request.GET.copy()
+    query.pop("page", None)
+    query.pop("export", None)
+    return query.urlencode()
+
+
 @staff_required(REVIEW)
 def facility_visits(request: HttpRequest, run_id: int, facility_id: int) -> HttpResponseBase:
     run = _run_or_404(run_id)
@@ -158,11 +166,8 @@ def facility_visits(request: HttpRequest, run_id: int, facility_id: int) -> Http
             action=f"staff:export:{export}",
             facility_id=facility.pk,
         )
-        rows = exports.verdict_rows(verdicts)
         name = f"verdicts-run{run.pk}-{facility.nfz_code.replace('/', '-')}"
-        if export == "csv":
-            return exports.csv_response(rows, filename=name)
-        return exports.xlsx_response(rows, filename=name)
+        return exports.table_response(export, exports.verdict_rows(verdicts), filename=name)
     page = Paginator(verdicts, PAGE_SIZE).get_page(request.GET.get("page"))
     items = [{"verdict": v, "pesel": pesel.mask(v.visit.patient_pesel)} for v in page]
     _audit(
@@ -171,9 +176,7 @@ def facility_visits(request: HttpRequest, run_id: int, facility_id: int) -> Http
         action="staff:facility_visits",
         facility_id=facility.pk,
     )
-    query = request.GET.copy()
-    query.pop("page", None)
-    query.pop("export", None)
+    query = _paging_query(request)
     return render(
         request,
         "staff/facility_visits.html",
@@ -183,7 +186,7 @@ def facility_visits(request: HttpRequest, run_id: int, facility_id: int) -> Http
             "form": form,
             "page": page,
             "items": items,
-            "query": query.urlencode(),
+            "query": query,
             "can_export": request.user.has_perm(EXPORT),
         },
     )
@@ -201,17 +204,15 @@ def compliance(request: HttpRequest) -> HttpResponseBase:
     if export in ("csv", "xlsx"):
         if not request.user.has_perm(EXPORT):
             return HttpResponse("Brak uprawnień do eksportu / no export permission.", status=403)
-        rows = exports.compliance_rows(checks)
-        name = f"compliance-{day.isoformat() if day else 'none'}"
-        if export == "csv":
-            return exports.csv_response(rows, filename=name, header=exports.COMPLIANCE_HEADER)
-        return exports.xlsx_response(
-            rows, filename=name, header=exports.COMPLIANCE_HEADER, sheet_name="compliance"
+        return exports.table_response(
+            export,
+            exports.compliance_rows(checks),
+            filename=f"compliance-{day.isoformat() if day else 'none'}",
+            header=exports.COMPLIANCE_HEADER,
+            sheet_name="compliance",
         )
     page = Paginator(checks, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    query.pop("export", None)
+    query = _paging_query(request)
     return render(
         request,
         "staff/compliance.html",
@@ -220,7 +221,7 @@ def compliance(request: HttpRequest) -> HttpResponseBase:
             "day": day,
             "counts": staff_selectors.compliance_counts(day=day) if day else None,
             "page": page,
-            "query": query.urlencode(),
+            "query": query,
             "can_export": request.user.has_perm(EXPORT),
         },
     )
