@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from apps.core.queries import insert_rows
+
 from .models import AccessLog
 
 
@@ -26,5 +28,4 @@ def access_record(
         )
         for pid in dict.fromkeys(patient_ids)
     ]
-    AccessLog.objects.bulk_create(rows)
-    return len(rows)
+    return insert_rows(rows)

@@ -35,12 +35,24 @@ def _add_months(day: dt.date, months: int) -> dt.date:
     raise AssertionError("unreachable")
 
 
-LAST_SCREENING_SQL = f"""
-SELECT (SELECT max(performed_on) FROM {ScreeningRecord._meta.db_table}
-        WHERE patient_id = %(patient)s AND service_id = %(service)s),
-       (SELECT max(start) FROM {Appointment._meta.db_table}
-        WHERE patient_id = %(patient)s AND service_id = %(service)s AND status = %(attended)s)
-"""  # noqa: S608 (table names from the models; values are bound)
+def screening_columns(service: str) -> str:
+    """Two columns: the latest recorded screening and the latest attended CeR appointment of the
+    patient `%(patient)s` for the service given by the SQL expression `service`."""
+    return f"""
+    (SELECT max(performed_on) FROM {ScreeningRecord._meta.db_table}
+     WHERE patient_id = %(patient)s AND service_id = {service}),
+    (SELECT max(start) FROM {Appointment._meta.db_table}
+     WHERE patient_id = %(patient)s AND service_id = {service} AND status = %(attended)s)
+    """  # noqa: S608 (table names from the models; values are bound)
+
+
+LAST_SCREENING_SQL = f"SELECT {screening_columns('%(service)s')}"
+
+
+def screening_last(recorded: dt.date | None, attended: dt.datetime | None) -> dt.date | None:
+    """The latest screening of a kind from the two columns of `screening_columns`."""
+    candidates = [d for d in (recorded, timezone.localdate(attended) if attended else None) if d]
+    return max(candidates) if candidates else None
 
 
 def last_screening(*, patient: Patient, service: Service) -> dt.date | None:
@@ -52,12 +64,23 @@ def last_screening(*, patient: Patient, service: Service) -> dt.date | None:
             {"patient": patient.pk, "service": service.pk, "attended": Appointment.Status.ATTENDED},
         )
         recorded, attended = cursor.fetchone()
-    candidates = [d for d in (recorded, timezone.localdate(attended) if attended else None) if d]
-    return max(candidates) if candidates else None
+    return screening_last(recorded, attended)
 
 
 def eligibility_check(*, patient: Patient, service: Service, on: dt.date) -> None:
     """Screening programmes: sex, age counted by year of birth, interval since the last test."""
+    eligibility_check_person(patient=patient, service=service, on=on)
+    if _interval(patient, service):
+        last = last_screening(patient=patient, service=service)
+        interval_check(patient=patient, service=service, on=on, last=last)
+
+
+def _interval(patient: Patient, service: Service) -> int | None:
+    return service.interval_months_risk if patient.screening_risk_group else service.interval_months
+
+
+def eligibility_check_person(*, patient: Patient, service: Service, on: dt.date) -> None:
+    """The programme's sex and age (counted by year of birth, not birthday)."""
     if service.eligible_sex and patient.sex != service.eligible_sex:
         raise DomainError("not_eligible_sex")
     age = on.year - patient.birth_date.year  # programme rule: age by birth year, not birthday
@@ -65,15 +88,15 @@ def eligibility_check(*, patient: Patient, service: Service, on: dt.date) -> Non
         service.age_max is not None and age > service.age_max
     ):
         raise DomainError("not_eligible_age", age_min=service.age_min or 0, age_max=service.age_max or 150)
-    months = service.interval_months_risk if patient.screening_risk_group else service.interval_months
-    if months:
-        last = last_screening(patient=patient, service=service)
-        if last is not None:
-            next_possible = _add_months(last, months)
-            if on < next_possible:
-                raise DomainError(
-                    "not_eligible_interval", last=last.isoformat(), next=next_possible.isoformat()
-                )
+
+
+def interval_check(*, patient: Patient, service: Service, on: dt.date, last: dt.date | None) -> None:
+    """The programme's interval since the patient's last screening `last` (see `last_screening`)."""
+    months = _interval(patient, service)
+    if months and last is not None:
+        next_possible = _add_months(last, months)
+        if on < next_possible:
+            raise DomainError("not_eligible_interval", last=last.isoformat(), next=next_possible.isoformat())
 
 
 def referral_claim(

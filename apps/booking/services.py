@@ -21,10 +21,11 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.catalog.models import Facility, Locality, ReasonCode, Service, Voivodeship
+from apps.catalog.models import Entitlement, Facility, Locality, ReasonCode, Service, Voivodeship
 from apps.core.errors import DomainError
-from apps.core.queries import one_or_none
-from apps.outbox.services import event_record
+from apps.core.queries import insert_columns, model_from_row, one_or_none, prepared_cursor, select_columns
+from apps.outbox.models import OutboxEvent
+from apps.outbox.services import event_new, event_record, event_require_transaction
 from apps.patients.models import Patient, Referral, ScreeningRecord
 from apps.scheduling.models import Practitioner, Schedule, Slot
 from apps.scheduling.selectors import DISTANCE_SQL, day_start
@@ -58,8 +59,8 @@ def _appointment_payload(appointment: Appointment, **extra: Any) -> dict[str, An
     }
 
 
-def _appointment_event(appointment: Appointment, type: str, **extra: Any) -> None:
-    event_record(
+def _appointment_event_new(appointment: Appointment, type: str, **extra: Any) -> OutboxEvent:
+    return event_new(
         type=type,
         aggregate_type="appointment",
         aggregate_id=appointment.pk,
@@ -67,6 +68,11 @@ def _appointment_event(appointment: Appointment, type: str, **extra: Any) -> Non
         patient_id=appointment.patient_id,
         payload=_appointment_payload(appointment, **extra),
     )
+
+
+def _appointment_event(appointment: Appointment, type: str, **extra: Any) -> None:
+    event_require_transaction()
+    _appointment_event_new(appointment, type, **extra).save(force_insert=True)
 
 
 def _registration_event(registration: Registration, type: str, **extra: Any) -> None:
@@ -142,6 +148,12 @@ def _check_bookable(slot: Slot, patient: Patient, now: dt.datetime) -> None:
     raise DomainError("slot_not_free")
 
 
+SLOT_TAKEN_SQL = f"""
+SELECT 1 FROM {Slot._meta.db_table}
+WHERE id = %(slot)s AND start > %(now)s AND status NOT IN (%(free)s, %(held)s)
+"""  # noqa: S608 (the table name from the model; values are bound)
+
+
 def slot_refuse_if_taken(
     *, slot_id: int, facility_id: int | None = None, now: dt.datetime | None = None
 ) -> None:
@@ -149,12 +161,18 @@ def slot_refuse_if_taken(
     blocked, cancelled): no lock, no transaction, no write. The cheap answer to most lost races, where
     a desk system sends a slot someone else booked moments ago. Passing proves nothing:
     `appointment_book` checks everything again under the slot lock, and gives the same answer."""
-    taken = Slot.objects.filter(pk=slot_id, start__gt=_now(now)).exclude(
-        status__in=(Slot.Status.FREE, Slot.Status.HELD)
-    )
-    if facility_id is not None:
-        taken = taken.filter(facility_id=facility_id)
-    if taken.exists():
+    sql = SLOT_TAKEN_SQL if facility_id is None else SLOT_TAKEN_SQL + " AND facility_id = %(facility)s"
+    params = {
+        "slot": slot_id,
+        "now": _now(now),
+        "free": Slot.Status.FREE,
+        "held": Slot.Status.HELD,
+        "facility": facility_id,
+    }
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, params)
+        taken = cursor.fetchone() is not None
+    if taken:
         raise DomainError("slot_not_free")
 
 
@@ -184,7 +202,7 @@ def _confirm_by(service: Service, start: dt.datetime, now: dt.datetime) -> dt.da
     return deadline if deadline > now else None
 
 
-def _create_appointment(
+def _appointment_new(
     *,
     registration: Registration,
     slot: Slot,
@@ -192,8 +210,8 @@ def _create_appointment(
     now: dt.datetime,
     allocation: dict[str, Any] | None = None,
 ) -> Appointment:
-    """Book a locked, bookable slot for a registration. Caller holds the slot lock."""
-    appointment = Appointment.objects.create(
+    """The appointment booking a slot for a registration, not yet written."""
+    return Appointment(
         registration=registration,
         slot=slot,
         patient_id=registration.patient_id,
@@ -204,6 +222,21 @@ def _create_appointment(
         confirm_by=_confirm_by(slot.service, slot.start, now),
         allocation=allocation or {},
     )
+
+
+def _create_appointment(
+    *,
+    registration: Registration,
+    slot: Slot,
+    channel: str,
+    now: dt.datetime,
+    allocation: dict[str, Any] | None = None,
+) -> Appointment:
+    """Book a locked, bookable slot for a registration. Caller holds the slot lock."""
+    appointment = _appointment_new(
+        registration=registration, slot=slot, channel=channel, now=now, allocation=allocation
+    )
+    appointment.save(force_insert=True)
     Slot.objects.filter(pk=slot.pk).update(
         status=Slot.Status.BOOKED, hold_until=None, held_by=None, updated_at=now
     )
@@ -330,27 +363,30 @@ def appointment_book(
 
     `facility` restricts the slot to the calling facility (desk bookings through the API). A patient
     already waiting for the service has their waiting-list entry turned into this booking.
+
+    The busiest write of the system, in three statements: one locks the slot and reads every fact the
+    rules need (`_book_facts`), the rules run here in Python, and one writes the registration, the
+    appointment, the slot and the event (`_book_write`).
     """
     now = _now(now)
     if channel not in Channel.values or channel == Channel.WAITLIST:
         raise DomainError("validation_error", field="channel")
     with transaction.atomic():
-        slot = _lock_slot(slot_id)
+        facts = _book_facts(slot_id=slot_id, patient=patient, today=timezone.localdate(now))
+        slot, service = facts.slot, facts.slot.service
         if facility is not None and slot.facility_id != facility.pk:
             raise DomainError("slot_not_found")
         _check_bookable(slot, patient, now)
-        service = slot.service
         day = timezone.localdate(slot.start)
         rules.scope_check(service=service, day=day)
-        rules.eligibility_check(patient=patient, service=service, on=day)
-        waiting = one_or_none(
-            Registration.objects.select_for_update().filter(
-                patient=patient, service=service, status=Registration.Status.WAITING
-            )
-        )
-        referral: Referral | None
-        if waiting is not None and waiting.referral_id:
-            referral = waiting.referral  # already claimed when the patient joined the waiting list
+        rules.eligibility_check_person(patient=patient, service=service, on=day)
+        rules.interval_check(patient=patient, service=service, on=day, last=facts.last_screening)
+        waiting = None
+        if facts.waiting_id is not None:
+            waiting = one_or_none(Registration.objects.select_for_update().filter(pk=facts.waiting_id))
+        if waiting is not None and waiting.status == Registration.Status.WAITING:
+            # Already claimed its referral when the patient joined the waiting list.
+            registration, new = waiting, False
         else:
             referral = rules.referral_claim(
                 patient=patient,
@@ -359,23 +395,152 @@ def appointment_book(
                 code=referral_code,
                 today=timezone.localdate(now),
             )
-        try:
-            with transaction.atomic():
-                registration = waiting or _registration_create(
-                    patient=patient,
-                    service=service,
-                    referral=referral,
-                    status=Registration.Status.BOOKED,
-                    now=now,
-                )
-                appointment = _create_appointment(
-                    registration=registration, slot=slot, channel=channel, now=now
-                )
-        except IntegrityError:
-            raise _refuse_second_registration(patient, service) from None
-        _appointment_event(appointment, "appointment.booked")
+            registration = _registration_new(
+                patient=patient,
+                service=service,
+                referral=referral,
+                status=Registration.Status.BOOKED,
+                now=now,
+                entitlement=facts.entitlement,
+            )
+            registration.pk, new = facts.registration_id, True
+        appointment = _appointment_new(registration=registration, slot=slot, channel=channel, now=now)
+        appointment.pk = facts.appointment_id
+        if not _book_write(registration, new, appointment, now):
+            # Another live registration of the patient for the service (a concurrent booking, or one
+            # that was waiting and has just been given a slot): nothing was written.
+            raise _refuse_second_registration(patient, service)
         appointment.patient = patient
         return appointment
+
+
+class _BookFacts:
+    """What `appointment_book` needs to know, read with the slot's row lock in one statement."""
+
+    __slots__ = ("appointment_id", "entitlement", "last_screening", "registration_id", "slot", "waiting_id")
+
+    def __init__(self, row: Any) -> None:
+        self.slot, i = model_from_row(Slot, row)
+        self.slot.service, i = model_from_row(Service, row, i)
+        self.slot.facility, i = model_from_row(Facility, row, i)
+        entitlement, i = model_from_row(Entitlement, row, i)
+        self.entitlement = entitlement if entitlement.pk is not None else None
+        recorded, attended, self.waiting_id, self.registration_id, self.appointment_id = row[i:]
+        self.last_screening = rules.screening_last(recorded, attended)
+
+
+BOOK_FACTS_SQL = f"""
+SELECT {select_columns(Slot, "s")}, {select_columns(Service, "svc")}, {select_columns(Facility, "f")},
+    {select_columns(Entitlement, "ent")},
+    {rules.screening_columns("s.service_id")},
+    (SELECT r.id FROM {Registration._meta.db_table} r
+     WHERE r.patient_id = %(patient)s AND r.service_id = s.service_id AND r.status = %(waiting)s),
+    nextval(pg_get_serial_sequence('{Registration._meta.db_table}', 'id')),
+    nextval(pg_get_serial_sequence('{Appointment._meta.db_table}', 'id'))
+FROM {Slot._meta.db_table} s
+JOIN {Service._meta.db_table} svc ON svc.id = s.service_id
+JOIN {Facility._meta.db_table} f ON f.id = s.facility_id
+LEFT JOIN LATERAL ({rules.ENTITLEMENT_SQL}) ent ON true
+WHERE s.id = %(slot)s
+FOR UPDATE OF s
+"""  # noqa: S608 (table and column names from the models; values are bound)
+
+
+def _book_facts(*, slot_id: int, patient: Patient, today: dt.date) -> _BookFacts:
+    """Lock the slot and read, in one round trip, its service and facility, the patient's waiting-list
+    entry and screening history for the service, their entitlement, and the ids the write will use."""
+    with prepared_cursor() as cursor:
+        cursor.execute(
+            BOOK_FACTS_SQL,
+            {
+                "slot": slot_id,
+                "patient": patient.pk,
+                "on": today,
+                "waiting": Registration.Status.WAITING,
+                "attended": Appointment.Status.ATTENDED,
+            },
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise DomainError("slot_not_found")
+    return _BookFacts(row)
+
+
+def _book_write(registration: Registration, new: bool, appointment: Appointment, now: dt.datetime) -> bool:
+    """Write a booking in one statement: the registration (new, or the waiting one now booked), the
+    appointment, the slot taken and the `appointment.booked` event. Each part is written only if the
+    one before it was, and nothing is written if the patient already has a live registration for the
+    service (`one_live_registration_per_patient_service`, settled by PostgreSQL, also against a
+    concurrent booking). False when nothing was written; the caller's savepoint undoes a partial write."""
+    event = _appointment_event_new(appointment, "appointment.booked")
+    event_require_transaction()
+    registration.status = Registration.Status.BOOKED
+    if new:
+        columns, reg_params = insert_columns(registration)
+        reg_sql = (
+            f"INSERT INTO {Registration._meta.db_table} ({', '.join(columns)}) "  # noqa: S608
+            f"VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT DO NOTHING"
+        )
+    else:
+        registration.updated_at = now
+        reg_sql = (
+            f"UPDATE {Registration._meta.db_table} SET status = %s, updated_at = %s "  # noqa: S608
+            "WHERE id = %s AND status = %s"
+        )
+        reg_params = [Registration.Status.BOOKED, now, registration.pk, Registration.Status.WAITING]
+    appointment_columns, appointment_params = insert_columns(appointment)
+    event_columns, event_params = insert_columns(event)
+    sql = f"""
+    WITH reg AS ({reg_sql} RETURNING id),
+    appt AS (
+        INSERT INTO {Appointment._meta.db_table} ({", ".join(appointment_columns)})
+        SELECT {", ".join(["%s"] * len(appointment_columns))} FROM reg
+        ON CONFLICT DO NOTHING RETURNING slot_id
+    ),
+    taken AS (
+        UPDATE {Slot._meta.db_table} SET status = %s, hold_until = NULL, held_by_id = NULL, updated_at = %s
+        WHERE id IN (SELECT slot_id FROM appt) RETURNING id
+    ),
+    event AS (
+        INSERT INTO {OutboxEvent._meta.db_table} ({", ".join(event_columns)})
+        SELECT {", ".join(["%s"] * len(event_columns))} FROM taken
+    )
+    SELECT count(*) FROM taken
+    """  # noqa: S608 (table and column names from the models; values are bound)
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, [*reg_params, *appointment_params, Slot.Status.BOOKED, now, *event_params])
+        (written,) = cursor.fetchone()
+    if not written:
+        return False
+    for obj in (registration, appointment):
+        obj._state.adding, obj._state.db = False, connection.alias
+    slot = appointment.slot
+    slot.status, slot.hold_until, slot.held_by_id, slot.updated_at = Slot.Status.BOOKED, None, None, now
+    return True
+
+
+def _registration_new(
+    *,
+    patient: Patient,
+    service: Service,
+    referral: Referral | None,
+    status: str,
+    now: dt.datetime,
+    entitlement: Entitlement | None,
+    **preferences: Any,
+) -> Registration:
+    """A registration in the queue order of DESIGN.md (entitlement, urgency, time), not yet written."""
+    return Registration(
+        patient=patient,
+        service=service,
+        status=status,
+        referral=referral,
+        entitlement=entitlement,
+        priority=entitlement.priority if entitlement else 0,
+        urgent=bool(referral and referral.category == Referral.Category.URGENT),
+        joined_at=now,
+        **preferences,
+    )
 
 
 def _registration_create(
@@ -387,18 +552,17 @@ def _registration_create(
     now: dt.datetime,
     **preferences: Any,
 ) -> Registration:
-    entitlement = rules.entitlement_for(patient=patient, on=timezone.localdate(now))
-    return Registration.objects.create(
+    registration = _registration_new(
         patient=patient,
         service=service,
-        status=status,
         referral=referral,
-        entitlement=entitlement,
-        priority=entitlement.priority if entitlement else 0,
-        urgent=bool(referral and referral.category == Referral.Category.URGENT),
-        joined_at=now,
+        status=status,
+        now=now,
+        entitlement=rules.entitlement_for(patient=patient, on=timezone.localdate(now)),
         **preferences,
     )
+    registration.save(force_insert=True)
+    return registration
 
 
 def appointment_confirm(*, appointment: Appointment, now: dt.datetime | None = None) -> Appointment:

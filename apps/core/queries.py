@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import cache
+from typing import Any, TypeVar
 
+from django.db import connection
 from django.db.models import Model, QuerySet
 
 M = TypeVar("M", bound=Model)
@@ -13,3 +17,107 @@ def one_or_none(queryset: QuerySet[M]) -> M | None:
     """The row of a lookup by a unique key, or None. Unlike `.first()` it adds no ORDER BY, whose
     compilation is a measurable share of a booking request (docs/performance.md, the storm)."""
     return next(iter(queryset[:1]), None)
+
+
+# --- prepared statements -----------------------------------------------------------------------------
+
+
+@cache
+def _prepared_cursor_class() -> type:
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    class PreparedCursor(ServerBindingCursor):  # type: ignore[misc, valid-type]
+        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            return super().execute(query, params, prepare=True)  # type: ignore[misc]
+
+    return PreparedCursor
+
+
+@contextmanager
+def prepared_cursor() -> Iterator[Any]:
+    """A cursor for the statements of the hot paths, run on every booking request: PostgreSQL parses and
+    plans each distinct statement once per connection (a server-side prepared statement) instead of on
+    every call, which was most of their database time (docs/performance.md). Same connection and
+    transaction as the ORM, same error translation and query logging; parameters are bound on the
+    server, so each must have a type PostgreSQL can infer. The ORM itself keeps Django's default
+    (client-side binding, no prepared statements), which works behind any connection pooler; a pooler
+    in transaction mode would need prepared-statement support (PgBouncer 1.21+) for these."""
+    connection.ensure_connection()
+    raw = _prepared_cursor_class()(connection.connection)
+    cursor = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+    with cursor:
+        yield cursor
+
+
+# --- models to and from plain SQL -------------------------------------------------------------------
+# The booking write runs as one statement (apps/booking/services.py); these helpers keep its rows
+# exactly what the ORM would read and write: same columns, converters, defaults and auto_now values.
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def select_columns(model: type[Model], alias: str) -> str:
+    """`alias.col, ...` for every concrete field of the model, in the order `model_from_row` reads.
+    Needs no database connection (SQL built at import time uses it)."""
+    return ", ".join(f"{alias}.{_quote(str(f.column))}" for f in model._meta.concrete_fields)
+
+
+@cache
+def _loaders(model: type[Model]) -> tuple[int, list[str], list[tuple[int, Any, list[Any]]]]:
+    """Per model: its number of columns, its attribute names and the (index, column, converters) of the
+    fields whose database values need converting."""
+    fields = model._meta.concrete_fields
+    converting = []
+    for i, field in enumerate(fields):
+        col = field.get_col(model._meta.db_table)
+        converters = field.get_db_converters(connection) + connection.ops.get_db_converters(col)
+        if converters:
+            converting.append((i, col, converters))
+    return len(fields), [f.attname for f in fields], converting
+
+
+def model_from_row(model: type[M], row: Sequence[Any], start: int = 0) -> tuple[M, int]:
+    """A model instance from the columns of `select_columns` in a raw row, at `start`; returns it and
+    the index of the next column. Values go through the fields' converters, as in a queryset."""
+    count, names, converting = _loaders(model)
+    values = list(row[start : start + count])
+    for i, col, converters in converting:
+        for converter in converters:
+            values[i] = converter(values[i], col, connection)
+    return model.from_db(connection.alias, names, values), start + count
+
+
+def insert_columns(obj: Model) -> tuple[list[str], list[Any]]:
+    """Columns and database values of an INSERT of `obj`, as `save()` would send them: auto_now
+    values set, the primary key left to the database unless given, database defaults omitted."""
+    columns, params = [], []
+    for field in obj._meta.local_concrete_fields:
+        if field.primary_key and getattr(obj, field.attname) is None:
+            continue
+        value = field.pre_save(obj, add=True)
+        if hasattr(value, "resolve_expression"):  # DatabaseDefault: the column's DEFAULT applies
+            continue
+        columns.append(_quote(str(field.column)))
+        params.append(field.get_db_prep_save(value, connection))
+    return columns, params
+
+
+def insert_rows(objs: Sequence[Model]) -> int:
+    """INSERT model instances of one class in one statement (ids stay unset on the objects): for
+    append-only rows written on hot paths, where `bulk_create` spent longer composing the statement
+    than PostgreSQL spent running it. Returns the number of rows."""
+    if not objs:
+        return 0
+    columns: list[str] = []
+    params: list[Any] = []
+    for obj in objs:
+        columns, values = insert_columns(obj)
+        params += values
+    row = f"({', '.join(['%s'] * len(columns))})"
+    table = _quote(objs[0]._meta.db_table)
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * len(objs))}"  # noqa: S608
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, params)
+    return len(objs)

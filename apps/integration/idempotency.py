@@ -11,12 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from typing import Any
+from typing import Any, cast
 
 from django.db import connection
+from django.db.models import JSONField
 from django.utils import timezone
 
 from apps.core.errors import DomainError
+from apps.core.queries import prepared_cursor
 
 from .models import ApiClient, IdempotencyRecord
 
@@ -43,7 +45,7 @@ def idempotency_claim(
 ) -> tuple[int | None, IdempotencyRecord | None]:
     """(new record id, None) when this request runs; (None, first record) when it is a retry."""
     table = IdempotencyRecord._meta.db_table
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (client_id, key, method, path, request_hash, response_headers, created_at)"  # noqa: S608
             " VALUES (%s, %s, %s, %s, %s, '{}'::jsonb, %s)"
@@ -78,6 +80,20 @@ def idempotency_store(*, record_id: int, status_code: int, content: bytes, heade
     except ValueError:
         body = None
     kept = {k: str(v) for k, v in headers.items() if k in KEPT_HEADERS}
-    IdempotencyRecord.objects.filter(pk=record_id).update(
-        status_code=status_code, response_body=body, response_headers=kept
-    )
+    as_json = cast(JSONField, IdempotencyRecord._meta.get_field("response_body"))
+    with prepared_cursor() as cursor:  # every write request of the API ends here
+        cursor.execute(
+            STORE_SQL,
+            [
+                status_code,
+                as_json.get_db_prep_save(body, connection),
+                as_json.get_db_prep_save(kept, connection),
+                record_id,
+            ],
+        )
+
+
+STORE_SQL = (
+    f"UPDATE {IdempotencyRecord._meta.db_table} "  # noqa: S608 (the table name from the model)
+    "SET status_code = %s, response_body = %s, response_headers = %s WHERE id = %s"
+)

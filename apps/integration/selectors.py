@@ -17,6 +17,7 @@ from django.db.models import Q, QuerySet
 
 from apps.catalog.models import Entitlement, Facility, ReasonCode, Service
 from apps.core.errors import DomainError
+from apps.core.queries import model_from_row, prepared_cursor, select_columns
 from apps.outbox.models import OutboxEvent
 from apps.outbox.selectors import event_list_after
 from apps.patients.models import Patient
@@ -225,11 +226,19 @@ def entitlement_list() -> QuerySet[Entitlement]:
     return Entitlement.objects.order_by("-priority", "code")
 
 
+PATIENT_BY_PESEL_SQL = f"""
+SELECT {select_columns(Patient, "p")} FROM {Patient._meta.db_table} p WHERE p.pesel = %s
+"""  # noqa: S608 (names from the model; the value is bound)
+
+
 def patient_by_pesel(*, pesel: str) -> Patient:
-    patient = Patient.objects.filter(pesel=pesel).first()
-    if patient is None:
+    """Plain SQL: it runs on every desk booking (docs/performance.md)."""
+    with prepared_cursor() as cursor:
+        cursor.execute(PATIENT_BY_PESEL_SQL, [pesel])
+        row = cursor.fetchone()
+    if row is None:
         raise DomainError("patient_not_found", field="pesel")
-    return patient
+    return model_from_row(Patient, row)[0]
 
 
 def practitioner_in_facility(*, scope: FacilityScope, pk: int):

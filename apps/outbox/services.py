@@ -7,6 +7,27 @@ from django.db import transaction
 from .models import OutboxEvent
 
 
+def event_new(
+    *,
+    type: str,
+    aggregate_type: str,
+    aggregate_id: int,
+    facility_id: int | None = None,
+    patient_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+) -> OutboxEvent:
+    """A domain event, not yet written: `event_record` writes it, or a change that writes everything
+    in one statement does (the booking, apps/booking/services.py)."""
+    return OutboxEvent(
+        type=type,
+        aggregate_type=aggregate_type,
+        aggregate_id=aggregate_id,
+        facility_id=facility_id,
+        patient_id=patient_id,
+        payload=payload or {},
+    )
+
+
 def event_record(
     *,
     type: str,
@@ -17,13 +38,19 @@ def event_record(
     payload: dict[str, Any] | None = None,
 ) -> OutboxEvent:
     """Record a domain event. Must run inside the transaction that made the change."""
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("outbox events are written inside the transaction of the change they describe")
-    return OutboxEvent.objects.create(
+    event_require_transaction()
+    event = event_new(
         type=type,
         aggregate_type=aggregate_type,
         aggregate_id=aggregate_id,
         facility_id=facility_id,
         patient_id=patient_id,
-        payload=payload or {},
+        payload=payload,
     )
+    event.save(force_insert=True)
+    return event
+
+
+def event_require_transaction() -> None:
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("outbox events are written inside the transaction of the change they describe")

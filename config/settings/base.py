@@ -83,6 +83,9 @@ def database_from_url(url: str) -> dict:
     # Persistent connections: a booking must not pay for a new connection (DESIGN.md section 8).
     db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     db["CONN_HEALTH_CHECKS"] = True
+    # Lets `apps.core.queries.prepared_cursor` (the booking's hot statements) use server-side prepared
+    # statements; Django's own cursors bind on the client and never prepare, whatever this says.
+    options.setdefault("prepare_threshold", 5)
     return db
 
 

@@ -11,7 +11,9 @@ from apps.outbox.models import OutboxEvent
 from apps.patients.models import ScreeningRecord
 from tests.factories import (
     ContractFactory,
+    EntitlementFactory,
     FacilityFactory,
+    PatientEntitlementFactory,
     PatientFactory,
     ReferralFactory,
     ScheduleFactory,
@@ -359,3 +361,58 @@ def test_a_whole_session_is_cancelled_and_every_patient_keeps_a_place(schedule, 
     # The first in line (earliest registration) got the one spare slot.
     assert Appointment.objects.get(slot=spare).patient_id == booked[0].patient_id
     assert Registration.objects.filter(status="waiting").count() == 2
+
+
+def test_a_booking_is_one_locking_read_and_one_write(make_slot, patient, django_assert_num_queries):
+    """The busiest write of the system: the slot lock with every fact the rules need, then one
+    statement for registration, appointment, slot and event (plus the savepoint around them)."""
+    slot = make_slot()
+    referral = ReferralFactory(patient=patient, service=slot.service, access_code="4321")
+    with django_assert_num_queries(6):  # + the referral's row lock and its use
+        book(slot, patient, referral)
+    other = PatientFactory()
+    screening = ServiceFactory(code="NOREF", referral_required=False)
+    ContractFactory(facility=slot.facility, service=screening)
+    free = SlotFactory(schedule=ScheduleFactory(facility=slot.facility, service=screening))
+    with django_assert_num_queries(4):
+        book(free, other)
+
+
+def test_the_one_statement_writes_what_the_rules_decided(make_slot, patient, referral):
+    strong = EntitlementFactory(code="INW_WOJ", priority=30)
+    PatientEntitlementFactory(patient=patient, entitlement=strong, valid_from=dt.date(2020, 1, 1))
+    PatientEntitlementFactory(patient=patient, entitlement=EntitlementFactory(code="ZHDK", priority=10))
+    slot = make_slot()
+    appointment = book(slot, patient, referral)
+    stored = Appointment.objects.select_related("registration").get(pk=appointment.pk)
+    registration = stored.registration
+    assert (registration.status, registration.entitlement_id) == ("booked", strong.pk)
+    assert registration.priority == 30
+    assert registration.referral_id == referral.pk and registration.pk == appointment.registration_id
+    assert (stored.slot_id, stored.patient_id, stored.facility_id, stored.start) == (
+        slot.pk,
+        patient.pk,
+        slot.facility_id,
+        slot.start,
+    )
+    assert (stored.status, stored.channel, stored.version, stored.allocation) == ("booked", "web", 1, {})
+    event = OutboxEvent.objects.get(type="appointment.booked")
+    assert event.payload["registration_id"] == registration.pk
+    assert event.payload["slot_id"] == slot.pk and event.aggregate_id == appointment.pk
+    slot.refresh_from_db()
+    assert (slot.status, slot.hold_until, slot.held_by_id) == ("booked", None, None)
+
+
+def test_a_refused_write_leaves_nothing_behind(make_slot, patient, referral, cardiology):
+    """The registration index refuses the second booking inside the one statement: no appointment, no
+    event, the slot stays free and the referral unused (the savepoint undoes its claim)."""
+    book(make_slot(), patient, referral)
+    second = make_slot(start=in_days(9))
+    second_referral = ReferralFactory(patient=patient, service=cardiology)
+    before = (Appointment.objects.count(), Registration.objects.count(), OutboxEvent.objects.count())
+    # The facts say "no waiting entry", so the write runs and meets the live registration.
+    assert refusal(book, second, patient, second_referral) == "active_registration_exists"
+    assert (Appointment.objects.count(), Registration.objects.count(), OutboxEvent.objects.count()) == before
+    second.refresh_from_db()
+    second_referral.refresh_from_db()
+    assert second.status == "free" and second_referral.used_at is None

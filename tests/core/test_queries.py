@@ -1,0 +1,108 @@
+"""The plain-SQL helpers of the hot paths read and write exactly what the ORM would."""
+
+import datetime as dt
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Model
+from django.forms.models import model_to_dict
+
+from apps.audit.models import AccessLog
+from apps.booking.models import Appointment
+from apps.catalog.models import Service
+from apps.core.queries import insert_rows, model_from_row, prepared_cursor, select_columns
+from apps.patients.models import Patient
+from tests.factories import AppointmentFactory, PatientFactory, ServiceFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _fields(obj: Model) -> dict:
+    return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
+
+
+def _load(model: type[Model], pk: int) -> Model:
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {select_columns(model, 't')} FROM {table} t WHERE t.id = %s", [pk])
+        row = cursor.fetchone()
+    instance, end = model_from_row(model, row)
+    assert end == len(row)
+    return instance
+
+
+def test_a_row_loads_into_the_same_instance_as_the_orm_gives_arrays_and_dates_included():
+    service = ServiceFactory(reminder_offsets_days=[7, 1], interval_months=24, cer_from=dt.date(2025, 1, 1))
+    loaded = _load(Service, service.pk)
+    assert _fields(loaded) == _fields(Service.objects.get(pk=service.pk))
+    assert loaded.reminder_offsets_days == [7, 1]
+    assert loaded._state.adding is False and loaded._state.db == "default"
+
+
+def test_json_columns_are_converted_like_the_orm_does():
+    appointment = AppointmentFactory(allocation={"reason": "entitlement", "rank": [1, 2]})
+    loaded = _load(Appointment, appointment.pk)
+    assert loaded.allocation == {"reason": "entitlement", "rank": [1, 2]}
+    assert _fields(loaded) == _fields(Appointment.objects.get(pk=appointment.pk))
+
+
+def test_rows_of_a_joined_select_are_read_one_model_after_another():
+    patient = PatientFactory()
+    service = ServiceFactory()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {select_columns(Patient, 'p')}, {select_columns(Service, 's')} "
+            "FROM patients_patient p, catalog_service s WHERE p.id = %s AND s.id = %s",
+            [patient.pk, service.pk],
+        )
+        row = cursor.fetchone()
+    loaded_patient, i = model_from_row(Patient, row)
+    loaded_service, _ = model_from_row(Service, row, i)
+    assert (loaded_patient.pesel, loaded_service.code) == (patient.pesel, service.code)
+
+
+def test_inserted_rows_are_what_the_orm_would_have_written():
+    patient = PatientFactory()
+    kwargs = {"actor_type": "api_client", "actor_id": "c1", "patient": patient, "action": "GET /x"}
+    by_orm = AccessLog.objects.create(**kwargs)
+    assert insert_rows([AccessLog(**kwargs), AccessLog(**{**kwargs, "actor_id": "c2"})]) == 2
+    rows = list(AccessLog.objects.order_by("id"))
+    assert len(rows) == 3
+    expected = model_to_dict(by_orm, exclude=["id"])
+    assert model_to_dict(rows[1], exclude=["id"]) == expected
+    assert rows[1].at is not None and rows[1].at >= by_orm.at  # auto_now_add applied
+    assert rows[2].actor_id == "c2"
+    assert insert_rows([]) == 0
+
+
+def test_the_prepared_cursor_prepares_on_the_server_and_shares_the_orm_transaction():
+    patient = PatientFactory()
+    sql = "SELECT pesel FROM patients_patient WHERE id = %s"
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, [patient.pk])
+        assert cursor.fetchone() == (patient.pesel,)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [r[0] for r in cursor.fetchall()]
+    assert any("WHERE id = $1" in s for s in prepared)
+    # In the ORM's transaction: a row it wrote but has not committed is visible, and rolled back.
+    with transaction.atomic():
+        sid = transaction.savepoint()
+        other = PatientFactory()
+        with prepared_cursor() as cursor:
+            cursor.execute(sql, [other.pk])
+            assert cursor.fetchone() == (other.pesel,)
+        transaction.savepoint_rollback(sid)
+    assert not Patient.objects.filter(pk=other.pk).exists()
+
+
+def test_the_prepared_cursor_raises_djangos_errors():
+    patient = PatientFactory()
+    with pytest.raises(IntegrityError), transaction.atomic(), prepared_cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO patients_patient (created_at, updated_at, pesel, first_name, last_name, birth_date,"
+            " sex, email, phone, language, screening_risk_group)"
+            " SELECT created_at, updated_at, pesel, first_name, last_name, birth_date, sex, email, phone,"
+            " language, screening_risk_group FROM patients_patient WHERE id = %s",
+            [patient.pk],
+        )
