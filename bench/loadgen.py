@@ -3,6 +3,8 @@
 Reads one JSON job from stdin, prints one JSON result to stdout. Three modes:
 - "get": `requests` GETs of `path` (or of `paths`, in turn) spread over `threads` keep-alive
   connections, with optional `headers` (e.g. a session cookie): the ceiling, and the search pages.
+  With `posts` (a list of [path, JSON body, headers]) it POSTs them in turn instead, and counts the
+  answers with status `expect` as the good ones (the refused bookings of the storm).
 - "book": `threads` concurrent desk systems book slots for patients through `POST /api/v1/bookings`.
   Every patient keeps trying slots not yet known to be taken until one booking succeeds or no slot is
   left, so threads race for the same slots (a 409 is the expected answer to a lost race).
@@ -79,8 +81,10 @@ def token_fetch(host: str, port: int, client_id: str, client_secret: str, scope:
 
 def run_get(job: dict[str, Any]) -> dict[str, Any]:
     host, port, threads, total = job["host"], job["port"], job["threads"], job["requests"]
-    paths: list[str] = job.get("paths") or [job["path"]]
+    paths: list[str] = job.get("paths") or [job.get("path", "/")]
     headers: dict[str, str] = job.get("headers") or {}
+    posts: list[list[Any]] = job.get("posts") or []
+    expect = int(job.get("expect", 200))
     warmup = int(job.get("warmup", 0))
     counter = iter(range(-warmup, total))
     lock = threading.Lock()
@@ -97,7 +101,15 @@ def run_get(job: dict[str, Any]) -> dict[str, Any]:
                 break
             began = time.perf_counter()
             try:
-                status, body = _request(conn, host, port, "GET", paths[n % len(paths)], None, headers)
+                if posts:
+                    path, data, post_headers = posts[n % len(posts)]
+                    if post_headers.get("Idempotency-Key") == "*":  # a new key for every request
+                        post_headers = {**post_headers, "Idempotency-Key": str(uuid.uuid4())}
+                    status, body = _request(
+                        conn, host, port, "POST", path, json.dumps(data).encode(), post_headers
+                    )
+                else:
+                    status, body = _request(conn, host, port, "GET", paths[n % len(paths)], None, headers)
             except OSError:
                 status, body = 0, b""
             took = time.perf_counter() - began
@@ -120,7 +132,7 @@ def run_get(job: dict[str, Any]) -> dict[str, Any]:
         "wall_s": wall,
         "statuses": dict(statuses),
         "latencies": latencies,
-        "ok": statuses.get(200, 0),
+        "ok": statuses.get(expect, 0),
         "body_bytes": dict(sizes.most_common(3)),
     }
 

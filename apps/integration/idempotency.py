@@ -64,8 +64,14 @@ def idempotency_claim(
 
 
 def idempotency_known(*, client: ApiClient, key: str) -> bool:
-    """Whether this client already sent a request with this key (a retry): read only, no claim."""
-    return IdempotencyRecord.objects.filter(client=client, key=key[:255]).exists()
+    """Whether this client already sent a request with this key (a retry): read only, no claim. Runs
+    on every refused booking (a lost race), hence plain SQL."""
+    with prepared_cursor() as cursor:
+        cursor.execute(KNOWN_SQL, [client.pk, key[:255]])
+        return cursor.fetchone() is not None
+
+
+KNOWN_SQL = f"SELECT 1 FROM {IdempotencyRecord._meta.db_table} WHERE client_id = %s AND key = %s"  # noqa: S608
 
 
 def idempotency_records_purge(*, older_than: dt.timedelta = RETENTION) -> int:

@@ -99,7 +99,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = secret("REDIS_URL")
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "apps.core.cache.RedisCache",  # Django's, reusing its Redis client objects
         "LOCATION": REDIS_URL or "redis://127.0.0.1:6379/0",
         "KEY_PREFIX": "cer",
     }

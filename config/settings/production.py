@@ -27,7 +27,7 @@ except (ConfigError, ValueError) as exc:
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "apps.core.cache.RedisCache",
         "LOCATION": _redis_url,
         "KEY_PREFIX": "cer",
     }

@@ -108,3 +108,21 @@ def test_the_storm_loop_books_every_slot_once_with_tokens_fetched_beforehand(liv
     assert result["booked"] == 3
     assert set(result["statuses"]) <= {"201", "409 slot_not_free"}
     assert Appointment.objects.filter(slot__in=slots).count() == 3
+
+    # The floor of a booking request: the same slots again, every answer a refusal with its own key.
+    from apps.integration.models import IdempotencyRecord
+
+    stored = IdempotencyRecord.objects.count()
+    headers = {"Authorization": f"Bearer {tokens['a']}", "Content-Type": "application/json"}
+    posts = [
+        [
+            "/api/v1/bookings",
+            {"slot_id": s.pk, "pesel": p.pesel, "channel": "desk"},
+            {**headers, "Idempotency-Key": "*"},
+        ]
+        for s, p in zip(slots, patients, strict=False)
+    ]
+    refused = loadgen.run_get({**base, "requests": 6, "posts": posts, "expect": 409})
+    assert refused["statuses"] == {409: 6} and refused["ok"] == 6
+    assert Appointment.objects.filter(slot__in=slots).count() == 3
+    assert IdempotencyRecord.objects.count() == stored  # refused before any key was claimed
