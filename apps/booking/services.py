@@ -5,8 +5,9 @@ PostgreSQL, never by a Python check followed by a write:
 - a slot is claimed with a conditional UPDATE or a row lock (`SELECT ... FOR UPDATE`), so two
   patients racing for one slot get one booking and one clear refusal;
 - "one live registration per patient and service" and "one live appointment per slot" are partial
-  unique indexes; a concurrent second attempt fails on the index and is turned into a refusal that
-  names the existing booking.
+  unique indexes; a concurrent second attempt fails on the index (or, in `appointment_book`, is
+  skipped by it: `ON CONFLICT DO NOTHING`) and is turned into a refusal that names the existing
+  booking.
 Waiting-list work after a commit (a slot freed, new slots published) runs as Celery tasks enqueued
 with `transaction.on_commit`, so no task ever sees uncommitted data.
 """
