@@ -50,6 +50,7 @@ def test_the_quick_run_is_smaller_than_the_full_one_which_publishes_a_million_sl
     assert full.publish_per_call * full.publish_batches == 1_000_000
     assert Sizes.for_run(quick=False, scale=0.1).publish_batches == 10
     assert quick.storm_slots < full.storm_slots and quick.days < full.days
+    assert quick.storm_runs == 1 and full.storm_runs == 3  # the full run reports the median storm
 
 
 def test_make_bench_gets_its_own_embedded_database_and_odd_names_are_refused():
