@@ -26,7 +26,7 @@ from apps.catalog.models import Entitlement, Facility, Locality, ReasonCode, Ser
 from apps.core.errors import DomainError
 from apps.core.queries import insert_columns, model_from_row, one_or_none, prepared_cursor, select_columns
 from apps.outbox.models import OutboxEvent
-from apps.outbox.services import event_new, event_record, event_require_transaction
+from apps.outbox.services import event_new, event_record, event_require_transaction, event_save
 from apps.patients.models import Patient, Referral, ScreeningRecord
 from apps.scheduling.models import Practitioner, Schedule, Slot
 from apps.scheduling.selectors import DISTANCE_SQL, day_start
@@ -72,8 +72,7 @@ def _appointment_event_new(appointment: Appointment, type: str, **extra: Any) ->
 
 
 def _appointment_event(appointment: Appointment, type: str, **extra: Any) -> None:
-    event_require_transaction()
-    _appointment_event_new(appointment, type, **extra).save(force_insert=True)
+    event_save(_appointment_event_new(appointment, type, **extra))
 
 
 def _registration_event(registration: Registration, type: str, **extra: Any) -> None:

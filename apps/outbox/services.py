@@ -38,15 +38,21 @@ def event_record(
     payload: dict[str, Any] | None = None,
 ) -> OutboxEvent:
     """Record a domain event. Must run inside the transaction that made the change."""
-    event_require_transaction()
-    event = event_new(
-        type=type,
-        aggregate_type=aggregate_type,
-        aggregate_id=aggregate_id,
-        facility_id=facility_id,
-        patient_id=patient_id,
-        payload=payload,
+    return event_save(
+        event_new(
+            type=type,
+            aggregate_type=aggregate_type,
+            aggregate_id=aggregate_id,
+            facility_id=facility_id,
+            patient_id=patient_id,
+            payload=payload,
+        )
     )
+
+
+def event_save(event: OutboxEvent) -> OutboxEvent:
+    """Write an event made by `event_new`, inside the transaction of the change it describes."""
+    event_require_transaction()
     event.save(force_insert=True)
     return event
 
