@@ -8,8 +8,9 @@ own backend and pool); everything else is Django's backend unchanged.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from django.core.cache import caches
 from django.core.cache.backends import redis as django_redis
 
 
@@ -30,3 +31,13 @@ class RedisCache(django_redis.RedisCache):
     def __init__(self, server: Any, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = RedisCacheClient
+
+    def redis(self) -> Any:
+        """This cache's `redis.Redis` (the server it writes to), for what the cache API lacks, such as
+        pipelines; keys used through it get no cache prefix or version."""
+        return self._cache.get_client(write=True)
+
+
+def redis_client() -> Any:
+    """The `redis.Redis` of the default cache: the one Redis connection pool of a thread."""
+    return cast(RedisCache, caches["default"]).redis()

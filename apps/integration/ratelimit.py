@@ -1,16 +1,16 @@
 """Per-client rate limit in Redis: a fixed window counter shared by every web instance.
 
-One round trip per request (INCR and EXPIRE pipelined) on a connection pool shared by the process's
-threads: the limit runs on every API call, the booking storm's included."""
+One round trip per request (INCR and EXPIRE pipelined) on the cache's own Redis client: the limit
+runs on every API call, the booking storm's included."""
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 
-import redis
 from django.conf import settings
+
+from apps.core.cache import redis_client
 
 
 @dataclass(frozen=True)
@@ -28,19 +28,6 @@ class RateState:
         }
 
 
-_clients: dict[str, redis.Redis] = {}
-_clients_lock = threading.Lock()
-
-
-def _redis() -> redis.Redis:
-    url = settings.REDIS_URL or "redis://127.0.0.1:6379/0"
-    client = _clients.get(url)
-    if client is None:
-        with _clients_lock:
-            client = _clients.setdefault(url, redis.Redis.from_url(url, socket_timeout=2))
-    return client
-
-
 def rate_limit_hit(*, client_id: int) -> RateState:
     limit = int(getattr(settings, "CER_API_RATE_LIMIT", 600))
     window = max(1, int(getattr(settings, "CER_API_RATE_WINDOW", 60)))
@@ -49,7 +36,7 @@ def rate_limit_hit(*, client_id: int) -> RateState:
     key = f"cer:api-rate:{client_id}:{window_start}"
     # INCR is atomic in Redis, so concurrent requests of one client on several web instances count
     # exactly; the key of a window lives one second longer than the window.
-    pipe = _redis().pipeline(transaction=False)
+    pipe = redis_client().pipeline(transaction=False)
     pipe.incr(key)
     pipe.expire(key, window + 1)
     count = int(pipe.execute()[0])

@@ -226,7 +226,8 @@ def test_the_rate_limit_counts_per_window_and_its_counter_expires_with_the_windo
 
     import time_machine
 
-    from apps.integration.ratelimit import _redis, rate_limit_hit
+    from apps.core.cache import redis_client as _redis
+    from apps.integration.ratelimit import rate_limit_hit
 
     with time_machine.travel(dt.datetime(2026, 11, 23, 12, 0, 5, tzinfo=dt.UTC), tick=False):
         first, second, third = (rate_limit_hit(client_id=7) for _ in range(3))
