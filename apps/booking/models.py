@@ -68,6 +68,12 @@ class Registration(TimeStampedModel):
                 condition=Q(status__in=LIVE_REGISTRATION),
                 name="one_live_registration_per_patient_service",
             ),
+            # P1: an e-referral holds one registration at a time.
+            models.UniqueConstraint(
+                fields=["referral"],
+                condition=Q(status__in=LIVE_REGISTRATION),
+                name="one_live_registration_per_referral",
+            ),
         ]
         indexes = [
             # The queue: waiting entries of a service in service order.
@@ -165,3 +171,24 @@ class Appointment(TimeStampedModel):
     @property
     def is_live(self) -> bool:
         return self.status in LIVE_APPOINTMENT
+
+
+class ReferralTransition(models.Model):
+    """One step of an e-referral's life (append-only): registered, freed, realised; with the
+    registration that held it and why."""
+
+    referral = models.ForeignKey(Referral, on_delete=models.PROTECT, related_name="transitions")
+    registration = models.ForeignKey(
+        Registration, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    from_status = models.CharField(max_length=10)
+    to_status = models.CharField(max_length=10)
+    reason = models.CharField(max_length=40)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["referral", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.referral_id}: {self.from_status} -> {self.to_status} ({self.reason})"

@@ -1,27 +1,44 @@
-"""Booking rules read from the catalogue: scope, screening eligibility, e-referrals, entitlements.
+"""The one set of booking rules: facts in, a refusal (or nothing) out.
 
-Each check raises `DomainError` with a stable code and a patient-readable message; none writes,
-except `referral_claim`, which marks the referral used inside the caller's transaction.
+Every operation that creates, moves or allocates a booking or a waiting-list entry builds `Facts` for
+the target slot (or the first day a waiting-list entry asks for) and calls `check`. The rules read the
+catalogue (`Service`) and never the database: the facts come from one read by the caller
+(`apps.booking.sql`), so a rule cannot be skipped by a path that happened not to load something.
+
+`PATHS` lists every such operation with the rules it evaluates; `docs/booking-rules.md` is generated
+from it (`python manage.py booking_rules_doc`) and a test keeps the two equal, while
+`tests/booking/test_rules_every_path.py` runs each path against each rule.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from django.db import connection
-from django.utils import timezone
-
-from apps.catalog.models import Entitlement, Service
+from apps.catalog.models import Service
 from apps.core.errors import DomainError
-from apps.patients.models import Patient, PatientEntitlement, Referral, ScreeningRecord
+from apps.patients.models import Patient, Referral
+from apps.scheduling.models import Slot
 
-from .models import Appointment
 
+@dataclass(frozen=True)
+class Facts:
+    """What the rules need to know about one booking (or waiting-list entry) of a patient.
 
-def scope_check(*, service: Service, day: dt.date) -> None:
-    if not service.covered_on(day):
-        raise DomainError("service_not_covered", service=service.code, date=day.isoformat())
+    `day` is the visit's local date (or a waiting-list entry's first day): age, interval and scope are
+    judged on it, never on the day the request was made. `referral` is the e-referral the registration
+    holds or is about to hold; `referral_known` is False only where the path takes no referral yet (a
+    hold: the number is entered on the booking step, which checks it).
+    """
+
+    patient: Patient
+    service: Service
+    day: dt.date
+    last_screening: dt.date | None = None
+    slot: Slot | None = None
+    referral: Referral | None = None
+    referral_known: bool = True
 
 
 def _add_months(day: dt.date, months: int) -> dt.date:
@@ -35,111 +52,204 @@ def _add_months(day: dt.date, months: int) -> dt.date:
     raise AssertionError("unreachable")
 
 
-def screening_columns(service: str) -> str:
-    """Two columns: the latest recorded screening and the latest attended CeR appointment of the
-    patient `%(patient)s` for the service given by the SQL expression `service`."""
-    return f"""
-    (SELECT max(performed_on) FROM {ScreeningRecord._meta.db_table}
-     WHERE patient_id = %(patient)s AND service_id = {service}),
-    (SELECT max(start) FROM {Appointment._meta.db_table}
-     WHERE patient_id = %(patient)s AND service_id = {service} AND status = %(attended)s)
-    """  # noqa: S608 (table names from the models; values are bound)
-
-
-LAST_SCREENING_SQL = f"SELECT {screening_columns('%(service)s')}"
-
-
-def screening_last(recorded: dt.date | None, attended: dt.datetime | None) -> dt.date | None:
-    """The latest screening of a kind from the two columns of `screening_columns`."""
-    candidates = [d for d in (recorded, timezone.localdate(attended) if attended else None) if d]
-    return max(candidates) if candidates else None
-
-
-def last_screening(*, patient: Patient, service: Service) -> dt.date | None:
-    """The latest screening of this kind: recorded history, or an attended CeR appointment.
-    One round trip for both (this runs on every screening booking)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            LAST_SCREENING_SQL,
-            {"patient": patient.pk, "service": service.pk, "attended": Appointment.Status.ATTENDED},
-        )
-        recorded, attended = cursor.fetchone()
-    return screening_last(recorded, attended)
-
-
-def eligibility_check(*, patient: Patient, service: Service, on: dt.date) -> None:
-    """Screening programmes: sex, age counted by year of birth, interval since the last test."""
-    eligibility_check_person(patient=patient, service=service, on=on)
-    if _interval(patient, service):
-        last = last_screening(patient=patient, service=service)
-        interval_check(patient=patient, service=service, on=on, last=last)
-
-
-def _interval(patient: Patient, service: Service) -> int | None:
+def interval_months(patient: Patient, service: Service) -> int | None:
+    """The screening interval that applies to the patient (shorter for programme risk groups)."""
     return service.interval_months_risk if patient.screening_risk_group else service.interval_months
 
 
-def eligibility_check_person(*, patient: Patient, service: Service, on: dt.date) -> None:
-    """The programme's sex and age (counted by year of birth, not birthday)."""
-    if service.eligible_sex and patient.sex != service.eligible_sex:
+def next_screening_day(patient: Patient, service: Service, last: dt.date | None) -> dt.date | None:
+    """The first day the programme's interval allows another screening, or None if any day does."""
+    months = interval_months(patient, service)
+    if not months or last is None:
+        return None
+    return _add_months(last, months)
+
+
+# --- the rules: each raises DomainError, or returns -------------------------------------------------
+
+
+def service_in_scope(facts: Facts) -> None:
+    """The service is covered by CeR on the visit's date (catalogue `cer_from`)."""
+    if not facts.service.covered_on(facts.day):
+        raise DomainError("service_not_covered", service=facts.service.code, date=facts.day.isoformat())
+
+
+def sex(facts: Facts) -> None:
+    """The screening programme's sex (catalogue `eligible_sex`)."""
+    if facts.service.eligible_sex and facts.patient.sex != facts.service.eligible_sex:
         raise DomainError("not_eligible_sex")
-    age = on.year - patient.birth_date.year  # programme rule: age by birth year, not birthday
-    if (service.age_min is not None and age < service.age_min) or (
-        service.age_max is not None and age > service.age_max
+
+
+def age(facts: Facts) -> None:
+    """The programme's age range, counted by year of birth on the visit's date (MZ regulation: age by
+    birth year, not birthday), so a visit after New Year is judged with the new year's age."""
+    service = facts.service
+    years = facts.day.year - facts.patient.birth_date.year
+    if (service.age_min is not None and years < service.age_min) or (
+        service.age_max is not None and years > service.age_max
     ):
         raise DomainError("not_eligible_age", age_min=service.age_min or 0, age_max=service.age_max or 150)
 
 
-def interval_check(*, patient: Patient, service: Service, on: dt.date, last: dt.date | None) -> None:
-    """The programme's interval since the patient's last screening `last` (see `last_screening`)."""
-    months = _interval(patient, service)
-    if months and last is not None:
-        next_possible = _add_months(last, months)
-        if on < next_possible:
-            raise DomainError("not_eligible_interval", last=last.isoformat(), next=next_possible.isoformat())
+def screening_interval(facts: Facts) -> None:
+    """The programme's interval since the last screening (recorded, or an attended CeR visit)."""
+    allowed_from = next_screening_day(facts.patient, facts.service, facts.last_screening)
+    if allowed_from is not None and facts.day < allowed_from:
+        raise DomainError(
+            "not_eligible_interval", last=str(facts.last_screening), next=allowed_from.isoformat()
+        )
 
 
-def referral_claim(
-    *, patient: Patient, service: Service, number: str | None, code: str | None, today: dt.date
-) -> Referral | None:
-    """Check an e-referral and mark it used (one use). Locks the referral row for the transaction."""
-    if not service.referral_required:
-        return None
-    if not number or not code:
+def referral(facts: Facts) -> None:
+    """A service that needs an e-referral is booked only on one issued to this patient for this service
+    (its access code, state and expiry are checked when it is claimed: `services.referrals`)."""
+    if not facts.service.referral_required or not facts.referral_known:
+        return
+    found = facts.referral
+    if found is None:
         raise DomainError("referral_required", field="referral_number")
-    referral = Referral.objects.select_for_update().filter(number=number.strip()).first()
-    # One message for "no such number" and "wrong code", so codes cannot be probed number by number.
-    if referral is None or not _same(referral.access_code, code.strip()):
+    if found.patient_id != facts.patient.pk:
         raise DomainError("referral_invalid", field="referral_code")
-    if referral.patient_id != patient.pk:
-        raise DomainError("referral_wrong_patient", field="referral_number")
-    if referral.service_id != service.pk:
-        raise DomainError("referral_wrong_service", field="referral_number", service=referral.service.name_pl)
-    if referral.used_at is not None:
-        raise DomainError("referral_used", field="referral_number")
-    if referral.valid_until < today:
-        raise DomainError("referral_expired", field="referral_number", date=referral.valid_until.isoformat())
-    referral.used_at = timezone.now()
-    referral.save(update_fields=["used_at", "updated_at"])
-    return referral
+    if found.service_id != facts.service.pk:
+        raise DomainError("referral_wrong_service", field="referral_number", service=found.service.name_pl)
 
 
-def _same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
+def slot_kind(facts: Facts) -> None:
+    """CeR registers first visits: a registration is booked only into a first-visit slot (a follow-up
+    slot belongs to the facility's own patients under care)."""
+    if facts.slot is not None and facts.slot.kind != Slot.Kind.FIRST:
+        raise DomainError("slot_kind_mismatch", field="slot_id")
 
 
-ENTITLEMENT_SQL = f"""
-SELECT e.* FROM {Entitlement._meta.db_table} e
-JOIN {PatientEntitlement._meta.db_table} pe ON pe.entitlement_id = e.id
-WHERE pe.patient_id = %(patient)s AND pe.valid_from <= %(on)s
-  AND (pe.valid_to IS NULL OR pe.valid_to >= %(on)s)
-ORDER BY e.priority DESC, e.code
-LIMIT 1
-"""  # noqa: S608 (table names from the models; values are bound)
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    check: Callable[[Facts], None]
+    summary: str
 
 
-def entitlement_for(*, patient: Patient, on: dt.date) -> Entitlement | None:
-    """The patient's strongest out-of-turn entitlement valid on a date (the list itself is data).
-    Plain SQL: it runs on every booking, and the ORM spent longer composing it than PostgreSQL
-    spent answering."""
-    return next(iter(Entitlement.objects.raw(ENTITLEMENT_SQL, {"patient": patient.pk, "on": on})), None)
+RULES: tuple[Rule, ...] = (
+    Rule("service_in_scope", service_in_scope, "service covered by CeR on the visit date"),
+    Rule("sex", sex, "programme sex"),
+    Rule("age", age, "programme age by birth year on the visit date"),
+    Rule("screening_interval", screening_interval, "screening interval since the last test"),
+    Rule("referral", referral, "e-referral of this patient for this service"),
+    Rule("slot_kind", slot_kind, "first-visit slot for a first-visit registration"),
+)
+
+
+def failures(facts: Facts) -> list[DomainError]:
+    """Every rule the facts break, in `RULES` order (empty: bookable)."""
+    found = []
+    for rule in RULES:
+        try:
+            rule.check(facts)
+        except DomainError as exc:
+            found.append(exc)
+    return found
+
+
+def check(facts: Facts) -> None:
+    """Refuse with the first rule the facts break."""
+    for rule in RULES:
+        rule.check(facts)
+
+
+def allows(facts: Facts) -> bool:
+    return not failures(facts)
+
+
+# --- every path that books, moves or allocates -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Path:
+    name: str
+    function: str
+    interfaces: str
+    day: str
+    # Rules this path does not evaluate itself, and why (another step of the same flow does).
+    deferred: dict[str, str]
+
+
+PATHS: tuple[Path, ...] = (
+    Path(
+        "hold",
+        "services.holds.slot_hold",
+        "patient pages",
+        "the slot's date",
+        {"referral": "entered on the booking step, which checks it (`book`)"},
+    ),
+    Path(
+        "book",
+        "services.book.appointment_book",
+        "patient pages, API (desk/phone/e-mail)",
+        "the slot's date",
+        {},
+    ),
+    Path(
+        "reschedule",
+        "services.lifecycle.appointment_reschedule",
+        "patient pages, API",
+        "the new slot's date",
+        {},
+    ),
+    Path(
+        "waitlist_join",
+        "services.waitlist.waitlist_join",
+        "patient pages, API",
+        "the first day of the entry's window (or today)",
+        {"slot_kind": "no slot yet; every allocation checks it"},
+    ),
+    Path(
+        "allocate_slot",
+        "services.waitlist.waitlist_allocate_slot",
+        "Celery (a slot freed or published)",
+        "the slot's date, per candidate in queue order",
+        {},
+    ),
+    Path(
+        "allocate_registration",
+        "services.waitlist.waitlist_allocate_registration",
+        "Celery (join, sweep)",
+        "each candidate slot's date, earliest first",
+        {},
+    ),
+    Path(
+        "facility_cancel_rebook",
+        "services.lifecycle.appointment_cancel_by_facility",
+        "API",
+        "each candidate slot's date, earliest first",
+        {},
+    ),
+    Path(
+        "session_cancel_rebook",
+        "services.lifecycle.session_cancel_by_facility",
+        "API (a whole day of a schedule)",
+        "each candidate slot's date, earliest first",
+        {},
+    ),
+)
+
+
+def rules_table() -> str:
+    """The table of `docs/booking-rules.md`: every path against every rule."""
+    header = "| path | function | used by | judged on | " + " | ".join(r.name for r in RULES) + " |"
+    lines = [header, "|" + " --- |" * (4 + len(RULES))]
+    for path in PATHS:
+        cells = ["deferred" if rule.name in path.deferred else "yes" for rule in RULES]
+        lines.append(
+            f"| {path.name} | `{path.function}` | {path.interfaces} | {path.day} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    lines.append("")
+    for path in PATHS:
+        for rule_name, why in path.deferred.items():
+            lines.append(f"- {path.name} / {rule_name}: {why}.")
+    lines.append("")
+    lines.append("The rules (`apps/booking/rules.py`, in the order they are evaluated):")
+    lines.append("")
+    for rule in RULES:
+        lines.append(f"- `{rule.name}`: {rule.summary}.")
+    return "\n".join(lines) + "\n"

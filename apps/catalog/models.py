@@ -78,6 +78,15 @@ class Service(TimeStampedModel):
     reminder_offsets_days = ArrayField(models.PositiveSmallIntegerField(), default=list, blank=True)
     confirmation_required = models.BooleanField(default=False)
     confirm_deadline_hours = models.PositiveSmallIntegerField(null=True, blank=True)
+    # The deadline is never earlier than this many hours after the booking: a booking made closer to
+    # the visit than `confirm_deadline_hours + confirm_min_notice_hours` needs no confirmation.
+    confirm_min_notice_hours = models.PositiveSmallIntegerField(default=24)
+    # Channels whose bookings need no confirmation (e.g. desk, phone: the patient just agreed a date).
+    confirm_exempt_channels = ArrayField(models.CharField(max_length=10), default=list, blank=True)
+    # What a no-show does to the e-referral: frees it for another booking, or realises (spends) it.
+    referral_after_no_show = models.CharField(
+        max_length=10, choices=[("free", "free"), ("realised", "realised")], default="free"
+    )
     # The no-show rule: a booking still without an outcome this many hours after the visit's end is
     # marked no-show (booking.services.appointments_mark_no_show), which ends the registration so
     # the patient can book again. Empty: never automatic.

@@ -6,11 +6,12 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, JsonResponse
+from django.utils import translation
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_default_handler
 
-from .errors import DomainError
+from .errors import DomainError, param_in
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://cer.nfz.gov.pl/problems/"
@@ -52,10 +53,13 @@ def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None
 
 
 def domain_error_body(exc: DomainError) -> dict[str, Any]:
-    errors = {exc.field: [exc.message]} if exc.field else None
-    body = problem(exc.status, exc.code, exc.message_in("en"), exc.message, errors)
+    """The API's callers are facility systems: refusals are worded for them (`FACILITY_MESSAGES`)."""
+    language = translation.get_language() or "pl"
+    detail = exc.message_in(language, audience="facility")
+    errors = {exc.field: [detail]} if exc.field else None
+    body = problem(exc.status, exc.code, exc.message_in("en", audience="facility"), detail, errors)
     if exc.params:
-        body["params"] = {k: str(v) for k, v in exc.params.items()}
+        body["params"] = {k: param_in(v, language) for k, v in exc.params.items()}
     return body
 
 

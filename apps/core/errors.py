@@ -188,10 +188,22 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
         "To e-skierowanie dotyczy innej usługi ({service}).",
         "This e-referral is for another service ({service}).",
     ),
-    "referral_wrong_patient": (
+    "referral_registered": (
         409,
-        "To e-skierowanie wystawiono innej osobie.",
-        "This e-referral was issued to someone else.",
+        "To e-skierowanie jest już zarejestrowane na inną wizytę lub w Poczekalni. Odwołaj tamtą "
+        "rejestrację, aby użyć go ponownie.",
+        "This e-referral is already registered for another appointment or on the waiting list. Cancel "
+        "that registration to use it again.",
+    ),
+    "referral_locked": (
+        429,
+        "Zbyt wiele błędnych prób dla tego e-skierowania. Spróbuj ponownie za {minutes} min.",
+        "Too many wrong attempts for this e-referral. Try again in {minutes} min.",
+    ),
+    "slot_kind_mismatch": (
+        409,
+        "Ten termin jest przeznaczony na wizytę kontynuacyjną, a nie na pierwszą wizytę.",
+        "This slot is for a follow-up visit, not for a first visit.",
     ),
     "not_eligible_sex": (
         409,
@@ -239,6 +251,29 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
 }
 
 
+# The same refusal worded for a facility system (integration API) where the patient's wording would
+# mislead: the caller is not the patient. Same code and status; only the text differs.
+FACILITY_MESSAGES: dict[str, tuple[str, str]] = {
+    "active_registration_exists": (
+        "Pacjent ma już aktywną rejestrację na tę usługę ({existing}). Jedna rejestracja na usługę "
+        "w całym kraju: zmień jej termin albo odwołaj ją.",
+        "The patient already has an active registration for this service ({existing}). One "
+        "registration per service in the whole country: reschedule or cancel that one.",
+    ),
+    "referral_required": (
+        "Ta usługa wymaga e-skierowania: podaj jego numer i 4-cyfrowy kod dostępu.",
+        "This service requires an e-referral: send referral_number and its 4-digit referral_code.",
+    ),
+}
+
+
+def param_in(value: Any, language: str) -> str:
+    """A message parameter in one language: a {"pl": ..., "en": ...} pair picks its own."""
+    if isinstance(value, dict) and "pl" in value and "en" in value:
+        return str(value["pl"] if language.startswith("pl") else value["en"])
+    return str(value)
+
+
 class DomainError(Exception):
     """A refusal by a business rule. Nothing was changed when it is raised."""
 
@@ -260,11 +295,13 @@ class DomainError(Exception):
         self.headers = headers or {}  # HTTP headers of the API answer (Retry-After, ...)
         super().__init__(self.message_in("en"))
 
-    def message_in(self, language: str) -> str:
+    def message_in(self, language: str, audience: str = "patient") -> str:
         _, pl, en = MESSAGES[self.code]
+        if audience == "facility" and self.code in FACILITY_MESSAGES:
+            pl, en = FACILITY_MESSAGES[self.code]
         template = pl if language.startswith("pl") else en
         try:
-            return template.format(**{k: str(v) for k, v in self.params.items()})
+            return template.format(**{k: param_in(v, language) for k, v in self.params.items()})
         except (KeyError, IndexError):
             return template
 

@@ -121,3 +121,10 @@ def insert_rows(objs: Sequence[Model]) -> int:
     with prepared_cursor() as cursor:
         cursor.execute(sql, params)
     return len(objs)
+
+
+def mark_saved(*objs: Model) -> None:
+    """Tell Django that instances written by plain SQL are now rows of the default database, as
+    `save()` would have (so a later `save()` updates rather than inserts)."""
+    for obj in objs:
+        obj._state.adding, obj._state.db = False, connection.alias

@@ -54,11 +54,22 @@ class PatientEntitlement(models.Model):
 
 
 class Referral(TimeStampedModel):
-    """An e-referral (e-skierowanie) as received from P1: usable once, for one service, until expiry."""
+    """An e-referral (e-skierowanie) as received from P1, for one service, registrable until expiry.
+
+    Its life follows P1: issued -> registered (a booking or a waiting-list entry holds it; one at a
+    time) -> issued again when that registration is cancelled or released -> realised when the visit
+    is recorded as attended (then it is spent). Every transition is recorded
+    (`booking.ReferralTransition`) by `apps.booking.services.referrals`.
+    """
 
     class Category(models.TextChoices):
         URGENT = "urgent", "pilny"
         STABLE = "stable", "stabilny"
+
+    class Status(models.TextChoices):
+        ISSUED = "issued", "wystawione"
+        REGISTERED = "registered", "zarejestrowane"
+        REALISED = "realised", "zrealizowane"
 
     number = models.CharField(max_length=44, unique=True)
     access_code = models.CharField(max_length=4)
@@ -67,7 +78,8 @@ class Referral(TimeStampedModel):
     category = models.CharField(max_length=8, choices=Category.choices, default=Category.STABLE)
     issued_on = models.DateField()
     valid_until = models.DateField()
-    used_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ISSUED)
+    status_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -232,6 +232,9 @@ OAUTH2_PROVIDER = {
 
 # --- Domain knobs that are deployment choices, not rules (rules live in the catalogue) ----------
 CER_HOLD_SECONDS = env.int("CER_HOLD_SECONDS", default=600)
+# Wrong e-referral access codes: this many tries for one referral number lock it for this long.
+CER_REFERRAL_MAX_ATTEMPTS = env.int("CER_REFERRAL_MAX_ATTEMPTS", default=5)
+CER_REFERRAL_LOCK_SECONDS = env.int("CER_REFERRAL_LOCK_SECONDS", default=900)
 CER_API_RATE_LIMIT = env.int("CER_API_RATE_LIMIT", default=600)  # requests per window per client
 CER_API_RATE_WINDOW = env.int("CER_API_RATE_WINDOW", default=60)
 CER_WEBHOOK_MAX_ATTEMPTS = env.int("CER_WEBHOOK_MAX_ATTEMPTS", default=8)

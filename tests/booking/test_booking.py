@@ -47,7 +47,7 @@ def test_booking_takes_the_slot_uses_the_referral_and_writes_an_event(make_slot,
     referral.refresh_from_db()
     assert appointment.status == "booked"
     assert slot.status == "booked"
-    assert referral.used_at is not None
+    assert referral.status == "registered"
     assert appointment.registration.status == "booked"
     event = OutboxEvent.objects.get(type="appointment.booked")
     assert event.facility_id == slot.facility_id
@@ -71,7 +71,7 @@ def test_it_rejects_a_second_cardiology_booking_elsewhere_and_names_the_first(
     other.refresh_from_db()
     second_referral.refresh_from_db()
     assert other.status == "free"
-    assert second_referral.used_at is None  # nothing changed
+    assert second_referral.status == "issued"  # nothing changed
 
 
 @pytest.mark.parametrize(
@@ -99,9 +99,19 @@ def test_a_wrong_or_missing_referral_is_refused(make_slot, patient, referral, nu
     assert slot.status == "free"
 
 
-def test_a_referral_is_usable_once(make_slot, patient, referral):
+def test_a_referral_holds_one_registration_and_is_spent_by_the_visit(make_slot, patient, referral):
     appointment = book(make_slot(), patient, referral)
+    other_patient_booking = ReferralFactory(patient=patient, service=referral.service)
+    assert other_patient_booking.status == "issued"
+    # Cancelling frees the referral for another booking (P1); the visit realises it.
     services.appointment_cancel_by_patient(appointment=appointment)
+    referral.refresh_from_db()
+    assert referral.status == "issued"
+    again = book(make_slot(), patient, referral)
+    past = again.start + dt.timedelta(minutes=30)
+    services.appointment_record_outcome(appointment=again, outcome="attended", now=past)
+    referral.refresh_from_db()
+    assert referral.status == "realised"
     assert refusal(book, make_slot(), patient, referral) == "referral_used"
 
 
@@ -113,7 +123,8 @@ def test_an_expired_referral_or_one_for_another_service_is_refused(make_slot, pa
     endo = ReferralFactory(patient=patient, service=ServiceFactory(endocrinology=True))
     assert refusal(book, make_slot(), patient, endo) == "referral_wrong_service"
     someone_elses = ReferralFactory(service=cardiology)
-    assert refusal(book, make_slot(), patient, someone_elses) == "referral_wrong_patient"
+    # The same answer as a wrong code: a code cannot be tried against other people's referrals.
+    assert refusal(book, make_slot(), patient, someone_elses) == "referral_invalid"
 
 
 def test_slots_in_the_past_blocked_or_taken_are_refused(make_slot, patient, referral):
@@ -125,7 +136,7 @@ def test_slots_in_the_past_blocked_or_taken_are_refused(make_slot, patient, refe
     book(taken, other, ReferralFactory(service=taken.service, patient=other))
     assert refusal(book, taken, patient, referral) == "slot_not_free"
     referral.refresh_from_db()
-    assert referral.used_at is None
+    assert referral.status == "issued"
 
 
 def test_a_slot_held_by_someone_else_is_refused_until_the_hold_expires(make_slot, patient, referral):
@@ -415,4 +426,4 @@ def test_a_refused_write_leaves_nothing_behind(make_slot, patient, referral, car
     assert (Appointment.objects.count(), Registration.objects.count(), OutboxEvent.objects.count()) == before
     second.refresh_from_db()
     second_referral.refresh_from_db()
-    assert second.status == "free" and second_referral.used_at is None
+    assert second.status == "free" and second_referral.status == "issued"

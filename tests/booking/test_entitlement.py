@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from apps.booking.rules import entitlement_for
+from apps.booking.sql import entitlement_for
 from tests.factories import EntitlementFactory, PatientEntitlementFactory, PatientFactory
 
 DAY = dt.date(2026, 6, 1)

@@ -1,0 +1,295 @@
+"""Steps shared by the booking services: locks, events, the ends of an appointment, refusals."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.catalog.models import Entitlement, ReasonCode, Service
+from apps.core.errors import DomainError
+from apps.core.queries import one_or_none
+from apps.outbox.models import OutboxEvent
+from apps.outbox.services import event_new, event_record, event_save
+from apps.patients.models import Patient, Referral
+from apps.scheduling.models import Slot
+
+from .. import rules, sql
+from ..models import LIVE_APPOINTMENT, Appointment, Registration
+
+Status = Appointment.Status
+Channel = Appointment.Channel
+
+
+def now_or(now: dt.datetime | None) -> dt.datetime:
+    return now or timezone.now()
+
+
+def localised(pl: str, en: str) -> dict[str, str]:
+    """A message parameter in both languages: the message picks the one it is written in."""
+    return {"pl": pl, "en": en}
+
+
+def status_label(status: str) -> dict[str, str]:
+    return localised(str(Status(status).label), status.replace("_", " "))
+
+
+# --- events ------------------------------------------------------------------------------------------
+
+
+def appointment_payload(appointment: Appointment, **extra: Any) -> dict[str, Any]:
+    return {
+        "appointment_id": appointment.pk,
+        "registration_id": appointment.registration_id,
+        "slot_id": appointment.slot_id,
+        "service": appointment.service.code,
+        "facility": appointment.facility.nfz_code,
+        "start": appointment.start.isoformat(),
+        "status": appointment.status,
+        "channel": appointment.channel,
+        **extra,
+    }
+
+
+def appointment_event_new(appointment: Appointment, type: str, **extra: Any) -> OutboxEvent:
+    return event_new(
+        type=type,
+        aggregate_type="appointment",
+        aggregate_id=appointment.pk,
+        facility_id=appointment.facility_id,
+        patient_id=appointment.patient_id,
+        payload=appointment_payload(appointment, **extra),
+    )
+
+
+def appointment_event(appointment: Appointment, type: str, **extra: Any) -> None:
+    event_save(appointment_event_new(appointment, type, **extra))
+
+
+def registration_event(registration: Registration, type: str, **extra: Any) -> None:
+    event_record(
+        type=type,
+        aggregate_type="registration",
+        aggregate_id=registration.pk,
+        facility_id=extra.pop("facility_id", None),
+        patient_id=registration.patient_id,
+        payload={"registration_id": registration.pk, "service": registration.service.code, **extra},
+    )
+
+
+def offer_slot_after_commit(slot_id: int) -> None:
+    from ..tasks import waitlist_allocate_slot_task
+
+    transaction.on_commit(lambda: waitlist_allocate_slot_task.delay(slot_id))
+
+
+# --- reasons ------------------------------------------------------------------------------------------
+
+
+def reason(code: str, kinds: tuple[str, ...]) -> ReasonCode:
+    found = ReasonCode.objects.filter(code=code, kind__in=kinds).first()
+    if found is None:
+        raise DomainError("unknown_reason", field="reason", reason=code)
+    return found
+
+
+def reason_code(code: str) -> ReasonCode | None:
+    """A reason the system gives itself, by its code (fixtures/reference/reason_codes.json); not the
+    first of a kind, since a kind has several (NO_SHOW and LATE_ARRIVAL, UNCONFIRMED_RELEASED and
+    MOVED_EARLIER)."""
+    return ReasonCode.objects.filter(code=code).first()
+
+
+# --- refusals -----------------------------------------------------------------------------------------
+
+
+def _existing_registration_label(registration: Registration) -> dict[str, str]:
+    appointment = (
+        registration.appointments.filter(status__in=LIVE_APPOINTMENT).select_related("facility").first()
+    )
+    if appointment is None:
+        return localised(f"Poczekalnia, wpis nr {registration.pk}", f"waiting list, entry {registration.pk}")
+    local = timezone.localtime(appointment.start)
+    return localised(
+        f"{appointment.facility.name}, {local:%d.%m.%Y %H:%M}, wizyta nr {appointment.pk}",
+        f"{appointment.facility.name}, {local:%Y-%m-%d %H:%M}, appointment {appointment.pk}",
+    )
+
+
+def refuse_second_registration(patient: Patient, service: Service) -> DomainError:
+    existing = Registration.objects.filter(
+        patient=patient, service=service, status__in=(Registration.Status.WAITING, Registration.Status.BOOKED)
+    ).first()
+    label = _existing_registration_label(existing) if existing else "?"
+    error = DomainError("active_registration_exists", existing=label)
+    error.params["registration_id"] = existing.pk if existing else ""
+    return error
+
+
+def require_live(appointment: Appointment, action: dict[str, str]) -> None:
+    if appointment.status not in LIVE_APPOINTMENT:
+        raise DomainError("booking_state", action=action, state=status_label(appointment.status))
+
+
+# --- slots and appointments ---------------------------------------------------------------------------
+
+
+def check_bookable(slot: Slot, patient: Patient, now: dt.datetime) -> None:
+    if slot.start <= now:
+        raise DomainError("slot_in_past")
+    if slot.status == Slot.Status.FREE:
+        return
+    if slot.status == Slot.Status.HELD:
+        if slot.hold_until and slot.hold_until <= now:
+            return  # an expired hold is as good as free
+        if slot.held_by_id == patient.pk:
+            return
+        raise DomainError("hold_not_yours")
+    raise DomainError("slot_not_free")
+
+
+def lock_slot_facts(*, slot_id: int, patient: Patient, now: dt.datetime) -> sql.SlotFacts:
+    facts = sql.slot_facts(slot_id=slot_id, patient_id=patient.pk, today=timezone.localdate(now))
+    if facts is None:
+        raise DomainError("slot_not_found")
+    return facts
+
+
+def lock_appointment(appointment: Appointment | int) -> Appointment:
+    pk = appointment if isinstance(appointment, int) else appointment.pk
+    locked = (
+        Appointment.objects.select_for_update(of=("self",))
+        .select_related("service", "facility", "registration", "registration__referral", "slot")
+        .filter(pk=pk)
+        .first()
+    )
+    if locked is None:
+        raise DomainError("booking_not_found")
+    return locked
+
+
+def facts_for(
+    *,
+    patient: Patient,
+    slot: Slot,
+    last_screening: dt.date | None,
+    referral: Referral | None,
+    referral_known: bool = True,
+) -> rules.Facts:
+    """The rules' facts for booking `slot` (service loaded) on its own date."""
+    return rules.Facts(
+        patient=patient,
+        service=slot.service,
+        day=timezone.localdate(slot.start),
+        last_screening=last_screening,
+        slot=slot,
+        referral=referral,
+        referral_known=referral_known,
+    )
+
+
+def confirm_by(*, service: Service, channel: str, start: dt.datetime, now: dt.datetime) -> dt.datetime | None:
+    """The deadline to confirm attendance (catalogue data per service and channel), or None.
+
+    None when the service or the channel needs no confirmation, and when the deadline would fall
+    sooner than `confirm_min_notice_hours` after the booking: a patient is never held to a deadline
+    they could hardly have been told about (the booking notice, in the booking's channel, states it).
+    """
+    if not service.confirmation_required or not service.confirm_deadline_hours:
+        return None
+    if channel in (service.confirm_exempt_channels or []):
+        return None
+    deadline = start - dt.timedelta(hours=service.confirm_deadline_hours)
+    if deadline < now + dt.timedelta(hours=service.confirm_min_notice_hours):
+        return None
+    return deadline
+
+
+def appointment_new(
+    *,
+    registration: Registration,
+    slot: Slot,
+    channel: str,
+    now: dt.datetime,
+    allocation: dict[str, Any] | None = None,
+) -> Appointment:
+    """The appointment booking a slot for a registration, not yet written."""
+    return Appointment(
+        registration=registration,
+        slot=slot,
+        patient_id=registration.patient_id,
+        service=slot.service,  # objects already loaded with the slot: the event payload reads them
+        facility=slot.facility,
+        start=slot.start,
+        channel=channel,
+        confirm_by=confirm_by(service=slot.service, channel=channel, start=slot.start, now=now),
+        allocation=allocation or {},
+    )
+
+
+def registration_new(
+    *,
+    patient: Patient,
+    service: Service,
+    referral: Referral | None,
+    status: str,
+    now: dt.datetime,
+    entitlement: Entitlement | None,
+    urgent: bool | None = None,
+    **preferences: Any,
+) -> Registration:
+    """A registration in the queue order of DESIGN.md (entitlement, urgency, time), not yet written.
+    Urgency is the referral's medical category unless stated (a facility's waiting-list entry)."""
+    return Registration(
+        patient=patient,
+        service=service,
+        status=status,
+        referral=referral,
+        entitlement=entitlement,
+        priority=entitlement.priority if entitlement else 0,
+        urgent=urgent
+        if urgent is not None
+        else bool(referral and referral.category == Referral.Category.URGENT),
+        joined_at=now,
+        **preferences,
+    )
+
+
+def free_slot(slot_id: int, now: dt.datetime, *, offer: bool = True) -> None:
+    """Give a slot back to the pool (if it is still ahead) and offer it to the waiting list."""
+    updated = Slot.objects.filter(pk=slot_id, status=Slot.Status.BOOKED, start__gt=now).update(
+        status=Slot.Status.FREE, hold_until=None, held_by=None, updated_at=now
+    )
+    if updated and offer:
+        offer_slot_after_commit(slot_id)
+
+
+def appointment_end(
+    appointment: Appointment, *, status: str, reason: ReasonCode | None, now: dt.datetime
+) -> None:
+    """The appointment stops being live (cancelled, released, no-show): state, reason, time, version."""
+    appointment.status = status
+    appointment.reason = reason
+    appointment.ended_at = now
+    appointment.version += 1
+    appointment.save(update_fields=["status", "reason", "ended_at", "version", "updated_at"])
+
+
+def close_registration(registration: Registration, reason: str, now: dt.datetime) -> None:
+    registration.status = Registration.Status.CLOSED
+    registration.closed_at = now
+    registration.closed_reason = reason
+    registration.save(update_fields=["status", "closed_at", "closed_reason", "updated_at"])
+
+
+def lock_registration(pk: int) -> Registration:
+    found = one_or_none(
+        Registration.objects.select_for_update(of=("self",))
+        .select_related("service", "referral", "entitlement")
+        .filter(pk=pk)
+    )
+    if found is None:
+        raise DomainError("waitlist_entry_not_found")
+    return found

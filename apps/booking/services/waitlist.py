@@ -1,0 +1,344 @@
+"""The central waiting list (Poczekalnia): join, leave, allocation of freed slots, release of an offer.
+
+Allocation is in queue order (entitlement, then urgent before stable, then time of joining) among
+the registrations whose preferences match the slot (`sql.MATCH_SQL`); each candidate is then judged
+by the same booking rules as any other booking, on the slot's date (`rules.check`), and one that
+fails keeps its place for a slot that suits it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.catalog.models import Entitlement, Facility, Locality, Service, Voivodeship
+from apps.core.errors import DomainError
+from apps.patients.models import Patient
+from apps.scheduling.models import Practitioner, Slot
+from apps.scheduling.selectors import day_start
+
+from .. import rules, sql
+from ..models import Appointment, Registration
+from ..selectors import waitlist_position
+from . import referrals
+from ._transitions import (
+    Channel,
+    Status,
+    appointment_end,
+    appointment_event,
+    appointment_event_new,
+    appointment_new,
+    close_registration,
+    facts_for,
+    free_slot,
+    localised,
+    lock_appointment,
+    lock_registration,
+    now_or,
+    reason_code,
+    refuse_second_registration,
+    registration_event,
+    registration_new,
+    require_live,
+)
+
+# Candidates judged per allocation: the queue is walked in batches, and a slot nobody in the first
+# `SCAN_LIMIT` matching entries may take waits for the next sweep (bounded work per transaction).
+BATCH = 20
+SCAN_LIMIT = 200
+RELEASED = localised("zwolniona", "released")
+
+
+def waitlist_join(
+    *,
+    patient: Patient,
+    service: Service,
+    referral_number: str | None = None,
+    referral_code: str | None = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    voivodeship: Voivodeship | None = None,
+    locality: Locality | None = None,
+    max_distance_km: int | None = None,
+    facility: Facility | None = None,
+    practitioner: Practitioner | None = None,
+    urgent: bool | None = None,
+    entitlement: Entitlement | None = None,
+    registered_by: Facility | None = None,
+    now: dt.datetime | None = None,
+) -> Registration:
+    """Join the national queue for a service with preferences; the system keeps searching for a slot.
+
+    The booking rules are judged on the first day the entry asks for (its `date_from`, or today); each
+    allocation judges them again on the offered slot's date. `urgent` states the medical category where
+    no referral carries it; `entitlement` is an out-of-turn entitlement already recorded for the
+    patient (else their strongest valid one applies). `registered_by`: the facility that entered it.
+    """
+    now = now_or(now)
+    today = timezone.localdate(now)
+    if date_from and date_to and date_to < date_from:
+        raise DomainError("validation_error", field="date_to")
+    if max_distance_km is not None and locality is None:
+        raise DomainError("validation_error", field="locality")
+    first_day = max(today, date_from or today)
+    with transaction.atomic():
+        last = sql.last_screening(patient_id=patient.pk, service_id=service.pk)
+        facts = rules.Facts(
+            patient=patient, service=service, day=first_day, last_screening=last, referral_known=False
+        )
+        rules.check(facts)
+        referral = referrals.referral_find(
+            patient=patient, service=service, number=referral_number, code=referral_code, today=today
+        )
+        rules.check(
+            rules.Facts(
+                patient=patient, service=service, day=first_day, last_screening=last, referral=referral
+            )
+        )
+        try:
+            with transaction.atomic():
+                registration = registration_new(
+                    patient=patient,
+                    service=service,
+                    referral=referral,
+                    status=Registration.Status.WAITING,
+                    now=now,
+                    entitlement=entitlement or sql.entitlement_for(patient=patient, on=today),
+                    urgent=urgent,
+                    date_from=date_from,
+                    date_to=date_to,
+                    voivodeship=voivodeship,
+                    locality=locality,
+                    max_distance_km=max_distance_km,
+                    facility=facility,
+                    practitioner=practitioner,
+                )
+                registration.save(force_insert=True)
+        except IntegrityError:
+            raise refuse_second_registration(patient, service) from None
+        if referral is not None:
+            referrals.referral_register(
+                referral=referral, registration_id=registration.pk, now=now, reason="waitlist_joined"
+            )
+        registration_event(
+            registration,
+            "registration.waiting",
+            after="joined",
+            facility_id=registered_by.pk if registered_by else None,
+        )
+        registration_id = registration.pk
+
+        def sweep_one() -> None:
+            from ..tasks import waitlist_allocate_registration_task
+
+            waitlist_allocate_registration_task.delay(registration_id)
+
+        transaction.on_commit(sweep_one)
+        return registration
+
+
+def waitlist_leave(
+    *, registration: Registration, facility: Facility | None = None, now: dt.datetime | None = None
+) -> Registration:
+    """Leave the queue (the patient, or the facility that entered the entry); the e-referral is freed."""
+    now = now_or(now)
+    with transaction.atomic():
+        locked = lock_registration(registration.pk)
+        if locked.status != Registration.Status.WAITING:
+            raise DomainError("waitlist_entry_not_found")
+        close_registration(locked, "left_waitlist", now)
+        referrals.referral_free(registration=locked, now=now, reason="left_waitlist")
+        registration_event(
+            locked,
+            "registration.closed",
+            reason="left_waitlist",
+            facility_id=facility.pk if facility else None,
+        )
+        return locked
+
+
+def _explain(registration: Registration, now: dt.datetime) -> dict[str, Any]:
+    """Why this patient got this slot: staff can read it on the appointment (explainable ordering)."""
+    return {
+        "rule": "waitlist",
+        "allocated_at": now.isoformat(),
+        "entitlement": registration.entitlement.code if registration.entitlement else None,
+        "priority": registration.priority,
+        "category": registration.category,
+        "joined_at": registration.joined_at.isoformat(),
+        "queue_position": waitlist_position(registration=registration),
+        "preferences": {
+            "date_from": registration.date_from.isoformat() if registration.date_from else None,
+            "date_to": registration.date_to.isoformat() if registration.date_to else None,
+            "voivodeship": registration.voivodeship_id,
+            "locality": registration.locality_id,
+            "max_distance_km": registration.max_distance_km,
+            "facility": registration.facility_id,
+            "practitioner": registration.practitioner_id,
+        },
+        "order": "entitlement priority, then urgent before stable, then time of joining",
+        "rules": [rule.name for rule in rules.RULES],
+    }
+
+
+def _book_from_waitlist(registration: Registration, slot: Slot, now: dt.datetime) -> Appointment | None:
+    """Book a locked slot for a locked waiting registration through the one booking writer."""
+    allocation = _explain(registration, now)
+    appointment = appointment_new(
+        registration=registration, slot=slot, channel=Channel.WAITLIST, now=now, allocation=allocation
+    )
+    appointment.pk = sql.next_appointment_id()
+    event = appointment_event_new(appointment, "appointment.allocated", allocation=allocation)
+    try:
+        with transaction.atomic():
+            if not sql.booking_write(
+                registration=registration, new=False, appointment=appointment, event=event, now=now
+            ):
+                raise _NotWritten
+    except _NotWritten:
+        return None
+    return appointment
+
+
+class _NotWritten(Exception):
+    """The booking write found a conflict: its savepoint is rolled back."""
+
+
+def waitlist_allocate_slot(*, slot_id: int, now: dt.datetime | None = None) -> Appointment | None:
+    """Offer a free slot to the first matching patient in queue order whom the booking rules allow on
+    the slot's date, and book it for them."""
+    now = now_or(now)
+    with transaction.atomic():
+        slot = (
+            Slot.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("service", "facility")
+            .filter(pk=slot_id, status=Slot.Status.FREE, kind=Slot.Kind.FIRST, start__gt=now)
+            .first()
+        )
+        if slot is None:
+            return None
+        judged: list[int] = []
+        while len(judged) < SCAN_LIMIT:
+            candidates = sql.waitlist_candidates(slot=slot, now=now, skip=judged, limit=BATCH)
+            for candidate in candidates:
+                judged.append(candidate.registration_id)
+                person = facts_for(
+                    patient=candidate.patient,
+                    slot=slot,
+                    last_screening=candidate.last_screening,
+                    referral=None,
+                    referral_known=False,
+                )
+                if not rules.allows(person):
+                    continue
+                registration = lock_registration(candidate.registration_id)
+                registration.patient = candidate.patient
+                full = facts_for(
+                    patient=candidate.patient,
+                    slot=slot,
+                    last_screening=candidate.last_screening,
+                    referral=registration.referral,
+                )
+                if rules.allows(full):
+                    return _book_from_waitlist(registration, slot, now)
+            if len(candidates) < BATCH:
+                break
+        return None
+
+
+def allocate_for_registration(
+    registration: Registration,
+    now: dt.datetime,
+    *,
+    default_voivodeship_id: str | None = None,
+    exclude_slot: int | None = None,
+) -> Appointment | None:
+    """Book the earliest free slot matching a (locked, waiting) registration that the booking rules
+    allow on that slot's date, if there is one."""
+    registration = lock_registration(registration.pk)
+    patient = Patient.objects.get(pk=registration.patient_id)
+    last = sql.last_screening(patient_id=patient.pk, service_id=registration.service_id)
+    allowed_from = rules.next_screening_day(patient, registration.service, last)
+    judged: list[int] = [exclude_slot] if exclude_slot else []
+    while len(judged) < SCAN_LIMIT:
+        ids = sql.waitlist_slots(
+            registration_id=registration.pk,
+            now=now,
+            not_before=day_start(allowed_from) if allowed_from else None,
+            default_voivodeship_id=default_voivodeship_id,
+            exclude=judged,
+            limit=BATCH,
+        )
+        slots = Slot.objects.select_related("service", "facility").in_bulk(ids)
+        for slot_id in ids:
+            judged.append(slot_id)
+            slot = slots[slot_id]
+            facts = facts_for(patient=patient, slot=slot, last_screening=last, referral=registration.referral)
+            if rules.allows(facts):
+                return _book_from_waitlist(registration, slot, now)
+        if len(ids) < BATCH:
+            break
+    return None
+
+
+def waitlist_allocate_registration(
+    *, registration_id: int, now: dt.datetime | None = None
+) -> Appointment | None:
+    now = now_or(now)
+    with transaction.atomic():
+        registration = (
+            Registration.objects.select_for_update(skip_locked=True)
+            .filter(pk=registration_id, status=Registration.Status.WAITING)
+            .first()
+        )
+        if registration is None:
+            return None
+        return allocate_for_registration(registration, now)
+
+
+def waitlist_sweep(*, service: Service, now: dt.datetime | None = None, limit: int = 1000) -> int:
+    """Keep searching: give each waiting patient, in queue order, the earliest matching free slot.
+
+    Runs after new slots are published and periodically (slots enter the look-ahead window every day).
+    Each patient is one short transaction, so a sweep never blocks bookings for long.
+    """
+    now = now_or(now)
+    ids = list(
+        Registration.objects.filter(service=service, status=Registration.Status.WAITING)
+        .order_by("-priority", "-urgent", "joined_at", "id")
+        .values_list("pk", flat=True)[:limit]
+    )
+    booked = 0
+    for registration_id in ids:
+        if waitlist_allocate_registration(registration_id=registration_id, now=now) is not None:
+            booked += 1
+    return booked
+
+
+def allocation_release(*, appointment: Appointment, now: dt.datetime | None = None) -> Registration:
+    """The patient does not want the slot the waiting list gave them: they stay in the queue at their
+    place (the entry keeps holding the e-referral), that slot is never offered to them again, and it
+    moves on to the next patient."""
+    now = now_or(now)
+    with transaction.atomic():
+        appointment = lock_appointment(appointment)
+        require_live(appointment, RELEASED)
+        if appointment.channel != Channel.WAITLIST:
+            raise DomainError(
+                "booking_state",
+                action=RELEASED,
+                state=localised(str(Channel(appointment.channel).label), appointment.channel),
+            )
+        appointment_end(
+            appointment, status=Status.RELEASED, reason=reason_code("ALLOCATION_DECLINED"), now=now
+        )
+        registration = lock_registration(appointment.registration_id)
+        registration.status = Registration.Status.WAITING
+        registration.declined_slot_ids = [*registration.declined_slot_ids, appointment.slot_id]
+        registration.save(update_fields=["status", "declined_slot_ids", "updated_at"])
+        free_slot(appointment.slot_id, now)
+        appointment_event(appointment, "appointment.released", reason="declined_by_patient")
+        return registration

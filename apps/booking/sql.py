@@ -1,0 +1,398 @@
+"""The one home of the booking core's hand-written SQL.
+
+Every statement here has a plain-ORM twin in `tests/booking/test_sql.py` that must give the same
+rows, so speed never changes behaviour. Django internals (server-side prepared statements, model
+instances from raw rows, INSERT columns as `save()` builds them) are used only through
+`apps.core.queries`. Columns are read by name into small dataclasses, never unpacked by position.
+
+Composition is by bound parameters and by whole fragments built here; no statement is made by
+editing another module's SQL text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import connection
+from django.utils import timezone
+
+from apps.catalog.models import Entitlement, Facility, Locality, Service
+from apps.core.queries import insert_columns, mark_saved, model_from_row, prepared_cursor, select_columns
+from apps.outbox.models import OutboxEvent
+from apps.outbox.services import event_require_transaction
+from apps.patients.models import Patient, PatientEntitlement, Referral, ScreeningRecord
+from apps.scheduling.models import Slot
+
+from .models import Appointment, ReferralTransition, Registration
+
+SLOT = Slot._meta.db_table
+REGISTRATION = Registration._meta.db_table
+APPOINTMENT = Appointment._meta.db_table
+LOCALITY = Locality._meta.db_table
+
+
+# --- the patient's screening history and entitlement ---------------------------------------------------
+
+
+def screening_columns(service: str, patient: str = "%(patient)s") -> str:
+    """Two columns named `screened_on` and `attended_at`: the latest recorded screening and the latest
+    attended CeR appointment of `patient` for `service` (both SQL expressions)."""
+    return f"""
+    (SELECT max(performed_on) FROM {ScreeningRecord._meta.db_table}
+     WHERE patient_id = {patient} AND service_id = {service}) AS screened_on,
+    (SELECT max(start) FROM {APPOINTMENT}
+     WHERE patient_id = {patient} AND service_id = {service} AND status = %(attended)s) AS attended_at
+    """  # noqa: S608 (table names from the models; values are bound)
+
+
+def screening_last(recorded: dt.date | None, attended: dt.datetime | None) -> dt.date | None:
+    """The latest screening of a kind from the two columns of `screening_columns`."""
+    candidates = [d for d in (recorded, timezone.localdate(attended) if attended else None) if d]
+    return max(candidates) if candidates else None
+
+
+def last_screening(*, patient_id: int, service_id: int) -> dt.date | None:
+    """The latest screening of this kind: recorded history, or an attended CeR appointment."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {screening_columns('%(service)s')}",
+            {"patient": patient_id, "service": service_id, "attended": Appointment.Status.ATTENDED},
+        )
+        recorded, attended = cursor.fetchone()
+    return screening_last(recorded, attended)
+
+
+ENTITLEMENT_SQL = f"""
+SELECT e.* FROM {Entitlement._meta.db_table} e
+JOIN {PatientEntitlement._meta.db_table} pe ON pe.entitlement_id = e.id
+WHERE pe.patient_id = %(patient)s AND pe.valid_from <= %(on)s
+  AND (pe.valid_to IS NULL OR pe.valid_to >= %(on)s)
+ORDER BY e.priority DESC, e.code
+LIMIT 1
+"""  # noqa: S608 (table names from the models; values are bound)
+
+
+def entitlement_for(*, patient: Patient, on: dt.date) -> Entitlement | None:
+    """The patient's strongest out-of-turn entitlement valid on a date (the list itself is data).
+    Plain SQL: it runs on every booking, and the ORM spent longer composing it than PostgreSQL
+    spent answering."""
+    return next(iter(Entitlement.objects.raw(ENTITLEMENT_SQL, {"patient": patient.pk, "on": on})), None)
+
+
+# --- a slot already taken --------------------------------------------------------------------------------
+
+SLOT_TAKEN_SQL = f"""
+SELECT 1 FROM {SLOT}
+WHERE id = %(slot)s AND start > %(now)s AND status NOT IN (%(free)s, %(held)s)
+"""  # noqa: S608 (the table name from the model; values are bound)
+
+
+def slot_taken(*, slot_id: int, now: dt.datetime, facility_id: int | None = None) -> bool:
+    """Whether a future slot's committed state rules a booking out (booked, blocked, cancelled)."""
+    sql = SLOT_TAKEN_SQL if facility_id is None else SLOT_TAKEN_SQL + " AND facility_id = %(facility)s"
+    params = {
+        "slot": slot_id,
+        "now": now,
+        "free": Slot.Status.FREE,
+        "held": Slot.Status.HELD,
+        "facility": facility_id,
+    }
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone() is not None
+
+
+# --- the facts of a booking, read with the slot's lock ---------------------------------------------------
+
+
+@dataclass
+class SlotFacts:
+    """A locked slot (service and facility loaded) and what the patient's booking of it depends on."""
+
+    slot: Slot
+    entitlement: Entitlement | None
+    last_screening: dt.date | None
+    waiting_id: int | None
+    registration_id: int
+    appointment_id: int
+
+
+BOOK_FACTS_SQL = f"""
+SELECT {select_columns(Slot, "s")}, {select_columns(Service, "svc")}, {select_columns(Facility, "f")},
+    {select_columns(Entitlement, "ent")},
+    {screening_columns("s.service_id")},
+    (SELECT r.id FROM {REGISTRATION} r
+     WHERE r.patient_id = %(patient)s AND r.service_id = s.service_id AND r.status = %(waiting)s)
+     AS waiting_id,
+    nextval(pg_get_serial_sequence('{REGISTRATION}', 'id')) AS registration_id,
+    nextval(pg_get_serial_sequence('{APPOINTMENT}', 'id')) AS appointment_id
+FROM {SLOT} s
+JOIN {Service._meta.db_table} svc ON svc.id = s.service_id
+JOIN {Facility._meta.db_table} f ON f.id = s.facility_id
+LEFT JOIN LATERAL ({ENTITLEMENT_SQL}) ent ON true
+WHERE s.id = %(slot)s
+FOR UPDATE OF s
+"""  # noqa: S608 (table and column names from the models; values are bound)
+
+
+def slot_facts(*, slot_id: int, patient_id: int, today: dt.date) -> SlotFacts | None:
+    """Lock the slot and read, in one round trip, its service and facility, the patient's waiting-list
+    entry and screening history for the service, their entitlement, and the ids a write will use."""
+    with prepared_cursor() as cursor:
+        cursor.execute(
+            BOOK_FACTS_SQL,
+            {
+                "slot": slot_id,
+                "patient": patient_id,
+                "on": today,
+                "waiting": Registration.Status.WAITING,
+                "attended": Appointment.Status.ATTENDED,
+            },
+        )
+        row = cursor.fetchone()
+        names = [column.name for column in cursor.description]
+    if row is None:
+        return None
+    slot, i = model_from_row(Slot, row)
+    slot.service, i = model_from_row(Service, row, i)
+    slot.facility, i = model_from_row(Facility, row, i)
+    entitlement, i = model_from_row(Entitlement, row, i)
+    named = dict(zip(names[i:], row[i:], strict=True))
+    return SlotFacts(
+        slot=slot,
+        entitlement=entitlement if entitlement.pk is not None else None,
+        last_screening=screening_last(named["screened_on"], named["attended_at"]),
+        waiting_id=named["waiting_id"],
+        registration_id=named["registration_id"],
+        appointment_id=named["appointment_id"],
+    )
+
+
+def next_appointment_id() -> int:
+    """An id for an appointment about to be written by `booking_write` (its event names it)."""
+    with prepared_cursor() as cursor:
+        cursor.execute(f"SELECT nextval(pg_get_serial_sequence('{APPOINTMENT}', 'id'))")
+        (value,) = cursor.fetchone()
+    return int(value)
+
+
+# --- the one booking writer --------------------------------------------------------------------------
+
+
+def booking_write(
+    *, registration: Registration, new: bool, appointment: Appointment, event: OutboxEvent, now: dt.datetime
+) -> bool:
+    """Write a booking in one statement: the registration (a new one, or an existing one now booked:
+    a waiting entry given a slot, or a booked one moved to another slot), the appointment, the slot
+    taken and the event. Each part is written only if the one before it was; nothing is written if the
+    patient already has another live registration for the service, if the slot already has a live
+    appointment, or if the referral is held by another live registration (partial unique indexes,
+    settled by PostgreSQL, also against concurrent transactions). False when nothing was written; the
+    caller's savepoint undoes a partial write. Every path that books (book, reschedule, waiting-list
+    allocation, rebooking after a facility cancellation) writes through here."""
+    event_require_transaction()
+    if new:
+        columns, reg_params = insert_columns(registration)
+        reg_sql = (
+            f"INSERT INTO {REGISTRATION} ({', '.join(columns)}) "  # noqa: S608
+            f"VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT DO NOTHING"
+        )
+    else:
+        registration.updated_at = now
+        reg_sql = (
+            f"UPDATE {REGISTRATION} SET status = %s, updated_at = %s "  # noqa: S608
+            "WHERE id = %s AND status IN (%s, %s)"
+        )
+        reg_params = [
+            Registration.Status.BOOKED,
+            now,
+            registration.pk,
+            Registration.Status.WAITING,
+            Registration.Status.BOOKED,
+        ]
+    registration.status = Registration.Status.BOOKED
+    appointment_columns, appointment_params = insert_columns(appointment)
+    event_columns, event_params = insert_columns(event)
+    sql = f"""
+    WITH reg AS ({reg_sql} RETURNING id),
+    appt AS (
+        INSERT INTO {APPOINTMENT} ({", ".join(appointment_columns)})
+        SELECT {", ".join(["%s"] * len(appointment_columns))} FROM reg
+        ON CONFLICT DO NOTHING RETURNING slot_id
+    ),
+    taken AS (
+        UPDATE {SLOT} SET status = %s, hold_until = NULL, held_by_id = NULL, updated_at = %s
+        WHERE id IN (SELECT slot_id FROM appt) RETURNING id
+    ),
+    event AS (
+        INSERT INTO {OutboxEvent._meta.db_table} ({", ".join(event_columns)})
+        SELECT {", ".join(["%s"] * len(event_columns))} FROM taken
+    )
+    SELECT count(*) FROM taken
+    """  # noqa: S608 (table and column names from the models; values are bound)
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, [*reg_params, *appointment_params, Slot.Status.BOOKED, now, *event_params])
+        (written,) = cursor.fetchone()
+    if not written:
+        return False
+    mark_saved(registration, appointment)
+    slot = appointment.slot
+    slot.status, slot.hold_until, slot.held_by_id, slot.updated_at = Slot.Status.BOOKED, None, None, now
+    return True
+
+
+# --- the e-referral's transitions ---------------------------------------------------------------------
+
+REFERRAL_TRANSITION_SQL = f"""
+WITH before AS (
+    SELECT id, status FROM {Referral._meta.db_table}
+    WHERE id = %(referral)s AND status = ANY(%(from)s) FOR UPDATE
+),
+moved AS (
+    UPDATE {Referral._meta.db_table} r SET status = %(to)s, status_at = %(now)s, updated_at = %(now)s
+    FROM before WHERE r.id = before.id RETURNING before.status AS from_status
+)
+INSERT INTO {ReferralTransition._meta.db_table} (referral_id, registration_id, from_status, to_status, reason, at)
+SELECT %(referral)s, %(registration)s, from_status, %(to)s, %(reason)s, %(now)s FROM moved
+"""  # noqa: S608 (table names from the models; values are bound)
+
+
+def referral_transition(
+    *,
+    referral_id: int,
+    registration_id: int | None,
+    from_statuses: Sequence[str],
+    to: str,
+    reason: str,
+    now: dt.datetime,
+) -> bool:
+    """Move a referral from one of `from_statuses` to `to` and record the step, in one statement.
+    False (nothing written) when the referral is in none of them."""
+    with prepared_cursor() as cursor:
+        cursor.execute(
+            REFERRAL_TRANSITION_SQL,
+            {
+                "referral": referral_id,
+                "registration": registration_id,
+                "from": list(from_statuses),
+                "to": to,
+                "reason": reason,
+                "now": now,
+            },
+        )
+        return bool(cursor.rowcount)
+
+
+# --- the central waiting list: which registration matches which slot ------------------------------------
+
+# Great-circle distance (haversine, km) between the slot `s` and the registration's locality `loc`.
+_DISTANCE = (
+    "2 * 6371.0 * asin(sqrt(power(sin(radians(s.lat - loc.lat) / 2), 2) + "
+    "cos(radians(loc.lat)) * cos(radians(s.lat)) * power(sin(radians(s.lon - loc.lon) / 2), 2)))"
+)
+
+# The match between a waiting registration (r) and a free slot (s): service, window, place, facility,
+# practitioner, look-ahead, and not a slot this patient already released. The booking rules (age, sex,
+# interval, referral, slot kind) run in Python on each candidate (`rules.check`); the kind filter here
+# only spares them slots no registration may take.
+MATCH_SQL = f"""
+    r.service_id = s.service_id
+    AND r.status = 'waiting'
+    AND s.status = 'free' AND s.kind = 'first'
+    AND s.start > %(now)s
+    AND s.start < %(now)s + make_interval(days => svc.waitlist_lookahead_days)
+    AND (r.date_from IS NULL OR s.start >= (r.date_from::timestamp AT TIME ZONE 'Europe/Warsaw'))
+    AND (r.date_to IS NULL OR s.start < ((r.date_to + 1)::timestamp AT TIME ZONE 'Europe/Warsaw'))
+    AND (r.facility_id IS NULL OR r.facility_id = s.facility_id)
+    AND (r.practitioner_id IS NULL OR r.practitioner_id = s.practitioner_id)
+    AND (COALESCE(r.voivodeship_id, %(default_voiv)s) IS NULL
+         OR COALESCE(r.voivodeship_id, %(default_voiv)s) = s.voivodeship_id)
+    AND (r.locality_id IS NULL
+         OR (r.max_distance_km IS NULL AND r.locality_id = s.locality_id)
+         OR (r.max_distance_km IS NOT NULL AND {_DISTANCE} <= r.max_distance_km))
+    AND NOT (s.id = ANY(r.declined_slot_ids))
+"""
+QUEUE_ORDER = "r.priority DESC, r.urgent DESC, r.joined_at, r.id"
+
+
+@dataclass
+class Candidate:
+    """A waiting registration matching a slot, locked, with the facts the booking rules need."""
+
+    registration_id: int
+    patient: Patient
+    last_screening: dt.date | None
+
+
+def waitlist_candidates(*, slot: Slot, now: dt.datetime, skip: Sequence[int], limit: int) -> list[Candidate]:
+    """Waiting registrations matching a (locked) slot, in queue order, locked (SKIP LOCKED: one being
+    handled by another worker is passed over), with their patient and screening history; `skip` are
+    ids already found not to qualify."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT r.id AS registration_id, {select_columns(Patient, "p")},
+                {screening_columns("r.service_id", "r.patient_id")}
+            FROM {REGISTRATION} r
+            JOIN {Service._meta.db_table} svc ON svc.id = r.service_id
+            JOIN {Patient._meta.db_table} p ON p.id = r.patient_id
+            JOIN {SLOT} s ON s.id = %(slot)s
+            LEFT JOIN {LOCALITY} loc ON loc.id = r.locality_id
+            WHERE {MATCH_SQL} AND r.id <> ALL(%(skip)s)
+            ORDER BY {QUEUE_ORDER}
+            LIMIT %(limit)s
+            FOR UPDATE OF r SKIP LOCKED
+            """,  # noqa: S608 (constant fragments; every value is bound)
+            {
+                "slot": slot.pk,
+                "now": now,
+                "default_voiv": None,
+                "skip": list(skip),
+                "limit": limit,
+                "attended": Appointment.Status.ATTENDED,
+            },
+        )
+        rows = cursor.fetchall()
+    candidates = []
+    for row in rows:
+        patient, i = model_from_row(Patient, row, 1)
+        candidates.append(Candidate(row[0], patient, screening_last(row[i], row[i + 1])))
+    return candidates
+
+
+def waitlist_slots(
+    *,
+    registration_id: int,
+    now: dt.datetime,
+    not_before: dt.datetime | None,
+    default_voivodeship_id: str | None,
+    exclude: Sequence[int],
+    limit: int,
+) -> list[int]:
+    """Free slots matching a (locked, waiting) registration, earliest first, locked (SKIP LOCKED);
+    none before `not_before` (the earliest day the booking rules could allow)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT s.id FROM {SLOT} s
+            JOIN {REGISTRATION} r ON r.id = %(reg)s
+            JOIN {Service._meta.db_table} svc ON svc.id = r.service_id
+            LEFT JOIN {LOCALITY} loc ON loc.id = r.locality_id
+            WHERE {MATCH_SQL} AND s.id <> ALL(%(exclude)s)
+              AND (%(not_before)s::timestamptz IS NULL OR s.start >= %(not_before)s::timestamptz)
+            ORDER BY s.start, s.id
+            LIMIT %(limit)s
+            FOR UPDATE OF s SKIP LOCKED
+            """,  # noqa: S608 (constant fragments; every value is bound)
+            {
+                "reg": registration_id,
+                "now": now,
+                "default_voiv": default_voivodeship_id,
+                "exclude": list(exclude),
+                "not_before": not_before,
+                "limit": limit,
+            },
+        )
+        return [row[0] for row in cursor.fetchall()]
