@@ -46,7 +46,7 @@ def appointment_get_for_patient(*, patient: Patient, appointment_id: int) -> App
     """Only the patient's own appointment; another patient's id behaves as if it did not exist."""
     return (
         Appointment.objects.filter(patient=patient, pk=appointment_id)
-        .select_related("service", "facility", "slot", "registration")
+        .select_related("service", "facility", "slot", "registration", "registration__referral")
         .first()
     )
 

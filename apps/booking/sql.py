@@ -254,7 +254,8 @@ moved AS (
     UPDATE {Referral._meta.db_table} r SET status = %(to)s, status_at = %(now)s, updated_at = %(now)s
     FROM before WHERE r.id = before.id RETURNING before.status AS from_status
 )
-INSERT INTO {ReferralTransition._meta.db_table} (referral_id, registration_id, from_status, to_status, reason, at)
+INSERT INTO {ReferralTransition._meta.db_table}
+    (referral_id, registration_id, from_status, to_status, reason, at)
 SELECT %(referral)s, %(registration)s, from_status, %(to)s, %(reason)s, %(now)s FROM moved
 """  # noqa: S608 (table names from the models; values are bound)
 

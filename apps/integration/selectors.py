@@ -96,7 +96,11 @@ class FacilityScope:
 
     def appointment(self, pk: Any):
         return self._one(
-            self.appointments().select_related("patient", "service", "slot", "reason"), "booking", pk
+            self.appointments().select_related(
+                "patient", "service", "slot", "reason", "registration__referral"
+            ),
+            "booking",
+            pk,
         )
 
     def subscription(self, pk: Any) -> WebhookSubscription:
@@ -134,7 +138,7 @@ class FacilityScope:
         cursor: str | None = None,
         limit: int = 100,
     ) -> tuple[list, str | None]:
-        qs = self.appointments().select_related("patient", "service", "reason")
+        qs = self.appointments().select_related("patient", "service", "reason", "registration__referral")
         qs = _filter_window(qs, date_from, date_to, service, status)
         return _page(qs, cursor, limit)
 

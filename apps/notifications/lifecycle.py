@@ -36,13 +36,20 @@ CONFIRM_WORDS = frozenset({"TAK", "POTWIERDZAM", "YES", "CONFIRM"})
 NOTICE_TTL_AFTER_PAST_VISIT = dt.timedelta(days=1)
 
 
-def _context(appointment: Appointment) -> dict[str, Any]:
+def _context(appointment: Appointment, now: dt.datetime | None = None) -> dict[str, Any]:
+    now = now or timezone.now()
     return {
         "appointment": appointment,
         "service": appointment.service,
         "facility": appointment.facility,
         "start": timezone.localtime(appointment.start),
         "confirm_by": timezone.localtime(appointment.confirm_by) if appointment.confirm_by else None,
+        # Ask for a TAK reply only while it can still count (never after the deadline).
+        "confirm_pending": bool(
+            appointment.status == Appointment.Status.BOOKED
+            and appointment.confirm_by
+            and appointment.confirm_by > now
+        ),
     }
 
 
@@ -164,7 +171,7 @@ def reminders_send(*, now: dt.datetime | None = None) -> int:
                     kind=f"reminder_{offset}d",
                     key=f"reminder:{offset}:{appointment.pk}",
                     template="appointment-reminder",
-                    context={**_context(appointment), "days": offset},
+                    context={**_context(appointment, now), "days": offset},
                     expires_at=appointment.start,
                     appointment=appointment,
                     requires_live_appointment=True,

@@ -226,3 +226,80 @@ def test_each_path_books_when_no_rule_is_broken(db, path, service_kind):
         case.referral = case.held_referral = own
         case.rule = None
     assert PATH_FUNCTIONS[path](case) is True
+
+
+def test_the_document_shows_the_table_the_code_has():
+    from django.core.management import call_command
+
+    call_command("booking_rules_doc", "--check")  # raises CommandError when stale
+
+
+@pytest.mark.parametrize("path", rules.PATHS, ids=lambda p: p.name)
+def test_each_path_in_the_table_names_a_real_service(path):
+    import importlib
+
+    module, _, name = f"apps.booking.{path.function}".rpartition(".")
+    assert callable(getattr(importlib.import_module(module), name))
+
+
+def test_age_is_judged_in_the_new_year_when_a_visit_moves_across_it(db):
+    """GIVEN a woman who is 74 by birth year in 2026 (the programme's last year for her)
+    AND a mammography booked for 28 December 2026
+    WHEN she (or her facility) moves it to 5 January 2027, or the waiting list offers her January
+    THEN it is refused: in 2027 she is 75 by birth year."""
+    import time_machine
+
+    with time_machine.travel(dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC), tick=False):
+        service = ServiceFactory(mammography=True)
+        schedule = ScheduleFactory(service=service)
+        ContractFactory(facility=schedule.facility, service=service)
+        december = SlotFactory(
+            schedule=schedule,
+            start=dt.datetime(2026, 12, 28, 9, 0, tzinfo=dt.UTC),
+            end=dt.datetime(2026, 12, 28, 9, 20, tzinfo=dt.UTC),
+        )
+        january = SlotFactory(
+            schedule=schedule,
+            start=dt.datetime(2027, 1, 5, 9, 0, tzinfo=dt.UTC),
+            end=dt.datetime(2027, 1, 5, 9, 20, tzinfo=dt.UTC),
+        )
+        woman = PatientFactory(birth_date=dt.date(1952, 12, 30), sex="F")
+        booked = services.appointment_book(slot_id=december.pk, patient=woman)
+        with pytest.raises(DomainError) as refused:
+            services.appointment_reschedule(appointment=booked, new_slot_id=january.pk)
+        assert refused.value.code == "not_eligible_age"
+        services.appointment_cancel_by_facility(appointment=booked, reason_code="DOCTOR_ILLNESS")
+        january.refresh_from_db()
+        assert january.status == Slot.Status.FREE
+        assert Registration.objects.get(patient=woman, status="waiting")
+
+
+def test_a_reschedule_into_the_screening_interval_is_refused_with_the_date(db):
+    """The issue's case: last mammography 2025-01-12; a February 2027 booking could be moved to
+    2026-12-10 (200), and a facility cancellation re-booked her on 2026-12-03, both unchecked."""
+    import time_machine
+
+    with time_machine.travel(dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC), tick=False):
+        service = ServiceFactory(mammography=True)
+        schedule = ScheduleFactory(service=service)
+        ContractFactory(facility=schedule.facility, service=service)
+
+        def slot(day: dt.date) -> Slot:
+            start = dt.datetime.combine(day, dt.time(9), tzinfo=dt.UTC)
+            return SlotFactory(schedule=schedule, start=start, end=start + dt.timedelta(minutes=20))
+
+        woman = PatientFactory(birth_date=dt.date(1970, 5, 17), sex="F")
+        woman.screenings.create(service=service, performed_on=dt.date(2025, 1, 12))
+        early, february = slot(dt.date(2026, 12, 3)), slot(dt.date(2027, 2, 1))
+        target = slot(dt.date(2026, 12, 10))
+        with pytest.raises(DomainError) as direct:
+            services.appointment_book(slot_id=target.pk, patient=woman)
+        booked = services.appointment_book(slot_id=february.pk, patient=woman)
+        with pytest.raises(DomainError) as moved:
+            services.appointment_reschedule(appointment=booked, new_slot_id=target.pk)
+        assert direct.value.code == moved.value.code == "not_eligible_interval"
+        assert moved.value.params["next"] == "2027-01-12"
+        services.appointment_cancel_by_facility(appointment=booked, reason_code="DOCTOR_ILLNESS")
+        early.refresh_from_db()
+        target.refresh_from_db()
+        assert early.status == target.status == Slot.Status.FREE

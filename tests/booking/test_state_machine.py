@@ -1,9 +1,14 @@
 """A hypothesis state machine over the booking lifecycle; the invariants are checked after every step.
 
-Steps: hold, book, confirm, cancel (patient/facility), reschedule, outcome, release unconfirmed,
-join/leave the waiting list, allocate a freed slot. Whatever the order, PostgreSQL's data must keep:
+Steps: hold, book, confirm, cancel (patient/facility/a whole session), reschedule, outcome, release
+unconfirmed, join/leave the waiting list, allocate a freed slot or a waiting entry, decline an
+allocation. Two services: a screening programme (sex, age by birth year, interval) and a first visit
+that needs an e-referral. Patients include a man, a woman who turns 75 by birth year in the year of
+the last slot, and women with and without referrals. Whatever the order, PostgreSQL's data must keep:
 one live appointment per slot, one live registration per patient and service, a booked slot for
-every live appointment, and no live appointment on a slot that is free.
+every live appointment, no live appointment on a free slot, every live appointment allowed by every
+booking rule on its visit date, and every referral held by at most one live registration, in the
+state its registrations say.
 """
 
 import contextlib
@@ -18,16 +23,18 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from apps.booking import services
+from apps.booking import rules, services, sql
 from apps.booking.models import LIVE_APPOINTMENT, Appointment, Registration
 from apps.catalog.models import ReasonCode
 from apps.core.errors import DomainError
+from apps.patients.models import Referral
 from apps.scheduling.models import Slot
 from tests.factories import (
     ContractFactory,
     FacilityFactory,
     PatientFactory,
     ReasonCodeFactory,
+    ReferralFactory,
     ScheduleFactory,
     ServiceFactory,
     SlotFactory,
@@ -41,68 +48,122 @@ class BookingLifecycle(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
         self.savepoint = transaction.savepoint()  # each example starts from an empty schedule
-        self.service = ServiceFactory(referral_required=False)
+        self.screening = ServiceFactory(mammography=True)
+        self.referred = ServiceFactory(referral_required=True)
         ReasonCodeFactory(code="DOCTOR_ILLNESS", kind=ReasonCode.Kind.FACILITY_CANCEL)
         ReasonCodeFactory(code="PATIENT_REQUEST", kind=ReasonCode.Kind.PATIENT_CANCEL)
         ReasonCodeFactory(code="UNCONFIRMED_RELEASED", kind=ReasonCode.Kind.RELEASE)
+        ReasonCodeFactory(code="ALLOCATION_DECLINED", kind=ReasonCode.Kind.RELEASE)
         facility = FacilityFactory()
-        ContractFactory(facility=facility, service=self.service)
-        schedule = ScheduleFactory(facility=facility, service=self.service)
         base = timezone.now() + dt.timedelta(days=3)
-        self.slots = [
-            SlotFactory(
-                schedule=schedule,
-                start=base + dt.timedelta(hours=i),
-                end=base + dt.timedelta(hours=i, minutes=20),
-            )
-            for i in range(N_SLOTS)
+        self.slots = []
+        self.schedules = []
+        for service in (self.screening, self.referred):
+            ContractFactory(facility=facility, service=service)
+            schedule = ScheduleFactory(facility=facility, service=service)
+            self.schedules.append(schedule)
+            for i in range(N_SLOTS):
+                # Spread over five weeks (a December run crosses New Year); two slots share a day.
+                start = base + dt.timedelta(days=7 * (i // 2) + (i % 2) * 0.01, hours=i)
+                self.slots.append(
+                    SlotFactory(
+                        schedule=schedule,
+                        start=start,
+                        end=start + dt.timedelta(minutes=20),
+                        kind="follow_up" if i == N_SLOTS - 1 else "first",
+                    )
+                )
+        last_year = timezone.localdate(self.slots[-1].start).year
+        self.patients = [
+            PatientFactory(birth_date=dt.date(1970, 5, 17), sex="F"),
+            PatientFactory(birth_date=dt.date(1968, 2, 1), sex="M"),
+            PatientFactory(birth_date=dt.date(last_year - 75, 6, 1), sex="F"),  # 75 by birth year
+            PatientFactory(birth_date=dt.date(1980, 1, 1), sex="F"),
         ]
-        self.patients = [PatientFactory() for _ in range(N_PATIENTS)]
+        self.referrals = [ReferralFactory(patient=p, service=self.referred) for p in self.patients[:3]]
+        self.patients[3].screenings.create(
+            service=self.screening,
+            performed_on=timezone.localdate(self.slots[2].start) - dt.timedelta(days=700),
+        )
+
+    def service(self, k):
+        return (self.screening, self.referred)[k]
+
+    def slot(self, k, s):
+        return self.slots[k * N_SLOTS + s]
+
+    def referral_args(self, p, k):
+        if k == 0 or p >= len(self.referrals):
+            return {}
+        referral = self.referrals[p]
+        return {"referral_number": referral.number, "referral_code": referral.access_code}
 
     def teardown(self):
         transaction.savepoint_rollback(self.savepoint)
 
-    def live(self, patient):
-        return Appointment.objects.filter(patient=patient, status__in=LIVE_APPOINTMENT).first()
+    def live(self, patient, k=None):
+        found = Appointment.objects.filter(patient=patient, status__in=LIVE_APPOINTMENT)
+        if k is not None:
+            found = found.filter(service=self.service(k))
+        return found.first()
 
     def attempt(self, fn, **kwargs):
         # A refusal is a legal outcome; the invariants check that nothing changed wrongly.
         with contextlib.suppress(DomainError):
             fn(**kwargs)
 
-    @rule(p=st.integers(0, N_PATIENTS - 1), s=st.integers(0, N_SLOTS - 1))
-    def hold(self, p, s):
-        self.attempt(services.slot_hold, slot_id=self.slots[s].pk, patient=self.patients[p])
+    P = st.integers(0, N_PATIENTS - 1)
+    S = st.integers(0, N_SLOTS - 1)
+    K = st.integers(0, 1)
 
-    @rule(p=st.integers(0, N_PATIENTS - 1), s=st.integers(0, N_SLOTS - 1))
-    def book(self, p, s):
-        self.attempt(services.appointment_book, slot_id=self.slots[s].pk, patient=self.patients[p])
+    @rule(p=P, k=K, s=S)
+    def hold(self, p, k, s):
+        self.attempt(services.slot_hold, slot_id=self.slot(k, s).pk, patient=self.patients[p])
 
-    @rule(p=st.integers(0, N_PATIENTS - 1))
+    @rule(p=P, k=K, s=S, channel=st.sampled_from(["web", "desk", "phone"]))
+    def book(self, p, k, s, channel):
+        self.attempt(
+            services.appointment_book,
+            slot_id=self.slot(k, s).pk,
+            patient=self.patients[p],
+            channel=channel,
+            **self.referral_args(p, k),
+        )
+
+    @rule(p=P)
     def confirm(self, p):
         if appointment := self.live(self.patients[p]):
             self.attempt(services.appointment_confirm, appointment=appointment)
 
-    @rule(p=st.integers(0, N_PATIENTS - 1))
+    @rule(p=P)
     def cancel_by_patient(self, p):
         if appointment := self.live(self.patients[p]):
             self.attempt(services.appointment_cancel_by_patient, appointment=appointment)
 
-    @rule(p=st.integers(0, N_PATIENTS - 1))
+    @rule(p=P)
     def cancel_by_facility(self, p):
         if appointment := self.live(self.patients[p]):
             self.attempt(
                 services.appointment_cancel_by_facility, appointment=appointment, reason_code="DOCTOR_ILLNESS"
             )
 
-    @rule(p=st.integers(0, N_PATIENTS - 1), s=st.integers(0, N_SLOTS - 1))
-    def reschedule(self, p, s):
-        if appointment := self.live(self.patients[p]):
+    @rule(k=K, s=S)
+    def cancel_session(self, k, s):
+        self.attempt(
+            services.session_cancel_by_facility,
+            schedule=self.schedules[k],
+            day=timezone.localdate(self.slot(k, s).start),
+            reason_code="DOCTOR_ILLNESS",
+        )
+
+    @rule(p=P, k=K, s=S)
+    def reschedule(self, p, k, s):
+        if appointment := self.live(self.patients[p], k):
             self.attempt(
-                services.appointment_reschedule, appointment=appointment, new_slot_id=self.slots[s].pk
+                services.appointment_reschedule, appointment=appointment, new_slot_id=self.slot(k, s).pk
             )
 
-    @rule(p=st.integers(0, N_PATIENTS - 1), outcome=st.sampled_from(["attended", "no_show"]))
+    @rule(p=P, outcome=st.sampled_from(["attended", "no_show"]))
     def outcome(self, p, outcome):
         if appointment := self.live(self.patients[p]):
             after = appointment.start + dt.timedelta(minutes=30)
@@ -114,19 +175,67 @@ class BookingLifecycle(RuleBasedStateMachine):
     def release_unconfirmed(self):
         services.appointments_release_unconfirmed(now=timezone.now() + dt.timedelta(days=2, hours=1))
 
-    @rule(p=st.integers(0, N_PATIENTS - 1))
-    def join_waitlist(self, p):
-        self.attempt(services.waitlist_join, patient=self.patients[p], service=self.service)
+    @rule(p=P, k=K)
+    def join_waitlist(self, p, k):
+        self.attempt(
+            services.waitlist_join,
+            patient=self.patients[p],
+            service=self.service(k),
+            **self.referral_args(p, k),
+        )
 
-    @rule(p=st.integers(0, N_PATIENTS - 1))
+    @rule(p=P)
     def leave_waitlist(self, p):
         registration = Registration.objects.filter(patient=self.patients[p], status="waiting").first()
         if registration:
             self.attempt(services.waitlist_leave, registration=registration)
 
-    @rule(s=st.integers(0, N_SLOTS - 1))
-    def allocate(self, s):
-        services.waitlist_allocate_slot(slot_id=self.slots[s].pk)
+    @rule(k=K, s=S)
+    def allocate(self, k, s):
+        services.waitlist_allocate_slot(slot_id=self.slot(k, s).pk)
+
+    @rule(p=P)
+    def allocate_entry(self, p):
+        for registration in Registration.objects.filter(patient=self.patients[p], status="waiting"):
+            services.waitlist_allocate_registration(registration_id=registration.pk)
+
+    @rule(p=P)
+    def decline_allocation(self, p):
+        appointment = Appointment.objects.filter(
+            patient=self.patients[p], status__in=LIVE_APPOINTMENT, channel="waitlist"
+        ).first()
+        if appointment:
+            self.attempt(services.allocation_release, appointment=appointment)
+
+    @invariant()
+    def every_live_appointment_is_allowed_by_every_rule_on_its_date(self):
+        for appointment in Appointment.objects.filter(status__in=LIVE_APPOINTMENT).select_related(
+            "patient", "service", "slot", "registration__referral"
+        ):
+            facts = rules.Facts(
+                patient=appointment.patient,
+                service=appointment.service,
+                day=timezone.localdate(appointment.start),
+                last_screening=sql.last_screening(
+                    patient_id=appointment.patient_id, service_id=appointment.service_id
+                ),
+                slot=appointment.slot,
+                referral=appointment.registration.referral,
+            )
+            assert rules.failures(facts) == [], (appointment, rules.failures(facts))
+
+    @invariant()
+    def every_referral_is_in_the_state_its_registrations_say(self):
+        for referral in Referral.objects.all():
+            holders = Registration.objects.filter(referral=referral, status__in=["waiting", "booked"]).count()
+            realised = Appointment.objects.filter(registration__referral=referral, status="attended").exists()
+            assert holders <= 1
+            if holders:
+                assert referral.status == Referral.Status.REGISTERED
+            elif realised:
+                assert referral.status == Referral.Status.REALISED
+            else:
+                assert referral.status == Referral.Status.ISSUED
 
     @invariant()
     def one_live_appointment_per_slot(self):
@@ -139,7 +248,7 @@ class BookingLifecycle(RuleBasedStateMachine):
     def one_live_registration_per_patient(self):
         counts = (
             Registration.objects.filter(status__in=["waiting", "booked"])
-            .values("patient")
+            .values("patient", "service")
             .annotate(n=Count("id"))
         )
         assert all(row["n"] == 1 for row in counts)

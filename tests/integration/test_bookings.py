@@ -227,3 +227,49 @@ def test_booking_list_filters_by_status_and_date(api_a, world_a):
     rows = api_a.get(f"/api/v1/bookings?date_from={day}&date_to={day}&status=booked").json()["results"]
 
     assert [r["id"] for r in rows] == [world_a.past_booking.pk]
+
+
+@pytest.mark.parametrize(("language", "words"), [("en", "The patient already has"), ("pl", "Pacjent ma już")])
+def test_the_one_registration_refusal_is_worded_for_the_facility_in_one_language(
+    api_a, world_a, language, words
+):
+    """A facility system is not the patient: no "you can reschedule it", and no Polish and English
+    glued in one sentence (the existing booking used to read "Poczekalnia / waiting list")."""
+    response = api_a.post(
+        "/api/v1/bookings",
+        {"slot_id": world_a.free_slots[0].pk, "pesel": world_a.patient.pesel, "channel": "desk"},
+        **{"Accept-Language": language},
+    )
+    assert response.status_code == 409
+    body = response.json()
+    assert body["code"] == "active_registration_exists"
+    assert body["detail"].startswith(words)
+    assert "You can reschedule" not in body["detail"] and "Możesz zmienić" not in body["detail"]
+    other = "wizyta nr" if language == "en" else "appointment"
+    assert other not in body["detail"] and other not in body["params"]["existing"]
+
+
+def test_a_booking_answer_shows_its_referrals_state(api_a, facility_a):
+    from apps.booking import services as booking
+    from tests.factories import ContractFactory, ReasonCodeFactory, ReferralFactory, ServiceFactory
+
+    ReasonCodeFactory(code="PATIENT_REQUEST", kind="patient_cancel")
+    cardiology = ServiceFactory()
+    ContractFactory(facility=facility_a, service=cardiology)
+    slot = SlotFactory(schedule=ScheduleFactory(facility=facility_a, service=cardiology))
+    referral = ReferralFactory(service=cardiology)
+    response = api_a.post(
+        "/api/v1/bookings",
+        {
+            "slot_id": slot.pk,
+            "pesel": referral.patient.pesel,
+            "channel": "desk",
+            "referral_number": referral.number.lower(),
+            "referral_code": referral.access_code,
+        },
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["referral"] == {"number": referral.number, "status": "registered"}
+    booking.appointment_cancel_by_patient(appointment=Appointment.objects.get(pk=response.json()["id"]))
+    again = api_a.get(f"/api/v1/bookings/{response.json()['id']}").json()
+    assert again["referral"]["status"] == "issued"

@@ -13,6 +13,7 @@ from apps.booking import services as booking
 from apps.booking.models import Appointment
 from apps.core import pesel as pesel_rules
 from apps.core.errors import DomainError
+from apps.patients.models import Referral
 
 from ..selectors import patient_by_pesel
 from .base import IDEMPOTENCY_PARAMETER, READ_ERRORS, WRITE_ERRORS, FacilityApi, StrictSerializer, responses
@@ -31,6 +32,15 @@ class PatientOutput(serializers.Serializer):
     email = serializers.CharField()
 
 
+class ReferralOutput(serializers.Serializer):
+    number = serializers.CharField()
+    status = serializers.ChoiceField(
+        choices=Referral.Status.choices,
+        help_text="issued: free to register; registered: held by one registration (this one while it "
+        "is live); realised: spent by the visit",
+    )
+
+
 class BookingOutput(serializers.Serializer):
     id = serializers.IntegerField()
     slot_id = serializers.IntegerField()
@@ -43,6 +53,7 @@ class BookingOutput(serializers.Serializer):
     reason = serializers.CharField(source="reason.code", allow_null=True, default=None)
     rescheduled_to = serializers.IntegerField(source="rescheduled_to_id", allow_null=True)
     version = serializers.IntegerField()
+    referral = ReferralOutput(source="registration.referral", allow_null=True, read_only=True)
     patient = PatientOutput()
 
 
