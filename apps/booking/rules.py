@@ -41,7 +41,7 @@ class Facts:
     referral_known: bool = True
 
 
-def _add_months(day: dt.date, months: int) -> dt.date:
+def add_months(day: dt.date, months: int) -> dt.date:
     month_index = day.month - 1 + months
     year, month = day.year + month_index // 12, month_index % 12 + 1
     for candidate in (day.day, 30, 29, 28):
@@ -62,7 +62,7 @@ def next_screening_day(patient: Patient, service: Service, last: dt.date | None)
     months = interval_months(patient, service)
     if not months or last is None:
         return None
-    return _add_months(last, months)
+    return add_months(last, months)
 
 
 # --- the rules: each raises DomainError, or returns -------------------------------------------------

@@ -63,8 +63,8 @@ class BookingLifecycle(RuleBasedStateMachine):
             schedule = ScheduleFactory(facility=facility, service=service)
             self.schedules.append(schedule)
             for i in range(N_SLOTS):
-                # Spread over five weeks (a December run crosses New Year); two slots share a day.
-                start = base + dt.timedelta(days=7 * (i // 2) + (i % 2) * 0.01, hours=i)
+                # A week apart: five weeks in all, so a December run crosses New Year.
+                start = base + dt.timedelta(days=7 * i, hours=i)
                 self.slots.append(
                     SlotFactory(
                         schedule=schedule,
@@ -74,17 +74,24 @@ class BookingLifecycle(RuleBasedStateMachine):
                     )
                 )
         last_year = timezone.localdate(self.slots[-1].start).year
+        # The patients whose rules depend on the date come first: hypothesis tries low indexes most.
         self.patients = [
-            PatientFactory(birth_date=dt.date(1970, 5, 17), sex="F"),
-            PatientFactory(birth_date=dt.date(1968, 2, 1), sex="M"),
-            PatientFactory(birth_date=dt.date(last_year - 75, 6, 1), sex="F"),  # 75 by birth year
             PatientFactory(birth_date=dt.date(1980, 1, 1), sex="F"),
+            PatientFactory(birth_date=dt.date(last_year - 75, 6, 1), sex="F"),  # 75 by birth year
+            PatientFactory(birth_date=dt.date(1968, 2, 1), sex="M"),
+            PatientFactory(birth_date=dt.date(1970, 5, 17), sex="F"),
         ]
-        self.referrals = [ReferralFactory(patient=p, service=self.referred) for p in self.patients[:3]]
-        self.patients[3].screenings.create(
+        self.referrals = [ReferralFactory(patient=p, service=self.referred) for p in self.patients[1:]]
+        self.referrals.insert(0, None)  # the first patient has none: she is refused the referred service
+        # Her interval ends on the third slot's day: she may book it and later ones, never earlier
+        # ones (a reschedule or a facility cancellation must not move her into the interval).
+        self.patients[0].screenings.create(
             service=self.screening,
-            performed_on=timezone.localdate(self.slots[2].start) - dt.timedelta(days=700),
+            performed_on=rules.add_months(timezone.localdate(self.slots[2].start), -24),
         )
+        # Both start booked where the rules allow it today, so every example can try to move them.
+        services.appointment_book(slot_id=self.slots[3].pk, patient=self.patients[0])
+        services.appointment_book(slot_id=self.slots[1].pk, patient=self.patients[1])
 
     def service(self, k):
         return (self.screening, self.referred)[k]
@@ -93,9 +100,9 @@ class BookingLifecycle(RuleBasedStateMachine):
         return self.slots[k * N_SLOTS + s]
 
     def referral_args(self, p, k):
-        if k == 0 or p >= len(self.referrals):
-            return {}
         referral = self.referrals[p]
+        if k == 0 or referral is None:
+            return {}
         return {"referral_number": referral.number, "referral_code": referral.access_code}
 
     def teardown(self):
@@ -140,11 +147,14 @@ class BookingLifecycle(RuleBasedStateMachine):
         if appointment := self.live(self.patients[p]):
             self.attempt(services.appointment_cancel_by_patient, appointment=appointment)
 
-    @rule(p=P)
-    def cancel_by_facility(self, p):
-        if appointment := self.live(self.patients[p]):
+    @rule(i=st.integers(0, 3))
+    def cancel_by_facility(self, i):
+        live = list(Appointment.objects.filter(status__in=LIVE_APPOINTMENT).order_by("id")[:4])
+        if live:
             self.attempt(
-                services.appointment_cancel_by_facility, appointment=appointment, reason_code="DOCTOR_ILLNESS"
+                services.appointment_cancel_by_facility,
+                appointment=live[i % len(live)],
+                reason_code="DOCTOR_ILLNESS",
             )
 
     @rule(k=K, s=S)
@@ -156,9 +166,12 @@ class BookingLifecycle(RuleBasedStateMachine):
             reason_code="DOCTOR_ILLNESS",
         )
 
-    @rule(p=P, k=K, s=S)
-    def reschedule(self, p, k, s):
-        if appointment := self.live(self.patients[p], k):
+    @rule(i=st.integers(0, 3), s=S)
+    def reschedule(self, i, s):
+        live = list(Appointment.objects.filter(status__in=LIVE_APPOINTMENT).order_by("id")[:4])
+        if live:
+            appointment = live[i % len(live)]
+            k = 0 if appointment.service_id == self.screening.pk else 1
             self.attempt(
                 services.appointment_reschedule, appointment=appointment, new_slot_id=self.slot(k, s).pk
             )
