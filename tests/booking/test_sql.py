@@ -1,0 +1,280 @@
+"""The booking core's hand-written SQL (`apps.booking.sql`) against the plain ORM, for the same
+operations: each fast path must read and write exactly what the ORM would."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from apps.booking import sql
+from apps.booking.models import Appointment, ReferralTransition, Registration
+from apps.booking.services._transitions import appointment_event_new, appointment_new, registration_new
+from apps.catalog.models import Entitlement
+from apps.outbox.models import OutboxEvent
+from apps.patients.models import Referral, ScreeningRecord
+from apps.scheduling.models import Slot
+from tests.factories import (
+    AppointmentFactory,
+    EntitlementFactory,
+    FacilityFactory,
+    PatientEntitlementFactory,
+    PatientFactory,
+    ReferralFactory,
+    RegistrationFactory,
+    ScheduleFactory,
+    ServiceFactory,
+    SlotFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def _fields(obj) -> dict:
+    return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
+
+
+def _orm_last_screening(patient, service) -> dt.date | None:
+    recorded = ScreeningRecord.objects.filter(patient=patient, service=service).aggregate(
+        d=Max("performed_on")
+    )["d"]
+    attended = Appointment.objects.filter(patient=patient, service=service, status="attended").aggregate(
+        d=Max("start")
+    )["d"]
+    days = [d for d in (recorded, timezone.localdate(attended) if attended else None) if d]
+    return max(days) if days else None
+
+
+def _orm_entitlement(patient, on) -> Entitlement | None:
+    return (
+        Entitlement.objects.filter(
+            patiententitlement__patient=patient, patiententitlement__valid_from__lte=on
+        )
+        .filter(Q(patiententitlement__valid_to__isnull=True) | Q(patiententitlement__valid_to__gte=on))
+        .order_by("-priority", "code")
+        .first()
+    )
+
+
+def test_the_locked_facts_are_what_the_orm_reads():
+    service = ServiceFactory(mammography=True)
+    slot = SlotFactory(schedule__service=service)
+    patient = PatientFactory()
+    patient.screenings.create(service=service, performed_on=dt.date(2024, 3, 1))
+    old = AppointmentFactory(
+        slot__schedule__service=service,
+        registration__patient=patient,
+        registration__status="closed",
+        status="attended",
+    )
+    strong = EntitlementFactory(code="STRONG", priority=30)
+    PatientEntitlementFactory(patient=patient, entitlement=strong)
+    PatientEntitlementFactory(patient=patient, entitlement=EntitlementFactory(code="WEAK", priority=5))
+    waiting = RegistrationFactory(patient=patient, service=service, status="waiting")
+    today = timezone.localdate()
+    with transaction.atomic():
+        facts = sql.slot_facts(slot_id=slot.pk, patient_id=patient.pk, today=today)
+    assert facts is not None
+    assert _fields(facts.slot) == _fields(Slot.objects.get(pk=slot.pk))
+    assert _fields(facts.slot.service) == _fields(service.__class__.objects.get(pk=service.pk))
+    assert facts.slot.facility.pk == slot.facility_id
+    assert facts.entitlement == _orm_entitlement(patient, today) == strong
+    assert facts.last_screening == _orm_last_screening(patient, service) == timezone.localdate(old.start)
+    assert facts.waiting_id == waiting.pk
+    assert facts.registration_id > 0 and facts.appointment_id > 0
+    assert sql.slot_facts(slot_id=0, patient_id=patient.pk, today=today) is None
+
+
+@pytest.mark.parametrize("status", ["free", "held", "booked", "blocked", "cancelled"])
+def test_slot_taken_agrees_with_the_orm(status):
+    slot = SlotFactory(status=status, hold_until=timezone.now() if status == "held" else None)
+    now = timezone.now()
+    orm = (
+        Slot.objects.filter(pk=slot.pk, start__gt=now)
+        .exclude(status__in=[Slot.Status.FREE, Slot.Status.HELD])
+        .exists()
+    )
+    assert sql.slot_taken(slot_id=slot.pk, now=now) is orm
+    assert sql.slot_taken(slot_id=slot.pk, now=now, facility_id=slot.facility_id) is orm
+    assert sql.slot_taken(slot_id=slot.pk, now=now, facility_id=0) is False
+
+
+def test_the_one_booking_writer_writes_the_rows_save_would():
+    """The same booking written by `booking_write` and by the ORM's save(): equal rows but the ids."""
+    service = ServiceFactory()
+    schedule = ScheduleFactory(service=service)
+    now = timezone.now()
+
+    def booking(write_fast: bool):
+        start = now + dt.timedelta(days=5, hours=1 if write_fast else 2)
+        made = SlotFactory(schedule=schedule, start=start, end=start + dt.timedelta(minutes=20))
+        slot = Slot.objects.select_related("service", "facility").get(pk=made.pk)
+        patient = PatientFactory()
+        registration = registration_new(
+            patient=patient, service=service, referral=None, status="booked", now=now, entitlement=None
+        )
+        with transaction.atomic():
+            if write_fast:
+                facts = sql.slot_facts(slot_id=slot.pk, patient_id=patient.pk, today=timezone.localdate(now))
+                registration.pk = facts.registration_id
+                appointment = appointment_new(registration=registration, slot=slot, channel="desk", now=now)
+                appointment.pk = facts.appointment_id
+                event = appointment_event_new(appointment, "appointment.booked")
+                assert sql.booking_write(
+                    registration=registration, new=True, appointment=appointment, event=event, now=now
+                )
+            else:
+                registration.save(force_insert=True)
+                appointment = appointment_new(registration=registration, slot=slot, channel="desk", now=now)
+                appointment.save(force_insert=True)
+                Slot.objects.filter(pk=slot.pk).update(
+                    status="booked", hold_until=None, held_by=None, updated_at=now
+                )
+                appointment_event_new(appointment, "appointment.booked").save()
+        return registration, appointment, slot
+
+    fast = booking(True)
+    orm = booking(False)
+    differing = {
+        "id",
+        "registration_id",
+        "patient_id",
+        "slot_id",
+        "start",
+        "confirm_by",
+        "created_at",
+        "updated_at",
+    }
+
+    def stored(model, pk):
+        return {k: v for k, v in _fields(model.objects.get(pk=pk)).items() if k not in differing}
+
+    assert stored(Registration, fast[0].pk) == stored(Registration, orm[0].pk)
+    assert stored(Appointment, fast[1].pk) == stored(Appointment, orm[1].pk)
+    for _, appointment, _ in (fast, orm):
+        row = Appointment.objects.get(pk=appointment.pk)
+        assert row.start - row.confirm_by == dt.timedelta(hours=service.confirm_deadline_hours)
+    assert (
+        Slot.objects.get(pk=fast[2].pk).status == Slot.Status.BOOKED == Slot.objects.get(pk=orm[2].pk).status
+    )
+    events = [
+        OutboxEvent.objects.get(aggregate_type="appointment", aggregate_id=a.pk) for a in (fast[1], orm[1])
+    ]
+    assert events[0].type == events[1].type and events[0].facility_id == events[1].facility_id
+    fast_payload = {k: v for k, v in events[0].payload.items() if not k.endswith("_id") and k != "start"}
+    orm_payload = {k: v for k, v in events[1].payload.items() if not k.endswith("_id") and k != "start"}
+    assert fast_payload == orm_payload
+    assert fast[1]._state.adding is False  # a later save() updates the row written in SQL
+
+
+def test_the_writer_writes_nothing_for_a_second_live_registration():
+    service = ServiceFactory(mammography=True)
+    existing = AppointmentFactory(slot__schedule__service=service)
+    patient = existing.patient
+    slot = Slot.objects.select_related("service", "facility").get(
+        pk=SlotFactory(schedule__service=service).pk
+    )
+    now = timezone.now()
+    registration = registration_new(
+        patient=patient, service=service, referral=None, status="booked", now=now, entitlement=None
+    )
+    facts = sql.slot_facts(slot_id=slot.pk, patient_id=patient.pk, today=timezone.localdate(now))
+    registration.pk = facts.registration_id
+    appointment = appointment_new(registration=registration, slot=slot, channel="web", now=now)
+    appointment.pk = facts.appointment_id
+    before = (Registration.objects.count(), Appointment.objects.count(), OutboxEvent.objects.count())
+    with transaction.atomic():
+        written = sql.booking_write(
+            registration=registration,
+            new=True,
+            appointment=appointment,
+            event=appointment_event_new(appointment, "appointment.booked"),
+            now=now,
+        )
+    assert written is False
+    assert (Registration.objects.count(), Appointment.objects.count(), OutboxEvent.objects.count()) == before
+    assert Slot.objects.get(pk=slot.pk).status == Slot.Status.FREE
+
+
+def test_the_referral_transition_is_the_orm_update_plus_its_record():
+    referral = ReferralFactory()
+    registration = RegistrationFactory(patient=referral.patient, service=referral.service, referral=referral)
+    now = timezone.now()
+    assert sql.referral_transition(
+        referral_id=referral.pk,
+        registration_id=registration.pk,
+        from_statuses=["issued"],
+        to="registered",
+        reason="booked",
+        now=now,
+    )
+    stored = Referral.objects.get(pk=referral.pk)
+    assert (stored.status, stored.status_at) == ("registered", now)
+    step = ReferralTransition.objects.get(referral=referral)
+    assert (step.from_status, step.to_status, step.reason, step.registration_id, step.at) == (
+        "issued",
+        "registered",
+        "booked",
+        registration.pk,
+        now,
+    )
+    # From a state it is not in: nothing changes, nothing is recorded.
+    assert not sql.referral_transition(
+        referral_id=referral.pk,
+        registration_id=None,
+        from_statuses=["issued"],
+        to="realised",
+        reason="x",
+        now=now,
+    )
+    assert (
+        ReferralTransition.objects.count() == 1
+        and Referral.objects.get(pk=referral.pk).status == "registered"
+    )
+
+
+def test_waitlist_candidates_are_the_orm_queue_of_matching_entries():
+    service = ServiceFactory(mammography=True)
+    slot = SlotFactory(schedule__service=service)
+    entries = [
+        RegistrationFactory(
+            service=service,
+            status="waiting",
+            priority=p,
+            urgent=u,
+            joined_at=timezone.now() - dt.timedelta(hours=h),
+        )
+        for p, u, h in [(0, False, 5), (10, False, 1), (0, True, 2), (0, False, 9)]
+    ]
+    RegistrationFactory(
+        service=service, status="waiting", facility=FacilityFactory()
+    )  # prefers another place
+    orm = list(
+        Registration.objects.filter(pk__in=[e.pk for e in entries]).order_by(
+            "-priority", "-urgent", "joined_at", "id"
+        )
+    )
+    with transaction.atomic():
+        found = sql.waitlist_candidates(slot=slot, now=timezone.now(), skip=[], limit=10)
+    assert [c.registration_id for c in found] == [r.pk for r in orm]
+    assert [c.patient.pk for c in found] == [r.patient_id for r in orm]
+    with transaction.atomic():
+        skipped = sql.waitlist_candidates(slot=slot, now=timezone.now(), skip=[orm[0].pk], limit=2)
+    assert [c.registration_id for c in skipped] == [r.pk for r in orm[1:3]]
+
+
+def test_last_screening_and_entitlement_agree_with_the_orm():
+    service = ServiceFactory(cytology=True)
+    patient = PatientFactory()
+    assert sql.last_screening(patient_id=patient.pk, service_id=service.pk) is None
+    patient.screenings.create(service=service, performed_on=dt.date(2023, 5, 1))
+    patient.screenings.create(service=service, performed_on=dt.date(2021, 5, 1))
+    assert sql.last_screening(patient_id=patient.pk, service_id=service.pk) == _orm_last_screening(
+        patient, service
+    )
+    PatientEntitlementFactory(patient=patient, valid_from=dt.date(2020, 1, 1), valid_to=dt.date(2020, 12, 31))
+    for on in (dt.date(2020, 6, 1), dt.date(2024, 1, 1)):
+        assert sql.entitlement_for(patient=patient, on=on) == _orm_entitlement(patient, on)
