@@ -267,6 +267,11 @@ FACILITY_MESSAGES: dict[str, tuple[str, str]] = {
 }
 
 
+def localised(pl: str, en: str) -> dict[str, str]:
+    """A message parameter in both languages: each message picks the one it is written in."""
+    return {"pl": pl, "en": en}
+
+
 def param_in(value: Any, language: str) -> str:
     """A message parameter in one language: a {"pl": ..., "en": ...} pair picks its own."""
     if isinstance(value, dict) and "pl" in value and "en" in value:

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from apps.catalog.models import Facility, Holiday, Service
 from apps.catalog.selectors import contract_active
-from apps.core.errors import DomainError
+from apps.core.errors import DomainError, localised
 from apps.outbox.services import event_record
 
 from .models import Practitioner, Schedule, ScheduleException, Slot, WeeklyTemplate
@@ -280,7 +280,11 @@ def slot_unblock(*, slot: Slot) -> Slot:
     )
     slot.refresh_from_db()
     if not updated and slot.status != Slot.Status.FREE:
-        raise DomainError("booking_state", action="unblocked", state=slot.status)
+        raise DomainError(
+            "booking_state",
+            action=localised("odblokowany", "unblocked"),
+            state=localised(str(Slot.Status(slot.status).label), slot.status),
+        )
     if updated:
         event_record(
             type="slot.unblocked",

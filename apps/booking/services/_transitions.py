@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.catalog.models import Entitlement, ReasonCode, Service
-from apps.core.errors import DomainError
+from apps.core.errors import DomainError, localised
 from apps.core.queries import one_or_none
 from apps.outbox.models import OutboxEvent
 from apps.outbox.services import event_new, event_record, event_save
@@ -25,11 +25,6 @@ Channel = Appointment.Channel
 
 def now_or(now: dt.datetime | None) -> dt.datetime:
     return now or timezone.now()
-
-
-def localised(pl: str, en: str) -> dict[str, str]:
-    """A message parameter in both languages: the message picks the one it is written in."""
-    return {"pl": pl, "en": en}
 
 
 def status_label(status: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.catalog.models import ReasonCode, Service
-from apps.core.errors import DomainError
+from apps.core.errors import DomainError, localised
 from apps.outbox.services import event_record
 from apps.patients.models import Patient, ScreeningRecord
 from apps.scheduling.models import Schedule, Slot
@@ -27,7 +27,6 @@ from ._transitions import (
     close_registration,
     facts_for,
     free_slot,
-    localised,
     lock_appointment,
     lock_slot_facts,
     now_or,

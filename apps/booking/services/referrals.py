@@ -45,8 +45,10 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-def _refuse_if_locked(key: str) -> None:
-    if (cache.get(key) or 0) >= settings.CER_REFERRAL_MAX_ATTEMPTS:
+def _refuse_if_locked(key: str) -> int:
+    """The wrong tries so far; refuses once they reach the limit."""
+    tries = int(cache.get(key) or 0)
+    if tries >= settings.CER_REFERRAL_MAX_ATTEMPTS:
         minutes = max(1, settings.CER_REFERRAL_LOCK_SECONDS // 60)
         raise DomainError(
             "referral_locked",
@@ -54,6 +56,7 @@ def _refuse_if_locked(key: str) -> None:
             minutes=minutes,
             headers={"Retry-After": str(settings.CER_REFERRAL_LOCK_SECONDS)},
         )
+    return tries
 
 
 def _count_failure(key: str) -> None:
@@ -77,7 +80,7 @@ def referral_find(
         raise DomainError("referral_required", field="referral_number")
     normal = referral_number_normalise(number)
     key = _attempts_key(normal)
-    _refuse_if_locked(key)
+    tries = _refuse_if_locked(key)
     referral = (
         Referral.objects.select_for_update(of=("self",))
         .select_related("service")
@@ -89,7 +92,8 @@ def referral_find(
     if referral is None or not _same(referral.access_code, code.strip()) or referral.patient_id != patient.pk:
         _count_failure(key)
         raise DomainError("referral_invalid", field="referral_code")
-    cache.delete(key)
+    if tries:
+        cache.delete(key)  # the right code: earlier slips are forgiven
     rules.referral(rules.Facts(patient=patient, service=service, day=today, referral=referral))
     if referral.status == Status.REALISED:
         raise DomainError("referral_used", field="referral_number")

@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.catalog.models import Entitlement, Facility, Locality, Service, Voivodeship
-from apps.core.errors import DomainError
+from apps.core.errors import DomainError, localised
 from apps.patients.models import Patient
 from apps.scheduling.models import Practitioner, Slot
 from apps.scheduling.selectors import day_start
@@ -34,7 +34,6 @@ from ._transitions import (
     close_registration,
     facts_for,
     free_slot,
-    localised,
     lock_appointment,
     lock_registration,
     now_or,
