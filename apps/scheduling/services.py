@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from apps.catalog.models import Facility, Holiday, Service
 from apps.catalog.selectors import contract_active
+from apps.core import after_commit
 from apps.core.errors import DomainError, localised
 from apps.outbox.services import event_record
 
@@ -65,9 +66,7 @@ def _event(
 def _after_new_free_slots(service_id: int) -> None:
     """Freshly published slots are offered to the central waiting list first (after commit).
     One sweep per service is queued at a time: publishing 200 schedules queues one, not 200."""
-    from apps.booking.tasks import waitlist_sweep_request
-
-    transaction.on_commit(lambda: waitlist_sweep_request(service_id))
+    after_commit.later(after_commit.SLOTS_PUBLISHED, service_id)
 
 
 @transaction.atomic
@@ -293,9 +292,7 @@ def slot_unblock(*, slot: Slot) -> Slot:
             facility_id=slot.facility_id,
             payload={"slot_id": slot.pk, "start": slot.start.isoformat()},
         )
-        from apps.booking.tasks import waitlist_allocate_slot_task
-
-        transaction.on_commit(lambda: waitlist_allocate_slot_task.delay(slot.pk))
+        after_commit.later(after_commit.SLOT_FREED, slot.pk)
     return slot
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from apps.catalog.models import Entitlement, ReasonCode, Service
+from apps.core import after_commit
 from apps.core.errors import DomainError, localised
 from apps.core.queries import one_or_none
 from apps.outbox.models import OutboxEvent
@@ -75,9 +75,7 @@ def registration_event(registration: Registration, type: str, **extra: Any) -> N
 
 
 def offer_slot_after_commit(slot_id: int) -> None:
-    from ..tasks import waitlist_allocate_slot_task
-
-    transaction.on_commit(lambda: waitlist_allocate_slot_task.delay(slot_id))
+    after_commit.later(after_commit.SLOT_FREED, slot_id)
 
 
 # --- reasons ------------------------------------------------------------------------------------------

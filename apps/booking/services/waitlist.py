@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.catalog.models import Entitlement, Facility, Locality, Service, Voivodeship
+from apps.core import after_commit
 from apps.core.errors import DomainError, localised
 from apps.patients.models import Patient
 from apps.scheduling.models import Practitioner, Slot
@@ -128,14 +129,7 @@ def waitlist_join(
             after="joined",
             facility_id=registered_by.pk if registered_by else None,
         )
-        registration_id = registration.pk
-
-        def sweep_one() -> None:
-            from ..tasks import waitlist_allocate_registration_task
-
-            waitlist_allocate_registration_task.delay(registration_id)
-
-        transaction.on_commit(sweep_one)
+        after_commit.later(after_commit.WAITING_ENTRY_CREATED, registration.pk)
         return registration
 
 

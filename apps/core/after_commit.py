@@ -1,0 +1,32 @@
+"""Work a service asks for once its transaction commits, by name: the service does not import the
+module that does it (Celery tasks import the services, so the services must not import the tasks).
+
+A module that does the work registers it at start-up (`AppConfig.ready`); a service calls `later`.
+Names are few and listed here, so a misspelt one fails at once rather than after commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+
+SLOT_FREED = "slot_freed"  # a slot went back to the pool: offer it to the waiting list
+WAITING_ENTRY_CREATED = "waiting_entry_created"  # look for a slot for a new waiting-list entry
+SLOTS_PUBLISHED = "slots_published"  # new free slots of a service: sweep its waiting list
+
+NAMES = frozenset({SLOT_FREED, WAITING_ENTRY_CREATED, SLOTS_PUBLISHED})
+_handlers: dict[str, Callable[..., Any]] = {}
+
+
+def register(name: str, handler: Callable[..., Any]) -> None:
+    if name not in NAMES:
+        raise KeyError(f"unknown after-commit work {name!r}")
+    _handlers[name] = handler
+
+
+def later(name: str, *args: Any) -> None:
+    """Run the work registered under `name` with `args` after the current transaction commits."""
+    handler = _handlers[name]  # KeyError at once if nothing registered it
+    transaction.on_commit(lambda: handler(*args))
