@@ -238,9 +238,9 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
     ),
     "waitlist_entry_not_waiting": (
         409,
-        "Ten wpis nie czeka już w Poczekalni (stan: {status}). Jeśli pacjent dostał termin, odwołaj "
+        "Ten wpis nie czeka już w Poczekalni (stan: {state}). Jeśli pacjent dostał termin, odwołaj "
         "tę wizytę.",
-        "This entry is no longer waiting (state: {status}). If the patient was given an appointment, "
+        "This entry is no longer waiting (state: {state}). If the patient was given an appointment, "
         "cancel that booking instead.",
     ),
     "waitlist_window_invalid": (

@@ -382,5 +382,5 @@ def waitlist_entry_leave(*, registration: Registration, facility: Facility) -> R
     """Remove an entry the facility registered; the e-referral it held is freed. An entry that is no
     longer waiting (allocated a slot, or closed) is a 409 that says so."""
     if registration.status != Registration.Status.WAITING:
-        raise DomainError("waitlist_entry_not_waiting", status=registration.status)
+        raise DomainError("waitlist_entry_not_waiting", state=registration.status)
     return booking.waitlist_leave(registration=registration, facility=facility)
