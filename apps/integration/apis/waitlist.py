@@ -27,7 +27,7 @@ from .bookings import PATIENT_HELP, PatientInput, PatientOutput, confirmed_patie
 from .schedules import _parse
 
 
-class PreferencesInput(StrictSerializer):
+class WaitlistPreferencesInput(StrictSerializer):
     date_from = serializers.DateField(required=False, allow_null=True, help_text="First acceptable day")
     date_to = serializers.DateField(required=False, allow_null=True, help_text="Last acceptable day")
     voivodeship = serializers.RegexField(
@@ -50,7 +50,7 @@ class PreferencesInput(StrictSerializer):
     )
 
 
-class EntitlementInput(StrictSerializer):
+class ShownEntitlementInput(StrictSerializer):
     code = serializers.CharField(max_length=32, help_text="A code from GET /api/v1/entitlements")
     document = serializers.CharField(
         max_length=100, help_text="The document the patient showed (kind and number)"
@@ -73,17 +73,17 @@ class WaitlistJoinInput(StrictSerializer):
         allow_null=True,
         help_text="Medical category where the e-referral does not carry it (urgent before stable)",
     )
-    preferences = PreferencesInput(required=False)
-    entitlement = EntitlementInput(
+    preferences = WaitlistPreferencesInput(required=False)
+    entitlement = ShownEntitlementInput(
         required=False, help_text="An out-of-turn entitlement shown at the desk (served first)"
     )
 
 
-class LeaveInput(StrictSerializer):
+class WaitlistLeaveInput(StrictSerializer):
     pass
 
 
-class PreferencesOutput(serializers.Serializer):
+class WaitlistPreferencesOutput(serializers.Serializer):
     date_from = serializers.DateField(allow_null=True)
     date_to = serializers.DateField(allow_null=True)
     voivodeship = serializers.CharField(source="voivodeship_id", allow_null=True)
@@ -93,19 +93,19 @@ class PreferencesOutput(serializers.Serializer):
     practitioner = serializers.IntegerField(source="practitioner_id", allow_null=True)
 
 
-class EntitlementOutput(serializers.Serializer):
+class ShownEntitlementOutput(serializers.Serializer):
     code = serializers.CharField(source="entitlement.code")
     document = serializers.CharField()
     valid_from = serializers.DateField()
     valid_to = serializers.DateField(allow_null=True)
 
 
-class ReferralOutput(serializers.Serializer):
+class WaitlistReferralOutput(serializers.Serializer):
     number = serializers.CharField()
     status = serializers.CharField(help_text="issued, registered (held by this entry) or realised")
 
 
-class AllocationOutput(serializers.Serializer):
+class WaitlistAllocationOutput(serializers.Serializer):
     booking_id = serializers.IntegerField(
         allow_null=True, help_text="Set when the slot is at your facility (GET /api/v1/bookings/{id})"
     )
@@ -125,10 +125,10 @@ class WaitlistEntryOutput(serializers.Serializer):
     category = serializers.ChoiceField(choices=Category.choices)
     joined_at = serializers.DateTimeField()
     closed_reason = serializers.CharField(allow_blank=True)
-    preferences = PreferencesOutput(source="*")
-    referral = ReferralOutput(allow_null=True)
-    entitlement = EntitlementOutput(source="shown_entitlement", allow_null=True)
-    allocation = AllocationOutput(allow_null=True)
+    preferences = WaitlistPreferencesOutput(source="*")
+    referral = WaitlistReferralOutput(allow_null=True)
+    entitlement = ShownEntitlementOutput(source="shown_entitlement", allow_null=True)
+    allocation = WaitlistAllocationOutput(allow_null=True)
     patient = PatientOutput()
 
 
@@ -272,12 +272,12 @@ class WaitlistLeaveApi(WaitlistApi):
         summary="Remove an entry you registered (its e-referral is freed)",
         description="Only a waiting entry can be removed; one the list has already booked is "
         "`409 waitlist_entry_not_waiting` (cancel that booking instead).",
-        request=LeaveInput,
+        request=WaitlistLeaveInput,
         parameters=[IDEMPOTENCY_PARAMETER],
         responses=responses({200: WaitlistEntryOutput}, WRITE_ERRORS),
     )
     def post(self, request: Any, entry_id: int) -> Response:
         registration = self.scope.waitlist_entry(entry_id)
-        _parse(LeaveInput, request.data)
+        _parse(WaitlistLeaveInput, request.data)
         waitlist_entry_leave(registration=registration, facility=self.principal.facility)
         return self.respond(request, self.scope.waitlist_entry(entry_id))
