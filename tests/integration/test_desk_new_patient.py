@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.audit.models import AccessLog
 from apps.booking.models import Appointment
@@ -138,3 +140,36 @@ def test_a_retried_new_patient_booking_is_replayed_not_doubled(api_a, world_a):
     assert retry["Idempotent-Replayed"] == "true"
     assert Patient.objects.filter(pesel=NEW).count() == 1
     assert Appointment.objects.filter(slot=slot).count() == 1
+
+
+def test_the_common_desk_booking_for_a_known_patient_does_not_ask_the_registry_or_take_a_savepoint(
+    api_a, world_a
+):
+    """The registry is asked only on the miss path or when `patient` is sent: a known PESEL without it
+    costs what it did (the one prepared plain-SQL read, which the capture shows without its text,
+    and no savepoint of its own)."""
+    known = PatientFactory()
+
+    def booking_sql(slot, **extra) -> list[str]:
+        with CaptureQueriesContext(connection) as queries:
+            response = api_a.post(
+                "/api/v1/bookings", {"slot_id": slot.pk, "pesel": known.pesel, "channel": "desk", **extra}
+            )
+        assert response.status_code == 201, response.content
+        return [q["sql"] or "" for q in queries.captured_queries]
+
+    common = booking_sql(world_a.free_slots[0])
+    Appointment.objects.filter(patient=known).update(status="cancelled_by_patient")
+    from apps.booking.models import Registration
+
+    Registration.objects.filter(patient=known).update(status="closed")
+    with_person = booking_sql(world_a.free_slots[1], patient={"first_name": "A", "last_name": "B"})
+
+    def registry_reads(sql: list[str]) -> list[str]:
+        return [q for q in sql if q.lstrip().upper().startswith("SELECT") and "patients_patient" in q]
+
+    def savepoints(sql: list[str]) -> int:
+        return sum(1 for q in sql if q.lstrip().upper().startswith("SAVEPOINT"))
+
+    assert registry_reads(common) == [] and registry_reads(with_person)
+    assert savepoints(with_person) == savepoints(common) + 1  # the person's, and only with a person
