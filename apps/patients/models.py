@@ -42,11 +42,14 @@ class Patient(TimeStampedModel):
     )
     # Where the record came from (when: `created_at`): e.g. a facility's desk that identified the
     # patient by PESEL and entered the name the patient confirmed there.
-    source = models.CharField(max_length=16, choices=Source.choices, blank=True)
+    # `db_default`: rows written by plain SQL (the bench's generator, imports) need no new column.
+    source = models.CharField(max_length=16, choices=Source.choices, blank=True, default="", db_default="")
     source_facility = models.ForeignKey(
         "catalog.Facility", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    source_channel = models.CharField(max_length=16, blank=True, help_text="desk, phone, email, waitlist")
+    source_channel = models.CharField(
+        max_length=16, blank=True, default="", db_default="", help_text="desk, phone, email, waitlist"
+    )
 
     class Meta:
         ordering = ["id"]
