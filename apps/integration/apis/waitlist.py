@@ -23,7 +23,7 @@ from apps.patients.models import PatientEntitlement
 
 from ..services import ShownEntitlement, WaitlistPreferences, waitlist_entry_create, waitlist_entry_leave
 from .base import IDEMPOTENCY_PARAMETER, READ_ERRORS, WRITE_ERRORS, FacilityApi, StrictSerializer, responses
-from .bookings import PATIENT_HELP, PatientInput, PatientOutput, confirmed_patient
+from .bookings import PATIENT_HELP, PatientInput, PatientOutput, ReferralOutput, confirmed_patient
 from .schedules import _parse
 
 
@@ -100,11 +100,6 @@ class ShownEntitlementOutput(serializers.Serializer):
     valid_to = serializers.DateField(allow_null=True)
 
 
-class WaitlistReferralOutput(serializers.Serializer):
-    number = serializers.CharField()
-    status = serializers.CharField(help_text="issued, registered (held by this entry) or realised")
-
-
 class WaitlistAllocationOutput(serializers.Serializer):
     booking_id = serializers.IntegerField(
         allow_null=True, help_text="Set when the slot is at your facility (GET /api/v1/bookings/{id})"
@@ -126,7 +121,7 @@ class WaitlistEntryOutput(serializers.Serializer):
     joined_at = serializers.DateTimeField()
     closed_reason = serializers.CharField(allow_blank=True)
     preferences = WaitlistPreferencesOutput(source="*")
-    referral = WaitlistReferralOutput(allow_null=True)
+    referral = ReferralOutput(allow_null=True)
     entitlement = ShownEntitlementOutput(source="shown_entitlement", allow_null=True)
     allocation = WaitlistAllocationOutput(allow_null=True)
     patient = PatientOutput()
