@@ -116,10 +116,10 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
     "delivery_not_found": (404, "Nie ma takiego doręczenia webhooka.", "There is no such webhook delivery."),
     "patient_not_found": (
         404,
-        "W centralnym rejestrze nie ma pacjenta o tym numerze PESEL; musi on istnieć w rejestrze (P1), "
-        "zanim można go zarejestrować.",
-        "No patient with this PESEL is registered; the patient must exist in the central register (P1) "
-        "before a booking can be made.",
+        "CeR nie zna pacjenta o tym numerze PESEL. Aby zarejestrować nową osobę, wyślij także obiekt "
+        "`patient` z imieniem i nazwiskiem potwierdzonymi w placówce (telefon i e-mail opcjonalnie).",
+        "No patient with this PESEL is known to CeR. To register a new person, also send `patient` "
+        "with the first and last name confirmed at your facility (phone and e-mail optional).",
     ),
     "generate_until_too_far": (
         400,
@@ -235,6 +235,37 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
         404,
         "Nie ma takiego wpisu w Poczekalni.",
         "There is no such waiting-list entry.",
+    ),
+    "waitlist_entry_not_waiting": (
+        409,
+        "Ten wpis nie czeka już w Poczekalni (stan: {state}). Jeśli pacjent dostał termin, odwołaj "
+        "tę wizytę.",
+        "This entry is no longer waiting (state: {state}). If the patient was given an appointment, "
+        "cancel that booking instead.",
+    ),
+    "waitlist_window_invalid": (
+        400,
+        "Zakres dat jest niepoprawny: data końcowa nie może być wcześniejsza niż dziś ani niż data "
+        "początkowa, a obie muszą przypadać najwyżej {days} dni od dziś.",
+        "The date window is not valid: date_to may not be before today or before date_from, and "
+        "both must be at most {days} days from today.",
+    ),
+    "waitlist_preference_unknown": (
+        400,
+        "Preferencja {preference} wskazuje coś, czego nie ma w katalogu (kod TERYT województwa, kod SIMC "
+        "miejscowości, kod NFZ placówki albo lekarz tej placówki).",
+        "The preference {preference} names nothing in the catalogue (voivodeship TERYT code, locality SIMC "
+        "code, facility NFZ code, or a practitioner of that facility).",
+    ),
+    "unknown_entitlement": (
+        400,
+        "Nieznany kod uprawnienia: {entitlement}. Kody: GET /api/v1/entitlements.",
+        "Unknown entitlement code: {entitlement}. Codes: GET /api/v1/entitlements.",
+    ),
+    "entitlement_not_valid": (
+        400,
+        "Dokument uprawnienia musi być ważny dziś ({today}): valid_from nie później, valid_to nie wcześniej.",
+        "The entitlement document must be valid today ({today}): valid_from not later, valid_to not earlier.",
     ),
     "schedule_overlap": (
         409,

@@ -25,6 +25,8 @@ SCOPES = (
     "outcomes:write",
     "visits:write",
     "webhooks:manage",
+    "waitlist:read",
+    "waitlist:write",
 )
 
 

@@ -13,7 +13,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from apps.catalog.models import Entitlement, Facility, ReasonCode, Service
 from apps.core.errors import DomainError
@@ -71,6 +71,30 @@ class FacilityScope:
         from apps.booking.models import Appointment
 
         return Appointment.objects.filter(facility=self.facility)
+
+    def waitlist_entries(self):  # -> QuerySet[Registration]
+        """Waiting-list entries this facility registered. Who registered an entry is read from the
+        event its join wrote in the same transaction (`registration.waiting`, after=joined, with the
+        facility), over a partial index (`outbox_waitlist_joins`): no second copy of the fact."""
+        from apps.booking.models import Registration
+
+        joined = OutboxEvent.objects.filter(
+            aggregate_type="registration",
+            type="registration.waiting",
+            aggregate_id=OuterRef("pk"),
+            facility=self.facility,
+            payload__after="joined",
+        )
+        return Registration.objects.filter(Exists(joined))
+
+    def waitlist_entry(self, pk: Any):
+        return self._one(
+            self.waitlist_entries().select_related(
+                "patient", "service", "referral", "entitlement", "voivodeship", "locality", "facility"
+            ),
+            "waitlist_entry",
+            pk,
+        )
 
     def subscriptions(self) -> QuerySet[WebhookSubscription]:
         return WebhookSubscription.objects.filter(facility=self.facility, active=True)
@@ -235,13 +259,14 @@ SELECT {select_columns(Patient, "p")} FROM {Patient._meta.db_table} p WHERE p.pe
 """  # noqa: S608 (names from the model; the value is bound)
 
 
-def patient_by_pesel(*, pesel: str) -> Patient:
-    """Plain SQL: it runs on every desk booking (docs/performance.md)."""
+def patient_by_pesel(*, pesel: str) -> Patient | None:
+    """Plain SQL: it runs on every desk booking (docs/performance.md). None: not known here (the
+    caller may then ask the patient registry, `apps.patients.registry`)."""
     with prepared_cursor() as cursor:
         cursor.execute(PATIENT_BY_PESEL_SQL, [pesel])
         row = cursor.fetchone()
     if row is None:
-        raise DomainError("patient_not_found", field="pesel")
+        return None
     return model_from_row(Patient, row)[0]
 
 

@@ -8,22 +8,29 @@ import json
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.generators import generate_client_secret
 from oauth2_provider.models import AccessToken, Application
 
-from apps.catalog.models import Facility
+from apps.booking import services as booking
+from apps.booking.models import Category, Registration
+from apps.catalog.models import Entitlement, Facility, Locality, Voivodeship
+from apps.catalog.selectors import service_get
 from apps.core.errors import DomainError
+from apps.patients import registry
+from apps.patients.models import Patient, PatientEntitlement
 from apps.reconciliation.imports import RawRow
 from apps.reconciliation.models import ImportBatch
 from apps.reconciliation.services import visits_record
+from apps.scheduling.models import Practitioner
 
 from .auth import principal_cache_forget
 from .crypto import secret_encrypt
 from .models import SCOPES, ApiClient, ApiCredential, WebhookDelivery, WebhookSubscription
-from .selectors import not_found
+from .selectors import not_found, patient_by_pesel
 
 ROTATION_OVERLAP = dt.timedelta(days=7)
 
@@ -189,3 +196,191 @@ def visits_report(*, client: ApiClient, rows: list[dict]) -> ImportBatch:
         source=ImportBatch.Source.API,
     )
     return visits_record(batch=batch, rows=raw, facility=facility)
+
+
+# --- Patients the desk identifies, and the central waiting list on a facility's behalf ---------------
+
+# How far ahead a waiting-list entry may state its date window (the list searches 40 days ahead for
+# visits and 90 for tests; a window beyond two years is a typo, not a preference).
+WAITLIST_WINDOW_DAYS = 730
+
+
+@dataclass(frozen=True)
+class ConfirmedPatient:
+    """What the facility confirmed about a person (ID card at the desk, or asked on the phone)."""
+
+    first_name: str
+    last_name: str
+    phone: str = ""
+    email: str = ""
+
+
+def patient_for_facility(
+    *, pesel: str, confirmed: ConfirmedPatient | None, facility: Facility, channel: str
+) -> Patient:
+    """The patient a facility names by PESEL. With `confirmed`, one CeR has never seen is created
+    through the patient registry (source: this facility and channel; an existing one is returned,
+    only its missing phone or e-mail filled in). Without it, an unknown PESEL is `patient_not_found`,
+    whose message tells the integrator to send `patient`.
+
+    The common case (a known patient, no `patient` object) stays one plain-SQL read."""
+    registry.pesel_check(pesel)
+    if confirmed is not None:
+        return registry.patient_identify(
+            pesel=pesel,
+            first_name=confirmed.first_name,
+            last_name=confirmed.last_name,
+            phone=confirmed.phone,
+            email=confirmed.email,
+            source=registry.Source.facility_api(facility, channel),
+        )
+    patient = patient_by_pesel(pesel=pesel) or registry.patient_find(pesel=pesel)
+    if patient is None:
+        raise DomainError("patient_not_found", field="pesel")
+    return patient
+
+
+@dataclass(frozen=True)
+class WaitlistPreferences:
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    voivodeship: str | None = None  # TERYT code
+    locality: str | None = None  # SIMC code
+    max_distance_km: int | None = None
+    facility: str | None = None  # NFZ code
+    practitioner: int | None = None  # id of a practitioner of the preferred (or own) facility
+
+
+@dataclass(frozen=True)
+class ShownEntitlement:
+    """An out-of-turn entitlement the patient showed at the desk, with the document seen."""
+
+    code: str
+    document: str
+    valid_from: dt.date
+    valid_to: dt.date | None = None
+
+
+def _window_check(preferences: WaitlistPreferences, today: dt.date) -> None:
+    last = today + dt.timedelta(days=WAITLIST_WINDOW_DAYS)
+    date_from, date_to = preferences.date_from, preferences.date_to
+    too_far = any(d is not None and d > last for d in (date_from, date_to))
+    backwards = date_to is not None and (date_to < today or (date_from is not None and date_to < date_from))
+    if too_far or backwards:
+        field = (
+            "preferences.date_to" if backwards or (date_to and date_to > last) else "preferences.date_from"
+        )
+        raise DomainError("waitlist_window_invalid", field=field, days=WAITLIST_WINDOW_DAYS)
+
+
+def _preferences_resolve(preferences: WaitlistPreferences) -> dict[str, Any]:
+    """Catalogue rows for the stated preferences; anything unknown is a 400 naming the field."""
+
+    def unknown(field: str) -> DomainError:
+        return DomainError("waitlist_preference_unknown", field=f"preferences.{field}", preference=field)
+
+    out: dict[str, Any] = {"voivodeship": None, "locality": None, "facility": None, "practitioner": None}
+    if preferences.voivodeship is not None:
+        out["voivodeship"] = Voivodeship.objects.filter(teryt=preferences.voivodeship).first()
+        if out["voivodeship"] is None:
+            raise unknown("voivodeship")
+    if preferences.locality is not None:
+        out["locality"] = Locality.objects.filter(simc=preferences.locality).first()
+        if out["locality"] is None:
+            raise unknown("locality")
+    if preferences.facility is not None:
+        out["facility"] = Facility.objects.filter(nfz_code=preferences.facility).first()
+        if out["facility"] is None:
+            raise unknown("facility")
+    if preferences.practitioner is not None:
+        practitioners = Practitioner.objects.filter(pk=preferences.practitioner)
+        if out["facility"] is not None:
+            practitioners = practitioners.filter(facility=out["facility"])
+        out["practitioner"] = practitioners.select_related("facility").first()
+        if out["practitioner"] is None:
+            raise unknown("practitioner")
+        # A doctor is seen at their own facility: the entry asks for that facility too.
+        out["facility"] = out["practitioner"].facility
+    return out
+
+
+def _entitlement_record(
+    *, patient: Patient, shown: ShownEntitlement, facility: Facility, now: dt.datetime
+) -> Entitlement:
+    """Record the entitlement the desk saw (who and when), or refresh the same one already recorded."""
+    entitlement = Entitlement.objects.filter(code=shown.code).first()
+    if entitlement is None:
+        raise DomainError("unknown_entitlement", field="entitlement.code", entitlement=shown.code)
+    today = timezone.localdate(now)
+    if shown.valid_from > today or (shown.valid_to is not None and shown.valid_to < today):
+        field = "entitlement.valid_from" if shown.valid_from > today else "entitlement.valid_to"
+        raise DomainError("entitlement_not_valid", field=field, today=today.isoformat())
+    PatientEntitlement.objects.update_or_create(
+        patient=patient,
+        entitlement=entitlement,
+        valid_from=shown.valid_from,
+        defaults={
+            "valid_to": shown.valid_to,
+            "document": shown.document,
+            "source_facility": facility,
+            "recorded_at": now,
+        },
+    )
+    return entitlement
+
+
+def waitlist_entry_create(
+    *,
+    facility: Facility,
+    pesel: str,
+    confirmed: ConfirmedPatient | None,
+    service_code: str,
+    referral_number: str | None = None,
+    referral_code: str | None = None,
+    category: str | None = None,
+    preferences: WaitlistPreferences | None = None,
+    entitlement: ShownEntitlement | None = None,
+    now: dt.datetime | None = None,
+) -> Registration:
+    """A facility puts a patient on the central waiting list (Poczekalnia) for a service.
+
+    The booking rules, the referral lifecycle and the queue order are `waitlist_join`'s; this adds what
+    only a facility brings: a patient identified at the desk, the entitlement document it saw, and
+    itself as the entry's registrant (the join's outbox event), which is what lets it read and remove
+    the entry later. One transaction: a refusal leaves no patient, entitlement or entry behind."""
+    now = now or timezone.now()
+    preferences = preferences or WaitlistPreferences()
+    _window_check(preferences, timezone.localdate(now))
+    with transaction.atomic():
+        service = service_get(code=service_code)
+        resolved = _preferences_resolve(preferences)
+        patient = patient_for_facility(
+            pesel=pesel, confirmed=confirmed, facility=facility, channel="waitlist"
+        )
+        shown = (
+            _entitlement_record(patient=patient, shown=entitlement, facility=facility, now=now)
+            if entitlement is not None
+            else None
+        )
+        return booking.waitlist_join(
+            patient=patient,
+            service=service,
+            referral_number=referral_number,
+            referral_code=referral_code,
+            date_from=preferences.date_from,
+            date_to=preferences.date_to,
+            max_distance_km=preferences.max_distance_km,
+            urgent=None if category is None else category == Category.URGENT,
+            entitlement=shown,
+            registered_by=facility,
+            now=now,
+            **resolved,
+        )
+
+
+def waitlist_entry_leave(*, registration: Registration, facility: Facility) -> Registration:
+    """Remove an entry the facility registered; the e-referral it held is freed. An entry that is no
+    longer waiting (allocated a slot, or closed) is a 409 that says so."""
+    if registration.status != Registration.Status.WAITING:
+        raise DomainError("waitlist_entry_not_waiting", state=registration.status)
+    return booking.waitlist_leave(registration=registration, facility=facility)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from .apis import bookings, changes, reference, schedules, visits, webhooks
+from .apis import bookings, changes, reference, schedules, visits, waitlist, webhooks
 from .apis.base import by_method
 from .apis.ping import PingApi
 from .oauth import ApiTokenView
@@ -56,6 +56,9 @@ urlpatterns = [
     ),
     *resource("bookings/<int:booking_id>/confirm", "booking-confirm", post=bookings.BookingConfirmApi),
     *resource("bookings/<int:booking_id>/outcome", "booking-outcome", post=bookings.BookingOutcomeApi),
+    *resource("waitlist", "waitlist", post=waitlist.WaitlistJoinApi),
+    *resource("waitlist/<int:entry_id>", "waitlist-entry", get=waitlist.WaitlistDetailApi),
+    *resource("waitlist/<int:entry_id>/leave", "waitlist-leave", post=waitlist.WaitlistLeaveApi),
     *resource("changes", "changes", get=changes.ChangesApi),
     *resource("visits", "visits", get=visits.VisitListApi, post=visits.VisitsReportApi),
     *resource("webhooks", "webhooks", get=webhooks.WebhookListApi, post=webhooks.WebhookCreateApi),

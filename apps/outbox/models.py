@@ -37,6 +37,14 @@ class OutboxEvent(models.Model):
         indexes = [
             models.Index(fields=["facility", "txid", "id"], name="outbox_facility_feed"),
             models.Index(fields=["txid", "id"], name="outbox_feed"),
+            # Which facility put an entry on the waiting list (`registration.waiting` with
+            # after=joined and its facility): the integration API's scope for waiting-list entries.
+            # Partial, so no other event (bookings above all) pays for it.
+            models.Index(
+                fields=["aggregate_id"],
+                name="outbox_waitlist_joins",
+                condition=models.Q(aggregate_type="registration", type="registration.waiting"),
+            ),
         ]
 
     def __str__(self) -> str:

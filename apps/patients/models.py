@@ -19,6 +19,14 @@ class Patient(TimeStampedModel):
         FEMALE = "F", "kobieta"
         MALE = "M", "mężczyzna"
 
+    class Source(models.TextChoices):
+        """Who first identified the patient to CeR (`apps.patients.registry`); blank: not recorded
+        (patients created before sources were kept, or by sign-in paths that do not record it yet)."""
+
+        FACILITY = "facility", "placówka (rejestracja, telefon, e-mail)"
+        NATIONAL_LOGIN = "national_login", "logowanie krajowe"
+        REGISTRY = "registry", "rejestr krajowy"
+
     pesel = models.CharField(max_length=11, unique=True)
     first_name = models.CharField(max_length=100)
     last_name = models.CharField(max_length=100)
@@ -31,6 +39,16 @@ class Patient(TimeStampedModel):
     screening_risk_group = models.BooleanField(default=False)
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="patient"
+    )
+    # Where the record came from (when: `created_at`): e.g. a facility's desk that identified the
+    # patient by PESEL and entered the name the patient confirmed there.
+    # `db_default`: rows written by plain SQL (the bench's generator, imports) need no new column.
+    source = models.CharField(max_length=16, choices=Source.choices, blank=True, default="", db_default="")
+    source_facility = models.ForeignKey(
+        "catalog.Facility", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    source_channel = models.CharField(
+        max_length=16, blank=True, default="", db_default="", help_text="desk, phone, email, waitlist"
     )
 
     class Meta:
@@ -46,6 +64,11 @@ class PatientEntitlement(models.Model):
     valid_from = models.DateField()
     valid_to = models.DateField(null=True, blank=True)
     document = models.CharField(max_length=100, blank=True)
+    # Who saw the document (e.g. the facility's desk, through the API) and when; null: not recorded.
+    source_facility = models.ForeignKey(
+        "catalog.Facility", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    recorded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -208,6 +208,8 @@ OAUTH2_PROVIDER = {
         "outcomes:write": "Report visit outcomes",
         "visits:write": "Report visits for settlement",
         "webhooks:manage": "Manage webhook subscriptions",
+        "waitlist:read": "Read the waiting-list entries you registered, with their position",
+        "waitlist:write": "Put patients on the central waiting list and remove their entries",
     },
     "DEFAULT_SCOPES": ["schedules:read"],
     "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
@@ -246,6 +248,9 @@ CER_WEBHOOK_ALLOW_PRIVATE = env.bool("CER_WEBHOOK_ALLOW_PRIVATE", default=False)
 CER_OTP_TTL = timedelta(minutes=10)
 # Shared with the SMS operator to sign inbound-SMS webhooks; without it the webhook answers 404.
 CER_SMS_WEBHOOK_SECRET = secret("CER_SMS_WEBHOOK_SECRET")
+# Who identifies a patient CeR has never seen (desk bookings, facility waiting-list entries):
+# docs/patient-registry.md. The default keeps what the facility confirmed, with its source.
+CER_PATIENT_REGISTRY = env.str("CER_PATIENT_REGISTRY", default="apps.patients.registry.LocalRegistry")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="CeR <no-reply@cer.example.gov.pl>")
 
 LOGGING = {

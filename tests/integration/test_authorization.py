@@ -12,6 +12,7 @@ import pytest
 from django.utils import timezone
 from oauth2_provider.models import AccessToken
 
+from apps.booking.services import waitlist_join
 from apps.integration.models import ApiClient, WebhookDelivery, WebhookSubscription
 from apps.integration.services import api_client_revoke, webhook_subscription_create
 from apps.outbox.models import OutboxEvent
@@ -142,6 +143,17 @@ ENDPOINTS = {
         },
         per_object=False,
     ),
+    "waitlist-join": Endpoint(
+        "POST",
+        lambda w, x: "/api/v1/waitlist",
+        "waitlist:write",
+        lambda w, x: {"pesel": x["pesel"], "service": w.service.code},
+        per_object=False,
+    ),
+    "waitlist-entry": Endpoint("GET", lambda w, x: f"/api/v1/waitlist/{x['waitlist']}", "waitlist:read"),
+    "waitlist-leave": Endpoint(
+        "POST", lambda w, x: f"/api/v1/waitlist/{x['waitlist']}/leave", "waitlist:write", lambda w, x: {}
+    ),
     "webhooks": Endpoint("GET", lambda w, x: "/api/v1/webhooks", "webhooks:manage", per_object=False),
     "webhooks-create": Endpoint(
         "POST",
@@ -172,7 +184,13 @@ def extras(world_a, issued_a) -> dict[str, Any]:
     )
     event = OutboxEvent.objects.filter(facility=world_a.facility).first()
     delivery = WebhookDelivery.objects.create(subscription=created.subscription, event=event, status="failed")
-    return {"webhook": created.subscription.pk, "delivery": delivery.pk, "pesel": PatientFactory().pesel}
+    entry = waitlist_join(patient=PatientFactory(), service=world_a.service, registered_by=world_a.facility)
+    return {
+        "webhook": created.subscription.pk,
+        "delivery": delivery.pk,
+        "pesel": PatientFactory().pesel,
+        "waitlist": entry.pk,
+    }
 
 
 def _call(api: Api, endpoint: Endpoint, world: World, extras: dict, **headers: str):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
+from django.db import transaction
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -11,11 +13,10 @@ from rest_framework.response import Response
 from apps.audit.services import access_record
 from apps.booking import services as booking
 from apps.booking.models import Appointment
-from apps.core import pesel as pesel_rules
-from apps.core.errors import DomainError
+from apps.patients import registry
 from apps.patients.models import Referral
 
-from ..selectors import patient_by_pesel
+from ..services import ConfirmedPatient, patient_for_facility
 from .base import IDEMPOTENCY_PARAMETER, READ_ERRORS, WRITE_ERRORS, FacilityApi, StrictSerializer, responses
 from .schedules import DayInput, DayOutput, WindowQuery, _parse
 
@@ -66,6 +67,39 @@ class BookingQuery(WindowQuery):
     status = serializers.ChoiceField(choices=Appointment.Status.choices, required=False)
 
 
+class PatientInput(StrictSerializer):
+    """A person CeR may not know yet, as the facility confirmed them (ID card at the desk, or asked on
+    the phone). Sex and date of birth come from the PESEL."""
+
+    first_name = serializers.CharField(max_length=registry.NAME_MAX)
+    last_name = serializers.CharField(max_length=registry.NAME_MAX)
+    phone = serializers.RegexField(
+        registry.PHONE_PATTERN,
+        max_length=32,
+        required=False,
+        allow_blank=True,
+        help_text="e.g. +48 600 100 200",
+    )
+    email = serializers.EmailField(max_length=registry.EMAIL_MAX, required=False, allow_blank=True)
+
+
+def confirmed_patient(data: dict[str, Any] | None) -> ConfirmedPatient | None:
+    if data is None:
+        return None
+    return ConfirmedPatient(
+        first_name=data["first_name"],
+        last_name=data["last_name"],
+        phone=data.get("phone", ""),
+        email=data.get("email", ""),
+    )
+
+
+PATIENT_HELP = (
+    "Only for a PESEL CeR does not know yet: the person as your facility confirmed them. The patient is "
+    "then created (source: your facility); for a known PESEL only a missing phone or e-mail is filled in."
+)
+
+
 class BookingCreateInput(StrictSerializer):
     slot_id = serializers.IntegerField(min_value=1)
     pesel = serializers.CharField(
@@ -74,6 +108,7 @@ class BookingCreateInput(StrictSerializer):
     channel = serializers.ChoiceField(choices=[(c.value, c.label) for c in API_CHANNELS])
     referral_number = serializers.CharField(max_length=44, required=False, allow_null=True)
     referral_code = serializers.RegexField(r"^[0-9]{4}$", required=False, allow_null=True)
+    patient = PatientInput(required=False, help_text=PATIENT_HELP)
 
 
 class CancelInput(StrictSerializer):
@@ -162,7 +197,10 @@ class BookingCreateApi(BookingApi):
         summary="Register a booking taken at the desk, by phone or e-mail",
         description="The same rules as the web apply: e-referral, screening eligibility, one active "
         "registration per patient and service in the whole country. Send an Idempotency-Key: a "
-        "retried request never creates a second booking.",
+        "retried request never creates a second booking. For a person CeR has never seen, send "
+        "`patient` (first and last name as confirmed at your desk, optional phone and e-mail): the "
+        "patient is created with your facility as the source. Without it an unknown PESEL is "
+        "`404 patient_not_found`.",
         request=BookingCreateInput,
         parameters=[IDEMPOTENCY_PARAMETER],
         responses=responses({201: BookingOutput}, WRITE_ERRORS),
@@ -177,26 +215,46 @@ class BookingCreateApi(BookingApi):
                     "referral_number": "REF0000000001",
                     "referral_code": "1234",
                 },
-            )
+            ),
+            OpenApiExample(
+                "desk booking for a new patient",
+                request_only=True,
+                value={
+                    "slot_id": 124,
+                    "pesel": "70051712308",
+                    "channel": "desk",
+                    "patient": {
+                        "first_name": "Anna",
+                        "last_name": "Nowak",
+                        "phone": "+48600100200",
+                        "email": "anna.nowak@example.org",
+                    },
+                },
+            ),
         ],
     )
     def post(self, request: Any) -> Response:
         data = self.data
-        try:
-            pesel_rules.parse(data["pesel"])
-        except pesel_rules.InvalidPesel as exc:
-            raise DomainError("invalid_pesel", field="pesel", reason=exc.reason) from None
-        patient = patient_by_pesel(pesel=data["pesel"])
-        # `facility`: another facility's slot is simply not found. The booking comes back with its
-        # slot, service and patient loaded, so the answer needs no second read.
-        appointment = booking.appointment_book(
-            slot_id=data["slot_id"],
-            patient=patient,
-            channel=data["channel"],
-            referral_number=data.get("referral_number"),
-            referral_code=data.get("referral_code"),
-            facility=self.principal.facility,
-        )
+        confirmed = confirmed_patient(data.get("patient"))
+        # A person created here and a booking then refused go together (a savepoint, taken only when
+        # a person is sent: the common desk booking pays nothing for it).
+        with transaction.atomic() if confirmed else contextlib.nullcontext():
+            patient = patient_for_facility(
+                pesel=data["pesel"],
+                confirmed=confirmed,
+                facility=self.principal.facility,
+                channel=data["channel"],
+            )
+            # `facility`: another facility's slot is simply not found. The booking comes back with
+            # its slot, service and patient loaded, so the answer needs no second read.
+            appointment = booking.appointment_book(
+                slot_id=data["slot_id"],
+                patient=patient,
+                channel=data["channel"],
+                referral_number=data.get("referral_number"),
+                referral_code=data.get("referral_code"),
+                facility=self.principal.facility,
+            )
         response = self.respond(request, [appointment], BookingOutput(appointment).data, status=201)
         response["Location"] = f"/api/v1/bookings/{appointment.pk}"
         return response

@@ -18,7 +18,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--facility", help="NFZ code of the facility")
         parser.add_argument("--name", default="facility system")
-        parser.add_argument("--scopes", default="schedules:read,schedules:write,bookings:read,bookings:write")
+        parser.add_argument(
+            "--scopes",
+            default="schedules:read,schedules:write,bookings:read,bookings:write,waitlist:read,waitlist:write",
+        )
         parser.add_argument("--days", type=int, default=365)
         parser.add_argument("--rotate", metavar="CLIENT_ID")
         parser.add_argument("--revoke", metavar="CLIENT_ID")

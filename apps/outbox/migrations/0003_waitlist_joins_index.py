@@ -1,0 +1,26 @@
+"""A partial index for "which facility put this entry on the waiting list" (integration API scope).
+
+Built concurrently: the outbox is written by every booking and must not be locked while it builds.
+"""
+
+from django.contrib.postgres.operations import AddIndexConcurrently
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    atomic = False
+
+    dependencies = [
+        ("outbox", "0002_txid_default"),
+    ]
+
+    operations = [
+        AddIndexConcurrently(
+            model_name="outboxevent",
+            index=models.Index(
+                condition=models.Q(("aggregate_type", "registration"), ("type", "registration.waiting")),
+                fields=["aggregate_id"],
+                name="outbox_waitlist_joins",
+            ),
+        ),
+    ]
