@@ -39,7 +39,7 @@ def current_request_id() -> str:
 
 
 def current_actor(request: Any = None) -> dict[str, Any]:
-    """The facility system or the staff user of the current request (ids only, never a name)."""
+    """The facility system or the signed-in user of the current request (ids only, never a name)."""
     request = request if request is not None else request_var.get()
     if request is None:
         return {}
@@ -51,6 +51,6 @@ def current_actor(request: Any = None) -> dict[str, Any]:
     if facility is not None and getattr(user, "client", None) is not None:
         actor["facility_id"] = facility.pk
         actor["api_client_id"] = user.client.pk
-    elif getattr(user, "is_staff", False):
-        actor["staff_user_id"] = user.pk
+    elif getattr(user, "is_authenticated", False) and getattr(user, "pk", None) is not None:
+        actor["user_id"] = user.pk  # a staff member (or a signed-in patient): the id, never the name
     return actor
