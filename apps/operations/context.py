@@ -28,8 +28,11 @@ def request_id_new() -> str:
 
 
 def request_id_from_header(value: str | None) -> str:
-    """The caller's X-Request-ID if it is acceptable, else a new one."""
-    if value and _VALID_REQUEST_ID.fullmatch(value):
+    """The caller's X-Request-ID if it is acceptable, else a new one. One that holds a PESEL-shaped
+    number is not: the id is written to every log line and outbox event of the request."""
+    from .logs import pesel_shaped_numbers
+
+    if value and _VALID_REQUEST_ID.fullmatch(value) and not pesel_shaped_numbers(value):
         return value
     return request_id_new()
 

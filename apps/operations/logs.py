@@ -21,7 +21,8 @@ from typing import Any
 
 from .context import current_actor, current_request_id
 
-PESEL_SHAPED = re.compile(r"(?<!\d)\d{11}(?!\d)")
+# Eleven digits standing alone (not part of a longer number or of a hex id such as a request id).
+PESEL_SHAPED = re.compile(r"(?<![0-9A-Za-z])\d{11}(?![0-9A-Za-z])")
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 # Polish numbers as written on forms and by SMS gateways: +48 / 0048 and nine digits, spaced or not.
 PHONE = re.compile(r"(?<![\d+])(?:\+|00)48[ -]?\d{3}[ -]?\d{3}[ -]?\d{3}(?!\d)")
@@ -122,11 +123,27 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+# Fields the formatter writes itself from values that are never personal data.
+_OWN_FIELDS = ("ts", "request_id")
+
+
 def log_leaks(lines: Iterable[str]) -> list[str]:
-    """Lines of a JSON log that hold personal data: a PESEL-shaped number anywhere in the line, or a
-    mask the formatter had to apply (code that logs personal data is a bug even when it was caught)."""
+    """Lines of a JSON log that hold personal data: a PESEL-shaped number in any field but the time
+    and the request id, or a mask the formatter had to apply (code that logs personal data is a bug
+    even when it was caught). A line that is not JSON is scanned whole."""
     leaks = []
     for line in lines:
-        if pesel_shaped_numbers(line) or '"redacted":' in line:
+        try:
+            entry = json.loads(line)
+            fields = (
+                [str(v) for k, v in entry.items() if k not in _OWN_FIELDS]
+                if isinstance(entry, dict)
+                else [line]
+            )
+        except ValueError:
+            entry, fields = None, [line]
+        if any(pesel_shaped_numbers(text) for text in fields) or (
+            isinstance(entry, dict) and "redacted" in entry
+        ):
             leaks.append(line.rstrip("\n"))
     return leaks

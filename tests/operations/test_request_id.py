@@ -24,7 +24,9 @@ def test_a_callers_request_id_is_echoed(client):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("given", [None, "", "a" * 65, "bad id with spaces", "x\nInjected: 1", "ż" * 8])
+@pytest.mark.parametrize(
+    "given", [None, "", "a" * 65, "bad id with spaces", "x\nInjected: 1", "ż" * 8, "his-44051401359"]
+)
 def test_a_missing_or_unusable_request_id_is_replaced_by_a_new_one(client, given):
     headers = {} if given is None else {"HTTP_X_REQUEST_ID": given}
 

@@ -67,8 +67,14 @@ def _marked_processes(marker: str) -> list[str]:
 def var_dir() -> Iterator[Path]:
     path = ROOT / "var" / f"test-supervisor-{os.getpid()}"
     path.mkdir(parents=True, exist_ok=True)
+    credentials = ROOT / "var" / "demo-credentials.txt"  # seed_demo rewrites it: the developer's stay
+    saved = credentials.read_bytes() if credentials.exists() else None
     yield path
     shutil.rmtree(path, ignore_errors=True)
+    if saved is None:
+        credentials.unlink(missing_ok=True)
+    else:
+        credentials.write_bytes(saved)
 
 
 @contextlib.contextmanager
