@@ -47,13 +47,13 @@ def current_actor(request: Any = None) -> dict[str, Any]:
     if request is None:
         return {}
     actor: dict[str, Any] = {}
-    user = getattr(request, "user", None)  # set by DRF's authentication too (Request.user setter)
-    if isinstance(user, LazyObject) and user._wrapped is empty:
-        return actor  # not loaded yet: a log line never costs a session or database read
-    facility = getattr(user, "facility", None)
-    if facility is not None and getattr(user, "client", None) is not None:
+    user: Any = getattr(request, "user", None)  # set by DRF's authentication too (Request.user setter)
+    if user is None or (isinstance(user, LazyObject) and user._wrapped is empty):
+        return actor  # none, or not loaded yet: a log line never costs a session or database read
+    facility, client = getattr(user, "facility", None), getattr(user, "client", None)
+    if facility is not None and client is not None:
         actor["facility_id"] = facility.pk
-        actor["api_client_id"] = user.client.pk
+        actor["api_client_id"] = client.pk
     elif getattr(user, "is_authenticated", False) and getattr(user, "pk", None) is not None:
         actor["user_id"] = user.pk  # a staff member (or a signed-in patient): the id, never the name
     return actor

@@ -18,10 +18,10 @@ CACHES["default"]["KEY_PREFIX"] = "cer-test"
 # The whole run's log as JSON lines; tests/conftest.py scans it for personal data when the run ends.
 TEST_LOG_FILE = BASE_DIR / "var" / "test-logs" / f"pytest-{os.getpid()}.jsonl"
 TEST_LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
-LOGGING["handlers"]["testrun"] = {
+LOGGING["handlers"]["testrun"] = {  # type: ignore[index]
     "class": "logging.FileHandler",
     "filename": str(TEST_LOG_FILE),
     "formatter": "json",
     "filters": ["context"],
 }
-LOGGING["root"]["handlers"].append("testrun")
+LOGGING["root"]["handlers"].append("testrun")  # type: ignore[index]
