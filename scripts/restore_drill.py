@@ -238,24 +238,32 @@ def _manage(url: str, *args: str) -> None:
 
 
 # Bookings on top of the demo data (which has schedules, patients and reconciliation runs but no live
-# bookings): each demo patient books the earliest free slot they may, one booking is cancelled again.
+# bookings): each patient books the earliest free slot of each service the rules let them, through the
+# booking services; the last booking is cancelled again.
 POPULATE = """
-from django.db.models import Q
+import datetime as dt
+import sys
+from django.utils import timezone
 from apps.booking import services
+from apps.catalog.models import Service
 from apps.core.errors import DomainError
 from apps.patients.models import Patient
 from apps.scheduling.models import Slot
 
-booked = []
-for patient in Patient.objects.order_by("id"):
-    for slot in Slot.objects.filter(status="free").order_by("service_id", "start")[:2000:40]:
+booked, refused = [], {}
+soon = timezone.now() + dt.timedelta(days=2)
+for patient in Patient.objects.order_by("id")[:50]:
+    for service in Service.objects.order_by("id"):
+        slot = Slot.objects.filter(service=service, status="free", start__gt=soon).order_by("start").first()
+        if slot is None:
+            continue
         try:
             booked.append(services.appointment_book(slot_id=slot.pk, patient=patient, channel="desk"))
-        except DomainError:
-            continue
+        except DomainError as exc:  # not eligible, no referral, out of scope: the rules decide
+            refused[exc.code] = refused.get(exc.code, 0) + 1
 if booked:
     services.appointment_cancel_by_patient(appointment=booked[-1])
-print(len(booked))
+print(f"   {len(booked)} bookings, one cancelled; refused by the rules: {refused}", file=sys.stderr)
 """
 
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+from django.db import connection
 from django.test import Client, override_settings
 from django.utils import timezone
 
@@ -18,12 +23,15 @@ from apps.notifications.tasks import message_deliver_task
 from apps.outbox.models import OutboxEvent
 from apps.reconciliation.models import ReconciliationRun
 from apps.reconciliation.tasks import run_execute_task
+from scripts.restore_drill import with_database
 from tests.factories import PatientFactory, RegistrationFactory
 from tests.factories.portal import MessageFactory
 from tests.factories.reconciliation import ReportedVisitFactory
 from tests.integration.test_webhooks import Receiver
 
-from .conftest import METRICS_TOKEN
+from .conftest import METRICS_TOKEN, Scrape
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -140,3 +148,43 @@ def test_a_redis_outage_is_reported_not_a_failed_scrape(scrape, settings):
 
     assert scraped.value("cer_redis_up") == 0
     assert scraped.value("cer_database_up") == 1
+
+
+COUNT_ONE = """
+import django
+django.setup()
+from apps.operations import metrics
+metrics.OUTBOX_EVENTS.labels("test.multiprocess").inc()
+"""
+SCRAPE = """
+import django
+django.setup()
+from apps.operations.metrics import registry_output
+print(registry_output().decode())
+"""
+
+
+@pytest.mark.django_db
+def test_counts_of_several_processes_add_up_in_multiprocess_mode(tmp_path):
+    """GIVEN PROMETHEUS_MULTIPROC_DIR shared by processes (gunicorn workers, Celery workers)
+    WHEN two of them count an event each THEN a third one's /metrics output has both."""
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        "DATABASE_URL": with_database(os.environ["DATABASE_URL"], connection.settings_dict["NAME"]),
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+    }
+
+    def run(script: str) -> str:
+        result = subprocess.run(  # noqa: S603
+            [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stdout
+
+    run(COUNT_ONE)
+    run(COUNT_ONE)
+    output = Scrape(run(SCRAPE))
+
+    assert output.value("cer_outbox_events_total", type="test.multiprocess") == 2
+    assert output.value("cer_database_up") == 1  # the scrape-time gauges are there too

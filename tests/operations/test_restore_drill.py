@@ -77,3 +77,9 @@ def test_a_feed_whose_new_events_would_sort_before_restored_ones_is_caught(popul
 
     assert not ok
     assert "not [" in detail
+
+
+def test_the_checks_alone_compare_two_databases_from_the_command_line(populated, restored, capsys):
+    """The documented command for checking a restore from a base backup and WAL (docs/operations.md)."""
+    assert restore_drill.main(["--source", populated, "--restored", restored]) == 0
+    assert "FAIL" not in capsys.readouterr().out
