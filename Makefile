@@ -50,3 +50,8 @@ lock: install
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+## restore-drill: dump a populated database, restore it into a new one and check it (docs/operations.md).
+.PHONY: restore-drill
+restore-drill: install
+	@$(PY) -m scripts.services exec -- $(PY) -m scripts.restore_drill

@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from apps.core import health
+from apps.operations.metrics import metrics_view
 
 handler404 = "apps.core.api_errors.api_or_html_404"
 handler500 = "apps.core.api_errors.api_or_html_500"
@@ -11,6 +12,7 @@ handler500 = "apps.core.api_errors.api_or_html_500"
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),  # bearer CER_METRICS_TOKEN; 404 without it
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

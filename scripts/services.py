@@ -27,7 +27,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
-VAR = ROOT / "var"
+# The embedded servers' home; a test of this supervisor gives it another one (CER_VAR_DIR).
+VAR = Path(os.environ.get("CER_VAR_DIR") or ROOT / "var")
 PY = sys.executable
 
 
@@ -122,17 +123,31 @@ def embedded_redis() -> Iterator[str]:
         _stop(proc)
 
 
-def _stop(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
+STOP_TIMEOUT = 10.0  # seconds a child gets after SIGTERM before its whole group is killed
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
+    _stop_all([proc], timeout)
+
+
+def _stop_all(procs: list[subprocess.Popen[bytes]], timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM every child's process group at once, wait for them together for at most `timeout`
+    seconds, then SIGKILL what is left: a worker that ignores SIGTERM never holds the port."""
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(max(0.0, deadline - time.monotonic()))
+    for proc in procs:
+        # The group, not only the leader: the pool processes of a Celery worker and the reloader
+        # child of runserver share it and would outlive a leader that was killed alone.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        if proc.returncode is None:
+            proc.wait()
 
 
 @contextlib.contextmanager
@@ -150,39 +165,73 @@ def _manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, check=True)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class _Shutdown:
+    """Shutdown state shared by the signal handler and the supervisor loops.
+
+    The first signal starts the shutdown (a KeyboardInterrupt out of whatever is waiting); every
+    later one is ignored. A SIGTERM to the process group reaches this process twice (directly, and
+    forwarded by make), and a second Ctrl-C is common: neither may interrupt the cleanup that stops
+    the children and the embedded servers, or they are left running on the port."""
+
+    started = False
+    deferred = False  # while True, a signal only marks the shutdown (children being started)
+
+
 def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    if _Shutdown.started:
+        return
+    _Shutdown.started = True
+    if not _Shutdown.deferred:
+        raise KeyboardInterrupt
 
 
 def _stop_on_signals() -> None:
     """Ctrl-C, `kill` and a closed terminal all stop every child (SIGINT may arrive ignored when the
     command was started in the background, so the handler is installed explicitly)."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    _Shutdown.started = _Shutdown.deferred = False
+    for sig in STOP_SIGNALS:
         signal.signal(sig, _interrupt)
+
+
+def _start(children: list[subprocess.Popen[bytes]], args: list[str], env: dict[str, str]) -> None:
+    """Start a child in its own session and record it before a signal can interrupt us, so that
+    the cleanup always knows every child it has to stop."""
+    _Shutdown.deferred = True
+    try:
+        children.append(subprocess.Popen(args, cwd=ROOT, env=env, start_new_session=True))
+    finally:
+        _Shutdown.deferred = False
+    if _Shutdown.started:
+        raise KeyboardInterrupt
+
+
+def _orphaned(parent: int) -> bool:
+    """Our parent (make, a shell) is gone: it was killed without passing the signal on."""
+    return os.getppid() != parent
 
 
 def cmd_run() -> int:
     port = os.environ.get("PORT", "8000")
+    parent = os.getppid()
     _stop_on_signals()
     with servers() as env:
         env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
         _manage(env, "migrate", "--no-input", "-v", "0")
         _manage(env, "setup_periodic_tasks")
         _manage(env, "seed_demo")
-        children = [
-            subprocess.Popen(
-                [PY, "manage.py", "runserver", f"127.0.0.1:{port}"],
-                cwd=ROOT,
-                env=env,
-                start_new_session=True,
-            ),
-            subprocess.Popen(
+        children: list[subprocess.Popen[bytes]] = []
+        try:
+            _start(children, [PY, "manage.py", "runserver", f"127.0.0.1:{port}"], env)
+            _start(
+                children,
                 [PY, "-m", "celery", "-A", "config", "worker", "-l", "info", "--concurrency", "2"],
-                cwd=ROOT,
-                env=env,
-                start_new_session=True,
-            ),
-            subprocess.Popen(
+                env,
+            )
+            _start(
+                children,
                 [
                     PY,
                     "-m",
@@ -195,32 +244,28 @@ def cmd_run() -> int:
                     "--scheduler",
                     "django_celery_beat.schedulers:DatabaseScheduler",
                 ],
-                cwd=ROOT,
-                env=env,
-                start_new_session=True,
-            ),
-        ]
-        base = f"http://127.0.0.1:{port}"
-        print(
-            f"\nCeR is starting at {base}\n"
-            f"  patient pages  {base}/\n"
-            f"  API docs       {base}/api/docs/  (Redoc: {base}/api/redoc/)\n"
-            f"  staff pages    {base}/staff/\n"
-            f"  admin          {base}/admin/\n"
-            f"  health         {base}/healthz  {base}/readyz\n"
-            "Demo log-ins were printed above by seed_demo (kept in var/demo-credentials.txt).\n"
-            "Ctrl-C stops everything.\n",
-            flush=True,
-        )
-        try:
-            while all(child.poll() is None for child in children):
+                env,
+            )
+            base = f"http://127.0.0.1:{port}"
+            print(
+                f"\nCeR is starting at {base}\n"
+                f"  patient pages  {base}/\n"
+                f"  API docs       {base}/api/docs/  (Redoc: {base}/api/redoc/)\n"
+                f"  staff pages    {base}/staff/\n"
+                f"  admin          {base}/admin/\n"
+                f"  health         {base}/healthz  {base}/readyz\n"
+                "Demo log-ins were printed above by seed_demo (kept in var/demo-credentials.txt).\n"
+                "Ctrl-C stops everything.\n",
+                flush=True,
+            )
+            while all(child.poll() is None for child in children) and not _orphaned(parent):
                 time.sleep(0.5)
             return 1
         except KeyboardInterrupt:
             return 0
         finally:
-            for child in children:
-                _stop(child)
+            _Shutdown.started = True  # from here on, signals are ignored: nothing interrupts the cleanup
+            _stop_all(children)
 
 
 def exec_arguments(argv: list[str]) -> tuple[str, list[str]]:
@@ -246,8 +291,18 @@ def cmd_exec(argv: list[str]) -> int:
         try:
             return child.wait()
         except KeyboardInterrupt:
-            child.send_signal(signal.SIGINT)
-            return child.wait()
+            # The command shares our process group, so a terminal's Ctrl-C reached it already; a
+            # signal sent to this process alone is passed on. It gets a bound, then is killed.
+            _Shutdown.started = True
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signal.SIGINT)
+            try:
+                return child.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                return child.wait()
+        finally:
+            _Shutdown.started = True
 
 
 def main(argv: list[str]) -> int:
@@ -259,6 +314,8 @@ def main(argv: list[str]) -> int:
     except StartError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # stopped while still starting; everything started was stopped again
+        return 130
     except subprocess.CalledProcessError as exc:
         print(
             f"error: {' '.join(map(str, exc.cmd[1:3]))} failed with exit code {exc.returncode}",

@@ -42,3 +42,25 @@ def facility_a(db):
 @pytest.fixture
 def facility_b(db):
     return FacilityFactory(name="Facility B")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """No PESEL (nor a masked e-mail or phone number) in the logs of the whole run (DESIGN.md section 7).
+    Every log record of the run went to settings.TEST_LOG_FILE as JSON (config/settings/test.py)."""
+    from django.conf import settings
+
+    from apps.operations.logs import log_leaks
+
+    path = getattr(settings, "TEST_LOG_FILE", None)
+    if path is None or not path.exists():
+        return
+    with path.open(encoding="utf-8", errors="replace") as log:
+        leaks = log_leaks(log)
+    if leaks:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        reporter.write_line(f"personal data in the test run's log ({path}):", red=True)
+        for line in leaks[:20]:
+            reporter.write_line(f"  {line[:300]}")
+        session.exitstatus = 1
+    else:
+        path.unlink()

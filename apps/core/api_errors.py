@@ -47,6 +47,9 @@ def problem(
 
 
 def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    from apps.operations.metrics import refusal_observed
+
+    refusal_observed(body["code"], body["status"])
     response = Response(body, status=body["status"], headers=headers)
     response.content_type = PROBLEM_CONTENT_TYPE
     return response

@@ -32,6 +32,8 @@ class OutboxEvent(models.Model):
     aggregate_type = models.CharField(max_length=32)
     aggregate_id = models.BigIntegerField()
     payload = models.JSONField(default=dict)
+    # The web request or task that made the change (X-Request-ID): ties an event to its log lines.
+    request_id = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     class Meta:
         indexes = [

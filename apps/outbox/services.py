@@ -4,6 +4,9 @@ from typing import Any
 
 from django.db import transaction
 
+from apps.operations.context import current_request_id
+from apps.operations.metrics import outbox_event_made
+
 from .models import OutboxEvent
 
 
@@ -17,14 +20,18 @@ def event_new(
     payload: dict[str, Any] | None = None,
 ) -> OutboxEvent:
     """A domain event, not yet written: `event_record` writes it, or a change that writes everything
-    in one statement does (the booking, apps/booking/services.py)."""
+    in one statement does (the booking, apps/booking/services.py). It is counted in the metrics when
+    its transaction commits, and carries the request id of the work that made it."""
+    payload = payload or {}
+    outbox_event_made(type, payload)
     return OutboxEvent(
         type=type,
         aggregate_type=aggregate_type,
         aggregate_id=aggregate_id,
         facility_id=facility_id,
         patient_id=patient_id,
-        payload=payload or {},
+        payload=payload,
+        request_id=current_request_id(),
     )
 
 

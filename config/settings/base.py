@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django.utils.translation import gettext_lazy as _
 
-from .env import BASE_DIR, ConfigError, env, fail, secret
+from .env import BASE_DIR, ConfigError, env, fail, otel_traces_requested, secret
 
 DEBUG = False
 ALLOWED_HOSTS: list[str] = env.list("ALLOWED_HOSTS", default=[])
@@ -37,9 +37,11 @@ INSTALLED_APPS = [
     "apps.reconciliation",
     "apps.portal",
     "apps.staff",
+    "apps.operations",
 ]
 
 MIDDLEWARE = [
+    "apps.operations.middleware.RequestContextMiddleware",  # first: request id and HTTP metrics
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "apps.core.middleware.PolishFirstMiddleware",
@@ -253,11 +255,38 @@ CER_SMS_WEBHOOK_SECRET = secret("CER_SMS_WEBHOOK_SECRET")
 CER_PATIENT_REGISTRY = env.str("CER_PATIENT_REGISTRY", default="apps.patients.registry.LocalRegistry")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="CeR <no-reply@cer.example.gov.pl>")
 
+# --- Operations (docs/operations.md): JSON logs, metrics, traces --------------------------------
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")  # "plain" for a human at a terminal
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "context": {"()": "apps.operations.logs.ContextFilter"},
+        "expected_refusals": {"()": "apps.operations.logs.ExpectedRefusalFilter"},
+    },
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "apps.operations.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain" if LOG_FORMAT == "plain" else "json",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django.request": {"filters": ["expected_refusals"]},
+    },
 }
+# Celery workers log through the same configuration (JSON, request id) instead of their own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# /metrics answers only a scrape with this bearer token; without it the endpoint does not exist.
+CER_METRICS_TOKEN = secret("CER_METRICS_TOKEN")
+# Shared by the gunicorn and Celery processes of a machine (prometheus-client reads it too).
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+CER_TRACING = otel_traces_requested()
+CER_OTEL_TRACES_EXPORTER = env.str("OTEL_TRACES_EXPORTER", default="otlp")
+CER_OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="cer")

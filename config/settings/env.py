@@ -52,3 +52,19 @@ def fail(exc: ConfigError) -> None:
     """Stop the start with one clear line naming the variable (no traceback to dig through)."""
     sys.stderr.write(f"configuration error: {exc}\n")
     raise SystemExit(2)
+
+
+def otel_traces_requested(environ: Any = None) -> bool:
+    """OpenTelemetry traces are off unless the standard OTEL_* variables ask for them: an exporter
+    named (OTEL_TRACES_EXPORTER) or an OTLP endpoint given, and the SDK not disabled."""
+    environ = os.environ if environ is None else environ
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    exporter = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporter == "none":
+        return False
+    return bool(
+        exporter
+        or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )

@@ -1,9 +1,10 @@
 """Tests: real PostgreSQL and Redis from DATABASE_URL / REDIS_URL (`make test` provides them)."""
 
+import os
 import secrets
 
 from .base import *  # noqa: F403
-from .base import CACHES, secret
+from .base import BASE_DIR, CACHES, LOGGING, secret
 
 SECRET_KEY = secret("SECRET_KEY") or secrets.token_urlsafe(50)
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
@@ -13,3 +14,14 @@ CER_SMS_BACKEND = "apps.notifications.channels.MemorySmsGateway"
 # Tasks enqueued with on_commit run in-process in tests (assert them with django_capture_on_commit_callbacks).
 CELERY_TASK_ALWAYS_EAGER = True
 CACHES["default"]["KEY_PREFIX"] = "cer-test"
+
+# The whole run's log as JSON lines; tests/conftest.py scans it for personal data when the run ends.
+TEST_LOG_FILE = BASE_DIR / "var" / "test-logs" / f"pytest-{os.getpid()}.jsonl"
+TEST_LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
+LOGGING["handlers"]["testrun"] = {  # type: ignore[index]
+    "class": "logging.FileHandler",
+    "filename": str(TEST_LOG_FILE),
+    "formatter": "json",
+    "filters": ["context"],
+}
+LOGGING["root"]["handlers"].append("testrun")  # type: ignore[index]
