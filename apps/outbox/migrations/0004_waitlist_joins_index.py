@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("outbox", "0002_txid_default"),
+        ("outbox", "0003_request_id"),
     ]
 
     operations = [
