@@ -22,8 +22,8 @@ from apps.core.errors import DomainError
 from apps.patients.models import Patient
 
 from . import engine
-from .imports import WARSAW, RawRow, RowError, VisitRow, row_validate, rows_read
-from .models import ImportBatch, Override, ReconciliationRun, ReportedVisit, Verdict
+from .imports import WARSAW, RawRow, RowError, VisitBounds, VisitRow, row_validate, rows_read
+from .models import ImportBatch, Override, ReconciliationRun, ReportedVisit, Verdict, settlement_policy
 
 logger = logging.getLogger(__name__)
 
@@ -93,10 +93,11 @@ def visits_record(*, batch: ImportBatch, rows: list[RawRow], facility: Facility 
         facilities_qs = facilities_qs.filter(pk=facility.pk)
     facilities = dict(facilities_qs.values_list("nfz_code", "id"))
     services = dict(Service.objects.filter(code__in=service_codes).values_list("code", "id"))
+    bounds = VisitBounds.around(timezone.now(), window_days=settlement_policy().settlement_window_days)
     valid: list[VisitRow] = []
     problems: list[RowError] = []
     for row in rows:
-        checked = row_validate(row, facilities=facilities, services=services)
+        checked = row_validate(row, facilities=facilities, services=services, bounds=bounds)
         (valid if isinstance(checked, VisitRow) else problems).append(checked)  # type: ignore[arg-type]
     inserted = _visits_insert(batch_id=batch.pk, rows=valid)
     batch.rows_total = len(rows)
@@ -168,6 +169,9 @@ def run_create(
     """A run for a day or a month (optionally one facility). An unfinished run of the same scope
     (queued, or failed/stopped midway) is returned instead, so asking again resumes it."""
     start, end = period_bounds(scope=scope, period_start=period_start)
+    if end > timezone.localdate():
+        # A month (or day) that has not ended cannot be settled: its visits are still being reported.
+        raise DomainError("reconciliation_period_open", period=_period_label(scope, start))
     unfinished = ReconciliationRun.objects.filter(
         scope=scope,
         period_start=start,
@@ -328,8 +332,12 @@ def _run_chunks(run: ReconciliationRun, on_progress: Callable[[ReconciliationRun
         on_progress(run)
 
 
+def _period_label(scope: str, start: dt.date) -> str:
+    return start.strftime("%Y-%m") if scope == ReconciliationRun.Scope.MONTH else start.isoformat()
+
+
 def _scope_label(run: ReconciliationRun) -> str:
-    period = run.period_start.strftime("%Y-%m") if run.scope == "month" else run.period_start.isoformat()
+    period = _period_label(run.scope, run.period_start)
     return period + (f", facility {run.facility.nfz_code}" if run.facility_id and run.facility else "")
 
 

@@ -340,3 +340,22 @@ def test_the_list_filters_by_visit_date_and_pages_with_a_cursor(api_a, api_b, ca
     assert [v["visit_id"] for v in rest["results"]] == ["V-5"] and rest["next"] is None
     assert other == {"results": [], "next": None}
     _problem(api_a.get(f"{URL}?cursor=garbage"), 400, "invalid_cursor")
+
+
+def test_impossible_visit_dates_are_refused_per_row_like_a_file(api_a, cardiology, patients):
+    rows = [
+        row(patients[0], "F-1", at="9999-01-01T10:00:00+01:00"),
+        row(patients[0], "F-2", at="0001-01-01T00:00:00"),
+        row(patients[0], "F-3", at="1900-01-01T08:00:00"),
+        row(patients[1], "OK"),
+    ]
+
+    response = api_a.post(URL, {"visits": rows})
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["recorded"], body["rejected"]) == (1, 3)
+    reasons = [e["reason"] for e in body["errors"]]
+    assert reasons[0] == "visit date in the future" and reasons[1].startswith("bad visit date")
+    assert reasons[2].startswith("visit date older than the settlement window")
+    assert list(ReportedVisit.objects.values_list("facility_visit_id", flat=True)) == ["OK"]
