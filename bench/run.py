@@ -1046,11 +1046,12 @@ def workload_publish(report: Report, per_call: int, batches: int) -> None:
 # no-show, ended before the visit; then the nearest start, then the lowest id): only rank 0 is paid,
 # and of two visits claiming one appointment only the first (visit time, then id); an emergency is
 # paid only for a known patient with no such appointment at all, once per patient, facility, service
-# and day. The eligible count must equal the run's (the workload reports both).
+# and day; a withdrawn visit is never paid. The eligible count must equal the run's (the workload
+# reports both).
 ANTI_JOIN_SQL = """
 CREATE TEMP TABLE bench_antijoin AS
 WITH m AS MATERIALIZED (  -- one probe per visit (inlined, the window evaluated it twice)
-    SELECT v.id, v.visit_at, v.emergency, v.facility_id, v.service_id, d.day, pp.pid,
+    SELECT v.id, v.visit_at, v.emergency, v.withdrawn, v.facility_id, v.service_id, d.day, pp.pid,
            d.day < s.cer_from
                OR d.day < GREATEST(s.obligatory_from, COALESCE(f.obligatory_from, s.obligatory_from))
                AS exempt,
@@ -1079,13 +1080,16 @@ WITH m AS MATERIALIZED (  -- one probe per visit (inlined, the window evaluated 
     WHERE v.visit_at >= %(start)s AND v.visit_at < %(end)s
 )
 SELECT id,
+       NOT withdrawn AND (
        exempt
        OR (rank = 0 AND row_number() OVER (
-           PARTITION BY CASE WHEN NOT exempt AND rank = 0 THEN claimed END ORDER BY visit_at, id) = 1)
+           PARTITION BY CASE WHEN NOT withdrawn AND NOT exempt AND rank = 0 THEN claimed END
+           ORDER BY visit_at, id) = 1)
        OR (emergency AND pid IS NOT NULL AND claimed IS NULL AND row_number() OVER (
-           PARTITION BY CASE WHEN NOT exempt AND emergency AND pid IS NOT NULL AND claimed IS NULL
+           PARTITION BY CASE WHEN NOT withdrawn AND NOT exempt AND emergency AND pid IS NOT NULL
+                             AND claimed IS NULL
                              THEN ARRAY[pid, facility_id, service_id, day - DATE '2000-01-01'] END
-           ORDER BY visit_at, id) = 1) AS eligible
+           ORDER BY visit_at, id) = 1)) AS eligible
 FROM m
 """
 

@@ -4,6 +4,7 @@ one INSERT ... SELECT deciding every visit of the chunk; then one window-functio
 claims and one UPDATE carrying staff overrides forward.
 
 Rule order for one visit (the first that applies gives the reason; docs/reconciliation.md):
+  0. the facility withdrew the visit                 -> ineligible withdrawn
   1. visit day before the service's `cer_from`       -> eligible   service_not_in_scope
   2. visit day before the obligation date            -> eligible   facility_not_obliged
      (`catalog.selectors.registration_obligatory_from`: the later of service and facility dates)
@@ -67,6 +68,7 @@ _LIVE_AT_VISIT = "NOT (a.status = ANY(%(ending)s) AND (a.ended_at IS NULL OR a.e
 CHUNK_SQL = f"""
 WITH v AS (
     SELECT rv.id, rv.facility_id, rv.service_id, rv.patient_id, rv.visit_at, rv.emergency,
+           rv.withdrawn, rv.version,
            (rv.visit_at AT TIME ZONE %(tz)s)::date AS day,
            ((rv.visit_at AT TIME ZONE %(tz)s)::date::timestamp AT TIME ZONE %(tz)s) AS day_start,
            (((rv.visit_at AT TIME ZONE %(tz)s)::date + 1)::timestamp AT TIME ZONE %(tz)s) AS day_end,
@@ -82,9 +84,10 @@ WITH v AS (
 ),
 -- MATERIALIZED: the reason is used four times below; inlined, its CASE would run four times.
 decided AS MATERIALIZED (
-    SELECT v.id AS visit_id, v.facility_id, v.service_id, v.visit_at, v.rule_version,
+    SELECT v.id AS visit_id, v.facility_id, v.service_id, v.visit_at, v.rule_version, v.version,
            c.best[3] AS appointment_id,
            CASE
+               WHEN v.withdrawn THEN 'withdrawn'
                WHEN v.day < v.cer_from THEN 'service_not_in_scope'
                WHEN v.day < v.obliged_from THEN 'facility_not_obliged'
                WHEN v.emergency AND v.patient_id IS NULL THEN 'emergency_no_patient'
@@ -129,11 +132,12 @@ inserted AS (
     -- A plain INSERT: the chunk's rows of this run were deleted just before (CLEAR_SQL), so there is
     -- nothing to conflict with; ON CONFLICT's speculative insertion cost a probe per row for nothing.
     INSERT INTO {T_VERDICT} (run_id, visit_id, facility_id, service_id, visit_at, eligible, reason,
-                             matched_appointment_id, rule_version, final_eligible, override_id)
+                             matched_appointment_id, rule_version, visit_version, final_eligible,
+                             override_id)
     SELECT %(run)s, d.visit_id, d.facility_id, d.service_id, d.visit_at,
            d.reason = ANY(%(eligible)s), d.reason,
            CASE WHEN d.reason = ANY(%(claimed)s) THEN d.appointment_id END,
-           d.rule_version, d.reason = ANY(%(eligible)s), NULL
+           d.rule_version, d.version, d.reason = ANY(%(eligible)s), NULL
     FROM decided d
     -- In the order of the (run, facility, visit_at) index: each chunk sweeps that index once instead
     -- of inserting at random places in it (at millions of verdicts it no longer fits in the cache).

@@ -21,7 +21,19 @@ from apps.core.errors import DomainError
 WARSAW = ZoneInfo("Europe/Warsaw")
 NOT_AN_OBJECT = "__not_an_object__"
 FIELDS = ("pesel", "facility_code", "service_code", "visit_at", "visit_id")
-OPTIONAL_FIELDS = ("emergency",)
+# `correction_reason` with a visit id already reported corrects it (a new version); with `withdrawn`
+# true it withdraws it.
+OPTIONAL_FIELDS = ("emergency", "correction_reason", "withdrawn")
+MAX_REASON = 500
+# Characters that render as nothing: a reason or justification made only of these is empty.
+INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"), None)
+
+
+def visible_text(value: str) -> str:
+    """The text without zero-width characters and surrounding whitespace ("" if nothing is visible)."""
+    return value.translate(INVISIBLE).strip() if isinstance(value, str) else ""
+
+
 TRUE = {"1", "true", "t", "yes", "y", "tak"}
 FALSE = {"", "0", "false", "f", "no", "n", "nie"}
 MAX_VISIT_ID = 64
@@ -45,6 +57,18 @@ class VisitRow:
     visit_at: dt.datetime
     emergency: bool
     visit_id: str
+    withdraw: bool = False
+    correction_reason: str = ""
+
+    def same_as(self, other: VisitRow) -> bool:
+        """Whether two rows report the same content (a re-sent row, not a correction)."""
+        return (self.pesel, self.service_id, self.visit_at, self.emergency, self.withdraw) == (
+            other.pesel,
+            other.service_id,
+            other.visit_at,
+            other.emergency,
+            other.withdraw,
+        )
 
 
 @dataclass(frozen=True)
@@ -211,13 +235,22 @@ def row_validate(
     visit_id = str(visit_id) if isinstance(visit_id, str | int) and not isinstance(visit_id, bool) else ""
     if not visit_id or len(visit_id) > MAX_VISIT_ID:
         return RowError(row.line, f"visit_id must be 1-{MAX_VISIT_ID} characters", "visit_id")
-    flag = data.get("emergency")
-    if isinstance(flag, bool):
-        emergency = flag
-    elif str(flag if flag is not None else "").lower() in TRUE | FALSE:
-        emergency = str(flag if flag is not None else "").lower() in TRUE
-    else:
+    emergency = _flag(data.get("emergency"))
+    if emergency is None:
         return RowError(row.line, "emergency must be true/false or 1/0", "emergency")
+    withdraw = _flag(data.get("withdrawn"))
+    if withdraw is None:
+        return RowError(row.line, "withdrawn must be true/false or 1/0", "withdrawn")
+    raw_reason = data.get("correction_reason")
+    if raw_reason is not None and not isinstance(raw_reason, str):
+        return RowError(row.line, "correction_reason must be text", "correction_reason")
+    correction_reason = visible_text(raw_reason or "")
+    if len(correction_reason) > MAX_REASON:
+        return RowError(
+            row.line, f"correction_reason is longer than {MAX_REASON} characters", "correction_reason"
+        )
+    if withdraw and not correction_reason:
+        return RowError(row.line, "a withdrawal needs a correction_reason", "correction_reason")
     return VisitRow(
         line=row.line,
         pesel=number,
@@ -226,4 +259,16 @@ def row_validate(
         visit_at=visit_at,
         emergency=emergency,
         visit_id=visit_id,
+        withdraw=withdraw,
+        correction_reason=correction_reason,
     )
+
+
+def _flag(value: Any) -> bool | None:
+    """true/false, 1/0, tak/nie ... (absent or empty: false); None if it is none of these."""
+    if isinstance(value, bool):
+        return value
+    text = str(value if value is not None else "").lower()
+    if text in TRUE | FALSE:
+        return text in TRUE
+    return None

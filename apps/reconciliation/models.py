@@ -31,6 +31,7 @@ class Reason(models.TextChoices):
     NO_SHOW = "no_show", "placówka odnotowała, że pacjent nie zgłosił się na wizytę"
     BOOKED_AFTER_VISIT = "booked_after_visit", "rejestracja utworzona po rozpoczęciu wizyty"
     EMERGENCY_NO_PATIENT = "emergency_no_patient", "przypadek nagły, ale PESEL nieznany w CeR"
+    WITHDRAWN = "withdrawn", "wizyta wycofana przez placówkę"
 
 
 # The same texts in English (the Polish ones are the choices' labels): staff pages and exports show the
@@ -48,6 +49,7 @@ REASON_TEXTS_EN: dict[str, str] = {
     Reason.NO_SHOW: "the facility recorded that the patient did not attend",
     Reason.BOOKED_AFTER_VISIT: "registration created after the visit began",
     Reason.EMERGENCY_NO_PATIENT: "emergency, but the PESEL is unknown to CeR",
+    Reason.WITHDRAWN: "visit withdrawn by the facility",
 }
 
 
@@ -99,6 +101,7 @@ class ImportBatch(models.Model):
     rows_total = models.PositiveIntegerField(default=0)
     rows_imported = models.PositiveIntegerField(default=0)
     rows_duplicate = models.PositiveIntegerField(default=0)
+    rows_corrected = models.PositiveIntegerField(default=0)
     rows_rejected = models.PositiveIntegerField(default=0)
     # [{"line": 7, "reason": "invalid PESEL: wrong check digit"}, ...]
     errors = models.JSONField(default=list, blank=True)
@@ -133,6 +136,13 @@ class ReportedVisit(models.Model):
     )
     source_row = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Corrections: the row always holds the latest version (the one runs decide); every earlier version
+    # is kept in `VisitVersion`. A withdrawn visit is not settled (reason `withdrawn`).
+    # Database defaults: visits are inserted by hand-written SQL (the import, the bench data generator).
+    version = models.PositiveIntegerField(default=1, db_default=1)
+    withdrawn = models.BooleanField(default=False, db_default=False)
+    correction_reason = models.TextField(blank=True, default="", db_default="")
+    version_at = models.DateTimeField(null=True, blank=True, help_text="when the latest correction came")
 
     class Meta:
         ordering = ["id"]
@@ -150,6 +160,36 @@ class ReportedVisit(models.Model):
 
     def __str__(self) -> str:
         return f"visit {self.pk} {self.facility_id}/{self.facility_visit_id}"
+
+
+class VisitVersion(models.Model):
+    """An earlier version of a reported visit, kept when the facility corrected or withdrew it
+    (append-only). Version n was current from `recorded_at` until the next version came."""
+
+    id = models.BigAutoField(primary_key=True)
+    visit = models.ForeignKey(ReportedVisit, on_delete=models.PROTECT, related_name="versions")
+    version = models.PositiveIntegerField()
+    patient_pesel = models.CharField(max_length=11)
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="+", db_index=False)
+    visit_at = models.DateTimeField()
+    emergency = models.BooleanField()
+    withdrawn = models.BooleanField()
+    correction_reason = models.TextField(blank=True)
+    batch = models.ForeignKey(
+        ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    source_row = models.PositiveIntegerField(null=True, blank=True)
+    recorded_at = models.DateTimeField()
+    superseded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["visit_id", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["visit", "version"], name="visit_version_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"visit {self.visit_id} v{self.version}"
 
 
 class ReconciliationRun(models.Model):
@@ -257,6 +297,8 @@ class Verdict(models.Model):
         db_constraint=False,
     )
     rule_version = models.CharField(max_length=32)
+    # The version of the visit the run decided (a correction after the run makes a newer one).
+    visit_version = models.PositiveIntegerField(default=1, db_default=1)
     final_eligible = models.BooleanField()
     # Not FK-checked either (the check is queued per inserted row even when NULL): overrides are
     # append-only (PostgreSQL refuses DELETE), so a verdict's override cannot disappear.

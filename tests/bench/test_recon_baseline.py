@@ -41,6 +41,9 @@ def test_the_baseline_pays_exactly_the_visits_the_run_pays(patient, cardiology, 
     visit(patient=walk_in, emergency=True, facility=facility_b)  # another facility's emergency
     visit(patient=None, patient_pesel="44051401458", emergency=True)  # unknown patient
     visit(patient=PatientFactory())  # no registration
+    gone = PatientFactory()
+    AppointmentFactory(patient=gone, service=cardiology, facility=facility_a)
+    visit(patient=gone, withdrawn=True, version=2)  # withdrawn, though it matched
     visit(patient=PatientFactory(), visit_at=warsaw(2026, 7, 20))  # no registration either
     endocrinology = ServiceFactory(endocrinology=True)
     visit(patient=None, patient_pesel="44051401458", service=endocrinology, emergency=True)  # out of scope
@@ -62,5 +65,6 @@ def test_the_baseline_pays_exactly_the_visits_the_run_pays(patient, cardiology, 
         Reason.EMERGENCY_NO_PATIENT,
         Reason.NO_REGISTRATION,
         Reason.SERVICE_NOT_IN_SCOPE,
+        Reason.WITHDRAWN,
     } <= reasons
     assert (eligible, total) == (run.eligible_count, run.visits_done)

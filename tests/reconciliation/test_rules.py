@@ -399,6 +399,7 @@ def test_every_reason_code_is_either_eligible_or_not():
         "no_show",
         "booked_after_visit",
         "emergency_no_patient",
+        "withdrawn",
     }
     assert {str(r) for r in ELIGIBLE_REASONS} == {
         "matched_registration",
