@@ -13,7 +13,7 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -22,7 +22,7 @@ from apps.core.errors import DomainError
 from apps.patients.models import Patient
 
 from . import engine
-from .imports import WARSAW, RawRow, RowError, VisitBounds, VisitRow, row_validate, rows_read
+from .imports import WARSAW, RawRow, RowError, VisitBounds, VisitRow, row_validate, rows_read, visible_text
 from .models import (
     ImportBatch,
     Override,
@@ -484,9 +484,11 @@ def _scope_label(run: ReconciliationRun) -> str:
 @transaction.atomic
 def verdict_override(*, verdict: Verdict, new_eligible: bool, user: Any, justification: str) -> Override:
     """Staff replace a verdict's outcome. The rules' verdict (`eligible`, `reason`) stays as it was;
-    the override row keeps who, when and why, and later runs of the visit's period apply it too."""
-    justification = (justification or "").strip()
+    the override row keeps who, when and why, and later runs of the visit's period apply it too, as
+    does the current run of the period when the override was made on a superseded one."""
+    justification = visible_text(justification or "")
     if not justification:
+        # Whitespace or zero-width characters only: nothing anyone could read.
         raise DomainError("justification_required", field="justification")
     locked = Verdict.objects.select_for_update().get(pk=verdict.pk)
     if locked.final_eligible == new_eligible:
@@ -500,6 +502,24 @@ def verdict_override(*, verdict: Verdict, new_eligible: bool, user: Any, justifi
         user=user,
         justification=justification,
     )
-    Verdict.objects.filter(pk=locked.pk).update(final_eligible=new_eligible, override=override)
+    current = current_run_ids(run_ids=Verdict.objects.filter(visit_id=locked.visit_id).values("run_id"))
+    Verdict.objects.filter(Q(pk=locked.pk) | Q(visit_id=locked.visit_id, run_id__in=current)).update(
+        final_eligible=new_eligible, override=override
+    )
     verdict.refresh_from_db()
     return override
+
+
+def current_run_ids(*, run_ids: Any = None) -> set[int]:
+    """Ids of the current runs: the newest finished run of each scope (scope, period, facility); the
+    older finished runs of a scope are superseded. Optionally only among `run_ids`."""
+    done = ReconciliationRun.objects.filter(state=ReconciliationRun.State.DONE)
+    latest = (
+        done.order_by("scope", "period_start", "facility_id", "-id")
+        .distinct("scope", "period_start", "facility_id")
+        .values_list("id", flat=True)
+    )
+    ids = set(latest)
+    if run_ids is not None:
+        ids &= set(ReconciliationRun.objects.filter(pk__in=run_ids).values_list("id", flat=True))
+    return ids
