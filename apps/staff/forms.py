@@ -176,3 +176,15 @@ class UploadForm(forms.Form):
         if not upload.name.lower().endswith((".csv", ".json")):
             raise forms.ValidationError("Dozwolone pliki .csv i .json / only .csv and .json files.")
         return upload
+
+
+class WaitlistFilterForm(forms.Form):
+    service = forms.ModelChoiceField(
+        Service.objects.order_by("code"), label="Usługa / service", to_field_name="code", empty_label=None
+    )
+    voivodeship = forms.ModelChoiceField(
+        Voivodeship.objects.order_by("name"),
+        required=False,
+        label="Województwo (preferencja pacjenta) / voivodeship (patient's preference)",
+        empty_label="wszystkie / all",
+    )

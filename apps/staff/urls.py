@@ -14,6 +14,7 @@ urlpatterns = [
     path("runs/<int:run_id>/verdicts/", views.run_verdicts, name="run_verdicts"),
     path("verdicts/<int:verdict_id>/", views.verdict_detail, name="verdict"),
     path("overrides/", views.overrides, name="overrides"),
+    path("waitlist/", views.waitlist, name="waitlist"),
     path("trends/facilities/", views.facility_trends, name="facility_trends"),
     path("trends/", views.trends, name="trends"),
     path("compliance/", views.compliance, name="compliance"),

@@ -41,6 +41,7 @@ from .forms import (
     RunVerdictFilterForm,
     UploadForm,
     VerdictFilterForm,
+    WaitlistFilterForm,
     export_options,
 )
 from .permissions import EXPORT, IMPORT, OVERRIDE, REVIEW, START, staff_required
@@ -392,3 +393,45 @@ def import_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
     if batch is None:
         raise Http404
     return render(request, "staff/import_detail.html", {"batch": batch})
+
+
+@staff_required(REVIEW)
+def waitlist(request: HttpRequest) -> HttpResponse:
+    """The central waiting list of a service (read-only): each entry's national position and, for the
+    slots it gave away, the booking core's explanation of every allocation."""
+    form = WaitlistFilterForm(request.GET or None)
+    page, allocations = None, []
+    if form.is_valid():
+        service = form.cleaned_data["service"]
+        voivodeship = form.cleaned_data.get("voivodeship")
+        voivodeship_id = voivodeship.pk if voivodeship else None
+        queue = staff_selectors.waitlist_queue(service_id=service.pk, voivodeship_id=voivodeship_id)
+        page = Paginator(queue, PAGE_SIZE).get_page(request.GET.get("page"))
+        allocations = staff_selectors.waitlist_allocations(
+            service_id=service.pk, voivodeship_id=voivodeship_id
+        )
+        _audit(
+            request,
+            patient_ids=[r.patient_id for r in page] + [a.patient_id for a in allocations],
+            action="staff:waitlist",
+            facility_id=None,
+        )
+    entries = [{"entry": r, "pesel": pesel.mask(r.patient.pesel)} for r in page] if page else []
+    return render(
+        request,
+        "staff/waitlist.html",
+        {
+            "form": form,
+            "page": page,
+            "entries": entries,
+            "allocations": [
+                {
+                    "appointment": a,
+                    "pesel": pesel.mask(a.patient.pesel),
+                    "why": sorted((a.allocation or {}).items()),
+                }
+                for a in allocations
+            ],
+            "query": _paging_query(request),
+        },
+    )

@@ -121,9 +121,14 @@ def test_an_analyst_reviews_overrides_and_exports_a_run(
     page.get_by_role("heading", name="Placówki miesiąc do miesiąca / facilities month over month").wait_for()
     check()
 
+    page.get_by_role("link", name="Poczekalnia / waiting list").click()
+    page.get_by_role("button", name="Pokaż / show").click()
+    page.get_by_role("heading", name="Przydziały z Poczekalni / waiting-list allocations").wait_for()
+    check()
+
     page.goto(live_server.url + f"/staff/runs/{run.pk}/")
     with page.expect_download() as download:
         page.get_by_role("link", name="CSV Excel (PL)").click()
     content = open(download.value.path(), "rb").read()
     assert content.startswith(b"\xef\xbb\xbf") and "kod placówki;".encode() in content
-    assert len(checked) == 8
+    assert len(checked) == 9
