@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import secrets
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -93,7 +94,7 @@ def test_an_analyst_reviews_overrides_and_exports_a_run(
     check()
     with page.expect_download() as download:
         page.get_by_role("link", name="XLSX (EN)").click()
-    sheet = load_workbook(io.BytesIO(open(download.value.path(), "rb").read())).active
+    sheet = load_workbook(io.BytesIO(Path(download.value.path()).read_bytes())).active
     rows = list(sheet.iter_rows(values_only=True))
     assert rows[0][0] == "facility code" and [r[1] for r in rows[1:]] == ["U-1"]
 
@@ -129,6 +130,6 @@ def test_an_analyst_reviews_overrides_and_exports_a_run(
     page.goto(live_server.url + f"/staff/runs/{run.pk}/")
     with page.expect_download() as download:
         page.get_by_role("link", name="CSV Excel (PL)").click()
-    content = open(download.value.path(), "rb").read()
+    content = Path(download.value.path()).read_bytes()
     assert content.startswith(b"\xef\xbb\xbf") and "kod placówki;".encode() in content
     assert len(checked) == 9
