@@ -80,7 +80,7 @@ def run_summary_by_service(*, run: ReconciliationRun) -> list[dict[str, Any]]:
 @dataclass(frozen=True)
 class MonthPoint:
     month: dt.date
-    run_id: int
+    run_id: int | None  # None: a month without a finished national run (a gap, not left out)
     visits: int
     ineligible: int
     by_reason: list[int]
@@ -95,7 +95,8 @@ class MonthPoint:
 
 
 def ineligibility_by_month(*, limit: int = 24) -> list[MonthPoint]:
-    """One point per month: the latest finished national (all-facility) monthly run of that month."""
+    """One point per month: the latest finished national (all-facility) monthly run of that month; a
+    month between two with runs that has none is a point without a run (shown as such, not dropped)."""
     latest = (
         ReconciliationRun.objects.filter(scope="month", state="done", facility__isnull=True)
         .order_by("period_start", "-id")
@@ -114,8 +115,11 @@ def ineligibility_by_month(*, limit: int = 24) -> list[MonthPoint]:
         )
     }
     points = []
-    for pk, month in recent:
-        row: dict[str, Any] = counts.get(pk, {})
+    by_month = {month: pk for pk, month in recent}
+    month = recent[0][1] if recent else None
+    while month is not None and month <= recent[-1][1]:
+        pk = by_month.get(month)
+        row: dict[str, Any] = counts.get(pk, {}) if pk else {}
         points.append(
             MonthPoint(
                 month=month,
@@ -125,6 +129,7 @@ def ineligibility_by_month(*, limit: int = 24) -> list[MonthPoint]:
                 by_reason=[row.get(f"r_{r.value}", 0) for r in INELIGIBLE_REASONS],
             )
         )
+        month = (month + dt.timedelta(days=32)).replace(day=1)
     return points
 
 

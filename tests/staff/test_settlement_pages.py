@@ -238,3 +238,13 @@ def test_a_month_that_has_not_ended_is_a_form_error(staff_client):
 
     assert page.status_code == 400 and "nie zakończył" in page.content.decode()
     assert not ReconciliationRun.objects.exists()
+
+
+def test_a_month_without_a_run_stays_on_the_trend_chart_as_a_gap(staff_client, reconciled_month):
+    rerun(dt.date(2026, 9, 1))
+
+    page = staff_client.get(reverse("staff:trends"))
+
+    points = [(b["point"].month, b["point"].run_id is not None) for b in page.context["bars"]]
+    assert points == [(dt.date(2026, 7, 1), True), (dt.date(2026, 8, 1), False), (dt.date(2026, 9, 1), True)]
+    assert "brak zakończonego przebiegu / no finished run" in page.content.decode()
