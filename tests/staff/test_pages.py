@@ -187,7 +187,7 @@ def test_uploading_a_file_reports_its_bad_lines(
         1,
     )
     html = response.content.decode()
-    assert "bad visit date" in html and ">3<" in html
+    assert "bad visit date" in html and ">3<" in html and "<td>visit_at</td>" in html  # line and column
     assert ReportedVisit.objects.filter(facility_visit_id="UP-1").exists()
 
 
