@@ -387,4 +387,10 @@ def test_a_visit_is_corrected_or_withdrawn_over_the_api_with_a_reason(api_a, car
     assert (corrected["corrected"], withdrawn["corrected"]) == (1, 1)
     visit = ReportedVisit.objects.get(facility_visit_id="C-1")
     assert (visit.version, visit.withdrawn, visit.correction_reason) == (3, True, "not our patient")
+    listed = api_a.get(URL).json()["results"][0]
+    assert (listed["version"], listed["withdrawn"], listed["correction_reason"]) == (
+        3,
+        True,
+        "not our patient",
+    )
     assert sorted(VisitVersion.objects.values_list("version", flat=True)) == [1, 2]

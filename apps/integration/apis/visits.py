@@ -175,6 +175,7 @@ class VerdictOutput(serializers.Serializer):
     final_eligible = serializers.BooleanField(help_text="What NFZ settles (after any staff override)")
     overridden = serializers.SerializerMethodField()
     rule_version = serializers.CharField()
+    visit_version = serializers.IntegerField(help_text="The version of the visit this run decided")
 
     def get_overridden(self, verdict: Any) -> bool:
         return verdict.override_id is not None
@@ -187,6 +188,9 @@ class VisitOutput(serializers.Serializer):
     visit_at = serializers.DateTimeField()
     emergency = serializers.BooleanField()
     reported_at = serializers.DateTimeField(source="created_at")
+    version = serializers.IntegerField(help_text="1, then one more for each correction you sent")
+    withdrawn = serializers.BooleanField(help_text="You withdrew the visit: it is not settled")
+    correction_reason = serializers.CharField(help_text="The reason of the latest correction, if any")
     verdict = VerdictOutput(
         source="latest_verdict",
         allow_null=True,
