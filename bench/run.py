@@ -1040,38 +1040,56 @@ def workload_publish(report: Report, per_call: int, batches: int) -> None:
 
 # The baseline: the same headline answer (eligible or not, per visit of the month) as the run, in one
 # statement written by hand, into a temporary table (no WAL, no index, no reason code, no progress).
-# Same rules: emergency, before the service's CeR date, before the obligation date, else a registration
-# (same patient, resolving an unresolved PESEL, same facility and service, the Warsaw visit day) live at
-# the visit time, the nearest such one (then lowest id) being the one claimed, and of two visits
-# claiming one appointment only the first (visit time, then id) is eligible. The eligible count must
-# equal the run's (the workload reports both).
+# Same rules: before the service's CeR date or the obligation date, paid; else the appointment of the
+# same patient (resolving an unresolved PESEL), facility and service on the Warsaw visit day, ranked as
+# the run ranks it (live and booked before the visit, live but booked after the visit began, a recorded
+# no-show, ended before the visit; then the nearest start, then the lowest id): only rank 0 is paid,
+# and of two visits claiming one appointment only the first (visit time, then id); an emergency is
+# paid only for a known patient with no such appointment at all, once per patient, facility, service
+# and day; a withdrawn visit is never paid. The eligible count must equal the run's (the workload
+# reports both).
 ANTI_JOIN_SQL = """
 CREATE TEMP TABLE bench_antijoin AS
 WITH m AS MATERIALIZED (  -- one probe per visit (inlined, the window evaluated it twice)
-    SELECT v.id, v.visit_at,
-           v.emergency OR d.day < s.cer_from
+    SELECT v.id, v.visit_at, v.emergency, v.withdrawn, v.facility_id, v.service_id, d.day, pp.pid,
+           d.day < s.cer_from
                OR d.day < GREATEST(s.obligatory_from, COALESCE(f.obligatory_from, s.obligatory_from))
                AS exempt,
-           (SELECT a.id FROM booking_appointment a
-            WHERE a.patient_id = COALESCE(
-                      v.patient_id, (SELECT p.id FROM patients_patient p WHERE p.pesel = v.patient_pesel))
-              AND a.service_id = v.service_id AND a.facility_id = v.facility_id
-              AND a.start >= (d.day::timestamp AT TIME ZONE 'Europe/Warsaw')
-              AND a.start < ((d.day + 1)::timestamp AT TIME ZONE 'Europe/Warsaw')
-              AND NOT (a.status IN ('cancelled_by_patient', 'cancelled_by_facility', 'released',
-                                    'rescheduled')
-                       AND (a.ended_at IS NULL OR a.ended_at <= v.visit_at))
-            ORDER BY abs(extract(epoch FROM a.start - v.visit_at)), a.id
-            LIMIT 1) AS claimed
+           c.id AS claimed, c.rank
     FROM reconciliation_reportedvisit v
     JOIN catalog_service s ON s.id = v.service_id
     JOIN catalog_facility f ON f.id = v.facility_id
     CROSS JOIN LATERAL (SELECT (v.visit_at AT TIME ZONE 'Europe/Warsaw')::date AS day) d
+    CROSS JOIN LATERAL (SELECT COALESCE(
+        v.patient_id, (SELECT p.id FROM patients_patient p WHERE p.pesel = v.patient_pesel)) AS pid) pp
+    LEFT JOIN LATERAL (
+        SELECT a.id,
+               CASE WHEN a.status IN ('cancelled_by_patient', 'cancelled_by_facility', 'released',
+                                      'rescheduled')
+                         AND (a.ended_at IS NULL OR a.ended_at <= v.visit_at) THEN 3
+                    WHEN a.status = 'no_show' THEN 2
+                    WHEN a.created_at > v.visit_at THEN 1
+                    ELSE 0 END AS rank
+        FROM booking_appointment a
+        WHERE a.patient_id = pp.pid
+          AND a.service_id = v.service_id AND a.facility_id = v.facility_id
+          AND a.start >= (d.day::timestamp AT TIME ZONE 'Europe/Warsaw')
+          AND a.start < ((d.day + 1)::timestamp AT TIME ZONE 'Europe/Warsaw')
+        ORDER BY 2, abs(extract(epoch FROM a.start - v.visit_at)), a.id
+        LIMIT 1) c ON true
     WHERE v.visit_at >= %(start)s AND v.visit_at < %(end)s
 )
 SELECT id,
-       exempt OR (claimed IS NOT NULL AND row_number() OVER (
-           PARTITION BY CASE WHEN NOT exempt THEN claimed END ORDER BY visit_at, id) = 1) AS eligible
+       NOT withdrawn AND (
+       exempt
+       OR (rank = 0 AND row_number() OVER (
+           PARTITION BY CASE WHEN NOT withdrawn AND NOT exempt AND rank = 0 THEN claimed END
+           ORDER BY visit_at, id) = 1)
+       OR (emergency AND pid IS NOT NULL AND claimed IS NULL AND row_number() OVER (
+           PARTITION BY CASE WHEN NOT withdrawn AND NOT exempt AND emergency AND pid IS NOT NULL
+                             AND claimed IS NULL
+                             THEN ARRAY[pid, facility_id, service_id, day - DATE '2000-01-01'] END
+           ORDER BY visit_at, id) = 1)) AS eligible
 FROM m
 """
 

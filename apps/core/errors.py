@@ -55,6 +55,11 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
         "Werdykt ma już tę wartość.",
         "The verdict already has this value.",
     ),
+    "reconciliation_period_open": (
+        409,
+        "Okresu {period} nie można jeszcze rozliczyć: jeszcze się nie zakończył.",
+        "The period {period} cannot be reconciled yet: it has not ended.",
+    ),
     # --- the integration API's protocol (facility systems) ---
     "invalid_idempotency_key": (
         400,

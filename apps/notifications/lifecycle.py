@@ -230,6 +230,15 @@ def sms_inbound_handle(*, provider_id: str, sender: str, text: str) -> str:
     return outcome
 
 
+def _local_day(instant: dt.datetime) -> dt.date:
+    """The Warsaw day of an instant; a slot published at the very end of year 9999 (UTC) falls after
+    the last representable day in Warsaw: it counts as the last day, not as a crash of the whole check."""
+    try:
+        return timezone.localtime(instant).date()
+    except OverflowError:
+        return dt.date.max
+
+
 def compliance_check(*, today: dt.date | None = None) -> int:
     """Record, per facility and contracted service in CeR scope, how far ahead its schedule is published.
 
@@ -259,7 +268,7 @@ def compliance_check(*, today: dt.date | None = None) -> int:
     rows = []
     for facility_id, service_id in pair_set:
         last = horizon.get((facility_id, service_id))
-        until = timezone.localtime(last).date() if last else None
+        until = _local_day(last) if last else None
         days = (until - today).days if until else 0
         rows.append(
             ComplianceCheck(

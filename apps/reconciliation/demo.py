@@ -25,6 +25,7 @@ from apps.booking.models import Appointment
 from apps.catalog.models import Facility, Service
 from apps.core import pesel
 from apps.core.demo import credential_remember
+from apps.patients.models import Patient
 
 from .imports import FIELDS, OPTIONAL_FIELDS, WARSAW
 from .models import ImportBatch, ReconciliationRun, ReportedVisit, Tariff, Verdict
@@ -115,34 +116,40 @@ def _rows_from_appointments() -> list[dict[str, Any]]:
     for k in range(3):  # patients CeR never saw
         unknown = pesel.generate(dt.date(1951, 3, 1 + k), "M", 4900 + k)
         rows.append(_row(f"DEMO-U{k}", unknown, first.facility.nfz_code, first.service.code, first.start))
-    rows.append(
-        _row(
-            "DEMO-E0",
-            pesel.generate(dt.date(1951, 4, 1), "F", 4950),
-            first.facility.nfz_code,
-            first.service.code,
-            first.start,
-            emergency=True,
+    # An emergency of a patient CeR knows (without a booking for the service) is paid; of a PESEL CeR
+    # never saw it is not.
+    walk_in = Patient.objects.exclude(appointments__service=first.service).order_by("id").first()
+    emergencies = [pesel.generate(dt.date(1951, 4, 1), "F", 4950)]
+    if walk_in is not None:
+        emergencies.insert(0, walk_in.pesel)
+    for k, person in enumerate(emergencies):
+        rows.append(
+            _row(
+                f"DEMO-E{k}", person, first.facility.nfz_code, first.service.code, first.start, emergency=True
+            )
         )
-    )
     return rows
 
 
 def _rows_without_appointments() -> list[dict[str, Any]]:
     """No bookings yet: report June and July 2026 visits at demo facilities. June is before the
-    obligation date (eligible), July without registrations is ineligible, emergencies are paid."""
+    obligation date (eligible), July without registrations is ineligible, emergencies of patients CeR
+    knows are paid (of unknown PESELs they are not)."""
     facilities = list(Facility.objects.filter(nfz_code__contains="DEMO").order_by("nfz_code")[:4])
     facilities = facilities or list(Facility.objects.order_by("id")[:4])
     services = list(Service.objects.filter(cer_from__lte=dt.date(2026, 7, 1)).order_by("code")[:3])
     later = Service.objects.filter(cer_from__gt=dt.date(2026, 7, 31)).order_by("code").first()
     if not facilities or not services:
         return []
+    known = list(Patient.objects.order_by("id").values_list("pesel", flat=True)[:3])
     rows = []
     for n in range(24):
         facility, service = facilities[n % len(facilities)], services[n % len(services)]
         for month in (6, 7):
             at = dt.datetime(2026, month, 1 + n, 9 + n % 8, 0, tzinfo=WARSAW)
             person = pesel.generate(dt.date(1960 + n, 1 + n % 12, 10), "FM"[n % 2], 4800 + n)
+            if n % 8 == 3 and known:
+                person = known[n % len(known)]
             code = later.code if (later is not None and n % 6 == 5) else service.code
             rows.append(_row(f"DEMO-{month}-{n}", person, facility.nfz_code, code, at, emergency=n % 8 == 3))
     return rows

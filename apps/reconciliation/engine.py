@@ -4,18 +4,26 @@ one INSERT ... SELECT deciding every visit of the chunk; then one window-functio
 claims and one UPDATE carrying staff overrides forward.
 
 Rule order for one visit (the first that applies gives the reason; docs/reconciliation.md):
-  1. emergency flag                                  -> eligible   emergency
-  2. visit day before the service's `cer_from`       -> eligible   service_not_in_scope
-  3. visit day before the obligation date            -> eligible   facility_not_obliged
+  0. the facility withdrew the visit                 -> ineligible withdrawn
+  1. visit day before the service's `cer_from`       -> eligible   service_not_in_scope
+  2. visit day before the obligation date            -> eligible   facility_not_obliged
      (`catalog.selectors.registration_obligatory_from`: the later of service and facility dates)
-  4. an appointment of the same patient, facility and service on the visit day (Warsaw time) that
-     was not cancelled/released/rescheduled before the visit time -> eligible matched_registration
-  5. only such appointments that ended before the visit -> ineligible registration_cancelled
-  6. a live appointment that day, same patient and service, at another facility -> facility_mismatch
-  7. a live appointment that day, same patient and facility, for another service -> service_mismatch
-  8. otherwise                                        -> ineligible no_registration
+  3. emergency flag, but the PESEL is unknown to CeR -> ineligible emergency_no_patient
+  the appointments of the same patient, facility and service on the visit day (Warsaw time) give one
+  candidate: a live one booked before the visit first, then a live one booked after it, then a
+  recorded no-show, then one that ended (cancelled/released/rescheduled) before the visit; nearest
+  start, then lowest id:
+  4. a live appointment booked before the visit      -> eligible   matched_registration
+  5. a live appointment booked after the visit began -> ineligible booked_after_visit
+  6. the facility recorded the appointment a no-show -> ineligible no_show
+  7. only appointments that ended before the visit   -> ineligible registration_cancelled
+  8. emergency flag (known patient, no such appointment) -> eligible emergency
+  9. a live appointment that day, same patient and service, at another facility -> facility_mismatch
+ 10. a live appointment that day, same patient and facility, for another service -> service_mismatch
+ 11. otherwise                                        -> ineligible no_registration
   then, over the whole run: two visits matched to one appointment -> all but the first (by visit
-  time, then visit id) become ineligible duplicate_claim.
+  time, then visit id) become ineligible duplicate_claim; likewise two emergency claims of the same
+  patient, facility, service and day.
 """
 
 # Table names are interpolated from the models' Meta; every value is a bound parameter.
@@ -33,11 +41,11 @@ from apps.booking.models import Appointment
 from apps.catalog.models import Facility, Service
 from apps.patients.models import Patient
 
-from .models import ELIGIBLE_REASONS, Override, Reason, ReportedVisit, Verdict
+from .models import CLAIMED_REASONS, ELIGIBLE_REASONS, Override, Reason, ReportedVisit, Verdict
 
 # Bumped whenever the rule order or a rule's meaning changes; stored on every run and verdict
 # (together with the catalogue's per-service `rule_version`).
-RULES_VERSION = "2026.1"
+RULES_VERSION = "2026.2"
 TIME_ZONE = "Europe/Warsaw"
 # Appointment states that end a registration; if that happened before the visit, it no longer counts.
 ENDING_STATES = (
@@ -60,6 +68,7 @@ _LIVE_AT_VISIT = "NOT (a.status = ANY(%(ending)s) AND (a.ended_at IS NULL OR a.e
 CHUNK_SQL = f"""
 WITH v AS (
     SELECT rv.id, rv.facility_id, rv.service_id, rv.patient_id, rv.visit_at, rv.emergency,
+           rv.withdrawn, rv.version,
            (rv.visit_at AT TIME ZONE %(tz)s)::date AS day,
            ((rv.visit_at AT TIME ZONE %(tz)s)::date::timestamp AT TIME ZONE %(tz)s) AS day_start,
            (((rv.visit_at AT TIME ZONE %(tz)s)::date + 1)::timestamp AT TIME ZONE %(tz)s) AS day_end,
@@ -75,33 +84,40 @@ WITH v AS (
 ),
 -- MATERIALIZED: the reason is used four times below; inlined, its CASE would run four times.
 decided AS MATERIALIZED (
-    SELECT v.id AS visit_id, v.facility_id, v.service_id, v.visit_at, v.rule_version,
-           c.appointment_id,
+    SELECT v.id AS visit_id, v.facility_id, v.service_id, v.visit_at, v.rule_version, v.version,
+           c.best[3] AS appointment_id,
            CASE
-               WHEN v.emergency THEN 'emergency'
+               WHEN v.withdrawn THEN 'withdrawn'
                WHEN v.day < v.cer_from THEN 'service_not_in_scope'
                WHEN v.day < v.obliged_from THEN 'facility_not_obliged'
-               WHEN c.live THEN 'matched_registration'
-               WHEN c.live IS NOT NULL THEN 'registration_cancelled'
+               WHEN v.emergency AND v.patient_id IS NULL THEN 'emergency_no_patient'
+               WHEN c.best[1] = 0 THEN 'matched_registration'
+               WHEN c.best[1] = 1 THEN 'booked_after_visit'
+               WHEN c.best[1] = 2 THEN 'no_show'
+               WHEN c.best[1] = 3 THEN 'registration_cancelled'
+               WHEN v.emergency THEN 'emergency'
                WHEN c.other_facility THEN 'facility_mismatch'
                WHEN c.other_service THEN 'service_mismatch'
                ELSE 'no_registration'
            END AS reason
     FROM v
     -- One probe of the (patient, service, start) index per visit reads the patient's appointments
-    -- (a handful), keeps that day's, and answers rules 4-7 at once: the candidate of the same facility
-    -- and service (one live at the visit time first, then the nearest start, then the lowest id:
-    -- deterministic), and whether a live one exists at another facility, or for another service here.
-    -- (Rules 6-7 as EXISTS probes cost two more index descents for every unmatched visit.)
+    -- (a handful), keeps that day's, and answers rules 4-10 at once: the candidate of the same facility
+    -- and service (by rank, then the nearest start, then the lowest id: deterministic; the array
+    -- carries its rank and id), and whether a live one exists at another facility, or for another
+    -- service here. (Rules 9-10 as EXISTS probes cost two more index descents per unmatched visit.)
     LEFT JOIN LATERAL (
-        SELECT (min(ARRAY[
-                    CASE WHEN {_LIVE_AT_VISIT} THEN 0 ELSE 1 END,
+        SELECT min(ARRAY[
+                    -- the candidate's rank: 0 live and booked before the visit, 1 live but booked
+                    -- after the visit began, 2 a recorded no-show, 3 ended before the visit
+                    CASE WHEN NOT ({_LIVE_AT_VISIT}) THEN 3
+                         WHEN a.status = %(no_show)s THEN 2
+                         WHEN a.created_at > v.visit_at THEN 1
+                         ELSE 0 END,
                     (abs(extract(epoch FROM a.start - v.visit_at)) * 1000000)::bigint,
                     a.id
-                ]) FILTER (WHERE a.service_id = v.service_id AND a.facility_id = v.facility_id))[3]
-                   AS appointment_id,
-               bool_or({_LIVE_AT_VISIT})
-                   FILTER (WHERE a.service_id = v.service_id AND a.facility_id = v.facility_id) AS live,
+                ]) FILTER (WHERE a.service_id = v.service_id AND a.facility_id = v.facility_id)
+                   AS best,
                bool_or({_LIVE_AT_VISIT})
                    FILTER (WHERE a.service_id = v.service_id AND a.facility_id <> v.facility_id)
                    AS other_facility,
@@ -116,11 +132,12 @@ inserted AS (
     -- A plain INSERT: the chunk's rows of this run were deleted just before (CLEAR_SQL), so there is
     -- nothing to conflict with; ON CONFLICT's speculative insertion cost a probe per row for nothing.
     INSERT INTO {T_VERDICT} (run_id, visit_id, facility_id, service_id, visit_at, eligible, reason,
-                             matched_appointment_id, rule_version, final_eligible, override_id)
+                             matched_appointment_id, rule_version, visit_version, final_eligible,
+                             override_id)
     SELECT %(run)s, d.visit_id, d.facility_id, d.service_id, d.visit_at,
            d.reason = ANY(%(eligible)s), d.reason,
-           CASE WHEN d.reason IN ('matched_registration', 'registration_cancelled') THEN d.appointment_id END,
-           d.rule_version, d.reason = ANY(%(eligible)s), NULL
+           CASE WHEN d.reason = ANY(%(claimed)s) THEN d.appointment_id END,
+           d.rule_version, d.version, d.reason = ANY(%(eligible)s), NULL
     FROM decided d
     -- In the order of the (run, facility, visit_at) index: each chunk sweeps that index once instead
     -- of inserting at random places in it (at millions of verdicts it no longer fits in the cache).
@@ -164,6 +181,15 @@ WHERE t.run_id = %(run)s AND t.visit_id = ANY(ARRAY(
         ) AS claim
         FROM {T_VERDICT}
         WHERE run_id = %(run)s AND reason = 'matched_registration'
+        UNION ALL
+        -- Emergency claims have no appointment: the same patient at the same facility for the same
+        -- service on the same (Warsaw) day is one emergency; only the first claim of it is paid.
+        SELECT e.visit_id, row_number() OVER (
+            PARTITION BY rv.patient_id, e.facility_id, e.service_id, (e.visit_at AT TIME ZONE %(tz)s)::date
+            ORDER BY e.visit_at, e.visit_id
+        ) AS claim
+        FROM {T_VERDICT} e JOIN {T_VISIT} rv ON rv.id = e.visit_id
+        WHERE e.run_id = %(run)s AND e.reason = 'emergency'
     ) ranked
     WHERE ranked.claim > 1
 ))
@@ -195,6 +221,8 @@ def _params(**params: Any) -> dict[str, Any]:
         "rules": RULES_VERSION,
         "ending": [str(s) for s in ENDING_STATES],
         "eligible": [str(r) for r in ELIGIBLE_REASONS],
+        "claimed": [str(r) for r in CLAIMED_REASONS],
+        "no_show": str(Appointment.Status.NO_SHOW),
         **params,
     }
 

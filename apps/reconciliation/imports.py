@@ -19,11 +19,27 @@ from apps.core import pesel as pesel_lib
 from apps.core.errors import DomainError
 
 WARSAW = ZoneInfo("Europe/Warsaw")
+NOT_AN_OBJECT = "__not_an_object__"
 FIELDS = ("pesel", "facility_code", "service_code", "visit_at", "visit_id")
-OPTIONAL_FIELDS = ("emergency",)
+# `correction_reason` with a visit id already reported corrects it (a new version); with `withdrawn`
+# true it withdraws it.
+OPTIONAL_FIELDS = ("emergency", "correction_reason", "withdrawn")
+MAX_REASON = 500
+# Characters that render as nothing: a reason or justification made only of these is empty.
+INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"), None)
+
+
+def visible_text(value: str) -> str:
+    """The text without zero-width characters and surrounding whitespace ("" if nothing is visible)."""
+    return value.translate(INVISIBLE).strip() if isinstance(value, str) else ""
+
+
 TRUE = {"1", "true", "t", "yes", "y", "tak"}
 FALSE = {"", "0", "false", "f", "no", "n", "nie"}
 MAX_VISIT_ID = 64
+# Clocks of clinic systems drift: a visit may be stamped this far ahead of CeR's clock.
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+MAX_COLUMNS = 32
 
 
 @dataclass(frozen=True)
@@ -41,15 +57,46 @@ class VisitRow:
     visit_at: dt.datetime
     emergency: bool
     visit_id: str
+    withdraw: bool = False
+    correction_reason: str = ""
+
+    def same_as(self, other: VisitRow) -> bool:
+        """Whether two rows report the same content (a re-sent row, not a correction)."""
+        return (self.pesel, self.service_id, self.visit_at, self.emergency, self.withdraw) == (
+            other.pesel,
+            other.service_id,
+            other.visit_at,
+            other.emergency,
+            other.withdraw,
+        )
 
 
 @dataclass(frozen=True)
 class RowError:
     line: int
     reason: str
+    column: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "reason": self.reason}
+        return {"line": self.line, "column": self.column, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class VisitBounds:
+    """The visit times a facility may report: not in the future (beyond a few minutes of clock skew),
+    not older than the settlement window (`SettlementPolicy.settlement_window_days`)."""
+
+    earliest: dt.datetime
+    latest: dt.datetime
+    window_days: int
+
+    @classmethod
+    def around(cls, now: dt.datetime, *, window_days: int) -> VisitBounds:
+        return cls(
+            earliest=now - dt.timedelta(days=window_days),
+            latest=now + FUTURE_TOLERANCE,
+            window_days=window_days,
+        )
 
 
 def rows_read(*, content: bytes, name: str) -> list[RawRow]:
@@ -73,24 +120,58 @@ def _json_rows(text: str) -> list[RawRow]:
         data = data.get("visits")
     if not isinstance(data, list):
         raise DomainError("import_unreadable", reason='expected a list of visits or {"visits": [...]}')
-    return [RawRow(line=n, data=item if isinstance(item, dict) else {}) for n, item in enumerate(data, 1)]
+    if not data:
+        raise DomainError("import_unreadable", reason="the file has no visits")
+    # A row that is not an object keeps its value out (`data` None): it is reported as such.
+    return [
+        RawRow(line=n, data=item if isinstance(item, dict) else {NOT_AN_OBJECT: True})
+        for n, item in enumerate(data, 1)
+    ]
 
 
 def _csv_rows(text: str) -> list[RawRow]:
+    if not text.strip():
+        raise DomainError("import_unreadable", reason="the file is empty")
     sample = text[:4096]
     delimiter = ";" if sample.count(";") > sample.count(",") else ","
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    # strict: a quote that is never closed is an error, not a field that swallows the rest of the file.
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        fieldnames = reader.fieldnames or []
+    except csv.Error as exc:
+        raise DomainError("import_unreadable", reason=f"CSV error in the header (line 1): {exc}") from None
+    header = [h.strip().lower() for h in fieldnames]
     missing = [f for f in FIELDS if f not in header]
-    if missing:
-        raise DomainError("import_unreadable", reason="missing columns: " + ", ".join(missing))
+    unknown = [h for h in header if h not in FIELDS and h not in OPTIONAL_FIELDS]
+    if missing or unknown:
+        # A misspelt column (`emergancy`) would silently lose its values: the file is refused whole.
+        parts = []
+        if missing:
+            parts.append("missing columns: " + ", ".join(missing))
+        if unknown:
+            parts.append("unknown columns: " + ", ".join(repr(h[:40]) for h in unknown[:MAX_COLUMNS]))
+        raise DomainError("import_unreadable", reason="; ".join(parts))
+    if len(set(header)) != len(header):
+        raise DomainError("import_unreadable", reason="a column appears twice in the header")
     reader.fieldnames = header
     rows = []
+    start = reader.line_num + 1
     try:
         for record in reader:
-            rows.append(RawRow(line=reader.line_num, data=record))
+            values = [*record.values()]
+            if any(isinstance(v, str) and ("\n" in v or "\r" in v) for v in values):
+                # No visit field spans lines: a quote opened here swallowed the following line(s).
+                raise DomainError(
+                    "import_unreadable", reason=f"unclosed quote in the row starting at line {start}"
+                )
+            rows.append(RawRow(line=start, data=record))
+            start = reader.line_num + 1
     except csv.Error as exc:
-        raise DomainError("import_unreadable", reason=f"CSV error at line {reader.line_num}: {exc}") from None
+        raise DomainError(
+            "import_unreadable", reason=f"CSV error in the row starting at line {start}: {exc}"
+        ) from None
+    if not rows:
+        raise DomainError("import_unreadable", reason="the file has a header but no visits")
     return rows
 
 
@@ -102,35 +183,74 @@ def _visit_at(value: Any) -> dt.datetime:
     return parsed.replace(tzinfo=WARSAW) if parsed.tzinfo is None else parsed
 
 
-def row_validate(row: RawRow, *, facilities: dict[str, int], services: dict[str, int]) -> VisitRow | RowError:
+def row_validate(
+    row: RawRow,
+    *,
+    facilities: dict[str, int],
+    services: dict[str, int],
+    bounds: VisitBounds | None = None,
+) -> VisitRow | RowError:
+    if row.data.get(NOT_AN_OBJECT):
+        return RowError(row.line, "the row is not an object with the visit's fields")
+    if None in row.data:
+        # csv.DictReader keeps the values beyond the header's columns under the key None.
+        return RowError(row.line, "more values than columns in the header")
     data = {k: (v.strip() if isinstance(v, str) else v) for k, v in row.data.items() if k}
+    unknown = sorted(k for k in data if k not in FIELDS and k not in OPTIONAL_FIELDS)
+    if unknown:
+        # A misspelt field (`emergancy`) would silently lose its value: the row is refused.
+        return RowError(row.line, f"unknown field {str(unknown[0])[:40]!r}", str(unknown[0])[:40])
     value = data.get("pesel")
     number = str(value) if isinstance(value, str | int) else ""
     try:
         pesel_lib.parse(number)
     except pesel_lib.InvalidPesel as exc:
-        return RowError(row.line, f"invalid PESEL: {exc.reason}")
+        return RowError(row.line, f"invalid PESEL: {exc.reason}", "pesel")
     facility_code = str(data.get("facility_code") or "")
     if facility_code not in facilities:
-        return RowError(row.line, f"unknown facility code {facility_code[:20]!r}")
+        return RowError(row.line, f"unknown facility code {facility_code[:20]!r}", "facility_code")
     service_code = str(data.get("service_code") or "")
     if service_code not in services:
-        return RowError(row.line, f"unknown service code {service_code[:32]!r}")
+        return RowError(row.line, f"unknown service code {service_code[:32]!r}", "service_code")
     try:
         visit_at = _visit_at(data.get("visit_at"))
-    except (ValueError, TypeError):
-        return RowError(row.line, "bad visit date: expected ISO 8601, e.g. 2026-07-14T09:20")
+        # Year 0001 (a clinic system's empty date) moved to UTC falls before year 1: not a time at all.
+        visit_at.astimezone(dt.UTC)
+    except (ValueError, TypeError, OverflowError):
+        return RowError(
+            row.line,
+            "bad visit date: expected a real ISO 8601 date and time, e.g. 2026-07-14T09:20",
+            "visit_at",
+        )
+    if bounds is not None:
+        if visit_at > bounds.latest:
+            return RowError(row.line, "visit date in the future", "visit_at")
+        if visit_at < bounds.earliest:
+            return RowError(
+                row.line,
+                f"visit date older than the settlement window ({bounds.window_days} days)",
+                "visit_at",
+            )
     visit_id = data.get("visit_id")
-    visit_id = str(visit_id) if isinstance(visit_id, str | int) else ""
+    visit_id = str(visit_id) if isinstance(visit_id, str | int) and not isinstance(visit_id, bool) else ""
     if not visit_id or len(visit_id) > MAX_VISIT_ID:
-        return RowError(row.line, f"visit_id must be 1-{MAX_VISIT_ID} characters")
-    flag = data.get("emergency")
-    if isinstance(flag, bool):
-        emergency = flag
-    elif str(flag if flag is not None else "").lower() in TRUE | FALSE:
-        emergency = str(flag if flag is not None else "").lower() in TRUE
-    else:
-        return RowError(row.line, "emergency must be true/false or 1/0")
+        return RowError(row.line, f"visit_id must be 1-{MAX_VISIT_ID} characters", "visit_id")
+    emergency = _flag(data.get("emergency"))
+    if emergency is None:
+        return RowError(row.line, "emergency must be true/false or 1/0", "emergency")
+    withdraw = _flag(data.get("withdrawn"))
+    if withdraw is None:
+        return RowError(row.line, "withdrawn must be true/false or 1/0", "withdrawn")
+    raw_reason = data.get("correction_reason")
+    if raw_reason is not None and not isinstance(raw_reason, str):
+        return RowError(row.line, "correction_reason must be text", "correction_reason")
+    correction_reason = visible_text(raw_reason or "")
+    if len(correction_reason) > MAX_REASON:
+        return RowError(
+            row.line, f"correction_reason is longer than {MAX_REASON} characters", "correction_reason"
+        )
+    if withdraw and not correction_reason:
+        return RowError(row.line, "a withdrawal needs a correction_reason", "correction_reason")
     return VisitRow(
         line=row.line,
         pesel=number,
@@ -139,4 +259,16 @@ def row_validate(row: RawRow, *, facilities: dict[str, int], services: dict[str,
         visit_at=visit_at,
         emergency=emergency,
         visit_id=visit_id,
+        withdraw=withdraw,
+        correction_reason=correction_reason,
     )
+
+
+def _flag(value: Any) -> bool | None:
+    """true/false, 1/0, tak/nie ... (absent or empty: false); None if it is none of these."""
+    if isinstance(value, bool):
+        return value
+    text = str(value if value is not None else "").lower()
+    if text in TRUE | FALSE:
+        return text in TRUE
+    return None

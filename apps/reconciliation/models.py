@@ -28,6 +28,36 @@ class Reason(models.TextChoices):
     FACILITY_MISMATCH = "facility_mismatch", "rejestracja w innej placówce"
     SERVICE_MISMATCH = "service_mismatch", "rejestracja na inną usługę"
     DUPLICATE_CLAIM = "duplicate_claim", "ta sama rejestracja rozliczana drugi raz"
+    NO_SHOW = "no_show", "placówka odnotowała, że pacjent nie zgłosił się na wizytę"
+    BOOKED_AFTER_VISIT = "booked_after_visit", "rejestracja utworzona po rozpoczęciu wizyty"
+    EMERGENCY_NO_PATIENT = "emergency_no_patient", "przypadek nagły, ale PESEL nieznany w CeR"
+    WITHDRAWN = "withdrawn", "wizyta wycofana przez placówkę"
+
+
+# The same texts in English (the Polish ones are the choices' labels): staff pages and exports show the
+# text of the page's language, never both glued together.
+REASON_TEXTS_EN: dict[str, str] = {
+    Reason.MATCHED_REGISTRATION: "matching registration in CeR",
+    Reason.SERVICE_NOT_IN_SCOPE: "service not covered by CeR on the visit day",
+    Reason.FACILITY_NOT_OBLIGED: "the facility was not yet obliged to register",
+    Reason.EMERGENCY: "emergency",
+    Reason.NO_REGISTRATION: "no registration in CeR",
+    Reason.REGISTRATION_CANCELLED: "registration cancelled or released before the visit",
+    Reason.FACILITY_MISMATCH: "registration at another facility",
+    Reason.SERVICE_MISMATCH: "registration for another service",
+    Reason.DUPLICATE_CLAIM: "the same registration claimed a second time",
+    Reason.NO_SHOW: "the facility recorded that the patient did not attend",
+    Reason.BOOKED_AFTER_VISIT: "registration created after the visit began",
+    Reason.EMERGENCY_NO_PATIENT: "emergency, but the PESEL is unknown to CeR",
+    Reason.WITHDRAWN: "visit withdrawn by the facility",
+}
+
+
+def reason_text(code: str, language: str = "pl") -> str:
+    """The text of a reason code in one language (Polish unless `language` starts with "en")."""
+    if (language or "pl").lower().startswith("en"):
+        return REASON_TEXTS_EN.get(code, code)
+    return str(dict(Reason.choices).get(code, code))
 
 
 ELIGIBLE_REASONS = frozenset(
@@ -39,6 +69,16 @@ ELIGIBLE_REASONS = frozenset(
     }
 )
 INELIGIBLE_REASONS = tuple(r for r in Reason if r not in ELIGIBLE_REASONS)
+# Reasons whose verdict names the appointment the visit was held against (shown with its state and
+# booking time on the verdict pages).
+CLAIMED_REASONS = frozenset(
+    {
+        Reason.MATCHED_REGISTRATION,
+        Reason.REGISTRATION_CANCELLED,
+        Reason.NO_SHOW,
+        Reason.BOOKED_AFTER_VISIT,
+    }
+)
 
 
 class ImportBatch(models.Model):
@@ -61,6 +101,7 @@ class ImportBatch(models.Model):
     rows_total = models.PositiveIntegerField(default=0)
     rows_imported = models.PositiveIntegerField(default=0)
     rows_duplicate = models.PositiveIntegerField(default=0)
+    rows_corrected = models.PositiveIntegerField(default=0)
     rows_rejected = models.PositiveIntegerField(default=0)
     # [{"line": 7, "reason": "invalid PESEL: wrong check digit"}, ...]
     errors = models.JSONField(default=list, blank=True)
@@ -95,6 +136,13 @@ class ReportedVisit(models.Model):
     )
     source_row = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Corrections: the row always holds the latest version (the one runs decide); every earlier version
+    # is kept in `VisitVersion`. A withdrawn visit is not settled (reason `withdrawn`).
+    # Database defaults: visits are inserted by hand-written SQL (the import, the bench data generator).
+    version = models.PositiveIntegerField(default=1, db_default=1)
+    withdrawn = models.BooleanField(default=False, db_default=False)
+    correction_reason = models.TextField(blank=True, default="", db_default="")
+    version_at = models.DateTimeField(null=True, blank=True, help_text="when the latest correction came")
 
     class Meta:
         ordering = ["id"]
@@ -112,6 +160,36 @@ class ReportedVisit(models.Model):
 
     def __str__(self) -> str:
         return f"visit {self.pk} {self.facility_id}/{self.facility_visit_id}"
+
+
+class VisitVersion(models.Model):
+    """An earlier version of a reported visit, kept when the facility corrected or withdrew it
+    (append-only). Version n was current from `recorded_at` until the next version came."""
+
+    id = models.BigAutoField(primary_key=True)
+    visit = models.ForeignKey(ReportedVisit, on_delete=models.PROTECT, related_name="versions")
+    version = models.PositiveIntegerField()
+    patient_pesel = models.CharField(max_length=11)
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="+", db_index=False)
+    visit_at = models.DateTimeField()
+    emergency = models.BooleanField()
+    withdrawn = models.BooleanField()
+    correction_reason = models.TextField(blank=True)
+    batch = models.ForeignKey(
+        ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    source_row = models.PositiveIntegerField(null=True, blank=True)
+    recorded_at = models.DateTimeField()
+    superseded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["visit_id", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["visit", "version"], name="visit_version_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"visit {self.visit_id} v{self.version}"
 
 
 class ReconciliationRun(models.Model):
@@ -219,6 +297,8 @@ class Verdict(models.Model):
         db_constraint=False,
     )
     rule_version = models.CharField(max_length=32)
+    # The version of the visit the run decided (a correction after the run makes a newer one).
+    visit_version = models.PositiveIntegerField(default=1, db_default=1)
     final_eligible = models.BooleanField()
     # Not FK-checked either (the check is queued per inserted row even when NULL): overrides are
     # append-only (PostgreSQL refuses DELETE), so a verdict's override cannot disappear.
@@ -276,3 +356,33 @@ class Tariff(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service_id}: {self.amount} PLN"
+
+
+class SettlementPolicy(models.Model):
+    """Settlement rules that change, kept as data (one row, editable in the admin): how old a reported
+    visit may be, and the share of emergency claims above which a facility is listed for review."""
+
+    settlement_window_days = models.PositiveIntegerField(
+        default=730, help_text="visits older than this many days are refused at import"
+    )
+    emergency_share_threshold = models.DecimalField(
+        max_digits=5, decimal_places=2, default=5, help_text="percent of a facility's visits in a run"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(settlement_window_days__gte=1, emergency_share_threshold__gte=0)
+                & Q(emergency_share_threshold__lte=100),
+                name="settlement_policy_bounds",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"settlement policy ({self.settlement_window_days} days)"
+
+
+def settlement_policy() -> SettlementPolicy:
+    """The policy row (the data migration creates it); the model's defaults if it was removed."""
+    return SettlementPolicy.objects.order_by("pk").first() or SettlementPolicy()

@@ -13,7 +13,7 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -22,8 +22,16 @@ from apps.core.errors import DomainError
 from apps.patients.models import Patient
 
 from . import engine
-from .imports import WARSAW, RawRow, RowError, VisitRow, row_validate, rows_read
-from .models import ImportBatch, Override, ReconciliationRun, ReportedVisit, Verdict
+from .imports import WARSAW, RawRow, RowError, VisitBounds, VisitRow, row_validate, rows_read, visible_text
+from .models import (
+    ImportBatch,
+    Override,
+    ReconciliationRun,
+    ReportedVisit,
+    Verdict,
+    VisitVersion,
+    settlement_policy,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -93,19 +101,149 @@ def visits_record(*, batch: ImportBatch, rows: list[RawRow], facility: Facility 
         facilities_qs = facilities_qs.filter(pk=facility.pk)
     facilities = dict(facilities_qs.values_list("nfz_code", "id"))
     services = dict(Service.objects.filter(code__in=service_codes).values_list("code", "id"))
+    bounds = VisitBounds.around(timezone.now(), window_days=settlement_policy().settlement_window_days)
     valid: list[VisitRow] = []
     problems: list[RowError] = []
     for row in rows:
-        checked = row_validate(row, facilities=facilities, services=services)
+        checked = row_validate(row, facilities=facilities, services=services, bounds=bounds)
         (valid if isinstance(checked, VisitRow) else problems).append(checked)  # type: ignore[arg-type]
-    inserted = _visits_insert(batch_id=batch.pk, rows=valid)
+    new, corrections, duplicates, refused = _visits_classify(valid)
+    problems = sorted([*problems, *refused], key=lambda p: p.line)
+    inserted = _visits_insert(batch_id=batch.pk, rows=new)
+    corrected = _visits_correct(batch_id=batch.pk, corrections=corrections)
     batch.rows_total = len(rows)
     batch.rows_imported = inserted
-    batch.rows_duplicate = len(valid) - inserted
+    batch.rows_corrected = corrected
+    batch.rows_duplicate = duplicates + len(new) - inserted
     batch.rows_rejected = len(problems)
     batch.errors = [p.as_dict() for p in problems[:MAX_ERRORS_KEPT]]
-    batch.save(update_fields=["rows_total", "rows_imported", "rows_duplicate", "rows_rejected", "errors"])
+    batch.save(
+        update_fields=[
+            "rows_total",
+            "rows_imported",
+            "rows_corrected",
+            "rows_duplicate",
+            "rows_rejected",
+            "errors",
+        ]
+    )
     return batch
+
+
+EXISTING_SQL = f"""
+SELECT rv.id, rv.facility_id, rv.facility_visit_id, rv.patient_pesel, rv.service_id, rv.visit_at,
+       rv.emergency, rv.withdrawn
+FROM {ReportedVisit._meta.db_table} rv
+JOIN unnest(%s::bigint[], %s::text[]) AS k(facility_id, visit_id)
+  ON rv.facility_id = k.facility_id AND rv.facility_visit_id = k.visit_id
+ORDER BY rv.id
+FOR UPDATE OF rv
+"""  # noqa: S608  (table name from the model, values bound)
+
+
+def _visits_classify(
+    rows: list[VisitRow],
+) -> tuple[list[VisitRow], list[tuple[int, VisitRow]], int, list[RowError]]:
+    """Split valid rows into new visits, corrections (visit id, row), re-sent duplicates and refusals.
+
+    A visit id already reported with the same content is a duplicate (a report can be sent again). With
+    other content it is a correction only if the row gives a `correction_reason`; otherwise it is refused,
+    never silently dropped. The existing visits are read (and row-locked, so two corrections of one visit
+    cannot interleave) in one statement."""
+    if not rows:
+        return [], [], 0, []
+    with connection.cursor() as cursor:
+        cursor.execute(EXISTING_SQL, [[r.facility_id for r in rows], [r.visit_id for r in rows]])
+        existing = {
+            (facility_id, visit_id): (
+                pk,
+                VisitRow(0, pesel, facility_id, service_id, at, emergency, visit_id, gone),
+            )
+            for pk, facility_id, visit_id, pesel, service_id, at, emergency, gone in cursor.fetchall()
+        }
+    new: list[VisitRow] = []
+    corrections: list[tuple[int, VisitRow]] = []
+    duplicates = 0
+    refused: list[RowError] = []
+    seen: dict[tuple[int, str], VisitRow] = {}
+    for row in rows:
+        key = (row.facility_id, row.visit_id)
+        if key in seen:
+            if seen[key].same_as(row):
+                duplicates += 1
+            else:
+                refused.append(
+                    RowError(row.line, "the same visit_id twice in one file with other data", "visit_id")
+                )
+            continue
+        seen[key] = row
+        if key not in existing:
+            if row.withdraw:
+                refused.append(
+                    RowError(row.line, "nothing to withdraw: this visit_id was never reported", "visit_id")
+                )
+            else:
+                new.append(row)
+            continue
+        pk, current = existing[key]
+        if current.same_as(row):
+            duplicates += 1
+        elif not row.correction_reason:
+            refused.append(
+                RowError(
+                    row.line,
+                    "visit_id already reported with other data: give a correction_reason to correct it",
+                    "correction_reason",
+                )
+            )
+        else:
+            corrections.append((pk, row))
+    return new, corrections, duplicates, refused
+
+
+def _visits_correct(*, batch_id: int, corrections: list[tuple[int, VisitRow]]) -> int:
+    """Keep each corrected visit's current version in `VisitVersion` and make the row the new version,
+    in two statements. Runs decide the latest version; their verdicts name the version they used."""
+    if not corrections:
+        return 0
+    visits, versions = ReportedVisit._meta.db_table, VisitVersion._meta.db_table
+    ids = [pk for pk, _ in corrections]
+    keep = f"""
+        INSERT INTO {versions} (visit_id, version, patient_pesel, service_id, visit_at, emergency, withdrawn,
+                                correction_reason, batch_id, source_row, recorded_at, superseded_at)
+        SELECT id, version, patient_pesel, service_id, visit_at, emergency, withdrawn, correction_reason,
+               batch_id, source_row, COALESCE(version_at, created_at), now()
+        FROM {visits} WHERE id = ANY(%s::bigint[])
+    """  # noqa: S608
+    update = f"""
+        UPDATE {visits} rv
+        SET patient_pesel = r.pesel, patient_id = p.id, service_id = r.service_id, visit_at = r.visit_at,
+            emergency = r.emergency, withdrawn = r.withdraw, correction_reason = r.reason,
+            version = rv.version + 1, version_at = now(), batch_id = %s, source_row = r.line
+        FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::timestamptz[], %s::boolean[], %s::boolean[],
+                    %s::text[], %s::int[])
+             AS r(id, pesel, service_id, visit_at, emergency, withdraw, reason, line)
+        LEFT JOIN {Patient._meta.db_table} p ON p.pesel = r.pesel
+        WHERE rv.id = r.id
+    """  # noqa: S608
+    rows = [row for _, row in corrections]
+    with connection.cursor() as cursor:
+        cursor.execute(keep, [ids])
+        cursor.execute(
+            update,
+            [
+                batch_id,
+                ids,
+                [r.pesel for r in rows],
+                [r.service_id for r in rows],
+                [r.visit_at for r in rows],
+                [r.emergency for r in rows],
+                [r.withdraw for r in rows],
+                [r.correction_reason for r in rows],
+                [r.line for r in rows],
+            ],
+        )
+        return cursor.rowcount
 
 
 def _visits_insert(*, batch_id: int, rows: list[VisitRow]) -> int:
@@ -168,6 +306,9 @@ def run_create(
     """A run for a day or a month (optionally one facility). An unfinished run of the same scope
     (queued, or failed/stopped midway) is returned instead, so asking again resumes it."""
     start, end = period_bounds(scope=scope, period_start=period_start)
+    if end > timezone.localdate():
+        # A month (or day) that has not ended cannot be settled: its visits are still being reported.
+        raise DomainError("reconciliation_period_open", period=_period_label(scope, start))
     unfinished = ReconciliationRun.objects.filter(
         scope=scope,
         period_start=start,
@@ -328,8 +469,12 @@ def _run_chunks(run: ReconciliationRun, on_progress: Callable[[ReconciliationRun
         on_progress(run)
 
 
+def _period_label(scope: str, start: dt.date) -> str:
+    return start.strftime("%Y-%m") if scope == ReconciliationRun.Scope.MONTH else start.isoformat()
+
+
 def _scope_label(run: ReconciliationRun) -> str:
-    period = run.period_start.strftime("%Y-%m") if run.scope == "month" else run.period_start.isoformat()
+    period = _period_label(run.scope, run.period_start)
     return period + (f", facility {run.facility.nfz_code}" if run.facility_id and run.facility else "")
 
 
@@ -339,9 +484,11 @@ def _scope_label(run: ReconciliationRun) -> str:
 @transaction.atomic
 def verdict_override(*, verdict: Verdict, new_eligible: bool, user: Any, justification: str) -> Override:
     """Staff replace a verdict's outcome. The rules' verdict (`eligible`, `reason`) stays as it was;
-    the override row keeps who, when and why, and later runs of the visit's period apply it too."""
-    justification = (justification or "").strip()
+    the override row keeps who, when and why, and later runs of the visit's period apply it too, as
+    does the current run of the period when the override was made on a superseded one."""
+    justification = visible_text(justification or "")
     if not justification:
+        # Whitespace or zero-width characters only: nothing anyone could read.
         raise DomainError("justification_required", field="justification")
     locked = Verdict.objects.select_for_update().get(pk=verdict.pk)
     if locked.final_eligible == new_eligible:
@@ -355,6 +502,24 @@ def verdict_override(*, verdict: Verdict, new_eligible: bool, user: Any, justifi
         user=user,
         justification=justification,
     )
-    Verdict.objects.filter(pk=locked.pk).update(final_eligible=new_eligible, override=override)
+    current = current_run_ids(run_ids=Verdict.objects.filter(visit_id=locked.visit_id).values("run_id"))
+    Verdict.objects.filter(Q(pk=locked.pk) | Q(visit_id=locked.visit_id, run_id__in=current)).update(
+        final_eligible=new_eligible, override=override
+    )
     verdict.refresh_from_db()
     return override
+
+
+def current_run_ids(*, run_ids: Any = None) -> set[int]:
+    """Ids of the current runs: the newest finished run of each scope (scope, period, facility); the
+    older finished runs of a scope are superseded. Optionally only among `run_ids`."""
+    done = ReconciliationRun.objects.filter(state=ReconciliationRun.State.DONE)
+    latest = (
+        done.order_by("scope", "period_start", "facility_id", "-id")
+        .distinct("scope", "period_start", "facility_id")
+        .values_list("id", flat=True)
+    )
+    ids = set(latest)
+    if run_ids is not None:
+        ids &= set(ReconciliationRun.objects.filter(pk__in=run_ids).values_list("id", flat=True))
+    return ids

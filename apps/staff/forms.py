@@ -66,6 +66,59 @@ class VerdictFilterForm(forms.Form):
         }
 
 
+class RunVerdictFilterForm(VerdictFilterForm):
+    """The run-wide verdict list: the drill-down's filters plus voivodeship and facility."""
+
+    voivodeship = forms.ModelChoiceField(
+        Voivodeship.objects.order_by("name"),
+        required=False,
+        label="Województwo / voivodeship",
+        empty_label="wszystkie / all",
+    )
+    facility = forms.CharField(label="Kod placówki / facility code", max_length=20, required=False)
+
+    def clean_facility(self) -> Facility | None:
+        code = (self.cleaned_data.get("facility") or "").strip()
+        if not code:
+            return None
+        facility = Facility.objects.filter(nfz_code=code).first()
+        if facility is None:
+            raise forms.ValidationError("Nie ma takiej placówki / no such facility.")
+        return facility
+
+    def filters(self) -> dict[str, Any]:
+        found = super().filters()
+        if not self.is_valid():
+            return found
+        data = self.cleaned_data
+        found["voivodeship_id"] = data["voivodeship"].pk if data.get("voivodeship") else None
+        found["facility_id"] = data["facility"].pk if data.get("facility") else None
+        return found
+
+
+EXPORT_LANGUAGES = {"pl": "pl", "en": "en", "keys": None}
+
+
+def export_options(query: Any) -> tuple[str | None, bool]:
+    """(column language or None for the stable keys, CSV for Polish Excel?) from the query string:
+    `lang=pl|en|keys` (default keys), `csv=excel|plain` (default plain UTF-8 with commas)."""
+    language = EXPORT_LANGUAGES.get(str(query.get("lang", "keys")))
+    return language, query.get("csv") == "excel"
+
+
+class OverrideFilterForm(forms.Form):
+    facility = forms.CharField(label="Kod placówki / facility code", max_length=20, required=False)
+
+    def clean_facility(self) -> Facility | None:
+        code = (self.cleaned_data.get("facility") or "").strip()
+        if not code:
+            return None
+        facility = Facility.objects.filter(nfz_code=code).first()
+        if facility is None:
+            raise forms.ValidationError("Nie ma takiej placówki / no such facility.")
+        return facility
+
+
 class ComplianceFilterForm(forms.Form):
     voivodeship = forms.ModelChoiceField(
         Voivodeship.objects.order_by("name"),
@@ -123,3 +176,15 @@ class UploadForm(forms.Form):
         if not upload.name.lower().endswith((".csv", ".json")):
             raise forms.ValidationError("Dozwolone pliki .csv i .json / only .csv and .json files.")
         return upload
+
+
+class WaitlistFilterForm(forms.Form):
+    service = forms.ModelChoiceField(
+        Service.objects.order_by("code"), label="Usługa / service", to_field_name="code", empty_label=None
+    )
+    voivodeship = forms.ModelChoiceField(
+        Voivodeship.objects.order_by("name"),
+        required=False,
+        label="Województwo (preferencja pacjenta) / voivodeship (patient's preference)",
+        empty_label="wszystkie / all",
+    )

@@ -1,4 +1,5 @@
-"""Reads of the staff pages that are not the reconciliation's: the facility schedule compliance list.
+"""Reads of the staff pages that are not the reconciliation's: the facility schedule compliance list
+and the central waiting list (read-only views of other contexts' tables).
 
 The daily compliance job (`apps.notifications.lifecycle.compliance_check`) stores one
 `ComplianceCheck` per facility and contracted service; `apps.notifications.selectors.
@@ -9,9 +10,10 @@ rows filtered, ordered and paginated in PostgreSQL, so it queries the table itse
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from django.db.models import Count, F, Max, Q, QuerySet, Value
-from django.db.models.functions import Greatest
+from django.db.models import Count, F, Max, Q, QuerySet, Value, Window
+from django.db.models.functions import FirstValue, Greatest, RowNumber
 
 from apps.notifications.models import ComplianceCheck
 
@@ -52,3 +54,44 @@ def compliance_counts(*, day: dt.date) -> dict[str, int]:
     return ComplianceCheck.objects.filter(day=day).aggregate(
         checked=Count("id"), short=Count("id", filter=Q(compliant=False))
     )
+
+
+# --- the central waiting list (read-only; the booking context's tables) ---------------------------
+
+
+def waitlist_queue(*, service_id: int, voivodeship_id: int | None = None) -> QuerySet[Any]:
+    """Waiting registrations of a service in the national queue order the booking core allocates by
+    (`booking.selectors.waitlist_position`: entitlement priority, urgent before stable, time of
+    joining, id), each with its 1-based `position` in the whole national queue; `voivodeship_id`
+    narrows the view (by the patient's preferred voivodeship) without renumbering it."""
+    from apps.booking.models import Registration
+
+    order = [F("priority").desc(), F("urgent").desc(), F("joined_at").asc(), F("id").asc()]
+    ranked = (
+        Registration.objects.filter(service_id=service_id, status=Registration.Status.WAITING)
+        .select_related("patient", "entitlement", "voivodeship", "facility")
+        .annotate(position=Window(RowNumber(), order_by=order))
+        .order_by("position")
+    )
+    if voivodeship_id is not None:
+        # A plain filter would go into the numbering query's WHERE and renumber the narrowed list. Read
+        # through a window expression, the voivodeship is filtered in the query Django wraps around the
+        # numbered national queue, so positions stay national.
+        ranked = ranked.annotate(
+            preferred_voivodeship=Window(FirstValue("voivodeship_id"), partition_by=[F("id")])
+        ).filter(preferred_voivodeship=voivodeship_id)
+    return ranked
+
+
+def waitlist_allocations(*, service_id: int, voivodeship_id: int | None = None, limit: int = 50) -> list[Any]:
+    """The latest slots the waiting list gave away for a service, each with the booking core's stored
+    explanation (`Appointment.allocation`: entitlement, category, time of joining, queue position,
+    preferences and the ordering rule)."""
+    from apps.booking.models import Appointment
+
+    qs = Appointment.objects.filter(
+        service_id=service_id, channel=Appointment.Channel.WAITLIST
+    ).select_related("facility", "patient")
+    if voivodeship_id is not None:
+        qs = qs.filter(facility__voivodeship_id=voivodeship_id)
+    return list(qs.order_by("-created_at", "-id")[:limit])

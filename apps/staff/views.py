@@ -21,13 +21,29 @@ from apps.catalog.models import Facility
 from apps.core import pesel
 from apps.core.errors import DomainError
 from apps.reconciliation import selectors
-from apps.reconciliation.models import INELIGIBLE_REASONS, ImportBatch, ReconciliationRun
+from apps.reconciliation.models import (
+    INELIGIBLE_REASONS,
+    ImportBatch,
+    ReconciliationRun,
+    reason_text,
+    settlement_policy,
+)
 from apps.reconciliation.services import run_create, verdict_override, visits_import
 from apps.reconciliation.tasks import run_enqueue
 
 from . import exports
 from . import selectors as staff_selectors
-from .forms import ComplianceFilterForm, OverrideForm, RunStartForm, UploadForm, VerdictFilterForm
+from .forms import (
+    ComplianceFilterForm,
+    OverrideFilterForm,
+    OverrideForm,
+    RunStartForm,
+    RunVerdictFilterForm,
+    UploadForm,
+    VerdictFilterForm,
+    WaitlistFilterForm,
+    export_options,
+)
 from .permissions import EXPORT, IMPORT, OVERRIDE, REVIEW, START, staff_required
 
 PAGE_SIZE = 50
@@ -65,7 +81,7 @@ def _run_or_404(run_id: int) -> ReconciliationRun:
 
 @staff_required(REVIEW)
 def run_list(request: HttpRequest) -> HttpResponse:
-    runs = list(selectors.run_list())
+    runs = selectors.runs_marked(list(selectors.run_list()))
     active = any(r.state in ("queued", "running") for r in runs)
     return render(
         request,
@@ -78,17 +94,22 @@ def run_list(request: HttpRequest) -> HttpResponse:
 @staff_required(START)
 def run_start(request: HttpRequest) -> HttpResponse:
     form = RunStartForm(request.POST)
+    if form.is_valid():
+        try:
+            with transaction.atomic():
+                run = run_create(
+                    scope=ReconciliationRun.Scope.MONTH,
+                    period_start=form.cleaned_data["month"],
+                    facility=form.cleaned_data["facility"],
+                    created_by=request.user,
+                )
+                run_enqueue(run=run)
+        except DomainError as exc:
+            # e.g. a month that has not ended yet
+            form.add_error("month", exc.message)
     if not form.is_valid():
-        runs = list(selectors.run_list())
+        runs = selectors.runs_marked(list(selectors.run_list()))
         return render(request, "staff/runs.html", {"runs": runs, "form": form, "can_start": True}, status=400)
-    with transaction.atomic():
-        run = run_create(
-            scope=ReconciliationRun.Scope.MONTH,
-            period_start=form.cleaned_data["month"],
-            facility=form.cleaned_data["facility"],
-            created_by=request.user,
-        )
-        run_enqueue(run=run)
     messages.success(request, f"Przebieg {run.pk} w kolejce / run {run.pk} queued.")
     return redirect("staff:runs")
 
@@ -96,16 +117,94 @@ def run_start(request: HttpRequest) -> HttpResponse:
 @staff_required(REVIEW)
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _run_or_404(run_id)
+    threshold = settlement_policy().emergency_share_threshold
+    shares = selectors.emergency_shares(run=run)
     return render(
         request,
         "staff/run_detail.html",
         {
             "run": run,
+            "is_current": selectors.run_is_current(run=run),
             "by_facility": selectors.run_summary_by_facility(run=run),
             "by_service": selectors.run_summary_by_service(run=run),
             "reasons": INELIGIBLE_REASONS,
+            "threshold": threshold,
+            "outliers": [s for s in shares if s.percent > threshold],
+            "shares": shares,
+            "can_export": request.user.has_perm(EXPORT),
         },
     )
+
+
+def _verdict_export(
+    request: HttpRequest, verdicts: Any, *, filename: str, facility_id: int | None
+) -> HttpResponseBase:
+    if not request.user.has_perm(EXPORT):
+        return HttpResponse("Brak uprawnień do eksportu / no export permission.", status=403)
+    kind = "xlsx" if request.GET.get("export") == "xlsx" else "csv"
+    _audit(
+        request,
+        patient_ids=verdicts.values_list("visit__patient_id", flat=True).distinct(),
+        action=f"staff:export:{kind}",
+        facility_id=facility_id,
+    )
+    language, excel = export_options(request.GET)
+    return exports.verdict_export(verdicts, kind=kind, filename=filename, language=language, excel_csv=excel)
+
+
+@staff_required(REVIEW)
+def run_verdicts(request: HttpRequest, run_id: int) -> HttpResponseBase:
+    """Every verdict of a run, filtered by voivodeship, facility, service, reason ...; the whole run or
+    the filtered view exports as the settlement file."""
+    run = _run_or_404(run_id)
+    form = RunVerdictFilterForm(request.GET or None)
+    filters = form.filters()
+    verdicts = selectors.verdict_list(run=run, **filters)
+    if request.GET.get("export") in ("csv", "xlsx"):
+        return _verdict_export(
+            request, verdicts, filename=f"settlement-run{run.pk}", facility_id=filters.get("facility_id")
+        )
+    page = Paginator(verdicts, PAGE_SIZE).get_page(request.GET.get("page"))
+    items = [{"verdict": v, "pesel": pesel.mask(v.visit.patient_pesel)} for v in page]
+    _audit(
+        request,
+        patient_ids=[v.visit.patient_id for v in page],
+        action="staff:run_verdicts",
+        facility_id=filters.get("facility_id"),
+    )
+    return render(
+        request,
+        "staff/run_verdicts.html",
+        {
+            "run": run,
+            "is_current": selectors.run_is_current(run=run),
+            "form": form,
+            "page": page,
+            "items": items,
+            "query": _paging_query(request),
+            "can_export": request.user.has_perm(EXPORT),
+        },
+    )
+
+
+@staff_required(REVIEW)
+def overrides(request: HttpRequest) -> HttpResponse:
+    """The audit trail of every override: who, when, why, which verdict."""
+    form = OverrideFilterForm(request.GET or None)
+    facility = form.cleaned_data.get("facility") if form.is_valid() else None
+    rows = selectors.override_list(facility_id=facility.pk if facility else None)
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "staff/overrides.html",
+        {"form": form, "page": page, "query": _paging_query(request)},
+    )
+
+
+@staff_required(REVIEW)
+def facility_trends(request: HttpRequest) -> HttpResponse:
+    """Month over month per facility: the share not payable in each month's current national run."""
+    return render(request, "staff/facility_trends.html", {"table": selectors.month_over_month()})
 
 
 @staff_required(REVIEW)
@@ -156,18 +255,9 @@ def facility_visits(request: HttpRequest, run_id: int, facility_id: int) -> Http
         raise Http404
     form = VerdictFilterForm(request.GET or None)
     verdicts = selectors.verdict_list(run=run, facility_id=facility.pk, **form.filters())
-    export = request.GET.get("export")
-    if export in ("csv", "xlsx"):
-        if not request.user.has_perm(EXPORT):
-            return HttpResponse("Brak uprawnień do eksportu / no export permission.", status=403)
-        _audit(
-            request,
-            patient_ids=verdicts.values_list("visit__patient_id", flat=True).distinct(),
-            action=f"staff:export:{export}",
-            facility_id=facility.pk,
-        )
+    if request.GET.get("export") in ("csv", "xlsx"):
         name = f"verdicts-run{run.pk}-{facility.nfz_code.replace('/', '-')}"
-        return exports.table_response(export, exports.verdict_rows(verdicts), filename=name)
+        return _verdict_export(request, verdicts, filename=name, facility_id=facility.pk)
     page = Paginator(verdicts, PAGE_SIZE).get_page(request.GET.get("page"))
     items = [{"verdict": v, "pesel": pesel.mask(v.visit.patient_pesel)} for v in page]
     _audit(
@@ -261,6 +351,10 @@ def verdict_detail(request: HttpRequest, verdict_id: int) -> HttpResponse:
     )
     context: dict[str, Any] = {
         "verdict": verdict,
+        "is_current": selectors.run_is_current(run=verdict.run),
+        "appointment": selectors.verdict_appointment(verdict=verdict),
+        "versions": selectors.visit_versions(visit=verdict.visit),
+        "reason_en": reason_text(verdict.reason, "en"),
         "visit": verdict.visit,
         "pesel": pesel.mask(verdict.visit.patient_pesel),
         "overrides": selectors.verdict_overrides(verdict=verdict),
@@ -299,3 +393,45 @@ def import_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
     if batch is None:
         raise Http404
     return render(request, "staff/import_detail.html", {"batch": batch})
+
+
+@staff_required(REVIEW)
+def waitlist(request: HttpRequest) -> HttpResponse:
+    """The central waiting list of a service (read-only): each entry's national position and, for the
+    slots it gave away, the booking core's explanation of every allocation."""
+    form = WaitlistFilterForm(request.GET or None)
+    page, allocations = None, []
+    if form.is_valid():
+        service = form.cleaned_data["service"]
+        voivodeship = form.cleaned_data.get("voivodeship")
+        voivodeship_id = voivodeship.pk if voivodeship else None
+        queue = staff_selectors.waitlist_queue(service_id=service.pk, voivodeship_id=voivodeship_id)
+        page = Paginator(queue, PAGE_SIZE).get_page(request.GET.get("page"))
+        allocations = staff_selectors.waitlist_allocations(
+            service_id=service.pk, voivodeship_id=voivodeship_id
+        )
+        _audit(
+            request,
+            patient_ids=[r.patient_id for r in page] + [a.patient_id for a in allocations],
+            action="staff:waitlist",
+            facility_id=None,
+        )
+    entries = [{"entry": r, "pesel": pesel.mask(r.patient.pesel)} for r in page] if page else []
+    return render(
+        request,
+        "staff/waitlist.html",
+        {
+            "form": form,
+            "page": page,
+            "entries": entries,
+            "allocations": [
+                {
+                    "appointment": a,
+                    "pesel": pesel.mask(a.patient.pesel),
+                    "why": sorted((a.allocation or {}).items()),
+                }
+                for a in allocations
+            ],
+            "query": _paging_query(request),
+        },
+    )

@@ -32,10 +32,24 @@ class RegistrationFactory(factory.django.DjangoModelFactory):
 
 class AppointmentFactory(factory.django.DjangoModelFactory):
     """An appointment of `patient` for `service` at `facility` starting at `start` (a slot is made for
-    it). Ended states get `ended_at` (default: a day before the start, i.e. before the visit)."""
+    it). Ended states get `ended_at` (default: a day before the start, i.e. before the visit). It was
+    booked (`created_at`) at `booked_at`, by default a week before the start."""
 
     class Meta:
         model = Appointment
+        exclude = ("booked_at",)
+
+    booked_at = factory.LazyAttribute(lambda o: o.start - dt.timedelta(days=7))
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        booked_at = kwargs.pop("created_at", None)
+        appointment = super()._create(model_class, *args, **kwargs)
+        if booked_at is not None:
+            # `created_at` is auto_now_add: the booking time is set after the insert.
+            model_class.objects.filter(pk=appointment.pk).update(created_at=booked_at)
+            appointment.created_at = booked_at
+        return appointment
 
     patient = factory.SubFactory(PatientFactory)
     service = factory.SubFactory(ServiceFactory)
@@ -43,6 +57,7 @@ class AppointmentFactory(factory.django.DjangoModelFactory):
     start = factory.LazyFunction(lambda: warsaw(2026, 7, 14))
     status = Appointment.Status.BOOKED
     channel = Appointment.Channel.WEB
+    created_at = factory.SelfAttribute("booked_at")
     ended_at = factory.LazyAttribute(
         lambda o: None if o.status in LIVE_APPOINTMENT else o.start - dt.timedelta(days=1)
     )

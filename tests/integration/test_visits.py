@@ -54,6 +54,7 @@ def test_it_records_the_posted_visits_for_the_callers_facility(api_a, facility_a
         "received": 2,
         "recorded": 2,
         "duplicates": 0,
+        "corrected": 0,
         "rejected": 0,
         "errors": [],
         "errors_truncated": False,
@@ -75,7 +76,8 @@ def test_posting_the_same_visits_again_changes_nothing(api_a, cardiology, patien
     api_a.post(URL, {"visits": first})
     before = list(ReportedVisit.objects.values_list("id", "facility_visit_id", "visit_at", "patient_pesel"))
 
-    # The same ids again, one of them with changed content: the first report stands.
+    # The same ids again, one of them with changed content but no correction_reason: the first report
+    # stands and the changed row is rejected (not silently counted as already reported).
     again = api_a.post(
         URL, {"visits": [row(patients[0], "V-1"), row(patients[0], "V-2", at="2026-07-20T12:00:00+02:00")]}
     )
@@ -85,9 +87,16 @@ def test_posting_the_same_visits_again_changes_nothing(api_a, cardiology, patien
         "batch_id": 0,
         "received": 2,
         "recorded": 0,
-        "duplicates": 2,
-        "rejected": 0,
-        "errors": [],
+        "duplicates": 1,
+        "corrected": 0,
+        "rejected": 1,
+        "errors": [
+            {
+                "index": 1,
+                "visit_id": "V-2",
+                "reason": "visit_id already reported with other data: give a correction_reason to correct it",
+            }
+        ],
         "errors_truncated": False,
     }
     after = list(ReportedVisit.objects.values_list("id", "facility_visit_id", "visit_at", "patient_pesel"))
@@ -340,3 +349,48 @@ def test_the_list_filters_by_visit_date_and_pages_with_a_cursor(api_a, api_b, ca
     assert [v["visit_id"] for v in rest["results"]] == ["V-5"] and rest["next"] is None
     assert other == {"results": [], "next": None}
     _problem(api_a.get(f"{URL}?cursor=garbage"), 400, "invalid_cursor")
+
+
+def test_impossible_visit_dates_are_refused_per_row_like_a_file(api_a, cardiology, patients):
+    rows = [
+        row(patients[0], "F-1", at="9999-01-01T10:00:00+01:00"),
+        row(patients[0], "F-2", at="0001-01-01T00:00:00"),
+        row(patients[0], "F-3", at="1900-01-01T08:00:00"),
+        row(patients[1], "OK"),
+    ]
+
+    response = api_a.post(URL, {"visits": rows})
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["recorded"], body["rejected"]) == (1, 3)
+    reasons = [e["reason"] for e in body["errors"]]
+    assert reasons[0] == "visit date in the future" and reasons[1].startswith("bad visit date")
+    assert reasons[2].startswith("visit date older than the settlement window")
+    assert list(ReportedVisit.objects.values_list("facility_visit_id", flat=True)) == ["OK"]
+
+
+def test_a_visit_is_corrected_or_withdrawn_over_the_api_with_a_reason(api_a, cardiology, patients):
+    from apps.reconciliation.models import VisitVersion
+
+    assert api_a.post(URL, {"visits": [row(patients[0], "C-1")]}).json()["recorded"] == 1
+    moved = row(patients[0], "C-1", at="2026-07-15T09:20:00+02:00")
+
+    refused = api_a.post(URL, {"visits": [moved]}).json()
+    corrected = api_a.post(URL, {"visits": [{**moved, "correction_reason": "wrong day"}]}).json()
+    withdrawn = api_a.post(
+        URL, {"visits": [{**moved, "correction_reason": "not our patient", "withdrawn": True}]}
+    ).json()
+
+    assert (refused["rejected"], refused["corrected"]) == (1, 0)
+    assert "correction_reason" in refused["errors"][0]["reason"]
+    assert (corrected["corrected"], withdrawn["corrected"]) == (1, 1)
+    visit = ReportedVisit.objects.get(facility_visit_id="C-1")
+    assert (visit.version, visit.withdrawn, visit.correction_reason) == (3, True, "not our patient")
+    listed = api_a.get(URL).json()["results"][0]
+    assert (listed["version"], listed["withdrawn"], listed["correction_reason"]) == (
+        3,
+        True,
+        "not our patient",
+    )
+    assert sorted(VisitVersion.objects.values_list("version", flat=True)) == [1, 2]

@@ -222,6 +222,29 @@ def test_compliance_check_flags_short_published_horizons(mammography):
     assert shortfalls[0].required_days == mammography.min_horizon_days
 
 
+def test_one_slot_published_in_year_9999_does_not_stop_the_check_for_the_others(mammography):
+    far, other = FacilityFactory(), FacilityFactory()
+    for facility in (far, other):
+        ContractFactory(facility=facility, service=mammography)
+    last_instant = dt.datetime(9999, 12, 31, 23, 30, tzinfo=dt.UTC)  # year 10000 in Warsaw
+    SlotFactory(
+        schedule=ScheduleFactory(facility=far, service=mammography),
+        start=last_instant,
+        end=last_instant + dt.timedelta(minutes=20),
+    )
+    SlotFactory(
+        schedule=ScheduleFactory(facility=other, service=mammography),
+        start=timezone.now() + dt.timedelta(days=5),
+    )
+
+    assert lifecycle.compliance_check() == 2
+
+    checks = {c.facility_id: c for c in ComplianceCheck.objects.all()}
+    assert (checks[far.pk].published_until, checks[far.pk].compliant) == (dt.date.max, True)
+    assert checks[other.pk].compliant is False
+    assert [c.facility for c in compliance_shortfalls()] == [other]
+
+
 def test_periodic_tasks_are_declared():
     from apps.notifications.tasks import PERIODIC_TASKS
 

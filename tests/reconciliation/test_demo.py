@@ -24,6 +24,7 @@ def credentials_file(tmp_path, monkeypatch):
 def test_without_appointments_the_demo_reconciles_reported_visits_idempotently(credentials_file, cardiology):
     ServiceFactory(endocrinology=True)
     FacilityFactory.create_batch(3)
+    PatientFactory.create_batch(2)  # emergencies are reported for patients CeR knows
 
     demo_seed(out=StringIO())
     counts = (ReportedVisit.objects.count(), ReconciliationRun.objects.count(), Override.objects.count())
@@ -48,6 +49,7 @@ def test_with_appointments_the_demo_matches_them_and_flags_some(cardiology):
     facilities = FacilityFactory.create_batch(2)
     for n in range(12):
         AppointmentFactory(patient=PatientFactory(), service=cardiology, facility=facilities[n % 2])
+    PatientFactory()  # comes as an emergency, without a booking
 
     demo_seed(out=StringIO())
 

@@ -71,7 +71,9 @@ def test_re_importing_the_same_file_changes_nothing(facility_a, cardiology, pati
     assert ImportBatch.objects.count() == 1 and ReportedVisit.objects.count() == 2
 
 
-def test_a_visit_id_already_reported_is_kept_as_it_was(facility_a, cardiology, patient):
+def test_a_visit_id_already_reported_with_other_data_and_no_reason_is_refused_not_dropped(
+    facility_a, cardiology, patient
+):
     visits_import(file=csv_file(facility_a, cardiology, patient), source="file")
     other = PatientFactory()
     changed = (
@@ -79,13 +81,21 @@ def test_a_visit_id_already_reported_is_kept_as_it_was(facility_a, cardiology, p
         f"{other.pesel},{facility_a.nfz_code},{cardiology.code},2026-07-20T09:05,A-1\n"
         f"{other.pesel},{facility_a.nfz_code},{cardiology.code},2026-07-20T09:05,A-3\n"
         f"{other.pesel},{facility_a.nfz_code},{cardiology.code},2026-07-21T09:05,A-3\n"
+        f"{other.pesel},{facility_a.nfz_code},{cardiology.code},2026-07-20T09:05,A-3\n"
     ).encode()
 
     batch = visits_import(file=changed, source="file")
 
-    assert (batch.rows_imported, batch.rows_duplicate, batch.rows_rejected) == (1, 2, 0)
+    assert (batch.rows_imported, batch.rows_duplicate, batch.rows_corrected, batch.rows_rejected) == (
+        1,
+        1,
+        0,
+        2,
+    )
+    assert [(e["line"], e["column"]) for e in batch.errors] == [(2, "correction_reason"), (4, "visit_id")]
+    assert "give a correction_reason" in batch.errors[0]["reason"]
     kept = ReportedVisit.objects.get(facility=facility_a, facility_visit_id="A-1")
-    assert kept.patient_id == patient.pk and kept.visit_at == warsaw(2026, 7, 14, 9, 5)
+    assert kept.patient_id == patient.pk and kept.visit_at == warsaw(2026, 7, 14, 9, 5) and kept.version == 1
     assert ReportedVisit.objects.get(facility_visit_id="A-3").visit_at == warsaw(2026, 7, 20, 9, 5)
 
 

@@ -83,3 +83,10 @@ def test_the_execute_task_reconciles_and_ignores_a_vanished_run(patient, cardiol
     assert tasks.run_execute_task.run(run.pk) == "done"
     assert Verdict.objects.get(run=run).visit_id == visit.pk
     assert tasks.run_execute_task.run(run.pk + 100) is None
+
+
+def test_reconcile_command_refuses_a_month_that_has_not_ended():
+    from django.utils import timezone
+
+    with pytest.raises(CommandError, match="has not ended"):
+        call_command("reconcile", "--month", timezone.localdate().strftime("%Y-%m"), stdout=StringIO())

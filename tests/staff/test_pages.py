@@ -141,7 +141,7 @@ def test_the_xlsx_export_parses_back(staff_client, reconciled_month):
     sheet = load_workbook(io.BytesIO(response.content)).active
     header, *rows = [list(r) for r in sheet.iter_rows(values_only=True)]
     assert header[:3] == ["facility_code", "facility_visit_id", "service_code"]
-    assert [(r[1], r[6], r[7]) for r in rows] == [("U-1", "no_registration", "no")]
+    assert [(r[1], r[6], r[7]) for r in rows] == [("U-1", "no_registration", False)]  # typed cells
 
 
 def test_an_override_through_the_page_needs_a_justification_and_shows_in_the_trail(
@@ -187,7 +187,7 @@ def test_uploading_a_file_reports_its_bad_lines(
         1,
     )
     html = response.content.decode()
-    assert "bad visit date" in html and ">3<" in html
+    assert "bad visit date" in html and ">3<" in html and "<td>visit_at</td>" in html  # line and column
     assert ReportedVisit.objects.filter(facility_visit_id="UP-1").exists()
 
 

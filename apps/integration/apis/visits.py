@@ -32,7 +32,16 @@ from .base import (
 from .schedules import WindowQuery, _parse
 
 MAX_VISITS_PER_REQUEST = 10_000
-ROW_FIELDS = ("visit_id", "pesel", "service_code", "visit_at", "emergency", "facility_code")
+ROW_FIELDS = (
+    "visit_id",
+    "pesel",
+    "service_code",
+    "visit_at",
+    "emergency",
+    "facility_code",
+    "correction_reason",
+    "withdrawn",
+)
 REQUIRED_ROW_FIELDS = ("visit_id", "pesel", "service_code", "visit_at")
 
 VISIT_ROW_SCHEMA: dict[str, Any] = {
@@ -57,6 +66,18 @@ VISIT_ROW_SCHEMA: dict[str, Any] = {
         "facility_code": {
             "type": "string",
             "description": "Optional: your facility's NFZ code. Any other code refuses the request (403).",
+        },
+        "correction_reason": {
+            "type": "string",
+            "maxLength": 500,
+            "description": "Why a visit_id already reported is sent with other data: the visit is "
+            "corrected (a new version; every version is kept, the latest is settled). Without it such "
+            "a row is rejected.",
+        },
+        "withdrawn": {
+            "type": "boolean",
+            "default": False,
+            "description": "With correction_reason: withdraw a visit already reported (it is not settled)",
         },
     },
 }
@@ -132,7 +153,11 @@ class VisitsReportOutput(serializers.Serializer):
     received = serializers.IntegerField(help_text="Rows in the request")
     recorded = serializers.IntegerField(help_text="New visits recorded for settlement")
     duplicates = serializers.IntegerField(
-        help_text="Valid rows whose visit_id your facility had already reported (left unchanged)"
+        help_text="Valid rows whose visit_id your facility had already reported with the same data "
+        "(left unchanged)"
+    )
+    corrected = serializers.IntegerField(
+        help_text="Visits already reported that these rows corrected or withdrew (with correction_reason)"
     )
     rejected = serializers.IntegerField(help_text="Rows refused; see `errors`")
     # Output only (never validates input), so shadowing `Serializer.errors` is harmless.
@@ -150,6 +175,7 @@ class VerdictOutput(serializers.Serializer):
     final_eligible = serializers.BooleanField(help_text="What NFZ settles (after any staff override)")
     overridden = serializers.SerializerMethodField()
     rule_version = serializers.CharField()
+    visit_version = serializers.IntegerField(help_text="The version of the visit this run decided")
 
     def get_overridden(self, verdict: Any) -> bool:
         return verdict.override_id is not None
@@ -162,6 +188,9 @@ class VisitOutput(serializers.Serializer):
     visit_at = serializers.DateTimeField()
     emergency = serializers.BooleanField()
     reported_at = serializers.DateTimeField(source="created_at")
+    version = serializers.IntegerField(help_text="1, then one more for each correction you sent")
+    withdrawn = serializers.BooleanField(help_text="You withdrew the visit: it is not settled")
+    correction_reason = serializers.CharField(help_text="The reason of the latest correction, if any")
     verdict = VerdictOutput(
         source="latest_verdict",
         allow_null=True,
@@ -218,8 +247,11 @@ class VisitsReportApi(FacilityApi):
             "for each whether it is payable. Each row is checked on its own: valid rows are recorded "
             "and the others listed in `errors` with their index and reason (the answer is 200 as "
             "long as the request itself is well-formed, so check `rejected`). Posting a visit_id your "
-            "facility already reported changes nothing (it is counted in `duplicates`), so a whole "
-            "report can safely be sent again; an Idempotency-Key also replays the first answer. "
+            "facility already reported with the same data changes nothing (it is counted in "
+            "`duplicates`), so a whole report can safely be sent again; an Idempotency-Key also "
+            "replays the first answer. With other data it needs a `correction_reason` (the visit is "
+            "corrected, counted in `corrected`; with `withdrawn: true` it is withdrawn); without one "
+            "the row is rejected. "
             "An unknown field or a row that is not an object refuses the whole request (400); a "
             "`facility` or `facility_code` naming another facility refuses it too (403)."
         ),
@@ -246,6 +278,7 @@ class VisitsReportApi(FacilityApi):
                     "received": 3,
                     "recorded": 1,
                     "duplicates": 1,
+                    "corrected": 0,
                     "rejected": 1,
                     "errors": [
                         {"index": 2, "visit_id": "HIS-2026-000125", "reason": "invalid PESEL: checksum"}
@@ -287,6 +320,7 @@ class VisitsReportApi(FacilityApi):
             "received": batch.rows_total,
             "recorded": batch.rows_imported,
             "duplicates": batch.rows_duplicate,
+            "corrected": batch.rows_corrected,
             "rejected": batch.rows_rejected,
             "errors": errors,
             "errors_truncated": batch.rows_rejected > len(errors),

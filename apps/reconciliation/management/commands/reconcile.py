@@ -41,7 +41,10 @@ class Command(BaseCommand):
         chunk_size = options["chunk_size"]
         if chunk_size is not None and chunk_size < 1:
             raise CommandError("--chunk-size must be positive")
-        run = run_create(scope=scope, period_start=start, facility=facility, chunk_size=chunk_size)
+        try:
+            run = run_create(scope=scope, period_start=start, facility=facility, chunk_size=chunk_size)
+        except DomainError as exc:  # e.g. a month that has not ended
+            raise CommandError(exc.message_in("en")) from None
         if run.chunks_done:
             self.stdout.write(f"resuming run {run.pk} after {run.visits_done} visits")
         try:
