@@ -290,3 +290,10 @@ PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 CER_TRACING = otel_traces_requested()
 CER_OTEL_TRACES_EXPORTER = env.str("OTEL_TRACES_EXPORTER", default="otlp")
 CER_OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="cer")
+
+# --- Security hardening (issue 15) ---------------------------------------------------------------
+# The token endpoint: requests per window per named client id and per address, counted before any
+# secret is hashed (a legitimate client asks for a token about once an hour).
+CER_TOKEN_RATE_LIMIT_CLIENT = env.int("CER_TOKEN_RATE_LIMIT_CLIENT", default=20)
+CER_TOKEN_RATE_LIMIT_ADDRESS = env.int("CER_TOKEN_RATE_LIMIT_ADDRESS", default=60)
+CER_TOKEN_RATE_WINDOW = env.int("CER_TOKEN_RATE_WINDOW", default=60)
