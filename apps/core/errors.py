@@ -279,6 +279,16 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
         "Placówka nie ma umowy z NFZ na tę usługę w tym okresie.",
         "The facility has no NFZ contract for this service in that period.",
     ),
+    "slot_beyond_horizon": (
+        400,
+        "Termin można opublikować najwyżej {days} dni naprzód.",
+        "A slot can be published at most {days} days ahead.",
+    ),
+    "slot_too_long": (
+        400,
+        "Termin tej usługi może trwać najwyżej {minutes} min.",
+        "A slot of this service may last at most {minutes} minutes.",
+    ),
 }
 
 
