@@ -1,9 +1,9 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from apps.core import health
+from apps.core import api_errors, health
 from apps.operations.metrics import metrics_view
 
 handler404 = "apps.core.api_errors.api_or_html_404"
@@ -19,6 +19,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("api/v1/", include("apps.integration.urls")),
+    # Anything else under /api/ is a problem+json 404, also under DEBUG (whose 404 page is HTML).
+    re_path(r"^api/", api_errors.api_not_found),
     path("staff/", include("apps.staff.urls")),
     path("", include("apps.portal.urls")),
 ]

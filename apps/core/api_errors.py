@@ -111,3 +111,8 @@ def api_or_html_500(request: HttpRequest) -> Any:
     from django.views.defaults import server_error
 
     return server_error(request)
+
+
+def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """The last pattern under /api/: an unknown path or a malformed id (`/bookings/abc`)."""
+    return _json_problem(request, 404, "not_found", "Not found")

@@ -249,3 +249,19 @@ def test_a_slot_longer_than_the_services_maximum_is_refused(world_a, api_a):
     assert response.status_code == 400
     assert response.json()["code"] == "slot_too_long"
     assert not Slot.objects.filter(start__date=day, end__date__gt=day).exists()
+
+
+@pytest.mark.parametrize("path", ["/api/v1/bookings/abc", "/api/v1/nope", "/api/v1/schedules/1.5/slots"])
+def test_unknown_api_paths_are_problem_json_even_under_debug(api_a, settings, path):
+    settings.DEBUG = True  # the development server, where Django's own 404 page is HTML
+    response = api_a.get(path)
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
+
+
+def test_the_token_url_without_its_slash_is_no_500_under_debug(settings, issued_a):
+    settings.DEBUG = True
+    from django.test import Client
+
+    response = Client().post("/api/v1/oauth/token", {"grant_type": "client_credentials"})
+    assert response.status_code == 401
