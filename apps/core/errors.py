@@ -284,6 +284,11 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
         "Termin można opublikować najwyżej {days} dni naprzód.",
         "A slot can be published at most {days} days ahead.",
     ),
+    "webhook_target_refused": (
+        400,
+        "Ten adres nie może odbierać webhooków: wymagany jest https, port {ports} i publiczny adres IP.",
+        "This URL cannot receive webhooks: it needs https, port {ports} and a public IP address.",
+    ),
     "slot_too_long": (
         400,
         "Termin tej usługi może trwać najwyżej {minutes} min.",

@@ -297,3 +297,7 @@ CER_OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="cer")
 CER_TOKEN_RATE_LIMIT_CLIENT = env.int("CER_TOKEN_RATE_LIMIT_CLIENT", default=20)
 CER_TOKEN_RATE_LIMIT_ADDRESS = env.int("CER_TOKEN_RATE_LIMIT_ADDRESS", default=60)
 CER_TOKEN_RATE_WINDOW = env.int("CER_TOKEN_RATE_WINDOW", default=60)
+# Webhook targets: ports a subscription may name (apps/integration/egress.py), and how many
+# subscriptions and redeliveries one client may ask for per hour.
+CER_WEBHOOK_PORTS: list[int] = [int(p) for p in env.list("CER_WEBHOOK_PORTS", default=["443", "8443"])]
+CER_WEBHOOK_MANAGE_RATE_LIMIT = env.int("CER_WEBHOOK_MANAGE_RATE_LIMIT", default=30)
