@@ -301,3 +301,9 @@ CER_TOKEN_RATE_WINDOW = env.int("CER_TOKEN_RATE_WINDOW", default=60)
 # subscriptions and redeliveries one client may ask for per hour.
 CER_WEBHOOK_PORTS: list[int] = [int(p) for p in env.list("CER_WEBHOOK_PORTS", default=["443", "8443"])]
 CER_WEBHOOK_MANAGE_RATE_LIMIT = env.int("CER_WEBHOOK_MANAGE_RATE_LIMIT", default=30)
+# Patient sign-in by one-time code (development and demo; production signs in through OIDC unless
+# CER_PATIENT_CODE_SIGNIN=true): code requests per address per code TTL, and the least time a code
+# request's answer takes, known PESEL or not (sending the code is the slow part).
+CER_PATIENT_CODE_SIGNIN = env.bool("CER_PATIENT_CODE_SIGNIN", default=True)
+CER_SIGNIN_RATE_LIMIT_ADDRESS = env.int("CER_SIGNIN_RATE_LIMIT_ADDRESS", default=10)
+CER_SIGNIN_MIN_SECONDS = env.float("CER_SIGNIN_MIN_SECONDS", default=0.4)
