@@ -1,8 +1,16 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+import redis
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from kombu.exceptions import OperationalError as BrokerError
+
+from .api_errors import PROBLEM_CONTENT_TYPE, problem
+
+log = logging.getLogger("cer.outage")
+OUTAGE_RETRY_AFTER = "30"
 
 
 class PolishFirstMiddleware:
@@ -17,3 +25,32 @@ class PolishFirstMiddleware:
         if not request.path.startswith("/api/"):
             request.META.pop("HTTP_ACCEPT_LANGUAGE", None)
         return self.get_response(request)
+
+
+class RedisOutageMiddleware:
+    """Redis (cache, principal cache, rate limits, Celery broker) unreachable: the API answers 503
+    problem+json with Retry-After instead of a 500 (issue 15). A write whose transaction committed
+    before the broker failed is stored with its Idempotency-Key, so the retry after recovery replays
+    it: nothing is lost and nothing happens twice. Pages keep their own error handling."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not request.path.startswith("/api/"):
+            return None
+        if not isinstance(
+            exception, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError | BrokerError
+        ):
+            return None
+        log.error("redis unavailable: %s on %s %s", type(exception).__name__, request.method, request.path)
+        response = JsonResponse(
+            problem(503, "service_unavailable", "Service temporarily unavailable; retry later"),
+            status=503,
+            content_type=PROBLEM_CONTENT_TYPE,
+        )
+        response["Retry-After"] = OUTAGE_RETRY_AFTER
+        return response

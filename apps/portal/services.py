@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import secrets
 
+import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
@@ -40,6 +41,7 @@ class SignInError(Exception):
         "too_many_codes": _("Too many codes were requested. Wait a few minutes and try again."),
         "wrong_code": _("The code is not correct. Check it and try again."),
         "code_expired": _("The code has expired or was used too many times. Request a new code."),
+        "unavailable": _("Sign-in by code is temporarily unavailable. Try again in a few minutes."),
     }
 
     def __init__(self, code: str) -> None:
@@ -72,8 +74,11 @@ def _signin_limits_hit(*, pesel: str, address: str) -> None:
     if address:
         checks.append((f"cer:signin:addr:{address}", int(settings.CER_SIGNIN_RATE_LIMIT_ADDRESS)))
     exceeded = False
-    for key, limit in checks:
-        exceeded = window_hit(key=key, limit=limit, window=window).exceeded or exceeded
+    try:
+        for key, limit in checks:
+            exceeded = window_hit(key=key, limit=limit, window=window).exceeded or exceeded
+    except redis.exceptions.RedisError:
+        raise SignInError("unavailable") from None  # no limits, no codes (an SMS flood otherwise)
     if exceeded:
         raise SignInError("too_many_codes")
 
