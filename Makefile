@@ -42,7 +42,7 @@ bench: install
 	@$(PY) -m scripts.services exec --database cer_bench -- $(PY) -m bench.run $(if $(QUICK),--quick,)
 
 migrate: install
-	@$(PY) -m scripts.services exec -- $(PY) manage.py migrate
+	@DJANGO_SETTINGS_MODULE=$${DJANGO_SETTINGS_MODULE:-config.settings.dev} $(PY) -m scripts.services exec -- $(PY) manage.py migrate
 
 ## lock: re-resolve requirements.lock from pyproject.toml (needs network access to PyPI).
 lock: install

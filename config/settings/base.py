@@ -308,3 +308,5 @@ CER_WEBHOOK_MANAGE_RATE_LIMIT = env.int("CER_WEBHOOK_MANAGE_RATE_LIMIT", default
 CER_PATIENT_CODE_SIGNIN = env.bool("CER_PATIENT_CODE_SIGNIN", default=True)
 CER_SIGNIN_RATE_LIMIT_ADDRESS = env.int("CER_SIGNIN_RATE_LIMIT_ADDRESS", default=10)
 CER_SIGNIN_MIN_SECONDS = env.float("CER_SIGNIN_MIN_SECONDS", default=0.4)
+# Demo data (`seed_demo`: demo log-ins with known passwords) only where a settings module allows it.
+CER_DEMO_DATA = False
