@@ -76,3 +76,28 @@ def app_role_owns_nothing(*, role: str) -> bool:
         )
         (owned,) = cursor.fetchone()
     return owned == 0
+
+
+class _RolledBack(Exception):
+    pass
+
+
+def app_role_verify() -> list[str]:
+    """Run as the application's role: try TRUNCATE and DISABLE TRIGGER on every append-only table
+    inside a transaction that is always rolled back. Returns what was NOT refused (empty = good)."""
+    from django.db import DatabaseError, transaction
+
+    allowed: list[str] = []
+    for table in APPEND_ONLY_TABLES:
+        for template in ("TRUNCATE {}", "ALTER TABLE {} DISABLE TRIGGER ALL"):
+            statement = sql.SQL(template).format(sql.Identifier(table))
+            try:
+                with transaction.atomic(), connection.cursor() as cursor:
+                    _run(cursor, statement)
+                    raise _RolledBack  # it worked: undo it at once, and report it
+            except _RolledBack:
+                allowed.append(template.format(table))
+            except DatabaseError as exc:
+                if getattr(exc.__cause__, "sqlstate", None) != "42501":  # insufficient_privilege
+                    raise
+    return allowed

@@ -79,3 +79,21 @@ def test_the_grant_is_idempotent(app_role):
     out = io.StringIO()
     call_command("db_app_role", role, stdout=out)
     assert "created role" not in out.getvalue()
+
+
+def test_verify_reports_an_owner_and_passes_for_the_app_role(app_role, settings):
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match="may still"):
+        call_command("db_app_role", "--verify", stdout=io.StringIO())  # the test runs as the owner
+    role, _ = app_role
+    owner = settings.DATABASES["default"]["USER"]
+    connection.close()
+    settings.DATABASES["default"]["USER"] = role
+    try:
+        out = io.StringIO()
+        call_command("db_app_role", "--verify", stdout=out)
+    finally:
+        connection.close()
+        settings.DATABASES["default"]["USER"] = owner
+    assert out.getvalue().startswith("ok:")
