@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import redis
@@ -54,3 +55,34 @@ class RedisOutageMiddleware:
         )
         response["Retry-After"] = OUTAGE_RETRY_AFTER
         return response
+
+
+AUTH_AT = "_cer_auth_at"
+SEEN_AT = "_cer_seen_at"
+
+
+class SessionLimitsMiddleware:
+    """Signed-in sessions end after `CER_SESSION_IDLE_SECONDS` without a request and, whatever the
+    activity, `CER_SESSION_ABSOLUTE_SECONDS` after sign-in (issue 15: staff sessions lasted two
+    weeks). The API (bearer tokens, no session) is not touched."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path.startswith("/api/") and request.user.is_authenticated:
+            from django.conf import settings
+            from django.contrib.auth import logout
+
+            now = int(time.time())
+            session = request.session
+            started = int(session.setdefault(AUTH_AT, now))
+            seen = int(session.get(SEEN_AT, now))
+            if (
+                now - seen > settings.CER_SESSION_IDLE_SECONDS
+                or now - started > settings.CER_SESSION_ABSOLUTE_SECONDS
+            ):
+                logout(request)  # the page then answers as to anyone signed out (log-in redirect)
+            elif SEEN_AT not in session or now - seen >= 30:  # not a session write on every request
+                session[SEEN_AT] = now
+        return self.get_response(request)

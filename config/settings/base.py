@@ -310,3 +310,29 @@ CER_SIGNIN_RATE_LIMIT_ADDRESS = env.int("CER_SIGNIN_RATE_LIMIT_ADDRESS", default
 CER_SIGNIN_MIN_SECONDS = env.float("CER_SIGNIN_MIN_SECONDS", default=0.4)
 # Demo data (`seed_demo`: demo log-ins with known passwords) only where a settings module allows it.
 CER_DEMO_DATA = False
+
+# Staff: a second factor (django-otp: TOTP and recovery codes), lockout after failed passwords
+# (django-axes), idle and absolute session limits (apps.core.middleware.SessionLimitsMiddleware);
+# the API docs' assets served from the project (drf-spectacular-sidecar).
+INSTALLED_APPS += [
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
+    "drf_spectacular_sidecar",
+]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "django_otp.middleware.OTPMiddleware",
+)
+MIDDLEWARE += ["apps.core.middleware.SessionLimitsMiddleware", "axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", *AUTHENTICATION_BACKENDS]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=30))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one too many: a lockout
+AXES_RESET_ON_SUCCESS = True
+AXES_SENSITIVE_PARAMETERS = ["password", "token"]
+OTP_TOTP_ISSUER = "CeR NFZ"
+CER_SESSION_IDLE_SECONDS = env.int("CER_SESSION_IDLE_SECONDS", default=15 * 60)
+CER_SESSION_ABSOLUTE_SECONDS = env.int("CER_SESSION_ABSOLUTE_SECONDS", default=8 * 3600)
+SESSION_COOKIE_AGE = CER_SESSION_ABSOLUTE_SECONDS
