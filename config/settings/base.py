@@ -336,3 +336,8 @@ OTP_TOTP_ISSUER = "CeR NFZ"
 CER_SESSION_IDLE_SECONDS = env.int("CER_SESSION_IDLE_SECONDS", default=15 * 60)
 CER_SESSION_ABSOLUTE_SECONDS = env.int("CER_SESSION_ABSOLUTE_SECONDS", default=8 * 3600)
 SESSION_COOKIE_AGE = CER_SESSION_ABSOLUTE_SECONDS
+OAUTH2_PROVIDER["SCOPES"]["changes:read"] = "Read the changes feed of own facility"  # type: ignore[index]
+SPECTACULAR_SETTINGS.update(
+    {"SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR", "REDOC_DIST": "SIDECAR"}
+)
+MIDDLEWARE.insert(1, "apps.core.middleware.SecurityHeadersMiddleware")
