@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum requirements.lock | cut -d' ' -f1)
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint typecheck fmt bench lock migrate clean
+.PHONY: install run test lint typecheck fmt bench lock migrate clean chaos
 
 install: $(STAMP)
 
@@ -26,6 +26,11 @@ run: install
 ## test: the whole suite against PostgreSQL and Redis (from the environment, or the embedded pair).
 test: install
 	@$(PY) -m scripts.services exec -- $(PY) -m pytest $(PYTEST_ARGS)
+
+## chaos: the fault suite at full size on loopback (Redis stopped, PostgreSQL sessions killed under a
+## booking load); prints a table. Its short variant runs with `make test` (tests/chaos).
+chaos: install
+	@CHAOS_SCALE=full $(PY) -m scripts.services exec -- $(PY) -m pytest tests/chaos -p no:cacheprovider -q -s
 
 lint: install
 	$(VENV)/bin/ruff check .

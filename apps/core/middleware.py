@@ -5,6 +5,7 @@ import time
 from collections.abc import Callable
 
 import redis
+from django import db
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -29,7 +30,8 @@ class PolishFirstMiddleware:
 
 
 class RedisOutageMiddleware:
-    """Redis (cache, principal cache, rate limits, Celery broker) unreachable: the API answers 503
+    """Redis (cache, principal cache, rate limits, Celery broker) unreachable, or the database
+    connection lost (a PostgreSQL restart): the API answers 503
     problem+json with Retry-After instead of a 500 (issue 15). A write whose transaction committed
     before the broker failed is stored with its Idempotency-Key, so the retry after recovery replays
     it: nothing is lost and nothing happens twice. Pages keep their own error handling."""
@@ -43,11 +45,17 @@ class RedisOutageMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not request.path.startswith("/api/"):
             return None
-        if not isinstance(
-            exception, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError | BrokerError
-        ):
+        outage = (
+            redis.exceptions.ConnectionError,
+            redis.exceptions.TimeoutError,
+            BrokerError,
+            db.OperationalError,
+        )
+        if not isinstance(exception, outage):
             return None
-        log.error("redis unavailable: %s on %s %s", type(exception).__name__, request.method, request.path)
+        log.error(
+            "dependency unavailable: %s on %s %s", type(exception).__name__, request.method, request.path
+        )
         response = JsonResponse(
             problem(503, "service_unavailable", "Service temporarily unavailable; retry later"),
             status=503,
