@@ -126,3 +126,13 @@ def test_a_failed_token_request_is_logged_without_the_secret_or_password(issued,
     assert "invalid_client" in text and "unsupported_grant_type" in text
     for secret in ("WRONG-SECRET-abc123", issued.client_secret, STAFF_PASSWORD):
         assert secret not in text
+
+
+def test_a_leaked_secret_can_be_rotated_without_overlap(issued):
+    import io
+
+    from django.core.management import call_command
+
+    call_command("issue_api_client", rotate=issued.client_id, overlap_hours=0, stdout=io.StringIO())
+    old = _post({"grant_type": "client_credentials"}, issued.client_id, issued.client_secret)
+    assert old.status_code == 401
