@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('catalog', '0002_no_show_rule'),
+        ('catalog', '0003_confirmation_and_referral_rules'),
     ]
 
     operations = [
