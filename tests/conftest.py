@@ -64,6 +64,8 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
     else:
         path.unlink()
+
+
 @pytest.fixture
 def admin_client(client, admin_user):
     """pytest-django's admin client, past the admin's second factor (django-otp)."""
