@@ -64,3 +64,39 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
     else:
         path.unlink()
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    """pytest-django's admin client, past the admin's second factor (django-otp)."""
+    from tests.factories.staff import otp_verified
+
+    return otp_verified(client, admin_user)
+
+
+@pytest.fixture(autouse=True)
+def _outbound_network_seam(monkeypatch):
+    """No test asks real DNS or connects anywhere but loopback (issue 15). Webhook target names
+    resolve through this table: IP literals to themselves, *.example.org to a public documentation
+    address (so subscriptions pass their check); a delivery to anything but loopback fails the test."""
+    import ipaddress
+
+    from apps.integration import egress
+
+    real_post = egress.post
+
+    def resolve(host: str, port: int) -> list[str]:
+        try:
+            return [str(ipaddress.ip_address(host))]
+        except ValueError:
+            pass
+        if host == "example.org" or host.endswith(".example.org"):
+            return ["93.184.216.34"]
+        raise OSError(f"test resolver: unknown name {host}")
+
+    def post(target, **kwargs):
+        assert ipaddress.ip_address(target.addresses[0]).is_loopback, f"test traffic to {target.addresses}"
+        return real_post(target, **kwargs)
+
+    monkeypatch.setattr(egress, "resolve", resolve)
+    monkeypatch.setattr(egress, "post", post)

@@ -75,6 +75,10 @@ class Service(TimeStampedModel):
     min_horizon_days = models.PositiveSmallIntegerField(default=30)
     waitlist_lookahead_days = models.PositiveSmallIntegerField(default=40)
     slot_minutes = models.PositiveSmallIntegerField(default=20)
+    # Bounds on what a facility may publish (issue 15: a slot in year 9999 and one three-year slot
+    # were accepted and broke the compliance check and the schedule's listing).
+    publish_horizon_days = models.PositiveSmallIntegerField(default=730)
+    max_slot_minutes = models.PositiveSmallIntegerField(default=480)
     reminder_offsets_days = ArrayField(models.PositiveSmallIntegerField(), default=list, blank=True)
     confirmation_required = models.BooleanField(default=False)
     confirm_deadline_hours = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -105,6 +109,11 @@ class Service(TimeStampedModel):
                 condition=Q(age_min__isnull=True) | Q(age_max__isnull=True) | Q(age_max__gte=F("age_min")),
                 name="service_age_range",
             ),
+            models.CheckConstraint(
+                condition=Q(publish_horizon_days__gte=F("min_horizon_days")),
+                name="service_publish_horizon_covers_minimum",
+            ),
+            models.CheckConstraint(condition=Q(max_slot_minutes__gte=5), name="service_max_slot_minutes"),
         ]
 
     def __str__(self) -> str:

@@ -284,6 +284,21 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
         "Placówka nie ma umowy z NFZ na tę usługę w tym okresie.",
         "The facility has no NFZ contract for this service in that period.",
     ),
+    "slot_beyond_horizon": (
+        400,
+        "Termin można opublikować najwyżej {days} dni naprzód.",
+        "A slot can be published at most {days} days ahead.",
+    ),
+    "webhook_target_refused": (
+        400,
+        "Ten adres nie może odbierać webhooków: wymagany jest https, port {ports} i publiczny adres IP.",
+        "This URL cannot receive webhooks: it needs https, port {ports} and a public IP address.",
+    ),
+    "slot_too_long": (
+        400,
+        "Termin tej usługi może trwać najwyżej {minutes} min.",
+        "A slot of this service may last at most {minutes} minutes.",
+    ),
 }
 
 

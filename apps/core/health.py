@@ -1,4 +1,10 @@
-"""Liveness and readiness. `/readyz` is what a load balancer asks before sending traffic."""
+"""Liveness and readiness. `/readyz` is what a load balancer asks before sending traffic.
+
+Readiness is split (issue 15): `/readyz` needs the database and migrations (what every page and the
+API's reads need) and reports Redis as `degraded` without failing, so an outage of the shared Redis
+does not take every instance out of the balancer while patient pages still work; the API answers
+503 + Retry-After meanwhile (`RedisOutageMiddleware`). `/readyz/full` fails on any check (monitoring).
+"""
 
 from __future__ import annotations
 
@@ -41,11 +47,30 @@ def _check_redis() -> str:
 
 
 CHECKS = {"database": _check_database, "migrations": _check_migrations, "redis": _check_redis}
+REQUIRED = ("database", "migrations")  # what /readyz needs; the rest may be degraded
 
 
 @require_GET
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
+    results = _run_checks()
+    ready = all(results[name] == "ok" for name in REQUIRED)
+    degraded = ready and any(v != "ok" for v in results.values())
+    status = "degraded" if degraded else ("ok" if ready else "fail")
+    return JsonResponse({"status": status, "checks": results}, status=200 if ready else 503)
+
+
+@require_GET
+@never_cache
+def readyz_full(request: HttpRequest) -> JsonResponse:
+    results = _run_checks()
+    ready = all(v == "ok" for v in results.values())
+    return JsonResponse(
+        {"status": "ok" if ready else "fail", "checks": results}, status=200 if ready else 503
+    )
+
+
+def _run_checks() -> dict[str, str]:
     results: dict[str, str] = {}
     for name, check in CHECKS.items():
         if name == "migrations" and results.get("database") != "ok":
@@ -55,7 +80,4 @@ def readyz(request: HttpRequest) -> JsonResponse:
             results[name] = check()
         except Exception as exc:  # a readiness probe reports every failure, whatever its type
             results[name] = f"error: {type(exc).__name__}: {exc}".splitlines()[0]
-    ready = all(v == "ok" for v in results.values())
-    return JsonResponse(
-        {"status": "ok" if ready else "fail", "checks": results}, status=200 if ready else 503
-    )
+    return results

@@ -27,6 +27,7 @@ SCOPES = (
     "webhooks:manage",
     "waitlist:read",
     "waitlist:write",
+    "changes:read",
 )
 
 

@@ -31,9 +31,14 @@ class RateState:
 def rate_limit_hit(*, client_id: int) -> RateState:
     limit = int(getattr(settings, "CER_API_RATE_LIMIT", 600))
     window = max(1, int(getattr(settings, "CER_API_RATE_WINDOW", 60)))
+    return window_hit(key=f"cer:api-rate:{client_id}", limit=limit, window=window)
+
+
+def window_hit(*, key: str, limit: int, window: int) -> RateState:
+    """Count one event under `key` in the current fixed window of `window` seconds."""
     now = int(time.time())
     window_start = now - now % window
-    key = f"cer:api-rate:{client_id}:{window_start}"
+    key = f"{key}:{window_start}"
     # INCR is atomic in Redis, so concurrent requests of one client on several web instances count
     # exactly; the key of a window lives one second longer than the window.
     pipe = redis_client().pipeline(transaction=False)

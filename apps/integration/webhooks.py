@@ -13,14 +13,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import ipaddress
 import json
-import socket
 import time
 from collections import defaultdict
-from urllib.parse import urlsplit
 
-import requests
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
@@ -30,6 +26,7 @@ from django.utils import timezone
 from apps.outbox.models import OutboxEvent
 from apps.outbox.selectors import event_list_after
 
+from . import egress
 from .crypto import secret_decrypt
 from .models import WebhookAttempt, WebhookCursor, WebhookDelivery, WebhookSubscription
 
@@ -100,22 +97,6 @@ def webhooks_fan_out(*, limit: int = 1000) -> list[int]:
     return ids
 
 
-def destination_allowed(url: str) -> bool:
-    """Refuse deliveries into our own network (SSRF) unless explicitly allowed (tests, local dev)."""
-    if getattr(settings, "CER_WEBHOOK_ALLOW_PRIVATE", False):
-        return True
-    host = urlsplit(url).hostname or ""
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError:
-        return False
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved:
-            return False
-    return True
-
-
 def webhook_deliver(*, delivery_id: int, now: dt.datetime | None = None) -> str:
     """One attempt of one delivery, if it is due. HTTP happens outside any transaction."""
     now = now or timezone.now()
@@ -145,19 +126,17 @@ def webhook_deliver(*, delivery_id: int, now: dt.datetime | None = None) -> str:
     error = ""
     started = time.monotonic()
     if not subscription.active:
-        error = "subscription deleted"
-    elif not destination_allowed(subscription.url):
-        error = "destination not allowed (private or unresolvable address)"
+        error = "subscription_deleted"
     else:
+        # Checked again at every attempt (DNS may have changed since the subscription), and the
+        # connection goes to the address checked here.
         try:
-            response = requests.post(
-                subscription.url, data=body.encode(), headers=headers, timeout=TIMEOUT, allow_redirects=False
-            )
-            status_code = response.status_code
-            if not 200 <= status_code < 300:
-                error = f"HTTP {status_code}"
-        except requests.RequestException as exc:
-            error = type(exc).__name__
+            target = egress.target_check(subscription.url)
+        except egress.TargetRefused:
+            error = egress.REFUSED
+        else:
+            outcome = egress.post(target, body=body.encode(), headers=headers, timeout=TIMEOUT)
+            status_code, error = outcome.status_code, outcome.error
     duration = int((time.monotonic() - started) * 1000)
     ok = not error
     finished = timezone.now()

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import secrets
 
+import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
@@ -21,6 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.core import pesel as pesel_lib
+from apps.integration.ratelimit import window_hit
 from apps.notifications.models import Message
 from apps.notifications.services import message_compose, message_deliver
 from apps.patients.models import Patient
@@ -28,7 +30,7 @@ from apps.patients.models import Patient
 from .models import LoginCode
 
 ATTEMPTS_MAX = 5
-CODES_PER_TTL_MAX = 3  # new codes a patient may request within one TTL window
+CODES_PER_TTL_MAX = 3  # new codes a PESEL may request within one TTL window (known or not)
 
 
 class SignInError(Exception):
@@ -39,6 +41,7 @@ class SignInError(Exception):
         "too_many_codes": _("Too many codes were requested. Wait a few minutes and try again."),
         "wrong_code": _("The code is not correct. Check it and try again."),
         "code_expired": _("The code has expired or was used too many times. Request a new code."),
+        "unavailable": _("Sign-in by code is temporarily unavailable. Try again in a few minutes."),
     }
 
     def __init__(self, code: str) -> None:
@@ -59,25 +62,45 @@ def _code_hash(patient_id: int, code: str) -> str:
     return hmac.new(key, f"cer-login:{patient_id}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
-def login_code_request(*, pesel: str, now: dt.datetime | None = None) -> int | None:
+def _signin_limits_hit(*, pesel: str, address: str) -> None:
+    """Count this request per PESEL and per address in Redis, before the PESEL is looked up, so a
+    known and an unknown PESEL are limited alike (issue 15: only registered ones ever got "too many
+    codes", which told who is registered) and one address cannot send every patient SMS."""
+    window = int(_ttl().total_seconds())
+    digest = hmac.new(
+        settings.SECRET_KEY.encode(), f"cer-signin:{pesel}".encode(), hashlib.sha256
+    ).hexdigest()
+    checks = [(f"cer:signin:pesel:{digest[:32]}", CODES_PER_TTL_MAX)]
+    if address:
+        checks.append((f"cer:signin:addr:{address}", int(settings.CER_SIGNIN_RATE_LIMIT_ADDRESS)))
+    exceeded = False
+    try:
+        for key, limit in checks:
+            exceeded = window_hit(key=key, limit=limit, window=window).exceeded or exceeded
+    except redis.exceptions.RedisError:
+        raise SignInError("unavailable") from None  # no limits, no codes (an SMS flood otherwise)
+    if exceeded:
+        raise SignInError("too_many_codes")
+
+
+def login_code_request(*, pesel: str, address: str = "", now: dt.datetime | None = None) -> int | None:
     """Send a sign-in code to the patient with this PESEL; returns the code's id, or None if unknown.
 
-    The caller shows the same page either way, so the form does not reveal who is registered.
+    The caller shows the same page either way, so the form does not reveal who is registered; the
+    limits (per PESEL, per address) are counted before the lookup and answer alike for both.
     """
     now = now or timezone.now()
     try:
         pesel_lib.parse(pesel)
     except pesel_lib.InvalidPesel:
         raise SignInError("invalid_pesel") from None
+    _signin_limits_hit(pesel=pesel, address=address)
     patient = Patient.objects.filter(pesel=pesel).first()
     if patient is None or not (patient.phone or patient.email):
         return None
     code = f"{secrets.randbelow(1_000_000):06d}"
     with transaction.atomic():
         Patient.objects.select_for_update().filter(pk=patient.pk).first()  # one request at a time
-        recent = LoginCode.objects.filter(patient=patient, created_at__gt=now - _ttl()).count()
-        if recent >= CODES_PER_TTL_MAX:
-            raise SignInError("too_many_codes")
         # A new code replaces the previous ones.
         LoginCode.objects.filter(patient=patient, used_at__isnull=True, expires_at__gt=now).update(
             expires_at=now

@@ -8,6 +8,7 @@ changed. The PESEL is only ever read from a POST body and never stored in the se
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -83,13 +84,23 @@ def _oidc_enabled() -> bool:
 @sensitive_post_parameters("pesel")
 @require_http_methods(["GET", "POST"])
 def login_view(request: HttpRequest) -> HttpResponse:
+    code_signin = settings.CER_PATIENT_CODE_SIGNIN
+    if request.method == "POST" and not code_signin:
+        raise Http404  # production signs patients in through the national login (OIDC) only
     form = PeselForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        # Known or unknown PESEL, refused or not: the answer takes at least the same time (sending
+        # the code is the slow part), so timing does not tell who is registered.
+        floor = time.monotonic() + float(settings.CER_SIGNIN_MIN_SECONDS)
         try:
-            code_id = login_code_request(pesel=form.cleaned_data["pesel"])
+            code_id = login_code_request(
+                pesel=form.cleaned_data["pesel"], address=str(request.META.get("REMOTE_ADDR", ""))
+            )
         except SignInError as exc:
             form.add_error("pesel", exc.message)
-        else:
+            code_id = -1
+        time.sleep(max(0.0, floor - time.monotonic()))
+        if code_id != -1:
             # Unknown PESEL: the same next page, so the form does not tell who is registered.
             request.session[SESSION_LOGIN_CODE] = code_id or 0
             request.session[SESSION_DECOY_ATTEMPTS] = 0
@@ -102,6 +113,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
         "portal/login.html",
         {
             "form": form,
+            "code_signin": code_signin,
             "oidc_enabled": _oidc_enabled(),
             "next": _safe_next(request, ""),
             "debug": settings.DEBUG,
@@ -112,6 +124,8 @@ def login_view(request: HttpRequest) -> HttpResponse:
 @sensitive_post_parameters("code")
 @require_http_methods(["GET", "POST"])
 def login_code_view(request: HttpRequest) -> HttpResponse:
+    if not settings.CER_PATIENT_CODE_SIGNIN:
+        raise Http404
     if SESSION_LOGIN_CODE not in request.session:
         return redirect("portal:login")
     form = CodeForm(request.POST or None)

@@ -120,6 +120,10 @@ def template_set(*, schedule: Schedule, templates: Sequence[dict[str, Any]]) -> 
         row.full_clean(exclude=["schedule"])
         if row.end_time <= row.start_time:
             raise DomainError("validation_error", field="end_time")
+        if row.slot_minutes > schedule.service.max_slot_minutes:
+            raise DomainError(
+                "slot_too_long", field="slot_minutes", minutes=schedule.service.max_slot_minutes
+            )
     schedule.templates.all().delete()
     WeeklyTemplate.objects.bulk_create(rows)
     Schedule.objects.filter(pk=schedule.pk).update(version=schedule.version + 1)
@@ -205,11 +209,18 @@ def slots_publish(
     now = now or timezone.now()
     schedule = Schedule.objects.select_for_update().select_related("facility", "service").get(pk=schedule.pk)
     ordered = sorted(slots, key=lambda s: s[0])
+    service = schedule.service
+    latest_start = now + dt.timedelta(days=service.publish_horizon_days)
+    longest = dt.timedelta(minutes=service.max_slot_minutes)
     for start, end, _kind in ordered:
         if end <= start:
             raise DomainError("validation_error", field="end")
         if start <= now:
             raise DomainError("slot_in_past")
+        if start > latest_start:
+            raise DomainError("slot_beyond_horizon", field="slots", days=service.publish_horizon_days)
+        if end - start > longest:
+            raise DomainError("slot_too_long", field="slots", minutes=service.max_slot_minutes)
     if not ordered:
         return 0
     existing = {

@@ -24,6 +24,12 @@ IMPORT = "reconciliation.import_visits"
 EXPORT = "reconciliation.export_verdicts"
 
 
+def staff_session_verified(request: HttpRequest) -> bool:
+    """The password and a second factor (TOTP or a recovery code) in this session (issue 15)."""
+    verified = getattr(request.user, "is_verified", None)
+    return bool(verified and verified())
+
+
 def staff_required(
     *perms: str,
 ) -> Callable[[Callable[..., HttpResponseBase]], Callable[..., HttpResponseBase]]:
@@ -36,6 +42,8 @@ def staff_required(
                 return redirect_to_login(request.get_full_path(), reverse("staff:login"))
             if not request.user.is_active or not request.user.has_perms(required):
                 raise PermissionDenied
+            if not staff_session_verified(request):
+                return redirect_to_login(request.get_full_path(), reverse("staff:otp"))
             return view(request, *args, **kwargs)
 
         return wrapper

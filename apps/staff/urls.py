@@ -7,6 +7,8 @@ app_name = "staff"
 urlpatterns = [
     path("", views.run_list, name="runs"),
     path("login/", views.StaffLoginView.as_view(), name="login"),
+    path("login/otp/", views.otp_verify, name="otp"),
+    path("login/otp/setup/", views.otp_setup, name="otp_setup"),
     path("logout/", auth_views.LogoutView.as_view(next_page="staff:login"), name="logout"),
     path("runs/start/", views.run_start, name="run_start"),
     path("runs/<int:run_id>/", views.run_detail, name="run"),

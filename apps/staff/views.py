@@ -3,8 +3,10 @@ and selectors. Every page that shows patients' visits records the read in the au
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
@@ -14,6 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.audit.services import access_record
@@ -31,7 +34,7 @@ from apps.reconciliation.models import (
 from apps.reconciliation.services import run_create, verdict_override, visits_import
 from apps.reconciliation.tasks import run_enqueue
 
-from . import exports
+from . import exports, twofactor
 from . import selectors as staff_selectors
 from .forms import (
     ComplianceFilterForm,
@@ -55,6 +58,57 @@ class StaffLoginView(auth_views.LoginView):
 
     def get_default_redirect_url(self) -> str:
         return reverse("staff:runs")
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        super().form_valid(form)
+        # The password alone opens nothing: the second factor (or its first set-up) comes next.
+        target = "staff:otp_setup" if twofactor.staff_needs_setup(user=self.request.user) else "staff:otp"
+        next_url = self.get_redirect_url()
+        return redirect(reverse(target) + (f"?{urlencode({'next': next_url})}" if next_url else ""))
+
+
+def _next_or_runs(request: HttpRequest) -> str:
+    candidate = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return candidate
+    return reverse("staff:runs")
+
+
+@require_http_methods(["GET", "POST"])
+def otp_verify(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return redirect("staff:login")
+    if twofactor.staff_needs_setup(user=request.user):
+        return redirect("staff:otp_setup")
+    error = ""
+    if request.method == "POST":
+        if twofactor.staff_otp_verify(request=request, token=str(request.POST.get("token", ""))[:64]):
+            return redirect(_next_or_runs(request))
+        error = "Kod jest niepoprawny albo wygasł."
+    return render(request, "staff/otp_verify.html", {"error": error, "next": _next_or_runs(request)})
+
+
+@require_http_methods(["GET", "POST"])
+def otp_setup(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return redirect("staff:login")
+    if not twofactor.staff_needs_setup(user=request.user):
+        return redirect("staff:otp")
+    error = ""
+    if request.method == "POST":
+        codes = twofactor.totp_device_confirm(request=request, token=str(request.POST.get("token", ""))[:64])
+        if codes is not None:
+            return render(request, "staff/otp_codes.html", {"codes": codes, "next": _next_or_runs(request)})
+        error = "Kod jest niepoprawny. Wpisz bieżący kod z aplikacji."
+    device = twofactor.totp_device_pending(user=request.user)
+    secret = base64.b32encode(device.bin_key).decode().rstrip("=")
+    return render(
+        request,
+        "staff/otp_setup.html",
+        {"secret": secret, "config_url": device.config_url, "error": error, "next": _next_or_runs(request)},
+    )
 
 
 def _audit(

@@ -51,6 +51,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "apps.core.middleware.RedisOutageMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -173,7 +174,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["apps.core.parsers.BoundedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "apps.core.api_errors.problem_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -290,3 +291,53 @@ PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 CER_TRACING = otel_traces_requested()
 CER_OTEL_TRACES_EXPORTER = env.str("OTEL_TRACES_EXPORTER", default="otlp")
 CER_OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="cer")
+
+# --- Security hardening (issue 15) ---------------------------------------------------------------
+# The token endpoint: requests per window per named client id and per address, counted before any
+# secret is hashed (a legitimate client asks for a token about once an hour).
+CER_TOKEN_RATE_LIMIT_CLIENT = env.int("CER_TOKEN_RATE_LIMIT_CLIENT", default=20)
+CER_TOKEN_RATE_LIMIT_ADDRESS = env.int("CER_TOKEN_RATE_LIMIT_ADDRESS", default=60)
+CER_TOKEN_RATE_WINDOW = env.int("CER_TOKEN_RATE_WINDOW", default=60)
+# Webhook targets: ports a subscription may name (apps/integration/egress.py), and how many
+# subscriptions and redeliveries one client may ask for per hour.
+CER_WEBHOOK_PORTS: list[int] = [int(p) for p in env.list("CER_WEBHOOK_PORTS", default=["443", "8443"])]
+CER_WEBHOOK_MANAGE_RATE_LIMIT = env.int("CER_WEBHOOK_MANAGE_RATE_LIMIT", default=30)
+# Patient sign-in by one-time code (development and demo; production signs in through OIDC unless
+# CER_PATIENT_CODE_SIGNIN=true): code requests per address per code TTL, and the least time a code
+# request's answer takes, known PESEL or not (sending the code is the slow part).
+CER_PATIENT_CODE_SIGNIN = env.bool("CER_PATIENT_CODE_SIGNIN", default=True)
+CER_SIGNIN_RATE_LIMIT_ADDRESS = env.int("CER_SIGNIN_RATE_LIMIT_ADDRESS", default=10)
+CER_SIGNIN_MIN_SECONDS = env.float("CER_SIGNIN_MIN_SECONDS", default=0.4)
+# Demo data (`seed_demo`: demo log-ins with known passwords) only where a settings module allows it.
+CER_DEMO_DATA = False
+
+# Staff: a second factor (django-otp: TOTP and recovery codes), lockout after failed passwords
+# (django-axes), idle and absolute session limits (apps.core.middleware.SessionLimitsMiddleware);
+# the API docs' assets served from the project (drf-spectacular-sidecar).
+INSTALLED_APPS += [
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
+    "drf_spectacular_sidecar",
+]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "django_otp.middleware.OTPMiddleware",
+)
+MIDDLEWARE += ["apps.core.middleware.SessionLimitsMiddleware", "axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", *AUTHENTICATION_BACKENDS]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=30))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one too many: a lockout
+AXES_RESET_ON_SUCCESS = True
+AXES_SENSITIVE_PARAMETERS = ["password", "token"]
+OTP_TOTP_ISSUER = "CeR NFZ"
+CER_SESSION_IDLE_SECONDS = env.int("CER_SESSION_IDLE_SECONDS", default=15 * 60)
+CER_SESSION_ABSOLUTE_SECONDS = env.int("CER_SESSION_ABSOLUTE_SECONDS", default=8 * 3600)
+SESSION_COOKIE_AGE = CER_SESSION_ABSOLUTE_SECONDS
+OAUTH2_PROVIDER["SCOPES"]["changes:read"] = "Read the changes feed of own facility"  # type: ignore[index]
+SPECTACULAR_SETTINGS.update(
+    {"SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR", "REDOC_DIST": "SIDECAR"}
+)
+MIDDLEWARE.insert(1, "apps.core.middleware.SecurityHeadersMiddleware")

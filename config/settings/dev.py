@@ -22,3 +22,4 @@ def _local_secret_key() -> str:
 SECRET_KEY = secret("SECRET_KEY") or _local_secret_key()
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 CER_SMS_BACKEND = "apps.notifications.channels.ConsoleSmsGateway"
+CER_DEMO_DATA = True

@@ -42,3 +42,4 @@ SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
 CER_SMS_BACKEND = env.str("CER_SMS_BACKEND", default="apps.notifications.channels.LogSmsGateway")
+CER_PATIENT_CODE_SIGNIN = env.bool("CER_PATIENT_CODE_SIGNIN", default=False)

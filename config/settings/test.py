@@ -25,3 +25,5 @@ LOGGING["handlers"]["testrun"] = {  # type: ignore[index]
     "filters": ["context"],
 }
 LOGGING["root"]["handlers"].append("testrun")  # type: ignore[index]
+CER_SIGNIN_MIN_SECONDS = 0.0  # the floor's effect is measured, not asserted in tests
+CER_DEMO_DATA = True

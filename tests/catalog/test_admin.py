@@ -3,6 +3,7 @@ from django.contrib.auth import get_user_model
 
 from apps.catalog.models import Service
 from tests.factories import AppointmentFactory, FacilityFactory, ServiceFactory
+from tests.factories.staff import otp_verified
 
 pytestmark = pytest.mark.django_db
 
@@ -10,8 +11,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def admin_client(client):
     user = get_user_model().objects.create_superuser("nfz-admin", "a@example.org", "not-used-in-prod-123")
-    client.force_login(user)
-    return client
+    return otp_verified(client, user)
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ def test_readyz_checks_database_migrations_and_redis(client):
 @pytest.mark.django_db
 def test_readyz_fails_clearly_when_redis_is_down(client, settings):
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
-    response = client.get("/readyz")
+    response = client.get("/readyz/full")
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "fail"

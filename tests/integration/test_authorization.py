@@ -44,7 +44,7 @@ ENDPOINTS = {
     "services": Endpoint("GET", lambda w, x: "/api/v1/services", "", per_object=False),
     "reason-codes": Endpoint("GET", lambda w, x: "/api/v1/reason-codes", "", per_object=False),
     "entitlements": Endpoint("GET", lambda w, x: "/api/v1/entitlements", "", per_object=False),
-    "changes": Endpoint("GET", lambda w, x: "/api/v1/changes", "", per_object=False),
+    "changes": Endpoint("GET", lambda w, x: "/api/v1/changes", "changes:read", per_object=False),
     "schedules-list": Endpoint("GET", lambda w, x: "/api/v1/schedules", "schedules:read", per_object=False),
     "schedules-create": Endpoint(
         "POST",

@@ -84,7 +84,8 @@ def test_a_malformed_person_is_400_and_creates_nothing(api_a, world_a, person):
 
     assert response.status_code == 400, response.content
     assert response["Content-Type"] == "application/problem+json"
-    assert response.json()["code"] == "validation_error"
+    # NUL is refused by the bounded JSON parser itself (malformed_request), the rest by the serializer.
+    assert response.json()["code"] in ("validation_error", "malformed_request")
     assert not Patient.objects.filter(pesel=NEW).exists()
 
 
@@ -98,7 +99,8 @@ def test_a_lone_surrogate_in_a_name_is_400_not_a_500(api_a, world_a):
     response = api_a.post("/api/v1/bookings", raw)
 
     assert response.status_code == 400
-    assert response.json()["code"] == "validation_error"
+    # NUL is refused by the bounded JSON parser itself (malformed_request), the rest by the serializer.
+    assert response.json()["code"] in ("validation_error", "malformed_request")
     assert not Patient.objects.filter(pesel=NEW).exists()
 
 

@@ -129,7 +129,7 @@ def test_an_urgent_patient_with_an_entitlement_goes_first_and_the_document_is_re
         ({"code": "ZHDK", "document": "x", "valid_from": "9999-12-31"}, "entitlement_not_valid"),
         ({"code": "ZHDK", "valid_from": "2019-01-01"}, "validation_error"),
         ({"code": "ZHDK", "document": "x" * 101, "valid_from": "2019-01-01"}, "validation_error"),
-        ({"code": "ZHDK", "document": "a\u0000b", "valid_from": "2019-01-01"}, "validation_error"),
+        ({"code": "ZHDK", "document": "a\u0000b", "valid_from": "2019-01-01"}, "malformed_request"),
         ({"code": "ZHDK", "document": "x", "valid_from": "10000-01-01"}, "validation_error"),
     ],
 )

@@ -10,6 +10,7 @@ from apps.reconciliation.services import run_create, run_execute
 from apps.staff.services import staff_group_ensure
 from tests.factories import FacilityFactory, PatientFactory
 from tests.factories.reconciliation import AppointmentFactory, ReportedVisitFactory, warsaw
+from tests.factories.staff import otp_verified
 
 
 @pytest.fixture
@@ -21,8 +22,7 @@ def staff_user(db):
 
 @pytest.fixture
 def staff_client(client, staff_user):
-    client.force_login(staff_user)
-    return client
+    return otp_verified(client, staff_user)
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from tests.factories import (
     VoivodeshipFactory,
 )
 from tests.factories.integration import access_token_create, api_client_create
+from tests.factories.staff import otp_verified
 
 pytestmark = pytest.mark.django_db
 
@@ -169,7 +170,7 @@ def test_the_filtered_list_exports_as_csv_and_xlsx(staff_client, checked):
 def test_a_reviewer_without_export_permission_sees_the_list_but_cannot_export(client, checked):
     reviewer = User.objects.create_user("reviewer", password="not-used-here-1")
     reviewer.user_permissions.add(Permission.objects.get(codename="review_reconciliation"))
-    client.force_login(reviewer)
+    otp_verified(client, reviewer)
 
     page = client.get(URL)
 

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import PatientFactory
+from tests.factories.staff import otp_verified
 
 pytestmark = pytest.mark.django_db
 
@@ -103,7 +104,7 @@ def test_a_reviewer_without_override_permission_cannot_override(client, reconcil
 
     reviewer = User.objects.create_user("reviewer", password="not-used-here-1")
     reviewer.user_permissions.add(Permission.objects.get(codename="review_reconciliation"))
-    client.force_login(reviewer)
+    otp_verified(client, reviewer)
     verdict = reconciled_month["run"].verdicts.first()
     url = reverse("staff:verdict", kwargs={"verdict_id": verdict.pk})
 
@@ -129,5 +130,6 @@ def test_the_staff_login_page_logs_staff_in(client, staff_user):
         reverse("staff:login"), {"username": "analyst", "password": "correct horse battery staple"}
     )
 
-    assert response.status_code == 302 and response["Location"] == reverse("staff:runs")
-    assert client.get(reverse("staff:runs")).status_code == 200
+    # The password leads to the second factor's set-up (this user has no authenticator yet).
+    assert response.status_code == 302 and response["Location"] == reverse("staff:otp_setup")
+    assert client.get(reverse("staff:runs"))["Location"].startswith(reverse("staff:otp"))

@@ -3,6 +3,7 @@ Idempotency-Key, problem+json and the OpenAPI error responses. One subclass per 
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, cast
 
 from django.db import transaction
@@ -127,6 +128,35 @@ def echo_safe(text: str, limit: int = 40) -> str:
     """Client text quoted back in an answer: valid JSON allows lone surrogates ("\\ud800") that
     cannot be encoded as UTF-8, so they are escaped rather than failing the response with a 500."""
     return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+# Dates from outside are bounded (issue 15): year 1 or 9999 overflowed the day arithmetic (a 500), and
+# PostgreSQL keeps UTC offsets only up to +/-15:59.
+DATE_BOUNDS = (dt.date(1900, 1, 1), dt.date(2200, 12, 31))
+MAX_UTC_OFFSET = dt.timedelta(hours=15, minutes=59)
+
+
+def date_in_bounds(value: dt.date) -> dt.date:
+    if not DATE_BOUNDS[0] <= value <= DATE_BOUNDS[1]:
+        raise serializers.ValidationError(
+            f"Must be between {DATE_BOUNDS[0].isoformat()} and {DATE_BOUNDS[1].isoformat()}."
+        )
+    return value
+
+
+def datetime_in_bounds(value: dt.datetime) -> dt.datetime:
+    offset = value.utcoffset()
+    if offset is not None and abs(offset) > MAX_UTC_OFFSET:
+        raise serializers.ValidationError("The UTC offset must be within +/-15:59.")
+    date_in_bounds(value.date())
+    return value
+
+
+class BoundedDateField(serializers.DateField):
+    """A DateField for input: refuses days outside DATE_BOUNDS with a 400."""
+
+    def to_internal_value(self, value: Any) -> dt.date:
+        return date_in_bounds(super().to_internal_value(value))
 
 
 class StrictSerializer(serializers.Serializer):

@@ -24,13 +24,12 @@ API_CHANNELS = (Appointment.Channel.DESK, Appointment.Channel.PHONE, Appointment
 
 
 class PatientOutput(serializers.Serializer):
+    """The least a desk needs to recognise the patient it booked (issue 15: phone and e-mail were
+    returned for any PESEL a facility typed in). Birth date and sex follow from the PESEL."""
+
     pesel = serializers.CharField()
     first_name = serializers.CharField()
     last_name = serializers.CharField()
-    birth_date = serializers.DateField()
-    sex = serializers.CharField()
-    phone = serializers.CharField()
-    email = serializers.CharField()
 
 
 class ReferralOutput(serializers.Serializer):

@@ -8,7 +8,6 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from ..auth import ANY_SCOPE
 from .base import READ_ERRORS, FacilityApi, responses
 from .schedules import _parse
 
@@ -35,7 +34,8 @@ class ChangesPage(serializers.Serializer):
 
 
 class ChangesApi(FacilityApi):
-    required_scope = ANY_SCOPE
+    # Its own scope (issue 15): the feed carries every change of the facility, bookings included.
+    required_scope = "changes:read"
 
     @extend_schema(
         operation_id="changes_list",

@@ -23,8 +23,10 @@ from .base import (
     PROBLEMS,
     READ_ERRORS,
     WRITE_ERRORS,
+    BoundedDateField,
     FacilityApi,
     StrictSerializer,
+    datetime_in_bounds,
     responses,
 )
 
@@ -66,8 +68,8 @@ class TemplateSchema(serializers.Serializer):
     start_time = serializers.TimeField(help_text="Europe/Warsaw wall-clock time")
     end_time = serializers.TimeField()
     slot_minutes = serializers.IntegerField(min_value=5, max_value=480, required=False)
-    valid_from = serializers.DateField()
-    valid_to = serializers.DateField(required=False, allow_null=True)
+    valid_from = BoundedDateField()
+    valid_to = BoundedDateField(required=False, allow_null=True)
     kind = serializers.ChoiceField(choices=Slot.Kind.choices, default=Slot.Kind.FIRST)
 
 
@@ -111,7 +113,7 @@ class ScheduleUpdateInput(StrictSerializer):
 
 class TemplatesSetInput(StrictSerializer):
     templates = TemplateInput(many=True, max_length=200)  # type: ignore[call-arg]
-    generate_until = serializers.DateField(
+    generate_until = BoundedDateField(
         required=False,
         allow_null=True,
         help_text="Generate template slots up to this day now (default: the service horizon)",
@@ -185,7 +187,10 @@ def _aware(value: Any) -> dt.datetime:
         raise ValueError(f"not a valid date-time: {value[:40]!r}") from None
     if parsed.tzinfo is None:
         raise ValueError("date-times need a UTC offset (e.g. 2026-09-01T08:00:00+02:00)")
-    return parsed
+    try:
+        return datetime_in_bounds(parsed)
+    except serializers.ValidationError as exc:
+        raise ValueError(" ".join(str(e) for e in exc.detail)) from None
 
 
 class SlotsPublishInput(StrictSerializer):
@@ -214,8 +219,8 @@ class SlotPage(serializers.Serializer):
 
 
 class WindowQuery(serializers.Serializer):
-    date_from = serializers.DateField(required=False, help_text="First day (Europe/Warsaw), inclusive")
-    date_to = serializers.DateField(required=False, help_text="Last day (Europe/Warsaw), inclusive")
+    date_from = BoundedDateField(required=False, help_text="First day (Europe/Warsaw), inclusive")
+    date_to = BoundedDateField(required=False, help_text="Last day (Europe/Warsaw), inclusive")
     service = serializers.CharField(required=False, max_length=32)
     cursor = serializers.CharField(required=False, max_length=200)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=100)
@@ -250,7 +255,7 @@ class EmptyInput(StrictSerializer):
 
 
 class DayInput(StrictSerializer):
-    day = serializers.DateField(help_text="The day (Europe/Warsaw)")
+    day = BoundedDateField(help_text="The day (Europe/Warsaw)")
     reason_code = serializers.CharField(max_length=32, help_text="A facility_cancel code from /reason-codes")
 
     def validate_day(self, value: dt.date) -> dt.date:

@@ -9,6 +9,10 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from apps.core.errors import DomainError
+
+from .. import egress
+from ..ratelimit import window_hit
 from ..services import webhook_delivery_retry, webhook_subscription_create, webhook_subscription_delete
 from .base import IDEMPOTENCY_PARAMETER, READ_ERRORS, WRITE_ERRORS, FacilityApi, StrictSerializer, responses
 from .schedules import _parse
@@ -25,9 +29,31 @@ class SubscriptionInput(StrictSerializer):
     )
 
     def validate_url(self, value: str) -> str:
+        # The full check (resolving the name) runs in the view, after the rate limit.
         if not value.startswith("https://") and not getattr(settings, "CER_WEBHOOK_ALLOW_HTTP", False):
             raise serializers.ValidationError("Webhook URLs must use https.")
         return value
+
+
+def _target_checked(url: str) -> None:
+    try:
+        egress.target_check(url)
+    except egress.TargetRefused as exc:
+        ports = "/".join(map(str, settings.CER_WEBHOOK_PORTS))
+        raise DomainError("webhook_target_refused", field="url", ports=ports, reason=exc.reason) from None
+
+
+def _manage_rate_limited(principal: Any, action: str) -> None:
+    """Subscriptions and redeliveries per client per hour: each makes our workers call out."""
+    state = window_hit(
+        key=f"cer:webhook-{action}:{principal.client.pk}",
+        limit=int(settings.CER_WEBHOOK_MANAGE_RATE_LIMIT),
+        window=3600,
+    )
+    if state.exceeded:
+        raise DomainError(
+            "rate_limited", limit=state.limit, reset=state.reset, headers={"Retry-After": str(state.reset)}
+        )
 
 
 class SubscriptionOutput(serializers.Serializer):
@@ -101,6 +127,8 @@ class WebhookCreateApi(FacilityApi):
     )
     def post(self, request: Any) -> Response:
         data = _parse(SubscriptionInput, request.data).validated_data
+        _manage_rate_limited(self.principal, "subscribe")
+        _target_checked(data["url"])
         created = webhook_subscription_create(
             facility=self.principal.facility,
             client=self.principal.client,
@@ -160,5 +188,6 @@ class WebhookRedeliverApi(FacilityApi):
     def post(self, request: Any, delivery_id: int) -> Response:
         delivery = self.scope.delivery(delivery_id)
         _parse(EmptyInput, request.data)
+        _manage_rate_limited(self.principal, "redeliver")
         delivery = webhook_delivery_retry(delivery=delivery)
         return Response(DeliveryOutput(self.scope.delivery(delivery.pk)).data, status=202)

@@ -1,7 +1,8 @@
 from importlib import import_module
 
 from django.apps import apps
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 
 from apps.core.demo import credentials_read
 
@@ -10,6 +11,9 @@ class Command(BaseCommand):
     help = "Load reference data and demo data (idempotent), then print the demo log-ins."
 
     def handle(self, *args: object, **options: object) -> None:
+        if not settings.CER_DEMO_DATA:
+            # Demo log-ins with known passwords must never reach a production database (issue 15).
+            raise CommandError("seed_demo is off in these settings (CER_DEMO_DATA); it is for development")
         for config in apps.get_app_configs():
             if not config.name.startswith("apps."):
                 continue

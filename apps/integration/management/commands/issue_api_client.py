@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -25,6 +26,12 @@ class Command(BaseCommand):
         parser.add_argument("--days", type=int, default=365)
         parser.add_argument("--rotate", metavar="CLIENT_ID")
         parser.add_argument("--revoke", metavar="CLIENT_ID")
+        parser.add_argument(
+            "--overlap-hours",
+            type=int,
+            default=7 * 24,
+            help="with --rotate: how long the old secret keeps working (0: stops now, e.g. after a leak)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         chosen = [o for o in ("facility", "rotate", "revoke") if options[o]]
@@ -36,7 +43,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"Revoked API client {client.pk} ({client.name}); its tokens are deleted.")
                 return
             if options["rotate"]:
-                self._print(api_client_rotate(client_id=options["rotate"]), rotated=True)
+                overlap = dt.timedelta(hours=max(0, options["overlap_hours"]))
+                self._print(api_client_rotate(client_id=options["rotate"], overlap=overlap), rotated=True)
                 return
             facility = Facility.objects.filter(nfz_code=options["facility"]).first()
             if facility is None:
