@@ -38,6 +38,8 @@ INSTALLED_APPS = [
     "apps.portal",
     "apps.staff",
     "apps.operations",
+    "apps.fhir",
+    "apps.opendata",
 ]
 
 MIDDLEWARE = [
