@@ -125,9 +125,9 @@ def _complement(table: Table, hidden: set[Unknown], exposed: Unknown) -> Unknown
         if not candidates:
             candidates = [("grand",)] if ("grand",) not in hidden else []
     if not candidates:  # everything around it is hidden: hide the whole table
-        everything = (
-            {("grand",)} | {("row", r) for r in table.row_totals} | {("col", c) for c in table.col_totals}
-        )
+        everything: set[Unknown] = {("grand",)}
+        everything |= {("row", r) for r in table.row_totals}
+        everything |= {("col", c) for c in table.col_totals}
         everything |= {("cell", r, c) for (r, c) in table.cells}
         remaining = sorted(everything - hidden, key=repr)
         return remaining[0]
