@@ -112,7 +112,7 @@ def names_and_values(table: Table) -> dict:
 
 def check(table: Table, hidden: set) -> None:
     values = names_and_values(table)
-    for name, value in values.items():
+    for name in values:
         patients = (
             table.cells[(name[1], name[2])]["patients"]
             if name[0] == "cell"
