@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import shlex
+from itertools import pairwise
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -15,7 +16,7 @@ from django.core.management import call_command
 from apps.opendata.models import ResearchExtract
 from apps.opendata.services import queue_stats_compute
 from tests.factories.integration import access_token_create, api_client_create
-from tests.fhir.conftest import fhir_json, fhir_world  # noqa: F401 (the FHIR world fixture)
+from tests.fhir.conftest import fhir_json
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -41,7 +42,7 @@ def test_every_example_runs_as_written(client, fhir_world, tmp_path, monkeypatch
         words = shlex.split(command.replace("$TOKEN", token))
         if words[0] == "curl":
             headers = {}
-            for flag, value in zip(words, words[1:], strict=False):
+            for flag, value in pairwise(words):
                 if flag == "-H":
                     name, _, content = value.partition(": ")
                     headers["HTTP_" + name.upper().replace("-", "_")] = content
