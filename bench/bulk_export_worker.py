@@ -59,9 +59,10 @@ def main() -> None:
         response = client.get(f"/fhir/bulk/Slot-{teryt}.ndjson")
         assert response.status_code == 200, response.status_code
         for chunk in response.streaming_content:
-            lines += 1
+            before = lines
+            lines += chunk.count(b"\n")
             bytes_out += len(chunk)
-            if lines % 20_000 == 0:
+            if lines // 20_000 != before // 20_000:
                 samples.append((lines, rss_mib()))
         response.close()
     seconds = time.perf_counter() - began

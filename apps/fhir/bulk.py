@@ -124,7 +124,7 @@ def locations_file(request: HttpRequest) -> HttpResponseBase:
         for facility in qs.iterator(chunk_size=2000):
             yield _line(resources.location(facility, base=base))
 
-    return _stream(request, lines(), _etag("Location", *_fingerprint(qs)))
+    return _stream(request, _chunked(lines()), _etag("Location", *_fingerprint(qs)))
 
 
 @fhir_view
@@ -137,12 +137,17 @@ def schedules_file(request: HttpRequest) -> HttpResponseBase:
         for row in qs.iterator(chunk_size=2000):
             yield _line(resources.schedule(row, codings.get(row.service_id, [])))
 
-    return _stream(request, lines(), _etag("Schedule", *_fingerprint(qs)))
+    return _stream(request, _chunked(lines()), _etag("Schedule", *_fingerprint(qs)))
 
 
 class SlotLineWriter:
-    """One Slot NDJSON line per row, with what repeats (service codings, facility phone and city)
-    serialised once per service or facility: at national size this loop is the export's cost."""
+    """One Slot NDJSON line per row. What repeats is serialised once and kept: the service codings
+    per service, the facility's phone and city per facility, the booking extension per (service,
+    facility, day), the Warsaw offset per UTC hour. At national size this loop is the export's
+    cost (docs/performance.md, section f); the memo of extensions is emptied when it reaches
+    `MEMO_LIMIT` entries, so memory stays bounded whatever the number of slots."""
+
+    MEMO_LIMIT = 20_000
 
     def __init__(self, *, base: str, teryt: str) -> None:
         self.base = base
@@ -152,6 +157,8 @@ class SlotLineWriter:
             for s in selectors.service_list()
         }
         self.facilities: dict[int, tuple[str, str]] = {}
+        self.extensions: dict[tuple[int, int, dt.date], str] = {}
+        self.offsets: dict[int, tuple[dt.timedelta, str]] = {}
 
     def _facility(self, facility_id: int) -> tuple[str, str]:
         found = self.facilities.get(facility_id)
@@ -162,29 +169,60 @@ class SlotLineWriter:
             found = self.facilities[facility_id] = (phone, city)
         return found
 
+    def _local(self, value: dt.datetime) -> tuple[dt.datetime, str]:
+        """(Warsaw wall-clock time, offset suffix); the offset looked up once per UTC hour."""
+        hour = int(value.timestamp()) // 3600
+        found = self.offsets.get(hour)
+        if found is None:
+            local = value.astimezone(resources.WARSAW)
+            offset = local.utcoffset() or dt.timedelta(0)
+            found = self.offsets[hour] = (offset, local.isoformat()[-6:])
+        return (value + found[0]).replace(tzinfo=None), found[1]
+
+    def _extension(self, row: selectors.BulkSlotRow, day: dt.date) -> str:
+        key = (row.service_id, row.facility_id, day)
+        found = self.extensions.get(key)
+        if found is None:
+            if len(self.extensions) >= self.MEMO_LIMIT:
+                self.extensions.clear()
+            phone, city = self._facility(row.facility_id)
+            link = resources.deep_link(
+                base=self.base, service_id=row.service_id, teryt=self.teryt, city=city, day=day
+            )
+            extension = [{"url": resources.BOOKING_DEEP_LINK, "valueUrl": link}]
+            if phone:
+                extension.append({"url": resources.BOOKING_PHONE, "valueString": phone})
+            found = self.extensions[key] = json.dumps(extension, ensure_ascii=False, separators=(",", ":"))
+        return found
+
     def line(self, row: selectors.BulkSlotRow) -> str:
-        status = "free" if row.status == Slot.Status.FREE else "busy"
+        start, suffix = self._local(row.start)
+        end, end_suffix = self._local(row.end)
+        free = row.status == Slot.Status.FREE
+        status = "free" if free else "busy"
         head = (
             f'{{"resourceType":"Slot","id":"{row.id}","serviceType":{self.services[row.service_id]},'
             f'"schedule":{{"reference":"Schedule/{row.schedule_id}"}},"status":"{status}",'
-            f'"start":"{resources.instant(row.start)}","end":"{resources.instant(row.end)}"'
+            f'"start":"{start.isoformat(timespec="seconds")}{suffix}",'
+            f'"end":"{end.isoformat(timespec="seconds")}{end_suffix}"'
         )
-        if status != "free":
+        if not free:
             return head + "}\n"
-        phone, city = self._facility(row.facility_id)
-        link = resources.deep_link(
-            base=self.base,
-            service_id=row.service_id,
-            teryt=self.teryt,
-            city=city,
-            day=row.start.astimezone(resources.WARSAW).date(),
-        )
-        extension = [{"url": resources.BOOKING_DEEP_LINK, "valueUrl": link}]
-        if phone:
-            extension.append({"url": resources.BOOKING_PHONE, "valueString": phone})
-        return (
-            head + ',"extension":' + json.dumps(extension, ensure_ascii=False, separators=(",", ":")) + "}\n"
-        )
+        return head + ',"extension":' + self._extension(row, start.date()) + "}\n"
+
+
+LINES_PER_CHUNK = 500  # one write of ~300 kB instead of a write per line
+
+
+def _chunked(lines: Iterator[str]) -> Iterator[str]:
+    batch: list[str] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) >= LINES_PER_CHUNK:
+            yield "".join(batch)
+            batch = []
+    if batch:
+        yield "".join(batch)
 
 
 @fhir_view
@@ -212,4 +250,4 @@ def slots_file(request: HttpRequest, teryt: str) -> HttpResponseBase:
         for row in selectors.bulk_slot_rows(voivodeship=teryt, since=since, now=now):
             yield writer.line(row)
 
-    return _stream(request, lines(), etag)
+    return _stream(request, _chunked(lines()), etag)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -116,8 +117,7 @@ def slot_get(*, slot_id: int) -> Slot | None:
     )
 
 
-@dataclass(frozen=True)
-class BulkSlotRow:
+class BulkSlotRow(NamedTuple):  # a tuple: ~3x cheaper to build than a frozen dataclass, per row
     id: int
     schedule_id: int
     facility_id: int
@@ -148,7 +148,7 @@ def bulk_slot_rows(
         qs = qs.filter(updated_at__gte=since)
     columns = ("id", "schedule_id", "facility_id", "service_id", "locality_id", "status", "start", "end")
     for row in qs.values_list(*columns).iterator(chunk_size=BULK_CHUNK):
-        yield BulkSlotRow(*row)
+        yield BulkSlotRow._make(row)
 
 
 def appointment_page(*, scope, query: SlotQuery, count: int, statuses: tuple[str, ...] | None):  # type: ignore[no-untyped-def]

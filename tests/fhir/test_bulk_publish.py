@@ -152,3 +152,17 @@ def test_an_unknown_voivodeship_file_is_a_404_operation_outcome(client, fhir_wor
     response = client.get("/fhir/bulk/Slot-99.ndjson")
     assert response.status_code == 404
     fhir_valid(json.loads(response.content))
+
+
+def test_the_fast_line_writer_gives_the_same_instants_as_the_resource_mapper_across_dst(db):
+    """The writer memoises the Warsaw offset per UTC hour: the hours around both DST changes must
+    still get their own offsets (2027-03-28 02:00 -> 03:00, 2027-10-31 03:00 -> 02:00)."""
+    from apps.fhir.bulk import SlotLineWriter
+    from apps.fhir.resources import instant
+
+    writer = SlotLineWriter(base="http://testserver", teryt="14")
+    for day in (dt.datetime(2027, 3, 28, tzinfo=dt.UTC), dt.datetime(2027, 10, 31, tzinfo=dt.UTC)):
+        for minutes in range(0, 6 * 60, 20):
+            value = day + dt.timedelta(minutes=minutes)
+            local, suffix = writer._local(value)
+            assert f"{local.isoformat(timespec='seconds')}{suffix}" == instant(value)
