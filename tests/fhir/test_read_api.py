@@ -225,3 +225,51 @@ def test_every_bundle_entry_validates_as_its_resource(client, fhir_world):
         assert body["entry"], url
         for entry in body["entry"]:
             fhir_valid(entry["resource"])
+
+
+SAMPLE_VALUES = {
+    "_count": "2",
+    "service-type": "MAMMO_SCR",
+    "start": "ge2026-01-01",
+    "date": "ge2026-01-01",
+    "status": {"Slot": "free", "Appointment": "booked"},
+    "schedule": None,  # filled from the world
+}
+
+
+def test_the_capability_statement_tells_the_truth_about_each_search_parameter(client, fhir_world):
+    """Each listed parameter is accepted (200, a valid Bundle); each resource refuses a parameter the
+    statement does not list; each listed read answers a known id."""
+    from tests.factories.integration import access_token_create, api_client_create
+
+    token = access_token_create(api_client_create(facility=fhir_world.facility))
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    ids = {
+        "Location": fhir_world.facility.pk,
+        "HealthcareService": f"{fhir_world.facility.pk}-{fhir_world.service.pk}",
+        "Schedule": fhir_world.schedule.pk,
+        "Slot": fhir_world.free[0].pk,
+        "Appointment": fhir_world.appointment.pk,
+        "CodeSystem": "service-type",
+    }
+    statement = fhir_json(client.get("/fhir/metadata"))
+    for resource in statement["rest"][0]["resource"]:
+        name = resource["type"]
+        headers = auth if name == "Appointment" else {}
+        interactions = {i["code"] for i in resource["interaction"]}
+        if "read" in interactions:
+            assert client.get(f"/fhir/{name}/{ids[name]}", **headers).status_code == 200, name
+        if "search-type" not in interactions:
+            assert client.get(f"/fhir/{name}", **headers).status_code == 404, name
+            continue
+        for param in resource["searchParam"]:
+            value = SAMPLE_VALUES[param["name"]]
+            if isinstance(value, dict):
+                value = value[name]
+            if param["name"] == "schedule":
+                value = f"Schedule/{fhir_world.schedule.pk}"
+            response = client.get(f"/fhir/{name}?{param['name']}={value}", **headers)
+            assert response.status_code == 200, (name, param["name"])
+            assert fhir_json(response)["type"] == "searchset"
+        refused = client.get(f"/fhir/{name}?identifier=x", **headers)
+        assert refused.status_code == 400, name
