@@ -12,13 +12,14 @@ from fractions import Fraction
 
 import pyarrow.parquet as pq
 import pytest
-from django.contrib.auth.models import Group, Permission, User
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apps.opendata.models import ResearchExtract
 from apps.opendata.suppression import Table, suppress
+from apps.staff.services import staff_group_ensure
 from tests.factories import (
     AppointmentFactory,
     FacilityFactory,
@@ -30,6 +31,7 @@ from tests.factories import (
     SlotFactory,
     VoivodeshipFactory,
 )
+from tests.factories.staff import otp_verified
 
 K = 10
 
@@ -281,10 +283,8 @@ def test_staff_download_the_extract_and_no_one_else_does(client, visits):
     client.force_login(patient)
     assert client.get(url).status_code == 403
     staff = User.objects.create_user("analyst", password="x-unused-x")
-    group, _ = Group.objects.get_or_create(name="nfz_staff")
-    group.permissions.add(Permission.objects.get(codename="export_verdicts"))
-    staff.groups.add(group)
-    client.force_login(staff)
+    staff.groups.add(staff_group_ensure())
+    otp_verified(client, staff)  # staff pages sit behind the second factor
     page = client.get("/opendata/staff/extracts/")
     assert page.status_code == 200
     assert url in page.content.decode()
