@@ -1256,7 +1256,38 @@ def workload_waitlist(report: Report, count: int) -> None:
 
 # --- main ----------------------------------------------------------------------------------------
 
-WORKLOADS = ("search", "storm", "publish", "reconciliation", "waitlist")
+# --- f. SMART Scheduling Links export -----------------------------------------------------------
+
+
+def workload_bulk_export(report: Report) -> None:
+    """Every Slot NDJSON file of $bulk-publish streamed in a process of its own (bench/
+    bulk_export_worker.py), against the same rows read by a bare server-side cursor."""
+    results = {}
+    for mode in ("raw", "views"):
+        args = [PY, "-m", "bench.bulk_export_worker"] + (["--raw"] if mode == "raw" else [])
+        out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=True, env=os.environ)
+        results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+    views, raw = results["views"], results["raw"]
+    report.details["bulk_export"] = results
+    report.add(
+        "f. bulk export",
+        "Slot NDJSON lines/s (all voivodeships)",
+        round(views["lines_per_s"]),
+        round(raw["lines_per_s"]),
+        ratio(views["lines_per_s"], raw["lines_per_s"]),
+        f"{views['lines']} slots, {views['bytes'] / 2**20:.0f} MiB in {views['seconds']:.1f} s; "
+        "baseline: the same rows through a bare server-side cursor",
+    )
+    report.add(
+        "f. bulk export",
+        "resident memory MiB (start / at 10% / end / peak)",
+        f"{views['rss_start_mib']:.0f} / {views['rss_at_10pct_mib']:.0f} / {views['rss_end_mib']:.0f} / "
+        f"{views['rss_peak_mib']:.0f}",
+        note="flat: the end is the 10% mark, whatever the number of slots",
+    )
+
+
+WORKLOADS = ("search", "storm", "publish", "reconciliation", "waitlist", "bulk_export")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1348,6 +1379,7 @@ def main(argv: list[str] | None = None) -> int:
         ("publish", lambda: workload_publish(report, size.publish_per_call, size.publish_batches)),
         ("reconciliation", lambda: workload_reconciliation(report, month_first)),
         ("waitlist", lambda: workload_waitlist(report, size.waitlist)),
+        ("bulk_export", lambda: workload_bulk_export(report)),
     ]
     timings = {}
     try:

@@ -24,6 +24,8 @@ urlpatterns = [
     # Anything else under /api/ is a problem+json 404, also under DEBUG (whose 404 page is HTML).
     re_path(r"^api/", api_errors.api_not_found),
     path("staff/", include("apps.staff.urls")),
+    path("fhir/", include("apps.fhir.urls")),
+    path("opendata/", include("apps.opendata.urls")),
     path("", include("apps.portal.urls")),
 ]
 

@@ -299,6 +299,37 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
         "Termin tej usługi może trwać najwyżej {minutes} min.",
         "A slot of this service may last at most {minutes} minutes.",
     ),
+    # --- open interfaces: FHIR read API, SMART bulk publication, open data (apps.fhir, apps.opendata) ---
+    "fhir_unknown_parameter": (
+        400,
+        "Nieobsługiwany parametr wyszukiwania: {name}.",
+        "Unsupported search parameter: {name}.",
+    ),
+    "fhir_invalid_parameter": (
+        400,
+        "Niepoprawna wartość parametru {name}.",
+        "Invalid value of the parameter {name}.",
+    ),
+    "fhir_resource_not_found": (
+        404,
+        "Nie ma zasobu {resource} o identyfikatorze {id}.",
+        "There is no {resource} with the id {id}.",
+    ),
+    "fhir_unsupported": (
+        404,
+        "Ten serwer FHIR nie obsługuje: {what}.",
+        "This FHIR server does not support: {what}.",
+    ),
+    "opendata_invalid_parameter": (
+        400,
+        "Niepoprawna wartość parametru {name}.",
+        "Invalid value of the parameter {name}.",
+    ),
+    "extract_not_found": (
+        404,
+        "Nie ma takiego pliku wyciągu badawczego.",
+        "There is no such research extract file.",
+    ),
 }
 
 

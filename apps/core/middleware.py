@@ -14,6 +14,9 @@ from .api_errors import PROBLEM_CONTENT_TYPE, problem
 log = logging.getLogger("cer.outage")
 OUTAGE_RETRY_AFTER = "30"
 
+# Machine interfaces keep Accept-Language negotiation (the FHIR API and open data too).
+API_PREFIXES = ("/api/", "/fhir/", "/opendata/")
+
 
 class PolishFirstMiddleware:
     """Pages are Polish unless the visitor chose English (language cookie / switcher): a public
@@ -24,7 +27,7 @@ class PolishFirstMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not request.path.startswith("/api/"):
+        if not request.path.startswith(API_PREFIXES):
             request.META.pop("HTTP_ACCEPT_LANGUAGE", None)
         return self.get_response(request)
 

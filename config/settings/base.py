@@ -38,6 +38,8 @@ INSTALLED_APPS = [
     "apps.portal",
     "apps.staff",
     "apps.operations",
+    "apps.fhir",
+    "apps.opendata",
 ]
 
 MIDDLEWARE = [
@@ -341,3 +343,7 @@ SPECTACULAR_SETTINGS.update(
     {"SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR", "REDOC_DIST": "SIDECAR"}
 )
 MIDDLEWARE.insert(1, "apps.core.middleware.SecurityHeadersMiddleware")
+
+# Open data (apps.opendata): the public `queues` resource is limited per client address.
+CER_OPENDATA_RATE_LIMIT = env.int("CER_OPENDATA_RATE_LIMIT", default=10)  # requests per window per address
+CER_OPENDATA_RATE_WINDOW = env.int("CER_OPENDATA_RATE_WINDOW", default=1)

@@ -27,3 +27,6 @@ LOGGING["handlers"]["testrun"] = {  # type: ignore[index]
 LOGGING["root"]["handlers"].append("testrun")  # type: ignore[index]
 CER_SIGNIN_MIN_SECONDS = 0.0  # the floor's effect is measured, not asserted in tests
 CER_DEMO_DATA = True
+
+# The open-data limit is tested with its own override; other tests may call the resource quickly.
+CER_OPENDATA_RATE_LIMIT = 1000
