@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
 from apps.reconciliation.models import SettlementPolicy, settlement_policy
+from tests.factories.staff import otp_verified
 
 pytestmark = pytest.mark.django_db
 
@@ -15,7 +16,7 @@ def test_an_administrator_changes_the_emergency_threshold(client):
     admin_user = get_user_model().objects.create_superuser(
         "nfz-admin", "a@example.org", "not-used-in-prod-123"
     )
-    client.force_login(admin_user)
+    otp_verified(client, admin_user)  # the admin asks for the second factor too
     policy, _ = SettlementPolicy.objects.get_or_create(pk=1)
 
     response = client.post(

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from openpyxl import load_workbook
 
 from apps.reconciliation.models import Verdict
@@ -65,6 +67,7 @@ def test_an_analyst_reviews_overrides_and_exports_a_run(
     password = secrets.token_urlsafe(16)
     analyst = User.objects.create_user("analyst-e2e", password=password)
     analyst.groups.add(staff_group_ensure())
+    device = TOTPDevice.objects.create(user=analyst, name="authenticator", confirmed=True)
     run = reconciled_month["run"]
     page = desk_page
     checked = []
@@ -78,6 +81,12 @@ def test_an_analyst_reviews_overrides_and_exports_a_run(
     page.get_by_label("Użytkownik / username").fill("analyst-e2e")
     page.get_by_label("Hasło / password").fill(password)
     page.get_by_role("button", name="Zaloguj / log in").click()
+    # The second factor (django-otp): the analyst's authenticator app shows the current code.
+    page.get_by_role("heading", name="Drugi składnik logowania").wait_for()
+    page.locator("#token").fill(
+        f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):06d}"
+    )
+    page.get_by_role("button", name="Potwierdź").click()
     page.get_by_role("heading", name="Przebiegi rozliczeń / reconciliation runs").wait_for()
     assert page.get_by_text("aktualny / current").is_visible()
     check()
