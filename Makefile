@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum requirements.lock | cut -d' ' -f1)
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint typecheck fmt bench lock migrate clean chaos
+.PHONY: manage install run test lint typecheck fmt bench lock migrate clean chaos
 
 install: $(STAMP)
 
@@ -42,6 +42,11 @@ typecheck: install
 fmt: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+## manage: any manage.py command with the development settings and servers (the embedded pair, or
+## DATABASE_URL/REDIS_URL), e.g. make manage ARGS="issue_api_client --facility 0101001 --scopes bookings:write"
+manage: install
+	@DJANGO_SETTINGS_MODULE=$${DJANGO_SETTINGS_MODULE:-config.settings.dev} $(PY) -m scripts.services exec -- $(PY) manage.py $(ARGS)
 
 bench: install
 	@$(PY) -m scripts.services exec --database cer_bench -- $(PY) -m bench.run $(if $(QUICK),--quick,)
