@@ -140,7 +140,8 @@ def _wipe() -> None:
         cursor.execute(
             """
             DELETE FROM reconciliation_reportedvisit; DELETE FROM booking_appointment;
-            DELETE FROM booking_registration; DELETE FROM scheduling_slot;
+            DELETE FROM booking_referraltransition; DELETE FROM booking_registration;
+            DELETE FROM patients_referral; DELETE FROM scheduling_slot;
             DELETE FROM scheduling_weeklytemplate;
             DELETE FROM scheduling_schedule; DELETE FROM catalog_contract; DELETE FROM catalog_facility;
             DELETE FROM patients_patient;
@@ -234,3 +235,24 @@ def test_the_generator_leaves_the_connection_with_the_default_session_settings(d
         _generate(seed=3)
         cursor.execute("SELECT current_setting('synchronous_commit'), current_setting('work_mem')")
         assert cursor.fetchone() == defaults
+
+
+def test_every_waiting_entry_of_a_referral_service_holds_its_patients_referral(generated):
+    """The booking rules on the waiting list's allocation need what the real system would hold: an
+    e-referral of the entry's patient for its service, registered by that entry alone."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT count(*),
+                   count(*) FILTER (WHERE f.id IS NULL OR f.patient_id <> r.patient_id
+                                    OR f.service_id <> r.service_id OR f.status <> 'registered')
+            FROM booking_registration r
+            JOIN catalog_service svc ON svc.id = r.service_id
+            LEFT JOIN patients_referral f ON f.id = r.referral_id
+            WHERE r.status = 'waiting' AND svc.referral_required
+            """
+        )
+        entries, wrong = cur.fetchone()
+    assert entries > 0 and wrong == 0

@@ -115,3 +115,17 @@ def test_a_staff_users_id_is_in_the_log_but_never_a_name(client, django_user_mod
     assert response.status_code == 403
     assert json.loads(formatted)["user_id"] == staff.pk
     assert "anna.nowak" not in formatted
+
+
+def test_a_masked_id_in_a_url_that_django_logs_is_not_a_leak_but_anything_else_masked_is():
+    """A caller (a fuzzer) may put an 11-digit id that passes the PESEL checksum into a URL; Django's
+    request log masks it, and that mask is the defence working. The same mask on our own log is a bug."""
+    masked = (
+        '{"logger": "django.request", "message": "Not Found: /api/v1/schedules/[PESEL]", '
+        '"redacted": ["pesel"]}'
+    )
+    ours = '{"logger": "cer.booking", "message": "patient [PESEL]", "redacted": ["pesel"]}'
+    unmasked = '{"logger": "django.request", "message": "Not Found: /api/v1/schedules/' + VALID_PESEL + '"}'
+    assert log_leaks([masked]) == []
+    assert log_leaks([ours]) == [ours]
+    assert log_leaks([unmasked]) == [unmasked]

@@ -652,6 +652,31 @@ class Generator:
             {"total": total, "mult": self._multiplier(), "n": self.plan["patients"]},
         )
 
+    def waiting_referrals(self) -> int:
+        """An e-referral held by each waiting entry of a service that needs one (P1: a referral holds one
+        registration at a time), so the waiting list's allocation finds entries the booking rules allow."""
+        return self._exec(
+            """
+            WITH w AS (
+                SELECT r.id, r.patient_id, r.service_id, r.joined_at, r.urgent
+                FROM booking_registration r JOIN catalog_service svc ON svc.id = r.service_id
+                WHERE r.status = 'waiting' AND svc.referral_required AND r.referral_id IS NULL
+            ), made AS (
+                INSERT INTO patients_referral
+                    (created_at, updated_at, number, access_code, patient_id, service_id, category,
+                     issued_on, valid_until, status, status_at)
+                SELECT joined_at, joined_at, 'GENW' || lpad(id::text, 12, '0'),
+                       lpad(mod(id, 10000)::text, 4, '0'), patient_id, service_id,
+                       CASE WHEN urgent THEN 'urgent' ELSE 'stable' END,
+                       joined_at::date - 7, joined_at::date + 358, 'registered', joined_at
+                FROM w
+                RETURNING id, number
+            )
+            UPDATE booking_registration r SET referral_id = made.id
+            FROM made WHERE made.number = 'GENW' || lpad(r.id::text, 12, '0')
+            """
+        )
+
     def visits(self) -> int:
         """What facilities report for the past month: every attended visit, plus the usual problems
         (claims without a registration, emergencies, the same registration claimed twice, a visit
@@ -707,6 +732,7 @@ class Generator:
             "scheduling_weeklytemplate",
             "scheduling_slot",
             "patients_patient",
+            "patients_referral",
             "booking_registration",
             "booking_appointment",
         ]
@@ -749,6 +775,7 @@ class Generator:
             with self._bulk("bookings", "booking_registration", "booking_appointment"):
                 self._step("registrations+appointments", self.bookings)
                 self._step("waiting list", self.waiting)
+                self._step("waiting-list referrals", self.waiting_referrals)
             if with_visits and self.has_visits():
                 with self._bulk("visits", "reconciliation_reportedvisit"):
                     self._step("reported visits", self.visits)
