@@ -24,8 +24,12 @@ run: install
 	@PORT=$(PORT) $(PY) -m scripts.services run
 
 ## test: the whole suite against PostgreSQL and Redis (from the environment, or the embedded pair).
+## The suite runs on TEST_WORKERS pytest-xdist processes (one per core, at most 8), a test module per
+## process at a time; TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= auto
 test: install
-	@$(PY) -m scripts.services exec -- $(PY) -m pytest $(PYTEST_ARGS)
+	@$(PY) -m scripts.services exec -- $(PY) -m pytest \
+		$(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --maxprocesses 8 --dist loadfile) $(PYTEST_ARGS)
 
 ## chaos: the fault suite at full size on loopback (Redis stopped, PostgreSQL sessions killed under a
 ## booking load); prints a table. Its short variant runs with `make test` (tests/chaos).

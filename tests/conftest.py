@@ -46,24 +46,31 @@ def facility_b(db):
 
 def pytest_sessionfinish(session, exitstatus):
     """No PESEL (nor a masked e-mail or phone number) in the logs of the whole run (DESIGN.md section 7).
-    Every log record of the run went to settings.TEST_LOG_FILE as JSON (config/settings/test.py)."""
+    Every log record of the run went to a JSON file per process (config/settings/test.py); the main
+    process scans them all once its xdist workers, if any, have finished."""
     from django.conf import settings
 
     from apps.operations.logs import log_leaks
 
-    path = getattr(settings, "TEST_LOG_FILE", None)
-    if path is None or not path.exists():
+    if hasattr(session.config, "workerinput"):  # an xdist worker: the main process scans its file
         return
-    with path.open(encoding="utf-8", errors="replace") as log:
-        leaks = log_leaks(log)
+    run = getattr(settings, "TEST_RUN", None)
+    if run is None:
+        return
+    paths = sorted(settings.TEST_LOG_DIR.glob(f"pytest-{run}-*.jsonl"))
+    leaks: list[str] = []
+    for path in paths:
+        with path.open(encoding="utf-8", errors="replace") as log:
+            leaks += [f"{path.name}: {line}" for line in log_leaks(log)]
     if leaks:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        reporter.write_line(f"personal data in the test run's log ({path}):", red=True)
+        reporter.write_line(f"personal data in the test run's log ({settings.TEST_LOG_DIR}):", red=True)
         for line in leaks[:20]:
             reporter.write_line(f"  {line[:300]}")
         session.exitstatus = 1
     else:
-        path.unlink()
+        for path in paths:
+            path.unlink()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 import os
 import secrets
 
+from . import _xdist  # noqa: F401  (before base: it moves REDIS_URL per xdist worker)
 from .base import *  # noqa: F403
 from .base import BASE_DIR, CACHES, LOGGING, secret
 
@@ -16,8 +17,12 @@ CELERY_TASK_ALWAYS_EAGER = True
 CACHES["default"]["KEY_PREFIX"] = "cer-test"
 
 # The whole run's log as JSON lines; tests/conftest.py scans it for personal data when the run ends.
-TEST_LOG_FILE = BASE_DIR / "var" / "test-logs" / f"pytest-{os.getpid()}.jsonl"
-TEST_LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
+# One file per process of the run: the first process to load these settings names the run, and the
+# xdist workers it starts inherit the name; the main process scans every file of its run at the end.
+TEST_RUN = os.environ.setdefault("CER_TEST_RUN", str(os.getpid()))
+TEST_LOG_DIR = BASE_DIR / "var" / "test-logs"
+TEST_LOG_FILE = TEST_LOG_DIR / f"pytest-{TEST_RUN}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}.jsonl"
+TEST_LOG_DIR.mkdir(parents=True, exist_ok=True)
 LOGGING["handlers"]["testrun"] = {  # type: ignore[index]
     "class": "logging.FileHandler",
     "filename": str(TEST_LOG_FILE),
