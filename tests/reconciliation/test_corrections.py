@@ -10,7 +10,7 @@ from apps.reconciliation.services import visits_import
 from tests.factories.reconciliation import AppointmentFactory, warsaw
 from tests.reconciliation.conftest import reconcile
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("settlement_clock")]
 
 HEADER = "pesel,facility_code,service_code,visit_at,emergency,visit_id,correction_reason,withdrawn\n"
 

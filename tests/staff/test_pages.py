@@ -167,7 +167,7 @@ def test_an_override_through_the_page_needs_a_justification_and_shows_in_the_tra
 
 
 def test_uploading_a_file_reports_its_bad_lines(
-    staff_client, staff_user, reconciled_month, cardiology, patient
+    settlement_clock, staff_client, staff_user, reconciled_month, cardiology, patient
 ):
     content = (
         "pesel,facility_code,service_code,visit_at,emergency,visit_id\n"
