@@ -16,6 +16,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext_noop as _
 
 from apps.catalog.models import Facility, Service
 from apps.core.errors import DomainError
@@ -173,14 +174,14 @@ def _visits_classify(
                 duplicates += 1
             else:
                 refused.append(
-                    RowError(row.line, "the same visit_id twice in one file with other data", "visit_id")
+                    RowError(row.line, _("the same visit_id twice in one file with other data"), "visit_id")
                 )
             continue
         seen[key] = row
         if key not in existing:
             if row.withdraw:
                 refused.append(
-                    RowError(row.line, "nothing to withdraw: this visit_id was never reported", "visit_id")
+                    RowError(row.line, _("nothing to withdraw: this visit_id was never reported"), "visit_id")
                 )
             else:
                 new.append(row)
@@ -192,7 +193,7 @@ def _visits_classify(
             refused.append(
                 RowError(
                     row.line,
-                    "visit_id already reported with other data: give a correction_reason to correct it",
+                    _("visit_id already reported with other data: give a correction_reason to correct it"),
                     "correction_reason",
                 )
             )

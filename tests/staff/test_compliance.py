@@ -113,7 +113,7 @@ def test_the_list_filters_by_voivodeship_and_service(staff_client, checked):
     assert _codes(by_region) == [checked["empty"].nfz_code]
     assert _codes(by_service) == [checked["short"].nfz_code]
     assert _codes(both) == []
-    assert "no facility falls short" in both.content.decode()
+    assert "Brak placówek poniżej wymaganego horyzontu." in both.content.decode()
 
 
 def test_compliant_pairs_and_earlier_days_can_be_shown(staff_client, checked):
@@ -130,7 +130,7 @@ def test_the_page_says_when_no_check_has_run_yet(staff_client):
     response = staff_client.get(URL)
 
     assert response.status_code == 200
-    assert "has not run yet" in response.content.decode()
+    assert "Kontrola zgodności jeszcze się nie odbyła." in response.content.decode()
 
 
 def test_the_staff_navigation_links_to_it(staff_client):
