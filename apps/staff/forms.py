@@ -15,6 +15,17 @@ YES_NO = [("", _("all")), ("yes", _("yes")), ("no", _("no"))]
 ALL = _("all")
 
 
+def facility_by_code(value: str | None) -> Facility | None:
+    """The facility of an NFZ code typed in a form (None if left empty); a form error if unknown."""
+    code = (value or "").strip()
+    if not code:
+        return None
+    facility = Facility.objects.filter(nfz_code=code).first()
+    if facility is None:
+        raise forms.ValidationError(_t("There is no such facility."))
+    return facility
+
+
 def _yes_no(value: str) -> bool | None:
     return {"yes": True, "no": False}.get(value)
 
@@ -30,13 +41,7 @@ class RunStartForm(forms.Form):
             raise forms.ValidationError(_t("Give the month as YYYY-MM.")) from None
 
     def clean_facility(self) -> Facility | None:
-        code = self.cleaned_data["facility"].strip()
-        if not code:
-            return None
-        facility = Facility.objects.filter(nfz_code=code).first()
-        if facility is None:
-            raise forms.ValidationError(_t("There is no such facility."))
-        return facility
+        return facility_by_code(self.cleaned_data.get("facility"))
 
 
 class VerdictFilterForm(forms.Form):
@@ -77,13 +82,7 @@ class RunVerdictFilterForm(VerdictFilterForm):
     facility = forms.CharField(label=_("Facility code"), max_length=20, required=False)
 
     def clean_facility(self) -> Facility | None:
-        code = (self.cleaned_data.get("facility") or "").strip()
-        if not code:
-            return None
-        facility = Facility.objects.filter(nfz_code=code).first()
-        if facility is None:
-            raise forms.ValidationError(_t("There is no such facility."))
-        return facility
+        return facility_by_code(self.cleaned_data.get("facility"))
 
     def filters(self) -> dict[str, Any]:
         found = super().filters()
@@ -109,13 +108,7 @@ class OverrideFilterForm(forms.Form):
     facility = forms.CharField(label=_("Facility code"), max_length=20, required=False)
 
     def clean_facility(self) -> Facility | None:
-        code = (self.cleaned_data.get("facility") or "").strip()
-        if not code:
-            return None
-        facility = Facility.objects.filter(nfz_code=code).first()
-        if facility is None:
-            raise forms.ValidationError(_t("There is no such facility."))
-        return facility
+        return facility_by_code(self.cleaned_data.get("facility"))
 
 
 class ComplianceFilterForm(forms.Form):
