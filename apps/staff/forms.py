@@ -11,8 +11,18 @@ from django.utils.translation import gettext_lazy as _
 from apps.catalog.models import Facility, Service, Voivodeship
 from apps.reconciliation.models import Reason
 
+from .templatetags.staff_i18n import local_name
+
 YES_NO = [("", _("all")), ("yes", _("yes")), ("no", _("no"))]
 ALL = _("all")
+
+
+class LocalChoiceField(forms.ModelChoiceField):
+    """A service or voivodeship choice labelled in the page's language (code and name for services)."""
+
+    def label_from_instance(self, obj: Any) -> str:
+        code = getattr(obj, "code", "")
+        return f"{code} {local_name(obj)}" if isinstance(obj, Service) else local_name(obj)
 
 
 def facility_by_code(value: str | None) -> Facility | None:
@@ -45,7 +55,7 @@ class RunStartForm(forms.Form):
 
 
 class VerdictFilterForm(forms.Form):
-    service = forms.ModelChoiceField(
+    service = LocalChoiceField(
         Service.objects.order_by("code"), required=False, label=_("Service"), to_field_name="code"
     )
     eligible = forms.ChoiceField(choices=YES_NO, required=False, label=_("Payable"))
@@ -73,7 +83,7 @@ class VerdictFilterForm(forms.Form):
 class RunVerdictFilterForm(VerdictFilterForm):
     """The run-wide verdict list: the drill-down's filters plus voivodeship and facility."""
 
-    voivodeship = forms.ModelChoiceField(
+    voivodeship = LocalChoiceField(
         Voivodeship.objects.order_by("name"),
         required=False,
         label=_("Voivodeship"),
@@ -112,13 +122,13 @@ class OverrideFilterForm(forms.Form):
 
 
 class ComplianceFilterForm(forms.Form):
-    voivodeship = forms.ModelChoiceField(
+    voivodeship = LocalChoiceField(
         Voivodeship.objects.order_by("name"),
         required=False,
         label=_("Voivodeship"),
         empty_label=ALL,
     )
-    service = forms.ModelChoiceField(
+    service = LocalChoiceField(
         Service.objects.order_by("code"),
         required=False,
         label=_("Service"),
@@ -171,10 +181,10 @@ class UploadForm(forms.Form):
 
 
 class WaitlistFilterForm(forms.Form):
-    service = forms.ModelChoiceField(
+    service = LocalChoiceField(
         Service.objects.order_by("code"), label=_("Service"), to_field_name="code", empty_label=None
     )
-    voivodeship = forms.ModelChoiceField(
+    voivodeship = LocalChoiceField(
         Voivodeship.objects.order_by("name"),
         required=False,
         label=_("Voivodeship (the patient's preference)"),

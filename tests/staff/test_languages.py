@@ -155,6 +155,11 @@ def test_every_staff_page_is_in_one_language(staff_client, scene, language, card
             response = client.get(url)
             assert response.status_code == 200, name
         assert_one_language(html_segments(response, language), language, name)
+    # Catalogue data (service and voivodeship names, in filters too) in the page's language.
+    filters = client.get(pages["run_verdicts"]).content.decode()
+    names = {"pl": (cardiology.name_pl, ">mazowieckie<"), "en": (cardiology.name_en, ">Masovian<")}
+    other_names = names["en" if language == "pl" else "pl"]
+    assert all(n in filters for n in names[language]) and not any(n in filters for n in other_names)
     # What the pages say comes from the catalogue in the chosen language.
     rejected = client.get(pages["import"]).content.decode()
     expected = "zła data wizyty" if language == "pl" else "bad visit date"
