@@ -1,6 +1,7 @@
 """End-to-end: a settlement analyst signs in to the staff pages in a real headless Chromium, works
 through the run summary, the run-wide filtered list, a verdict (override), the overrides list, month
-over month and the exports, and axe-core finds no WCAG 2.1 AA violation on any of these pages.
+over month, the trends, compliance, imports and waiting-list pages and the exports, in Polish and then
+in English, and axe-core finds no WCAG 2.1 AA violation on any of these pages.
 
 Needs the Debian `chromium` package (/usr/bin/chromium); skipped with a clear reason without it.
 """
@@ -130,6 +131,15 @@ def test_an_analyst_reviews_overrides_and_exports_a_run(
     page.get_by_role("heading", name="Placówki miesiąc do miesiąca").wait_for()
     check()
 
+    for link, heading in (
+        ("Trendy", "Odsetek wizyt bez zapłaty w miesiącach"),
+        ("Zgodność harmonogramów", "Zgodność harmonogramów"),
+        ("Wczytywanie wizyt", "Wczytywanie wizyt do rozliczenia"),
+    ):
+        page.get_by_role("link", name=link, exact=True).click()
+        page.get_by_role("heading", name=heading).wait_for()
+        check()
+
     page.get_by_role("link", name="Poczekalnia", exact=True).click()
     page.get_by_role("button", name="Pokaż").click()
     page.get_by_role("heading", name="Przydziały z Poczekalni").wait_for()
@@ -146,4 +156,4 @@ def test_an_analyst_reviews_overrides_and_exports_a_run(
         page.get_by_role("link", name="CSV for Excel").click()
     content = Path(download.value.path()).read_bytes()
     assert content.startswith(b"\xef\xbb\xbf") and b"facility code;" in content
-    assert len(checked) == 10
+    assert len(checked) == 13
