@@ -46,7 +46,7 @@ def foreign_strings(language: str) -> set[str]:
             continue
         text = english if language == "pl" else polish
         pieces.update(p.strip(" :;,.()") for p in re.split(r"%\(\w+\)s", text))
-    return {p for p in pieces if p}
+    return {p.lower() for p in pieces if p}
 
 
 class _Visible(HTMLParser):
@@ -87,6 +87,7 @@ def assert_one_language(segments: list[str], language: str, where: str) -> None:
     foreign = foreign_strings(language)
     long_foreign = [f for f in foreign if len(f) >= 12]
     for segment in segments:
+        segment = segment.lower()
         text = segment.strip(" :;,.()·—←→")
         assert not PLACEHOLDER.search(segment), f"{where}: unfilled placeholder in {segment!r}"
         assert text not in foreign, f"{where} ({language}): {segment!r} is the other language"
@@ -103,7 +104,7 @@ def html_segments(response, language: str) -> list[str]:
 
 
 @pytest.fixture
-def scene(reconciled_month, staff_user, checked, queue, settlement_clock):  # noqa: F811
+def scene(reconciled_month, staff_user, checked, queue):  # noqa: F811
     """Something on every page: a finished run with an override, an import with rejected rows,
     compliance checks, a waiting list."""
     unregistered = Verdict.objects.get(
