@@ -1,7 +1,9 @@
-"""The reconciliation as set-based SQL (DESIGN.md section 8): per run, one UPDATE resolving PESELs of
-patients who joined CeR since the import; per chunk of visit ids, one DELETE (normally of nothing) and
-one INSERT ... SELECT deciding every visit of the chunk; then one window-function UPDATE for duplicate
-claims and one UPDATE carrying staff overrides forward.
+"""All hand-written SQL of the reconciliation app (tests/reconciliation/test_sql.py compares each
+statement with a plain-ORM computation): the import's statements (existing visits, new visits,
+corrections and withdrawals), then the reconciliation as set-based SQL (DESIGN.md section 8): per
+run, one UPDATE resolving PESELs of patients who joined CeR since the import; per chunk of visit ids,
+one DELETE (normally of nothing) and one INSERT ... SELECT deciding every visit of the chunk; then one
+window-function UPDATE for duplicate claims and one UPDATE carrying staff overrides forward.
 
 Rule order for one visit (the first that applies gives the reason; docs/reconciliation.md):
   0. the facility withdrew the visit                 -> ineligible withdrawn
@@ -41,7 +43,16 @@ from apps.booking.models import Appointment
 from apps.catalog.models import Facility, Service
 from apps.patients.models import Patient
 
-from .models import CLAIMED_REASONS, ELIGIBLE_REASONS, Override, Reason, ReportedVisit, Verdict
+from .imports import VisitRow
+from .models import (
+    CLAIMED_REASONS,
+    ELIGIBLE_REASONS,
+    Override,
+    Reason,
+    ReportedVisit,
+    Verdict,
+    VisitVersion,
+)
 
 # Bumped whenever the rule order or a rule's meaning changes; stored on every run and verdict
 # (together with the catalogue's per-service `rule_version`).
@@ -62,6 +73,100 @@ T_APPOINTMENT = Appointment._meta.db_table
 T_SERVICE = Service._meta.db_table
 T_FACILITY = Facility._meta.db_table
 T_PATIENT = Patient._meta.db_table
+T_VERSION = VisitVersion._meta.db_table
+
+# --- Import: reported visits, their corrections and withdrawals ---------------------------------------
+
+# The visits already reported under the rows' (facility, visit id) keys, row-locked so that two
+# corrections of one visit cannot interleave.
+EXISTING_SQL = f"""
+SELECT rv.id, rv.facility_id, rv.facility_visit_id, rv.patient_pesel, rv.service_id, rv.visit_at,
+       rv.emergency, rv.withdrawn
+FROM {T_VISIT} rv
+JOIN unnest(%s::bigint[], %s::text[]) AS k(facility_id, visit_id)
+  ON rv.facility_id = k.facility_id AND rv.facility_visit_id = k.visit_id
+ORDER BY rv.id
+FOR UPDATE OF rv
+"""
+
+# New visits: a visit id the facility already reported (earlier, or twice in the file) is left as it
+# was; patients are resolved by PESEL in the same statement.
+INSERT_SQL = f"""
+INSERT INTO {T_VISIT} (facility_id, facility_visit_id, patient_pesel, patient_id, service_id,
+                       visit_at, emergency, batch_id, source_row, created_at)
+SELECT r.facility_id, r.visit_id, r.pesel, p.id, r.service_id, r.visit_at, r.emergency, %s, r.line, now()
+FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bigint[], %s::timestamptz[], %s::boolean[], %s::int[])
+     AS r(facility_id, visit_id, pesel, service_id, visit_at, emergency, line)
+LEFT JOIN {T_PATIENT} p ON p.pesel = r.pesel
+ORDER BY r.line
+ON CONFLICT (facility_id, facility_visit_id) DO NOTHING
+"""
+
+# A correction keeps the visit's current version in the version table ...
+KEEP_VERSION_SQL = f"""
+INSERT INTO {T_VERSION} (visit_id, version, patient_pesel, service_id, visit_at, emergency, withdrawn,
+                         correction_reason, batch_id, source_row, recorded_at, superseded_at)
+SELECT id, version, patient_pesel, service_id, visit_at, emergency, withdrawn, correction_reason,
+       batch_id, source_row, COALESCE(version_at, created_at), now()
+FROM {T_VISIT} WHERE id = ANY(%s::bigint[])
+"""
+
+# ... and makes the visit's row the new version (the row always holds the latest, which runs decide).
+CORRECT_SQL = f"""
+UPDATE {T_VISIT} rv
+SET patient_pesel = r.pesel, patient_id = p.id, service_id = r.service_id, visit_at = r.visit_at,
+    emergency = r.emergency, withdrawn = r.withdraw, correction_reason = r.reason,
+    version = rv.version + 1, version_at = now(), batch_id = %s, source_row = r.line
+FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::timestamptz[], %s::boolean[], %s::boolean[],
+            %s::text[], %s::int[])
+     AS r(id, pesel, service_id, visit_at, emergency, withdraw, reason, line)
+LEFT JOIN {T_PATIENT} p ON p.pesel = r.pesel
+WHERE rv.id = r.id
+"""
+
+
+def _columns(rows: list[VisitRow], *fields: str) -> list[list[Any]]:
+    """The rows as one array per field: the parameters of an `unnest(...)`."""
+    return [[getattr(r, name) for r in rows] for name in fields]
+
+
+def visits_current(rows: list[VisitRow]) -> list[tuple[int, VisitRow]]:
+    """(visit id, current content) of the visits already reported under the rows' keys, locked."""
+    if not rows:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(EXISTING_SQL, _columns(rows, "facility_id", "visit_id"))
+        return [
+            (pk, VisitRow(0, pesel, facility_id, service_id, at, emergency, visit_id, withdrawn))
+            for pk, facility_id, visit_id, pesel, service_id, at, emergency, withdrawn in cursor.fetchall()
+        ]
+
+
+def visits_insert(*, batch_id: int, rows: list[VisitRow]) -> int:
+    """Insert new visits in one statement; returns how many were new."""
+    if not rows:
+        return 0
+    fields = ("facility_id", "visit_id", "pesel", "service_id", "visit_at", "emergency", "line")
+    with connection.cursor() as cursor:
+        cursor.execute(INSERT_SQL, [batch_id, *_columns(rows, *fields)])
+        return cursor.rowcount
+
+
+def visits_correct(*, batch_id: int, corrections: list[tuple[int, VisitRow]]) -> int:
+    """Keep each corrected visit's current version in `VisitVersion` and make the row the new version,
+    in two statements. Runs decide the latest version; their verdicts name the version they used."""
+    if not corrections:
+        return 0
+    ids = [pk for pk, _row in corrections]
+    rows = [row for _pk, row in corrections]
+    fields = ("pesel", "service_id", "visit_at", "emergency", "withdraw", "correction_reason", "line")
+    with connection.cursor() as cursor:
+        cursor.execute(KEEP_VERSION_SQL, [ids])
+        cursor.execute(CORRECT_SQL, [batch_id, ids, *_columns(rows, *fields)])
+        return cursor.rowcount
+
+
+# --- Reconciliation -----------------------------------------------------------------------------------
 
 _LIVE_AT_VISIT = "NOT (a.status = ANY(%(ending)s) AND (a.ended_at IS NULL OR a.ended_at <= v.visit_at))"
 
@@ -291,4 +396,7 @@ __all__ = [
     "overrides_apply",
     "patients_resolve",
     "stats_refresh",
+    "visits_correct",
+    "visits_current",
+    "visits_insert",
 ]

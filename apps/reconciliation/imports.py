@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.utils import translation
+from django.utils.translation import gettext_noop as _
+
 from apps.core import pesel as pesel_lib
-from apps.core.errors import DomainError
+from apps.core.errors import DomainError, localised
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 NOT_AN_OBJECT = "__not_an_object__"
@@ -71,14 +74,54 @@ class VisitRow:
         )
 
 
+def message_in(message: str, params: dict[str, Any] | None, language: str) -> str:
+    """An import message (an English msgid of the catalogue, marked with `_`) in one language."""
+    with translation.override("en" if language.startswith("en") else "pl"):
+        text = translation.gettext(message)
+    try:
+        return text % (params or {})
+    except (KeyError, TypeError, ValueError):
+        return text
+
+
+def unreadable(message: str, **params: Any) -> DomainError:
+    """`import_unreadable` with its reason in both languages, from the catalogue."""
+    return DomainError(
+        "import_unreadable",
+        reason=localised(message_in(message, params, "pl"), message_in(message, params, "en")),
+    )
+
+
 @dataclass(frozen=True)
 class RowError:
+    """A rejected row: `message` is a catalogue msgid with %(name)s `params`. The stored form keeps the
+    English text (`reason`, for tools and the API) and the msgid with its params, so a page shows it
+    in the reader's language (`row_error_text`)."""
+
     line: int
-    reason: str
+    message: str
     column: str = ""
+    params: dict[str, Any] | None = None
+
+    @property
+    def reason(self) -> str:
+        return message_in(self.message, self.params, "en")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "column": self.column, "reason": self.reason}
+        return {
+            "line": self.line,
+            "column": self.column,
+            "reason": self.reason,
+            "message": self.message,
+            "params": self.params or {},
+        }
+
+
+def row_error_text(error: dict[str, Any], language: str) -> str:
+    """The reason of a stored row error in one language (errors stored before the catalogue: as stored)."""
+    if not error.get("message"):
+        return str(error.get("reason", ""))
+    return message_in(str(error["message"]), error.get("params") or {}, language)
 
 
 @dataclass(frozen=True)
@@ -105,7 +148,7 @@ def rows_read(*, content: bytes, name: str) -> list[RawRow]:
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise DomainError("import_unreadable", reason="not UTF-8 text") from None
+        raise unreadable(_("not UTF-8 text")) from None
     if name.lower().endswith(".json") or text.lstrip()[:1] in ("[", "{"):
         return _json_rows(text)
     return _csv_rows(text)
@@ -115,13 +158,13 @@ def _json_rows(text: str) -> list[RawRow]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DomainError("import_unreadable", reason=f"invalid JSON at line {exc.lineno}") from None
+        raise unreadable(_("invalid JSON at line %(line)s"), line=exc.lineno) from None
     if isinstance(data, dict):
         data = data.get("visits")
     if not isinstance(data, list):
-        raise DomainError("import_unreadable", reason='expected a list of visits or {"visits": [...]}')
+        raise unreadable(_('expected a list of visits or {"visits": [...]}'))
     if not data:
-        raise DomainError("import_unreadable", reason="the file has no visits")
+        raise unreadable(_("the file has no visits"))
     # A row that is not an object keeps its value out (`data` None): it is reported as such.
     return [
         RawRow(line=n, data=item if isinstance(item, dict) else {NOT_AN_OBJECT: True})
@@ -131,7 +174,7 @@ def _json_rows(text: str) -> list[RawRow]:
 
 def _csv_rows(text: str) -> list[RawRow]:
     if not text.strip():
-        raise DomainError("import_unreadable", reason="the file is empty")
+        raise unreadable(_("the file is empty"))
     sample = text[:4096]
     delimiter = ";" if sample.count(";") > sample.count(",") else ","
     # strict: a quote that is never closed is an error, not a field that swallows the rest of the file.
@@ -139,20 +182,23 @@ def _csv_rows(text: str) -> list[RawRow]:
     try:
         fieldnames = reader.fieldnames or []
     except csv.Error as exc:
-        raise DomainError("import_unreadable", reason=f"CSV error in the header (line 1): {exc}") from None
+        raise unreadable(_("CSV error in the header (line 1): %(error)s"), error=str(exc)) from None
     header = [h.strip().lower() for h in fieldnames]
     missing = [f for f in FIELDS if f not in header]
     unknown = [h for h in header if h not in FIELDS and h not in OPTIONAL_FIELDS]
     if missing or unknown:
         # A misspelt column (`emergancy`) would silently lose its values: the file is refused whole.
-        parts = []
+        names = {
+            "missing": ", ".join(missing),
+            "unknown": ", ".join(repr(h[:40]) for h in unknown[:MAX_COLUMNS]),
+        }
+        if missing and unknown:
+            raise unreadable(_("missing columns: %(missing)s; unknown columns: %(unknown)s"), **names)
         if missing:
-            parts.append("missing columns: " + ", ".join(missing))
-        if unknown:
-            parts.append("unknown columns: " + ", ".join(repr(h[:40]) for h in unknown[:MAX_COLUMNS]))
-        raise DomainError("import_unreadable", reason="; ".join(parts))
+            raise unreadable(_("missing columns: %(missing)s"), **names)
+        raise unreadable(_("unknown columns: %(unknown)s"), **names)
     if len(set(header)) != len(header):
-        raise DomainError("import_unreadable", reason="a column appears twice in the header")
+        raise unreadable(_("a column appears twice in the header"))
     reader.fieldnames = header
     rows = []
     start = reader.line_num + 1
@@ -161,17 +207,15 @@ def _csv_rows(text: str) -> list[RawRow]:
             values = [*record.values()]
             if any(isinstance(v, str) and ("\n" in v or "\r" in v) for v in values):
                 # No visit field spans lines: a quote opened here swallowed the following line(s).
-                raise DomainError(
-                    "import_unreadable", reason=f"unclosed quote in the row starting at line {start}"
-                )
+                raise unreadable(_("unclosed quote in the row starting at line %(line)s"), line=start)
             rows.append(RawRow(line=start, data=record))
             start = reader.line_num + 1
     except csv.Error as exc:
-        raise DomainError(
-            "import_unreadable", reason=f"CSV error in the row starting at line {start}: {exc}"
+        raise unreadable(
+            _("CSV error in the row starting at line %(line)s: %(error)s"), line=start, error=str(exc)
         ) from None
     if not rows:
-        raise DomainError("import_unreadable", reason="the file has a header but no visits")
+        raise unreadable(_("the file has a header but no visits"))
     return rows
 
 
@@ -191,27 +235,32 @@ def row_validate(
     bounds: VisitBounds | None = None,
 ) -> VisitRow | RowError:
     if row.data.get(NOT_AN_OBJECT):
-        return RowError(row.line, "the row is not an object with the visit's fields")
+        return RowError(row.line, _("the row is not an object with the visit's fields"))
     if None in row.data:
         # csv.DictReader keeps the values beyond the header's columns under the key None.
-        return RowError(row.line, "more values than columns in the header")
+        return RowError(row.line, _("more values than columns in the header"))
     data = {k: (v.strip() if isinstance(v, str) else v) for k, v in row.data.items() if k}
     unknown = sorted(k for k in data if k not in FIELDS and k not in OPTIONAL_FIELDS)
     if unknown:
         # A misspelt field (`emergancy`) would silently lose its value: the row is refused.
-        return RowError(row.line, f"unknown field {str(unknown[0])[:40]!r}", str(unknown[0])[:40])
+        name = str(unknown[0])[:40]
+        return RowError(row.line, _("unknown field %(name)s"), name, {"name": repr(name)})
     value = data.get("pesel")
     number = str(value) if isinstance(value, str | int) else ""
     try:
         pesel_lib.parse(number)
     except pesel_lib.InvalidPesel as exc:
-        return RowError(row.line, f"invalid PESEL: {exc.reason}", "pesel")
+        return RowError(row.line, _("invalid PESEL: %(reason)s"), "pesel", {"reason": exc.reason})
     facility_code = str(data.get("facility_code") or "")
     if facility_code not in facilities:
-        return RowError(row.line, f"unknown facility code {facility_code[:20]!r}", "facility_code")
+        return RowError(
+            row.line, _("unknown facility code %(code)s"), "facility_code", {"code": repr(facility_code[:20])}
+        )
     service_code = str(data.get("service_code") or "")
     if service_code not in services:
-        return RowError(row.line, f"unknown service code {service_code[:32]!r}", "service_code")
+        return RowError(
+            row.line, _("unknown service code %(code)s"), "service_code", {"code": repr(service_code[:32])}
+        )
     try:
         visit_at = _visit_at(data.get("visit_at"))
         # Year 0001 (a clinic system's empty date) moved to UTC falls before year 1: not a time at all.
@@ -219,38 +268,44 @@ def row_validate(
     except (ValueError, TypeError, OverflowError):
         return RowError(
             row.line,
-            "bad visit date: expected a real ISO 8601 date and time, e.g. 2026-07-14T09:20",
+            _("bad visit date: expected a real ISO 8601 date and time, e.g. 2026-07-14T09:20"),
             "visit_at",
         )
     if bounds is not None:
         if visit_at > bounds.latest:
-            return RowError(row.line, "visit date in the future", "visit_at")
+            return RowError(row.line, _("visit date in the future"), "visit_at")
         if visit_at < bounds.earliest:
             return RowError(
                 row.line,
-                f"visit date older than the settlement window ({bounds.window_days} days)",
+                _("visit date older than the settlement window (%(days)s days)"),
                 "visit_at",
+                {"days": bounds.window_days},
             )
     visit_id = data.get("visit_id")
     visit_id = str(visit_id) if isinstance(visit_id, str | int) and not isinstance(visit_id, bool) else ""
     if not visit_id or len(visit_id) > MAX_VISIT_ID:
-        return RowError(row.line, f"visit_id must be 1-{MAX_VISIT_ID} characters", "visit_id")
+        return RowError(
+            row.line, _("visit_id must be 1-%(max)s characters"), "visit_id", {"max": MAX_VISIT_ID}
+        )
     emergency = _flag(data.get("emergency"))
     if emergency is None:
-        return RowError(row.line, "emergency must be true/false or 1/0", "emergency")
+        return RowError(row.line, _("emergency must be true/false or 1/0"), "emergency")
     withdraw = _flag(data.get("withdrawn"))
     if withdraw is None:
-        return RowError(row.line, "withdrawn must be true/false or 1/0", "withdrawn")
+        return RowError(row.line, _("withdrawn must be true/false or 1/0"), "withdrawn")
     raw_reason = data.get("correction_reason")
     if raw_reason is not None and not isinstance(raw_reason, str):
-        return RowError(row.line, "correction_reason must be text", "correction_reason")
+        return RowError(row.line, _("correction_reason must be text"), "correction_reason")
     correction_reason = visible_text(raw_reason or "")
     if len(correction_reason) > MAX_REASON:
         return RowError(
-            row.line, f"correction_reason is longer than {MAX_REASON} characters", "correction_reason"
+            row.line,
+            _("correction_reason is longer than %(max)s characters"),
+            "correction_reason",
+            {"max": MAX_REASON},
         )
     if withdraw and not correction_reason:
-        return RowError(row.line, "a withdrawal needs a correction_reason", "correction_reason")
+        return RowError(row.line, _("a withdrawal needs a correction_reason"), "correction_reason")
     return VisitRow(
         line=row.line,
         pesel=number,

@@ -11,53 +11,43 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
 
 from apps.catalog.models import Facility, Service
 from apps.patients.models import Patient
 
 
 class Reason(models.TextChoices):
-    """Reason codes of a verdict. Whether a reason makes a visit eligible is `ELIGIBLE_REASONS`."""
+    """Reason codes of a verdict. Whether a reason makes a visit eligible is `ELIGIBLE_REASONS`. The
+    labels are the reason texts, English in the source and Polish in the catalogue
+    (apps/staff/locale): pages and exports show them in one language, never both."""
 
-    MATCHED_REGISTRATION = "matched_registration", "zgodna rejestracja w CeR"
-    SERVICE_NOT_IN_SCOPE = "service_not_in_scope", "usługa poza zakresem CeR w dniu wizyty"
-    FACILITY_NOT_OBLIGED = "facility_not_obliged", "placówka nie miała jeszcze obowiązku rejestracji"
-    EMERGENCY = "emergency", "przypadek nagły"
-    NO_REGISTRATION = "no_registration", "brak rejestracji w CeR"
-    REGISTRATION_CANCELLED = "registration_cancelled", "rejestracja odwołana lub zwolniona przed wizytą"
-    FACILITY_MISMATCH = "facility_mismatch", "rejestracja w innej placówce"
-    SERVICE_MISMATCH = "service_mismatch", "rejestracja na inną usługę"
-    DUPLICATE_CLAIM = "duplicate_claim", "ta sama rejestracja rozliczana drugi raz"
-    NO_SHOW = "no_show", "placówka odnotowała, że pacjent nie zgłosił się na wizytę"
-    BOOKED_AFTER_VISIT = "booked_after_visit", "rejestracja utworzona po rozpoczęciu wizyty"
-    EMERGENCY_NO_PATIENT = "emergency_no_patient", "przypadek nagły, ale PESEL nieznany w CeR"
-    WITHDRAWN = "withdrawn", "wizyta wycofana przez placówkę"
-
-
-# The same texts in English (the Polish ones are the choices' labels): staff pages and exports show the
-# text of the page's language, never both glued together.
-REASON_TEXTS_EN: dict[str, str] = {
-    Reason.MATCHED_REGISTRATION: "matching registration in CeR",
-    Reason.SERVICE_NOT_IN_SCOPE: "service not covered by CeR on the visit day",
-    Reason.FACILITY_NOT_OBLIGED: "the facility was not yet obliged to register",
-    Reason.EMERGENCY: "emergency",
-    Reason.NO_REGISTRATION: "no registration in CeR",
-    Reason.REGISTRATION_CANCELLED: "registration cancelled or released before the visit",
-    Reason.FACILITY_MISMATCH: "registration at another facility",
-    Reason.SERVICE_MISMATCH: "registration for another service",
-    Reason.DUPLICATE_CLAIM: "the same registration claimed a second time",
-    Reason.NO_SHOW: "the facility recorded that the patient did not attend",
-    Reason.BOOKED_AFTER_VISIT: "registration created after the visit began",
-    Reason.EMERGENCY_NO_PATIENT: "emergency, but the PESEL is unknown to CeR",
-    Reason.WITHDRAWN: "visit withdrawn by the facility",
-}
+    MATCHED_REGISTRATION = "matched_registration", _("matching registration in CeR")
+    SERVICE_NOT_IN_SCOPE = "service_not_in_scope", _("service not covered by CeR on the visit day")
+    FACILITY_NOT_OBLIGED = "facility_not_obliged", _("the facility was not yet obliged to register")
+    EMERGENCY = "emergency", _("emergency")
+    NO_REGISTRATION = "no_registration", _("no registration in CeR")
+    REGISTRATION_CANCELLED = (
+        "registration_cancelled",
+        _("registration cancelled or released before the visit"),
+    )
+    FACILITY_MISMATCH = "facility_mismatch", _("registration at another facility")
+    SERVICE_MISMATCH = "service_mismatch", _("registration for another service")
+    DUPLICATE_CLAIM = "duplicate_claim", _("the same registration claimed a second time")
+    NO_SHOW = "no_show", _("the facility recorded that the patient did not attend")
+    BOOKED_AFTER_VISIT = "booked_after_visit", _("registration created after the visit began")
+    EMERGENCY_NO_PATIENT = "emergency_no_patient", _("emergency, but the PESEL is unknown to CeR")
+    WITHDRAWN = "withdrawn", _("visit withdrawn by the facility")
 
 
 def reason_text(code: str, language: str = "pl") -> str:
-    """The text of a reason code in one language (Polish unless `language` starts with "en")."""
-    if (language or "pl").lower().startswith("en"):
-        return REASON_TEXTS_EN.get(code, code)
-    return str(dict(Reason.choices).get(code, code))
+    """The text of a reason code in one language ("pl" or "en"), from the message catalogue."""
+    label = dict(Reason.choices).get(code)
+    if label is None:
+        return code
+    with translation.override("en" if (language or "pl").lower().startswith("en") else "pl"):
+        return str(label)
 
 
 ELIGIBLE_REASONS = frozenset(
@@ -86,9 +76,9 @@ class ImportBatch(models.Model):
     again finds this batch and changes nothing."""
 
     class Source(models.TextChoices):
-        FILE = "file", "plik (polecenie)"
-        UPLOAD = "upload", "plik (strona NFZ)"
-        API = "api", "API placówki"
+        FILE = "file", _("file (command)")
+        UPLOAD = "upload", _("file (NFZ page)")
+        API = "api", _("facility API")
 
     id = models.BigAutoField(primary_key=True)
     file_name = models.CharField(max_length=255)
@@ -194,14 +184,14 @@ class VisitVersion(models.Model):
 
 class ReconciliationRun(models.Model):
     class Scope(models.TextChoices):
-        DAY = "day", "dzień"
-        MONTH = "month", "miesiąc"
+        DAY = "day", _("day")
+        MONTH = "month", _("month")
 
     class State(models.TextChoices):
-        QUEUED = "queued", "w kolejce"
-        RUNNING = "running", "w toku"
-        DONE = "done", "zakończony"
-        FAILED = "failed", "przerwany"
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("running")
+        DONE = "done", _("finished")
+        FAILED = "failed", _("failed")
 
     id = models.BigAutoField(primary_key=True)
     scope = models.CharField(max_length=5, choices=Scope.choices)

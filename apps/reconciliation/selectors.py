@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db.models import Count, DecimalField, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
+from django.utils.translation import gettext_lazy as _
 
 from .models import (
     INELIGIBLE_REASONS,
@@ -70,11 +71,27 @@ def run_summary_by_facility(*, run: ReconciliationRun) -> list[dict[str, Any]]:
 def run_summary_by_service(*, run: ReconciliationRun) -> list[dict[str, Any]]:
     rows: Any = (
         Verdict.objects.filter(run=run)
-        .values("service_id", "service__code", "service__name_pl", "service__tariff__amount")
+        .values(
+            "service_id", "service__code", "service__name_pl", "service__name_en", "service__tariff__amount"
+        )
         .annotate(**_summary_aggregates())
         .order_by("service__code")
     )
     return _with_reasons(list(rows))
+
+
+# The booking core's appointment states as the staff pages word them (in the page's language; the
+# booking model's own labels are Polish only).
+APPOINTMENT_STATE_TEXTS = {
+    "booked": _("booked"),
+    "confirmed": _("confirmed"),
+    "attended": _("attended"),
+    "no_show": _("the patient did not attend"),
+    "cancelled_by_patient": _("cancelled by the patient"),
+    "cancelled_by_facility": _("cancelled by the facility"),
+    "released": _("released (not confirmed)"),
+    "rescheduled": _("moved to another date"),
+}
 
 
 @dataclass(frozen=True)
@@ -229,7 +246,7 @@ def verdict_appointment(*, verdict: Verdict) -> AppointmentInfo | None:
     return AppointmentInfo(
         id=row.pk,
         status=row.status,
-        status_label=row.get_status_display(),
+        status_label=str(APPOINTMENT_STATE_TEXTS.get(row.status, row.status)),
         booked_at=row.created_at,
         start=row.start,
         ended_at=row.ended_at,
@@ -343,7 +360,7 @@ def month_over_month(*, months: int = 6, facility_id: int | None = None) -> dict
     last = max(runs)
     month_list = []
     month = last
-    for _ in range(months):
+    for _month in range(months):
         month_list.append(month)
         month = (month - dt.timedelta(days=1)).replace(day=1)
     month_list.reverse()

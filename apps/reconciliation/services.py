@@ -16,10 +16,10 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext_noop as _
 
 from apps.catalog.models import Facility, Service
 from apps.core.errors import DomainError
-from apps.patients.models import Patient
 
 from . import engine
 from .imports import WARSAW, RawRow, RowError, VisitBounds, VisitRow, row_validate, rows_read, visible_text
@@ -27,9 +27,7 @@ from .models import (
     ImportBatch,
     Override,
     ReconciliationRun,
-    ReportedVisit,
     Verdict,
-    VisitVersion,
     settlement_policy,
 )
 
@@ -109,8 +107,8 @@ def visits_record(*, batch: ImportBatch, rows: list[RawRow], facility: Facility 
         (valid if isinstance(checked, VisitRow) else problems).append(checked)  # type: ignore[arg-type]
     new, corrections, duplicates, refused = _visits_classify(valid)
     problems = sorted([*problems, *refused], key=lambda p: p.line)
-    inserted = _visits_insert(batch_id=batch.pk, rows=new)
-    corrected = _visits_correct(batch_id=batch.pk, corrections=corrections)
+    inserted = engine.visits_insert(batch_id=batch.pk, rows=new)
+    corrected = engine.visits_correct(batch_id=batch.pk, corrections=corrections)
     batch.rows_total = len(rows)
     batch.rows_imported = inserted
     batch.rows_corrected = corrected
@@ -130,17 +128,6 @@ def visits_record(*, batch: ImportBatch, rows: list[RawRow], facility: Facility 
     return batch
 
 
-EXISTING_SQL = f"""
-SELECT rv.id, rv.facility_id, rv.facility_visit_id, rv.patient_pesel, rv.service_id, rv.visit_at,
-       rv.emergency, rv.withdrawn
-FROM {ReportedVisit._meta.db_table} rv
-JOIN unnest(%s::bigint[], %s::text[]) AS k(facility_id, visit_id)
-  ON rv.facility_id = k.facility_id AND rv.facility_visit_id = k.visit_id
-ORDER BY rv.id
-FOR UPDATE OF rv
-"""  # noqa: S608  (table name from the model, values bound)
-
-
 def _visits_classify(
     rows: list[VisitRow],
 ) -> tuple[list[VisitRow], list[tuple[int, VisitRow]], int, list[RowError]]:
@@ -152,15 +139,9 @@ def _visits_classify(
     cannot interleave) in one statement."""
     if not rows:
         return [], [], 0, []
-    with connection.cursor() as cursor:
-        cursor.execute(EXISTING_SQL, [[r.facility_id for r in rows], [r.visit_id for r in rows]])
-        existing = {
-            (facility_id, visit_id): (
-                pk,
-                VisitRow(0, pesel, facility_id, service_id, at, emergency, visit_id, gone),
-            )
-            for pk, facility_id, visit_id, pesel, service_id, at, emergency, gone in cursor.fetchall()
-        }
+    existing = {
+        (current.facility_id, current.visit_id): (pk, current) for pk, current in engine.visits_current(rows)
+    }
     new: list[VisitRow] = []
     corrections: list[tuple[int, VisitRow]] = []
     duplicates = 0
@@ -173,14 +154,14 @@ def _visits_classify(
                 duplicates += 1
             else:
                 refused.append(
-                    RowError(row.line, "the same visit_id twice in one file with other data", "visit_id")
+                    RowError(row.line, _("the same visit_id twice in one file with other data"), "visit_id")
                 )
             continue
         seen[key] = row
         if key not in existing:
             if row.withdraw:
                 refused.append(
-                    RowError(row.line, "nothing to withdraw: this visit_id was never reported", "visit_id")
+                    RowError(row.line, _("nothing to withdraw: this visit_id was never reported"), "visit_id")
                 )
             else:
                 new.append(row)
@@ -192,94 +173,13 @@ def _visits_classify(
             refused.append(
                 RowError(
                     row.line,
-                    "visit_id already reported with other data: give a correction_reason to correct it",
+                    _("visit_id already reported with other data: give a correction_reason to correct it"),
                     "correction_reason",
                 )
             )
         else:
             corrections.append((pk, row))
     return new, corrections, duplicates, refused
-
-
-def _visits_correct(*, batch_id: int, corrections: list[tuple[int, VisitRow]]) -> int:
-    """Keep each corrected visit's current version in `VisitVersion` and make the row the new version,
-    in two statements. Runs decide the latest version; their verdicts name the version they used."""
-    if not corrections:
-        return 0
-    visits, versions = ReportedVisit._meta.db_table, VisitVersion._meta.db_table
-    ids = [pk for pk, _ in corrections]
-    keep = f"""
-        INSERT INTO {versions} (visit_id, version, patient_pesel, service_id, visit_at, emergency, withdrawn,
-                                correction_reason, batch_id, source_row, recorded_at, superseded_at)
-        SELECT id, version, patient_pesel, service_id, visit_at, emergency, withdrawn, correction_reason,
-               batch_id, source_row, COALESCE(version_at, created_at), now()
-        FROM {visits} WHERE id = ANY(%s::bigint[])
-    """  # noqa: S608
-    update = f"""
-        UPDATE {visits} rv
-        SET patient_pesel = r.pesel, patient_id = p.id, service_id = r.service_id, visit_at = r.visit_at,
-            emergency = r.emergency, withdrawn = r.withdraw, correction_reason = r.reason,
-            version = rv.version + 1, version_at = now(), batch_id = %s, source_row = r.line
-        FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::timestamptz[], %s::boolean[], %s::boolean[],
-                    %s::text[], %s::int[])
-             AS r(id, pesel, service_id, visit_at, emergency, withdraw, reason, line)
-        LEFT JOIN {Patient._meta.db_table} p ON p.pesel = r.pesel
-        WHERE rv.id = r.id
-    """  # noqa: S608
-    rows = [row for _, row in corrections]
-    with connection.cursor() as cursor:
-        cursor.execute(keep, [ids])
-        cursor.execute(
-            update,
-            [
-                batch_id,
-                ids,
-                [r.pesel for r in rows],
-                [r.service_id for r in rows],
-                [r.visit_at for r in rows],
-                [r.emergency for r in rows],
-                [r.withdraw for r in rows],
-                [r.correction_reason for r in rows],
-                [r.line for r in rows],
-            ],
-        )
-        return cursor.rowcount
-
-
-def _visits_insert(*, batch_id: int, rows: list[VisitRow]) -> int:
-    """One INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING: a visit id already reported by
-    the facility (earlier, or twice in this file) is left as it was. Patients are resolved by PESEL
-    in the same statement."""
-    if not rows:
-        return 0
-    table = ReportedVisit._meta.db_table
-    sql = f"""
-        INSERT INTO {table} (facility_id, facility_visit_id, patient_pesel, patient_id, service_id,
-                             visit_at, emergency, batch_id, source_row, created_at)
-        SELECT r.facility_id, r.visit_id, r.pesel, p.id, r.service_id, r.visit_at, r.emergency,
-               %s, r.line, now()
-        FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bigint[], %s::timestamptz[],
-                    %s::boolean[], %s::int[])
-             AS r(facility_id, visit_id, pesel, service_id, visit_at, emergency, line)
-        LEFT JOIN {Patient._meta.db_table} p ON p.pesel = r.pesel
-        ORDER BY r.line
-        ON CONFLICT (facility_id, facility_visit_id) DO NOTHING
-    """  # noqa: S608  (table name from the model, values bound)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql,
-            [
-                batch_id,
-                [r.facility_id for r in rows],
-                [r.visit_id for r in rows],
-                [r.pesel for r in rows],
-                [r.service_id for r in rows],
-                [r.visit_at for r in rows],
-                [r.emergency for r in rows],
-                [r.line for r in rows],
-            ],
-        )
-        return cursor.rowcount
 
 
 # --- Runs -----------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import HttpResponse, HttpResponseBase, StreamingHttpResponse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext_lazy as _
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 
@@ -22,47 +23,51 @@ from apps.notifications.models import ComplianceCheck
 from apps.reconciliation.models import Verdict, reason_text
 
 # The settlement export format (docs/reconciliation.md, "Settlement export"): one row per verdict.
-# (key, Polish label, English label); the keys are the header of the default (tools) format.
-COLUMNS: list[tuple[str, str, str]] = [
-    ("facility_code", "kod placówki", "facility code"),
-    ("facility_visit_id", "id wizyty w placówce", "facility visit id"),
-    ("service_code", "kod usługi", "service code"),
-    ("visit_at", "data wizyty", "visit date"),
-    ("patient_pesel", "PESEL (maskowany)", "PESEL (masked)"),
-    ("eligible", "do zapłaty wg reguł", "eligible by the rules"),
-    ("reason", "kod powodu", "reason code"),
-    ("final_eligible", "do zapłaty", "payable"),
-    ("overridden", "zmieniony", "overridden"),
-    ("matched_appointment_id", "id rejestracji", "appointment id"),
-    ("rule_version", "wersja reguł", "rule version"),
-    ("reason_text", "powód", "reason"),
-    ("run_id", "przebieg", "run"),
-    ("voivodeship", "województwo", "voivodeship"),
-    ("facility_name", "placówka", "facility"),
-    ("visit_version", "wersja wizyty", "visit version"),
-    ("emergency", "przypadek nagły", "emergency"),
-    ("override_justification", "uzasadnienie zmiany", "override justification"),
-    ("override_by", "zmienił", "overridden by"),
-    ("override_at", "data zmiany", "overridden at"),
-    ("tariff_pln", "taryfa (PLN)", "tariff (PLN)"),
-    ("payable_pln", "do zapłaty (PLN)", "payable (PLN)"),
+# (key, label): the keys are the header of the tools format; the labels come from the message
+# catalogue, so a file is labelled in one language (Polish or English), never both.
+COLUMNS: list[tuple[str, Any]] = [
+    ("facility_code", _("facility code")),
+    ("facility_visit_id", _("facility visit id")),
+    ("service_code", _("service code")),
+    ("visit_at", _("visit date")),
+    ("patient_pesel", _("PESEL (masked)")),
+    ("eligible", _("eligible by the rules")),
+    ("reason", _("reason code")),
+    ("final_eligible", _("payable")),
+    ("overridden", _("overridden")),
+    ("matched_appointment_id", _("appointment id")),
+    ("rule_version", _("rule version")),
+    ("reason_text", _("reason")),
+    ("run_id", _("run")),
+    ("voivodeship", _("voivodeship")),
+    ("facility_name", _("facility")),
+    ("visit_version", _("visit version")),
+    ("emergency", _("emergency")),
+    ("override_justification", _("override justification")),
+    ("override_by", _("overridden by")),
+    ("override_at", _("overridden at")),
+    ("tariff_pln", _("tariff (PLN)")),
+    ("payable_pln", _("payable (PLN)")),
 ]
-HEADER = [key for key, _, _ in COLUMNS]
-BOOLEAN_COLUMNS = {"eligible", "final_eligible", "overridden", "emergency"}
-YES_NO = {"pl": ("tak", "nie"), "en": ("yes", "no")}
+HEADER = [key for key, _label in COLUMNS]
+
+
+def _labels(columns: list[tuple[str, Any]], language: str | None) -> list[str]:
+    """Column labels in one language ("pl", "en"), or the stable keys (None)."""
+    if language is None:
+        return [key for key, _label in columns]
+    with translation.override(language):
+        return [str(label) for _key, label in columns]
 
 
 def header_for(language: str | None) -> list[str]:
-    """Column labels in one language ("pl", "en"), or the stable keys (None)."""
-    if language == "pl":
-        return [pl for _, pl, _ in COLUMNS]
-    if language == "en":
-        return [en for _, _, en in COLUMNS]
-    return list(HEADER)
+    """The settlement export's column labels in one language ("pl", "en"), or the stable keys (None)."""
+    return _labels(COLUMNS, language)
 
 
 def verdict_values(verdicts: QuerySet[Verdict], *, language: str = "pl") -> Iterator[list[Any]]:
-    """Typed values (datetime in Warsaw time, bool, int, Decimal, None) in `COLUMNS` order."""
+    """Typed values (datetime in Warsaw time, bool, int, Decimal, None) in `COLUMNS` order; texts (the
+    reason, the voivodeship) in `language`."""
     qs = verdicts.select_related(
         "visit",
         "facility",
@@ -72,9 +77,11 @@ def verdict_values(verdicts: QuerySet[Verdict], *, language: str = "pl") -> Iter
         "override",
         "override__user",
     )
+    english = language == "en"
     for v in qs.iterator(chunk_size=2000):
         tariff = getattr(getattr(v.service, "tariff", None), "amount", None)
         override = v.override
+        voivodeship = v.facility.voivodeship
         yield [
             v.facility.nfz_code,
             v.visit.facility_visit_id,
@@ -89,7 +96,7 @@ def verdict_values(verdicts: QuerySet[Verdict], *, language: str = "pl") -> Iter
             v.rule_version,
             reason_text(v.reason, language),
             v.run_id,
-            v.facility.voivodeship.name,
+            (voivodeship.name_en or voivodeship.name) if english else voivodeship.name,
             v.facility.name,
             v.visit_version,
             v.visit.emergency,
@@ -101,83 +108,113 @@ def verdict_values(verdicts: QuerySet[Verdict], *, language: str = "pl") -> Iter
         ]
 
 
-def _as_text(value: Any, column: str, *, language: str, excel: bool) -> str:
+def _as_text(value: Any, *, language: str | None, excel: bool) -> str:
+    """A typed value as CSV text. Yes/no in the file's language ("yes"/"no" in the tools format)."""
     if value is None:
         return ""
     if isinstance(value, bool):
-        yes, no = YES_NO["pl" if language == "pl" else "en"]
-        return yes if value else no
+        if language is None:
+            return "yes" if value else "no"
+        with translation.override(language):
+            return str(_("yes") if value else _("no"))
     if isinstance(value, dt.datetime):
         return value.strftime("%Y-%m-%d %H:%M") if excel else value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
     if isinstance(value, Decimal) and excel:
         return f"{value:.2f}".replace(".", ",")  # Polish Excel reads a decimal comma
     return str(value)
 
 
-def verdict_export(
-    verdicts: QuerySet[Verdict], *, kind: str, filename: str, language: str | None, excel_csv: bool
+def table_export(
+    rows: Iterable[list[Any]],
+    *,
+    kind: str,
+    filename: str,
+    header: list[str],
+    language: str | None,
+    excel_csv: bool,
+    sheet_name: str,
 ) -> HttpResponseBase:
-    """The settlement export of a verdict list. `language` "pl"/"en" labels the columns and words
-    the reason texts (None: the stable keys of the tools format, Polish reason texts, yes/no);
-    `excel_csv`: a CSV for Polish Excel (byte-order mark, semicolons, decimal comma) instead of plain
-    UTF-8 with commas and ISO 8601 times for tools. XLSX cells are typed (dates, numbers, booleans)."""
-    words = language or "en"
-    rows = verdict_values(verdicts, language=language or "pl")
-    header = header_for(language)
+    """Typed rows as XLSX (dates as dates, numbers as numbers, yes/no as booleans) or CSV (text in
+    the file's language; `excel_csv`: for Polish Excel)."""
     if kind == "xlsx":
-        naive = (
-            [c.replace(tzinfo=None) if isinstance(c, dt.datetime) else c for c in row]  # Excel has no zones
-            for row in rows
-        )
-        return xlsx_response(naive, filename=filename, header=header, date_columns=_date_columns())
-    text_rows = (
-        [_as_text(c, key, language=words, excel=excel_csv) for c, key in zip(row, HEADER, strict=True)]
-        for row in rows
-    )
+        return xlsx_response(rows, filename=filename, header=header, sheet_name=sheet_name)
+    text_rows = ([_as_text(c, language=language, excel=excel_csv) for c in row] for row in rows)
     return csv_response(text_rows, filename=filename, header=header, excel=excel_csv)
 
 
-def _date_columns() -> list[int]:
-    return [i for i, key in enumerate(HEADER) if key in ("visit_at", "override_at")]
+def verdict_export(
+    verdicts: QuerySet[Verdict], *, kind: str, filename: str, language: str | None, excel_csv: bool
+) -> HttpResponseBase:
+    """The settlement export of a verdict list. `language` "pl"/"en": the whole file in that language
+    (labels, reason texts, yes/no); None: the tools format (the stable keys as the header, yes/no, ISO
+    8601 times) with reason texts in the page's language. `excel_csv`: a CSV for Polish Excel
+    (byte-order mark, semicolons, decimal comma) instead of plain UTF-8 with commas for tools."""
+    texts = language or ("en" if (translation.get_language() or "pl").startswith("en") else "pl")
+    return table_export(
+        verdict_values(verdicts, language=texts),
+        kind=kind,
+        filename=filename,
+        header=header_for(language),
+        language=language,
+        excel_csv=excel_csv,
+        sheet_name="verdicts",
+    )
 
 
-def verdict_rows(verdicts: QuerySet[Verdict]) -> Iterator[list[Any]]:
-    """The tools format as text (kept for callers of the former export)."""
-    for row in verdict_values(verdicts):
-        yield [_as_text(c, key, language="en", excel=False) for c, key in zip(row, HEADER, strict=True)]
-
-
-COMPLIANCE_HEADER = [
-    "check_day",
-    "facility_code",
-    "facility_name",
-    "voivodeship",
-    "service_code",
-    "service_name",
-    "published_until",
-    "published_days",
-    "required_days",
-    "days_short",
-    "compliant",
+# The schedule-compliance export: (key, label) as the settlement export's columns.
+COMPLIANCE_COLUMNS: list[tuple[str, Any]] = [
+    ("check_day", _("check day")),
+    ("facility_code", _("facility code")),
+    ("facility_name", _("facility")),
+    ("voivodeship", _("voivodeship")),
+    ("service_code", _("service code")),
+    ("service_name", _("service")),
+    ("published_until", _("published until")),
+    ("published_days", _("horizon (days)")),
+    ("required_days", _("required (days)")),
+    ("days_short", _("days short")),
+    ("compliant", _("compliant")),
 ]
+COMPLIANCE_HEADER = [key for key, _label in COMPLIANCE_COLUMNS]
 
 
-def compliance_rows(checks: QuerySet[ComplianceCheck]) -> Iterator[list[Any]]:
-    """Rows of `staff.selectors.compliance_list` (annotated with `days_short`)."""
+def compliance_values(checks: QuerySet[ComplianceCheck], *, language: str = "pl") -> Iterator[list[Any]]:
+    """Typed rows (dates, ints, bool) of `staff.selectors.compliance_list` (annotated with
+    `days_short`); names in `language`."""
+    english = language == "en"
     for c in checks.iterator(chunk_size=2000):
+        voivodeship = c.facility.voivodeship
         yield [
-            c.day.isoformat(),
+            c.day,
             c.facility.nfz_code,
             c.facility.name,
-            c.facility.voivodeship.name,
+            (voivodeship.name_en or voivodeship.name) if english else voivodeship.name,
             c.service.code,
-            c.service.name_pl,
-            c.published_until.isoformat() if c.published_until else "",
+            (c.service.name_en or c.service.name_pl) if english else c.service.name_pl,
+            c.published_until,
             c.published_days,
             c.required_days,
             c.days_short,  # type: ignore[attr-defined]
-            "yes" if c.compliant else "no",
+            c.compliant,
         ]
+
+
+def compliance_export(
+    checks: QuerySet[ComplianceCheck], *, kind: str, filename: str, language: str | None, excel_csv: bool
+) -> HttpResponseBase:
+    """The compliance list as XLSX (typed cells) or CSV, in one language as `verdict_export`."""
+    texts = language or ("en" if (translation.get_language() or "pl").startswith("en") else "pl")
+    return table_export(
+        compliance_values(checks, language=texts),
+        kind=kind,
+        filename=filename,
+        header=_labels(COMPLIANCE_COLUMNS, language),
+        language=language,
+        excel_csv=excel_csv,
+        sheet_name="compliance",
+    )
 
 
 class _Echo:
@@ -199,30 +236,32 @@ def csv_response(
     return response
 
 
+DATE_FORMAT = "yyyy-mm-dd"
+DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
+
+
+def _xlsx_cell(sheet: Any, value: Any) -> Any:
+    """A typed cell: a date or date-time (Warsaw wall-clock time; Excel has no zones) with its number
+    format; booleans, numbers and text as they are (openpyxl types them)."""
+    if isinstance(value, dt.datetime):
+        cell = WriteOnlyCell(sheet, value=value.replace(tzinfo=None))
+        cell.number_format = DATETIME_FORMAT
+        return cell
+    if isinstance(value, dt.date):
+        cell = WriteOnlyCell(sheet, value=value)
+        cell.number_format = DATE_FORMAT
+        return cell
+    return value
+
+
 def xlsx_response(
-    rows: Iterable[list[Any]],
-    *,
-    filename: str,
-    header: list[str] = HEADER,
-    sheet_name: str = "verdicts",
-    date_columns: list[int] | None = None,
+    rows: Iterable[list[Any]], *, filename: str, header: list[str], sheet_name: str
 ) -> HttpResponse:
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(sheet_name)
-    formats = set(date_columns or [])
-    for n, row in enumerate(_with_header(rows, header)):
-        if n and formats:
-            cells: list[Any] = []
-            for i, value in enumerate(row):
-                if i in formats and value is not None:
-                    cell = WriteOnlyCell(sheet, value=value)
-                    cell.number_format = "yyyy-mm-dd hh:mm"
-                    cells.append(cell)
-                else:
-                    cells.append(value)
-            sheet.append(cells)
-        else:
-            sheet.append(row)
+    sheet.append(header)
+    for row in rows:
+        sheet.append([_xlsx_cell(sheet, value) for value in row])
     buffer = io.BytesIO()
     workbook.save(buffer)
     response = HttpResponse(
@@ -230,20 +269,6 @@ def xlsx_response(
     )
     response["Content-Disposition"] = f'attachment; filename="{filename}.xlsx"'
     return response
-
-
-def table_response(
-    kind: str,
-    rows: Iterable[list[Any]],
-    *,
-    filename: str,
-    header: list[str] = HEADER,
-    sheet_name: str = "verdicts",
-) -> HttpResponseBase:
-    """The export a staff page offers: `kind` is "csv" or "xlsx"."""
-    if kind == "csv":
-        return csv_response(rows, filename=filename, header=header)
-    return xlsx_response(rows, filename=filename, header=header, sheet_name=sheet_name)
 
 
 def _with_header(rows: Iterable[list[Any]], header: list[str]) -> Iterator[list[Any]]:

@@ -5,11 +5,35 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.utils.translation import gettext as _t
+from django.utils.translation import gettext_lazy as _
 
 from apps.catalog.models import Facility, Service, Voivodeship
 from apps.reconciliation.models import Reason
 
-YES_NO = [("", "wszystkie / all"), ("yes", "tak / yes"), ("no", "nie / no")]
+from .templatetags.staff_i18n import local_name
+
+YES_NO = [("", _("all")), ("yes", _("yes")), ("no", _("no"))]
+ALL = _("all")
+
+
+class LocalChoiceField(forms.ModelChoiceField):
+    """A service or voivodeship choice labelled in the page's language (code and name for services)."""
+
+    def label_from_instance(self, obj: Any) -> str:
+        code = getattr(obj, "code", "")
+        return f"{code} {local_name(obj)}" if isinstance(obj, Service) else local_name(obj)
+
+
+def facility_by_code(value: str | None) -> Facility | None:
+    """The facility of an NFZ code typed in a form (None if left empty); a form error if unknown."""
+    code = (value or "").strip()
+    if not code:
+        return None
+    facility = Facility.objects.filter(nfz_code=code).first()
+    if facility is None:
+        raise forms.ValidationError(_t("There is no such facility."))
+    return facility
 
 
 def _yes_no(value: str) -> bool | None:
@@ -17,40 +41,30 @@ def _yes_no(value: str) -> bool | None:
 
 
 class RunStartForm(forms.Form):
-    month = forms.CharField(label="Miesiąc / month (YYYY-MM)", max_length=7)
-    facility = forms.CharField(
-        label="Kod placówki NFZ / facility code (optional)", max_length=20, required=False
-    )
+    month = forms.CharField(label=_("Month (YYYY-MM)"), max_length=7)
+    facility = forms.CharField(label=_("NFZ facility code (optional)"), max_length=20, required=False)
 
     def clean_month(self) -> dt.date:
         try:
             return dt.datetime.strptime(self.cleaned_data["month"], "%Y-%m").date()
         except ValueError:
-            raise forms.ValidationError("Podaj miesiąc jako RRRR-MM / give the month as YYYY-MM.") from None
+            raise forms.ValidationError(_t("Give the month as YYYY-MM.")) from None
 
     def clean_facility(self) -> Facility | None:
-        code = self.cleaned_data["facility"].strip()
-        if not code:
-            return None
-        facility = Facility.objects.filter(nfz_code=code).first()
-        if facility is None:
-            raise forms.ValidationError("Nie ma takiej placówki / no such facility.")
-        return facility
+        return facility_by_code(self.cleaned_data.get("facility"))
 
 
 class VerdictFilterForm(forms.Form):
-    service = forms.ModelChoiceField(
-        Service.objects.order_by("code"), required=False, label="Usługa / service", to_field_name="code"
+    service = LocalChoiceField(
+        Service.objects.order_by("code"), required=False, label=_("Service"), to_field_name="code"
     )
-    eligible = forms.ChoiceField(choices=YES_NO, required=False, label="Do zapłaty / payable")
-    reason = forms.ChoiceField(
-        choices=[("", "wszystkie / all"), *Reason.choices], required=False, label="Powód / reason"
-    )
+    eligible = forms.ChoiceField(choices=YES_NO, required=False, label=_("Payable"))
+    reason = forms.ChoiceField(choices=[("", ALL), *Reason.choices], required=False, label=_("Reason"))
     date_from = forms.DateField(
-        required=False, label="Od / from", widget=forms.DateInput(attrs={"type": "date"})
+        required=False, label=_("From"), widget=forms.DateInput(attrs={"type": "date"})
     )
-    date_to = forms.DateField(required=False, label="Do / to", widget=forms.DateInput(attrs={"type": "date"}))
-    overridden = forms.ChoiceField(choices=YES_NO, required=False, label="Zmieniony / overridden")
+    date_to = forms.DateField(required=False, label=_("To"), widget=forms.DateInput(attrs={"type": "date"}))
+    overridden = forms.ChoiceField(choices=YES_NO, required=False, label=_("Overridden"))
 
     def filters(self) -> dict[str, Any]:
         if not self.is_valid():
@@ -69,22 +83,16 @@ class VerdictFilterForm(forms.Form):
 class RunVerdictFilterForm(VerdictFilterForm):
     """The run-wide verdict list: the drill-down's filters plus voivodeship and facility."""
 
-    voivodeship = forms.ModelChoiceField(
+    voivodeship = LocalChoiceField(
         Voivodeship.objects.order_by("name"),
         required=False,
-        label="Województwo / voivodeship",
-        empty_label="wszystkie / all",
+        label=_("Voivodeship"),
+        empty_label=ALL,
     )
-    facility = forms.CharField(label="Kod placówki / facility code", max_length=20, required=False)
+    facility = forms.CharField(label=_("Facility code"), max_length=20, required=False)
 
     def clean_facility(self) -> Facility | None:
-        code = (self.cleaned_data.get("facility") or "").strip()
-        if not code:
-            return None
-        facility = Facility.objects.filter(nfz_code=code).first()
-        if facility is None:
-            raise forms.ValidationError("Nie ma takiej placówki / no such facility.")
-        return facility
+        return facility_by_code(self.cleaned_data.get("facility"))
 
     def filters(self) -> dict[str, Any]:
         found = super().filters()
@@ -107,38 +115,32 @@ def export_options(query: Any) -> tuple[str | None, bool]:
 
 
 class OverrideFilterForm(forms.Form):
-    facility = forms.CharField(label="Kod placówki / facility code", max_length=20, required=False)
+    facility = forms.CharField(label=_("Facility code"), max_length=20, required=False)
 
     def clean_facility(self) -> Facility | None:
-        code = (self.cleaned_data.get("facility") or "").strip()
-        if not code:
-            return None
-        facility = Facility.objects.filter(nfz_code=code).first()
-        if facility is None:
-            raise forms.ValidationError("Nie ma takiej placówki / no such facility.")
-        return facility
+        return facility_by_code(self.cleaned_data.get("facility"))
 
 
 class ComplianceFilterForm(forms.Form):
-    voivodeship = forms.ModelChoiceField(
+    voivodeship = LocalChoiceField(
         Voivodeship.objects.order_by("name"),
         required=False,
-        label="Województwo / voivodeship",
-        empty_label="wszystkie / all",
+        label=_("Voivodeship"),
+        empty_label=ALL,
     )
-    service = forms.ModelChoiceField(
+    service = LocalChoiceField(
         Service.objects.order_by("code"),
         required=False,
-        label="Usługa / service",
+        label=_("Service"),
         to_field_name="code",
-        empty_label="wszystkie / all",
+        empty_label=ALL,
     )
     day = forms.DateField(
         required=False,
-        label="Dzień kontroli / check day (domyślnie ostatni / default: the latest)",
+        label=_("Check day (default: the latest)"),
         widget=forms.DateInput(attrs={"type": "date"}),
     )
-    include_compliant = forms.BooleanField(required=False, label="Pokaż także zgodne / include compliant")
+    include_compliant = forms.BooleanField(required=False, label=_("Include compliant"))
 
     def filters(self) -> dict[str, Any]:
         if not self.is_valid():
@@ -153,38 +155,38 @@ class ComplianceFilterForm(forms.Form):
 
 class OverrideForm(forms.Form):
     new_eligible = forms.TypedChoiceField(
-        label="Nowy werdykt / new verdict",
-        choices=[("yes", "do zapłaty / eligible"), ("no", "bez zapłaty / ineligible")],
+        label=_("New verdict"),
+        choices=[("yes", _("payable")), ("no", _("not payable"))],
         coerce=lambda v: v == "yes",
         widget=forms.RadioSelect,
     )
     justification = forms.CharField(
-        label="Uzasadnienie / justification", widget=forms.Textarea(attrs={"rows": 4}), max_length=4000
+        label=_("Justification"), widget=forms.Textarea(attrs={"rows": 4}), max_length=4000
     )
 
 
 class UploadForm(forms.Form):
-    file = forms.FileField(label="Plik CSV lub JSON / CSV or JSON file")
+    file = forms.FileField(label=_("CSV or JSON file"))
 
     def clean_file(self) -> Any:
         upload = self.cleaned_data["file"]
         limit = int(getattr(settings, "CER_VISIT_UPLOAD_MAX_BYTES", 20 * 1024 * 1024))
         if upload.size > limit:
             raise forms.ValidationError(
-                f"Plik jest za duży (max {limit // (1024 * 1024)} MB) / the file is too large."
+                _t("The file is too large (at most %(mb)s MB).") % {"mb": limit // (1024 * 1024)}
             )
         if not upload.name.lower().endswith((".csv", ".json")):
-            raise forms.ValidationError("Dozwolone pliki .csv i .json / only .csv and .json files.")
+            raise forms.ValidationError(_t("Only .csv and .json files."))
         return upload
 
 
 class WaitlistFilterForm(forms.Form):
-    service = forms.ModelChoiceField(
-        Service.objects.order_by("code"), label="Usługa / service", to_field_name="code", empty_label=None
+    service = LocalChoiceField(
+        Service.objects.order_by("code"), label=_("Service"), to_field_name="code", empty_label=None
     )
-    voivodeship = forms.ModelChoiceField(
+    voivodeship = LocalChoiceField(
         Voivodeship.objects.order_by("name"),
         required=False,
-        label="Województwo (preferencja pacjenta) / voivodeship (patient's preference)",
-        empty_label="wszystkie / all",
+        label=_("Voivodeship (the patient's preference)"),
+        empty_label=ALL,
     )

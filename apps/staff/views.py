@@ -16,7 +16,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.audit.services import access_record
@@ -24,11 +26,11 @@ from apps.catalog.models import Facility
 from apps.core import pesel
 from apps.core.errors import DomainError
 from apps.reconciliation import selectors
+from apps.reconciliation.imports import row_error_text
 from apps.reconciliation.models import (
     INELIGIBLE_REASONS,
     ImportBatch,
     ReconciliationRun,
-    reason_text,
     settlement_policy,
 )
 from apps.reconciliation.services import run_create, verdict_override, visits_import
@@ -86,7 +88,7 @@ def otp_verify(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if twofactor.staff_otp_verify(request=request, token=str(request.POST.get("token", ""))[:64]):
             return redirect(_next_or_runs(request))
-        error = "Kod jest niepoprawny albo wygasł."
+        error = _("The code is wrong or has expired.")
     return render(request, "staff/otp_verify.html", {"error": error, "next": _next_or_runs(request)})
 
 
@@ -101,7 +103,7 @@ def otp_setup(request: HttpRequest) -> HttpResponse:
         codes = twofactor.totp_device_confirm(request=request, token=str(request.POST.get("token", ""))[:64])
         if codes is not None:
             return render(request, "staff/otp_codes.html", {"codes": codes, "next": _next_or_runs(request)})
-        error = "Kod jest niepoprawny. Wpisz bieżący kod z aplikacji."
+        error = _("The code is wrong. Type the current code from the app.")
     device = twofactor.totp_device_pending(user=request.user)
     secret = base64.b32encode(device.bin_key).decode().rstrip("=")
     return render(
@@ -164,7 +166,7 @@ def run_start(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         runs = selectors.runs_marked(list(selectors.run_list()))
         return render(request, "staff/runs.html", {"runs": runs, "form": form, "can_start": True}, status=400)
-    messages.success(request, f"Przebieg {run.pk} w kolejce / run {run.pk} queued.")
+    messages.success(request, _("Run %(id)s queued.") % {"id": run.pk})
     return redirect("staff:runs")
 
 
@@ -194,7 +196,7 @@ def _verdict_export(
     request: HttpRequest, verdicts: Any, *, filename: str, facility_id: int | None
 ) -> HttpResponseBase:
     if not request.user.has_perm(EXPORT):
-        return HttpResponse("Brak uprawnień do eksportu / no export permission.", status=403)
+        return HttpResponse(_("No permission to export."), status=403)
     kind = "xlsx" if request.GET.get("export") == "xlsx" else "csv"
     _audit(
         request,
@@ -347,13 +349,14 @@ def compliance(request: HttpRequest) -> HttpResponseBase:
     export = request.GET.get("export")
     if export in ("csv", "xlsx"):
         if not request.user.has_perm(EXPORT):
-            return HttpResponse("Brak uprawnień do eksportu / no export permission.", status=403)
-        return exports.table_response(
-            export,
-            exports.compliance_rows(checks),
+            return HttpResponse(_("No permission to export."), status=403)
+        language, excel = export_options(request.GET)
+        return exports.compliance_export(
+            checks,
+            kind=export,
             filename=f"compliance-{day.isoformat() if day else 'none'}",
-            header=exports.COMPLIANCE_HEADER,
-            sheet_name="compliance",
+            language=language,
+            excel_csv=excel,
         )
     page = Paginator(checks, PAGE_SIZE).get_page(request.GET.get("page"))
     query = _paging_query(request)
@@ -382,7 +385,7 @@ def verdict_detail(request: HttpRequest, verdict_id: int) -> HttpResponse:
     status = 200
     if request.method == "POST":
         if not can_override:
-            return HttpResponse("Brak uprawnień / not allowed.", status=403)
+            return HttpResponse(_("Not allowed."), status=403)
         if form.is_valid():
             try:
                 verdict_override(
@@ -394,7 +397,7 @@ def verdict_detail(request: HttpRequest, verdict_id: int) -> HttpResponse:
             except DomainError as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, exc.message)
             else:
-                messages.success(request, "Werdykt zmieniony / verdict overridden.")
+                messages.success(request, _("Verdict overridden."))
                 return redirect("staff:verdict", verdict_id=verdict.pk)
         status = 400
     _audit(
@@ -408,7 +411,6 @@ def verdict_detail(request: HttpRequest, verdict_id: int) -> HttpResponse:
         "is_current": selectors.run_is_current(run=verdict.run),
         "appointment": selectors.verdict_appointment(verdict=verdict),
         "versions": selectors.visit_versions(visit=verdict.visit),
-        "reason_en": reason_text(verdict.reason, "en"),
         "visit": verdict.visit,
         "pesel": pesel.mask(verdict.visit.patient_pesel),
         "overrides": selectors.verdict_overrides(verdict=verdict),
@@ -433,7 +435,7 @@ def imports(request: HttpRequest) -> HttpResponse:
                 form.add_error("file", exc.message)
             else:
                 if getattr(batch, "already_imported", False):
-                    messages.info(request, "Ten plik był już wczytany / this file was imported before.")
+                    messages.info(request, _("This file was imported before."))
                 return redirect("staff:import", batch_id=batch.pk)
         status = 400
     return render(
@@ -446,7 +448,9 @@ def import_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
     batch = ImportBatch.objects.filter(pk=batch_id).first()
     if batch is None:
         raise Http404
-    return render(request, "staff/import_detail.html", {"batch": batch})
+    language = translation.get_language() or "pl"
+    errors = [{**e, "reason": row_error_text(e, language)} for e in batch.errors or []]
+    return render(request, "staff/import_detail.html", {"batch": batch, "errors": errors})
 
 
 @staff_required(REVIEW)

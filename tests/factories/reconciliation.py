@@ -7,6 +7,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import factory
+import time_machine
 from django.utils import timezone
 
 from apps.booking.models import LIVE_APPOINTMENT, Appointment, Registration
@@ -18,6 +19,19 @@ WARSAW = ZoneInfo("Europe/Warsaw")
 
 def warsaw(year: int, month: int, day: int, hour: int = 9, minute: int = 0) -> dt.datetime:
     return dt.datetime(year, month, day, hour, minute, tzinfo=WARSAW)
+
+
+# The reconciliation tests report visits of July 2026 against catalogue dates of 2026 (a service joins
+# CeR on 2026-08-01 ...). An import refuses visits older than the settlement window (730 days), so with
+# the real clock these tests would start failing in July 2028. Tests that import visits run at this
+# moment instead (the clock still ticks from there): late enough that July 2026 has ended, within the
+# window of every fixed date the tests use.
+SETTLEMENT_NOW = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
+
+
+def settlement_clock() -> time_machine.travel:
+    """Python's clock at `SETTLEMENT_NOW` (ticking) for as long as the context lasts."""
+    return time_machine.travel(SETTLEMENT_NOW, tick=True)
 
 
 class RegistrationFactory(factory.django.DjangoModelFactory):

@@ -11,7 +11,7 @@ from apps.reconciliation.models import Override, ReconciliationRun, ReportedVisi
 from tests.factories import FacilityFactory, PatientFactory, ServiceFactory
 from tests.factories.reconciliation import AppointmentFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("settlement_clock")]
 
 
 @pytest.fixture(autouse=True)

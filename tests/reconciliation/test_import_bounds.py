@@ -16,7 +16,7 @@ from apps.reconciliation.services import run_create, visits_import
 from tests.factories import ServiceFactory
 from tests.reconciliation.conftest import reconcile
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("settlement_clock")]
 
 HEADER = "pesel,facility_code,service_code,visit_at,emergency,visit_id\n"
 

@@ -15,7 +15,7 @@ from apps.reconciliation.services import visits_import
 from tests.factories import PatientFactory, ServiceFactory
 from tests.factories.reconciliation import warsaw
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("settlement_clock")]
 
 UNKNOWN_PESEL = "44051401458"  # valid, but nobody in CeR has it
 

@@ -9,6 +9,7 @@ from apps.reconciliation.models import ReconciliationRun, Tariff
 from apps.reconciliation.services import run_create, run_execute
 from apps.staff.services import staff_group_ensure
 from tests.factories import FacilityFactory, PatientFactory
+from tests.factories import reconciliation as reconciliation_factories
 from tests.factories.reconciliation import AppointmentFactory, ReportedVisitFactory, warsaw
 from tests.factories.staff import otp_verified
 
@@ -53,3 +54,11 @@ def reconciled_month(db, cardiology):
     run = run_create(scope=ReconciliationRun.Scope.MONTH, period_start=dt.date(2026, 7, 1))
     run = run_execute(run_id=run.pk)
     return {"run": run, "a": facility_a, "b": facility_b, "visits": visits}
+
+
+@pytest.fixture
+def settlement_clock():
+    """Tests that import visits of 2026 run in November 2026, whatever today is (see
+    `tests.factories.reconciliation.SETTLEMENT_NOW`)."""
+    with reconciliation_factories.settlement_clock() as traveller:
+        yield traveller

@@ -113,7 +113,7 @@ def test_the_list_filters_by_voivodeship_and_service(staff_client, checked):
     assert _codes(by_region) == [checked["empty"].nfz_code]
     assert _codes(by_service) == [checked["short"].nfz_code]
     assert _codes(both) == []
-    assert "no facility falls short" in both.content.decode()
+    assert "Brak placówek poniżej wymaganego horyzontu." in both.content.decode()
 
 
 def test_compliant_pairs_and_earlier_days_can_be_shown(staff_client, checked):
@@ -130,7 +130,7 @@ def test_the_page_says_when_no_check_has_run_yet(staff_client):
     response = staff_client.get(URL)
 
     assert response.status_code == 200
-    assert "has not run yet" in response.content.decode()
+    assert "Kontrola zgodności jeszcze się nie odbyła." in response.content.decode()
 
 
 def test_the_staff_navigation_links_to_it(staff_client):
@@ -198,3 +198,38 @@ def test_a_facility_api_client_cannot_reach_it(client, checked):
 
     assert response.status_code == 302 and response["Location"].startswith(reverse("staff:login"))
     assert checked["short"].nfz_code not in response.content.decode()
+
+
+def test_the_xlsx_export_has_typed_cells(staff_client, checked):
+    """Days as date cells, counts as numbers, compliant as a boolean (not text), in one language."""
+    response = staff_client.get(URL, {"export": "xlsx", "include_compliant": "on", "lang": "en"})
+
+    sheet = load_workbook(io.BytesIO(response.content)).active
+    header, *rows = [list(r) for r in sheet.iter_rows(values_only=True)]
+    assert header == [
+        "check day",
+        "facility code",
+        "facility",
+        "voivodeship",
+        "service code",
+        "service",
+        "published until",
+        "horizon (days)",
+        "required (days)",
+        "days short",
+        "compliant",
+    ]
+    by_code = {r[1]: dict(zip(header, r, strict=True)) for r in rows}
+    short = by_code[checked["short"].nfz_code]
+    check = _check(checked["short"])
+    # openpyxl reads a date cell back as a datetime at midnight; text would come back as str.
+    assert short["check day"] == dt.datetime.combine(timezone.localdate(), dt.time())
+    assert short["published until"] == dt.datetime.combine(check.published_until, dt.time())
+    assert short["horizon (days)"] == check.published_days and isinstance(short["required (days)"], int)
+    assert short["days short"] == 30 - check.published_days
+    assert short["compliant"] is False and by_code[checked["good"].nfz_code]["compliant"] is True
+    empty = by_code[checked["empty"].nfz_code]
+    assert empty["published until"] is None and empty["voivodeship"] == "Lesser Poland"
+    cells = {c.column_letter: c for c in next(sheet.iter_rows(min_row=2, max_row=2))}
+    assert cells["A"].is_date and cells["A"].number_format == "yyyy-mm-dd"
+    assert cells["K"].data_type == "b" and cells["H"].data_type == "n"

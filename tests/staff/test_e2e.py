@@ -1,6 +1,7 @@
 """End-to-end: a settlement analyst signs in to the staff pages in a real headless Chromium, works
 through the run summary, the run-wide filtered list, a verdict (override), the overrides list, month
-over month and the exports, and axe-core finds no WCAG 2.1 AA violation on any of these pages.
+over month, the trends, compliance, imports and waiting-list pages and the exports, in Polish and then
+in English, and axe-core finds no WCAG 2.1 AA violation on any of these pages.
 
 Needs the Debian `chromium` package (/usr/bin/chromium); skipped with a clear reason without it.
 """
@@ -78,67 +79,81 @@ def test_an_analyst_reviews_overrides_and_exports_a_run(
 
     page.goto(live_server.url + "/staff/login/")
     check()
-    page.get_by_label("Użytkownik / username").fill("analyst-e2e")
-    page.get_by_label("Hasło / password").fill(password)
-    page.get_by_role("button", name="Zaloguj / log in").click()
+    # Polish by default, one language on every page (English is one click away, below).
+    page.get_by_label("Użytkownik").fill("analyst-e2e")
+    page.get_by_label("Hasło").fill(password)
+    page.get_by_role("button", name="Zaloguj").click()
     # The second factor (django-otp): the analyst's authenticator app shows the current code.
     page.get_by_role("heading", name="Drugi składnik logowania").wait_for()
     page.locator("#token").fill(
         f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):06d}"
     )
     page.get_by_role("button", name="Potwierdź").click()
-    page.get_by_role("heading", name="Przebiegi rozliczeń / reconciliation runs").wait_for()
-    assert page.get_by_text("aktualny / current").is_visible()
+    page.get_by_role("heading", name="Przebiegi rozliczeń").wait_for()
+    assert page.get_by_text("aktualny", exact=True).is_visible()
     check()
 
     page.get_by_role("link", name=str(run.pk), exact=True).click()
-    page.get_by_text("Do zapłaty po zmianach / payable").first.wait_for()
+    page.get_by_text("Do zapłaty po zmianach").first.wait_for()
     assert page.get_by_text("aktualny przebieg tego okresu").is_visible()
     check()
 
-    page.get_by_role("link", name="Wszystkie werdykty z filtrami / all verdicts with filters").click()
-    page.get_by_label("Powód / reason").select_option("no_registration")
-    page.get_by_role("button", name="Filtruj / filter").click()
-    page.get_by_text("1 wizyt / visits").wait_for()
+    page.get_by_role("link", name="Wszystkie werdykty z filtrami").click()
+    page.get_by_label("Powód").select_option("no_registration")
+    page.get_by_role("button", name="Filtruj").click()
+    page.get_by_text("Wizyt: 1").wait_for()
     check()
     with page.expect_download() as download:
-        page.get_by_role("link", name="XLSX (EN)").click()
+        page.get_by_role("link", name="XLSX", exact=True).click()
     sheet = load_workbook(io.BytesIO(Path(download.value.path()).read_bytes())).active
     rows = list(sheet.iter_rows(values_only=True))
-    assert rows[0][0] == "facility code" and [r[1] for r in rows[1:]] == ["U-1"]
+    assert rows[0][0] == "kod placówki" and [r[1] for r in rows[1:]] == ["U-1"]
 
     unregistered = Verdict.objects.get(run=run, visit=reconciled_month["visits"]["unregistered"])
     page.get_by_role("link", name=f"werdykt {unregistered.pk}").click()
-    page.get_by_role("heading", name="Wersje wizyty / visit versions").wait_for()
+    page.get_by_role("heading", name="Wersje wizyty").wait_for()
     check()
-    page.get_by_label("do zapłaty / eligible").check()
-    page.get_by_label("Uzasadnienie / justification (wymagane / required)").fill("\u200b\u200b")
-    page.get_by_role("button", name="Zapisz / save").click()
+    page.get_by_label("do zapłaty", exact=True).check()
+    page.get_by_label("Uzasadnienie (wymagane)").fill("\u200b\u200b")
+    page.get_by_role("button", name="Zapisz").click()
     page.locator(".errorlist").first.wait_for()
     check()
-    page.get_by_label("do zapłaty / eligible").check()
-    page.get_by_label("Uzasadnienie / justification (wymagane / required)").fill(
-        "Rejestracja zgubiona w awarii."
-    )
-    page.get_by_role("button", name="Zapisz / save").click()
-    page.get_by_text("Werdykt zmieniony / verdict overridden.").wait_for()
+    page.get_by_label("do zapłaty", exact=True).check()
+    page.get_by_label("Uzasadnienie (wymagane)").fill("Rejestracja zgubiona w awarii.")
+    page.get_by_role("button", name="Zapisz").click()
+    page.get_by_text("Werdykt zmieniony.").wait_for()
 
-    page.get_by_role("link", name="Zmiany werdyktów / overrides").click()
+    page.get_by_role("link", name="Zmiany werdyktów").click()
     page.get_by_text("Rejestracja zgubiona w awarii.").wait_for()
     check()
 
-    page.get_by_role("link", name="Placówki m/m / facilities month over month").click()
-    page.get_by_role("heading", name="Placówki miesiąc do miesiąca / facilities month over month").wait_for()
+    page.get_by_role("link", name="Placówki miesiąc do miesiąca").click()
+    page.get_by_role("heading", name="Placówki miesiąc do miesiąca").wait_for()
     check()
 
-    page.get_by_role("link", name="Poczekalnia / waiting list").click()
-    page.get_by_role("button", name="Pokaż / show").click()
-    page.get_by_role("heading", name="Przydziały z Poczekalni / waiting-list allocations").wait_for()
+    for link, heading in (
+        ("Trendy", "Odsetek wizyt bez zapłaty w miesiącach"),
+        ("Zgodność harmonogramów", "Zgodność harmonogramów"),
+        ("Wczytywanie wizyt", "Wczytywanie wizyt do rozliczenia"),
+    ):
+        page.get_by_role("link", name=link, exact=True).click()
+        page.get_by_role("heading", name=heading).wait_for()
+        check()
+
+    page.get_by_role("link", name="Poczekalnia", exact=True).click()
+    page.get_by_role("button", name="Pokaż").click()
+    page.get_by_role("heading", name="Przydziały z Poczekalni").wait_for()
     check()
 
+    # The analyst switches to English: the same page, all of it in English, and the exports follow.
+    page.get_by_role("button", name="English").click()
+    page.get_by_role("heading", name="Waiting-list allocations").wait_for()
+    assert page.locator("html").get_attribute("lang") == "en"
+    check()
     page.goto(live_server.url + f"/staff/runs/{run.pk}/")
+    page.get_by_text("Payable after overrides").first.wait_for()
     with page.expect_download() as download:
-        page.get_by_role("link", name="CSV Excel (PL)").click()
+        page.get_by_role("link", name="CSV for Excel").click()
     content = Path(download.value.path()).read_bytes()
-    assert content.startswith(b"\xef\xbb\xbf") and "kod placówki;".encode() in content
-    assert len(checked) == 9
+    assert content.startswith(b"\xef\xbb\xbf") and b"facility code;" in content
+    assert len(checked) == 13

@@ -167,7 +167,7 @@ def test_an_override_through_the_page_needs_a_justification_and_shows_in_the_tra
 
 
 def test_uploading_a_file_reports_its_bad_lines(
-    staff_client, staff_user, reconciled_month, cardiology, patient
+    settlement_clock, staff_client, staff_user, reconciled_month, cardiology, patient
 ):
     content = (
         "pesel,facility_code,service_code,visit_at,emergency,visit_id\n"
@@ -187,13 +187,13 @@ def test_uploading_a_file_reports_its_bad_lines(
         1,
     )
     html = response.content.decode()
-    assert "bad visit date" in html and ">3<" in html and "<td>visit_at</td>" in html  # line and column
+    assert "zła data wizyty" in html and ">3<" in html and "<td>visit_at</td>" in html  # line and column
     assert ReportedVisit.objects.filter(facility_visit_id="UP-1").exists()
 
 
 @pytest.mark.parametrize(
     ("name", "content", "message"),
-    [("visits.txt", b"x", ".csv"), ("visits.csv", b"pesel\n1\n", "missing columns")],
+    [("visits.txt", b"x", ".csv"), ("visits.csv", b"pesel\n1\n", "brak kolumn")],
 )
 def test_a_bad_upload_is_a_form_error(staff_client, name, content, message):
     response = staff_client.post(reverse("staff:imports"), {"file": SimpleUploadedFile(name, content)})

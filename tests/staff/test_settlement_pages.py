@@ -12,6 +12,7 @@ import io
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 from openpyxl import load_workbook
@@ -45,7 +46,7 @@ def test_the_summary_counts_payable_after_overrides(staff_client, staff_user, re
     page = staff_client.get(reverse("staff:run", kwargs={"run_id": reconciled_month["run"].pk}))
 
     text = page.content.decode()
-    assert "Do zapłaty po zmianach / payable" in text
+    assert "Do zapłaty po zmianach" in text
     by_facility = {row["facility_id"]: row for row in page.context["by_facility"]}
     row_a = by_facility[reconciled_month["a"].pk]
     assert (row_a["eligible"], row_a["payable"], row_a["overridden"]) == (2, 1, 1)
@@ -62,9 +63,9 @@ def test_the_newest_finished_run_is_current_older_ones_superseded_and_overrides_
         r.pk: (r.is_current, r.is_superseded) for r in staff_client.get(reverse("staff:runs")).context["runs"]
     }
     assert marks[old.pk] == (False, True) and marks[new.pk] == (True, False)
-    assert "aktualny / current" in runs_page and "zastąpiony / superseded" in runs_page
+    assert "<strong>aktualny</strong>" in runs_page and "· zastąpiony" in runs_page
     old_page = staff_client.get(reverse("staff:run", kwargs={"run_id": old.pk})).content.decode()
-    assert "zastąpiony nowszym przebiegiem / superseded by a newer run" in old_page
+    assert "zastąpiony nowszym przebiegiem" in old_page
 
     # An override made on the superseded run's verdict reaches the current run's verdict too.
     verdict_override(
@@ -99,9 +100,14 @@ def test_the_verdict_page_shows_the_appointments_state_and_booking_time(staff_cl
     assert appointment.id == verdict.matched_appointment_id and appointment.status == "booked"
     booked = timezone.localtime(appointment.booked_at).strftime("%Y-%m-%d %H:%M")
     text = page.content.decode()
-    assert f"zarezerwowana / booked {booked}" in text and "zarezerwowana (booked)" in text
-    assert "matching registration in CeR" in text  # the English reason text beside the Polish one
-    assert "Wersje wizyty / visit versions" in text
+    assert f"zarezerwowana {booked}" in text and "zarezerwowana (booked)" in text
+    # The reason in the page's language only (English on the analyst's choice).
+    assert "zgodna rejestracja w CeR" in text and "matching registration in CeR" not in text
+    staff_client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    english = staff_client.get(reverse("staff:verdict", kwargs={"verdict_id": verdict.pk})).content.decode()
+    assert f"booked {booked}" in english and "booked (booked)" in english
+    assert "matching registration in CeR" in english and "zgodna rejestracja" not in english
+    assert "Wersje wizyty" in text
 
 
 def test_the_run_wide_list_filters_by_voivodeship_facility_service_and_reason(staff_client, reconciled_month):
@@ -141,7 +147,7 @@ def test_the_whole_run_exports_as_typed_xlsx_with_polish_or_english_labels(
     ).active
 
     header, *rows = [list(r) for r in polish.iter_rows(values_only=True)]
-    assert header[:3] == ["kod placówki", "id wizyty w placówce", "kod usługi"]
+    assert header[:3] == ["kod placówki", "id wizyty w placówce", "kod świadczenia"]
     assert next(english.iter_rows(values_only=True))[:3] == (
         "facility code",
         "facility visit id",
@@ -209,7 +215,7 @@ def test_emergency_shares_are_shown_against_the_threshold_kept_as_data(staff_cli
     assert shares[reconciled_month["a"].pk].percent == 33.3  # 1 of facility A's 3 visits
     assert calm.context["outliers"] == []
     assert [s.facility_id for s in flagged.context["outliers"]] == [reconciled_month["a"].pk]
-    assert "Do sprawdzenia / for review" in flagged.content.decode()
+    assert "Do sprawdzenia:" in flagged.content.decode()
 
 
 def test_month_over_month_per_facility_shows_months_without_a_run(staff_client, reconciled_month):
@@ -228,7 +234,7 @@ def test_month_over_month_per_facility_shows_months_without_a_run(staff_client, 
     row_a = next(r for r in table["rows"] if r["code"] == reconciled_month["a"].nfz_code)
     july = next(c for c in row_a["cells"] if c["month"] == dt.date(2026, 7, 1))
     assert (july["counts"]["visits"], july["counts"]["ineligible"], july["percent"]) == (3, 1, 33.3)
-    assert "brak przebiegu / no run" in page.content.decode()
+    assert "(brak przebiegu)" in page.content.decode()
 
 
 def test_a_month_that_has_not_ended_is_a_form_error(staff_client):
@@ -247,4 +253,4 @@ def test_a_month_without_a_run_stays_on_the_trend_chart_as_a_gap(staff_client, r
 
     points = [(b["point"].month, b["point"].run_id is not None) for b in page.context["bars"]]
     assert points == [(dt.date(2026, 7, 1), True), (dt.date(2026, 8, 1), False), (dt.date(2026, 9, 1), True)]
-    assert "brak zakończonego przebiegu / no finished run" in page.content.decode()
+    assert "brak zakończonego przebiegu" in page.content.decode()
