@@ -39,6 +39,10 @@ LOCK_KEY = int.from_bytes(b"cer-beat", "big") & 0x7FFF_FFFF_FFFF_FFFF
 def lock_conninfo(database: dict[str, Any]) -> dict[str, Any]:
     """psycopg connection arguments for the lock session, from a Django DATABASES entry."""
     options = {k: v for k, v in (database.get("OPTIONS") or {}).items() if k not in ("prepare_threshold",)}
+    # The server drops the session of a machine that vanished (and so frees the lock) after about
+    # idle + interval x count seconds; the client-side keepalives below do the same for us.
+    server_keepalives = "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3"
+    options["options"] = f"{options.get('options', '')} {server_keepalives}".strip()
     args: dict[str, Any] = {
         "dbname": database["NAME"],
         "user": database.get("USER") or None,
@@ -47,14 +51,12 @@ def lock_conninfo(database: dict[str, Any]) -> dict[str, Any]:
         "port": database.get("PORT") or None,
         "application_name": "cer-beat-lock",
         "connect_timeout": 5,
-        # A machine that vanishes without closing the connection: the server drops the session (and
-        # the lock) after about idle + interval x count seconds.
         "keepalives": 1,
         "keepalives_idle": 10,
         "keepalives_interval": 5,
         "keepalives_count": 3,
-        **options,
     }
+    args.update(options)
     return {k: v for k, v in args.items() if v is not None}
 
 
@@ -119,5 +121,10 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
         try:
             super().close()
         finally:
+            if self.active and self._lock_conn is not None:
+                # Released at once (closing the session frees it too, but only once the server
+                # process has finished exiting).
+                with contextlib.suppress(psycopg.Error):
+                    self._lock_conn.execute("SELECT pg_advisory_unlock(%s)", [LOCK_KEY])
             self.active = False
-            self._drop_lock_connection()  # ends the session: the lock is free for a standby now
+            self._drop_lock_connection()
