@@ -497,7 +497,7 @@ class Gunicorn:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # four workers starting on a loaded 2-core box
         import http.client
 
         while time.monotonic() < deadline:
@@ -510,7 +510,7 @@ class Gunicorn:
             except OSError:
                 time.sleep(0.3)
         self.__exit__()
-        raise SystemExit(f"gunicorn did not answer /healthz within 60 s: see {self.log.name}")
+        raise SystemExit(f"gunicorn did not answer /healthz within 180 s: see {self.log.name}")
 
     def __exit__(self, *exc: object) -> None:
         self.log.close()

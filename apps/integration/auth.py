@@ -12,7 +12,8 @@ edits (`principal_cache_forget`) and the deletion of a token by any means, revoc
 `post_delete` receiver), forget the Redis entries and bump the generation, now and when they commit,
 so they take effect at the next request on every web server. Every expiry is still checked on every
 request against the cached timestamps. A change made any other way (raw SQL) takes effect within
-PRINCIPAL_CACHE_SECONDS (Redis) or at the next bump (the process copy, at most LOCAL_SECONDS).
+twice PRINCIPAL_CACHE_SECONDS (the process copy is reloaded at least that often, from Redis's copy). The copy's
+model instances are shared by the threads of the process: nothing may change them.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class ApiPrincipal:
 PRINCIPAL_CACHE_SECONDS = 30
 GENERATION_KEY = "cer:api-principal-generation"
 LOCAL_MAX = 10_000  # facility systems with a token in use, per process; the copy is emptied when full
-LOCAL_SECONDS = 300  # an entry is reloaded at least this often, bump or not
+LOCAL_SECONDS = PRINCIPAL_CACHE_SECONDS  # an entry is reloaded at least this often, bump or not
 # checksum -> (generation it was loaded in, monotonic load time, token expiry, principal)
 _local: dict[str, tuple[bytes | None, float, dt.datetime, ApiPrincipal]] = {}
 
