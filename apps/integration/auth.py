@@ -12,8 +12,8 @@ edits (`principal_cache_forget`) and the deletion of a token by any means, revoc
 `post_delete` receiver), forget the Redis entries and bump the generation, now and when they commit,
 so they take effect at the next request on every web server. Every expiry is still checked on every
 request against the cached timestamps. A change made any other way (raw SQL) takes effect within
-twice PRINCIPAL_CACHE_SECONDS (the process copy is reloaded at least that often, from Redis's copy). The copy's
-model instances are shared by the threads of the process: nothing may change them.
+twice PRINCIPAL_CACHE_SECONDS (the process copy is reloaded that often, from Redis's copy). The
+copy's model instances are shared by the threads of the process: nothing may change them.
 """
 
 from __future__ import annotations
