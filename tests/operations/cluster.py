@@ -282,7 +282,8 @@ class Cluster:
         from celery import Celery
 
         assert self.redis is not None
-        app = Celery("cer-test-client", broker=self.redis.url)
+        # Not the current app: the test process's own tasks stay eager (set_as_current=False).
+        app = Celery("cer-test-client", broker=self.redis.url, set_as_current=False)
         try:
             app.send_task(name, args=list(args))
         finally:
