@@ -242,7 +242,7 @@ def cmd_run() -> int:
                     "-l",
                     "info",
                     "--scheduler",
-                    "django_celery_beat.schedulers:DatabaseScheduler",
+                    "apps.core.beat:LeaderDatabaseScheduler",
                 ],
                 env,
             )

@@ -209,6 +209,13 @@ PATHS: tuple[Path, ...] = (
         {},
     ),
     Path(
+        "allocate_slots",
+        "services.waitlist.waitlist_allocate_slots",
+        "Celery (many slots freed at once), bench",
+        "each slot's date, per candidate in queue order",
+        {},
+    ),
+    Path(
         "allocate_registration",
         "services.waitlist.waitlist_allocate_registration",
         "Celery (join, sweep)",

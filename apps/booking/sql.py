@@ -363,6 +363,51 @@ def waitlist_candidates(*, slot: Slot, now: dt.datetime, skip: Sequence[int], li
     return candidates
 
 
+def waitlist_candidates_for_slots(
+    *, slot_ids: Sequence[int], now: dt.datetime, limit: int
+) -> dict[int, list[Candidate]]:
+    """`waitlist_candidates` for many (locked) slots in one statement: for each slot, its first
+    `limit` matching waiting registrations in queue order, locked (SKIP LOCKED). A registration may
+    be a candidate of several slots; the caller skips one it has booked meanwhile."""
+    found: dict[int, list[Candidate]] = {slot_id: [] for slot_id in slot_ids}
+    if not slot_ids:
+        return found
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT c.slot_id, c.registration_id, {select_columns(Patient, "p")},
+                {screening_columns("c.service_id", "c.patient_id")}
+            FROM unnest(%(slots)s::bigint[]) WITH ORDINALITY AS x(slot_id, n)
+            CROSS JOIN LATERAL (
+                SELECT x.slot_id, r.id AS registration_id, r.patient_id, r.service_id,
+                    r.priority, r.urgent, r.joined_at
+                FROM {REGISTRATION} r
+                JOIN {Service._meta.db_table} svc ON svc.id = r.service_id
+                JOIN {SLOT} s ON s.id = x.slot_id
+                LEFT JOIN {LOCALITY} loc ON loc.id = r.locality_id
+                WHERE {MATCH_SQL}
+                ORDER BY {QUEUE_ORDER}
+                LIMIT %(limit)s
+                FOR UPDATE OF r SKIP LOCKED
+            ) c
+            JOIN {Patient._meta.db_table} p ON p.id = c.patient_id
+            ORDER BY x.n, c.priority DESC, c.urgent DESC, c.joined_at, c.registration_id
+            """,  # noqa: S608 (constant fragments; every value is bound)
+            {
+                "slots": list(slot_ids),
+                "now": now,
+                "default_voiv": None,
+                "limit": limit,
+                "attended": Appointment.Status.ATTENDED,
+            },
+        )
+        rows = cursor.fetchall()
+    for row in rows:
+        patient, i = model_from_row(Patient, row, 2)
+        found[row[0]].append(Candidate(row[1], patient, screening_last(row[i], row[i + 1])))
+    return found
+
+
 def waitlist_slots(
     *,
     registration_id: int,

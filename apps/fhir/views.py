@@ -22,7 +22,7 @@ from rest_framework import exceptions
 from apps.audit.services import access_record
 from apps.core.errors import DomainError
 from apps.integration.auth import ApiClientAuthentication, ApiPrincipal
-from apps.integration.ratelimit import rate_limit_hit
+from apps.integration.ratelimit import rate_limit_for_request
 from apps.integration.selectors import FacilityScope, cursor_encode
 
 from . import params, resources, selectors
@@ -395,7 +395,7 @@ def _principal(request: HttpRequest) -> ApiPrincipal:
     principal = authenticated[0]
     if APPOINTMENT_SCOPE not in principal.scopes:
         raise FhirDenied(403, "forbidden", f"This operation needs the scope {APPOINTMENT_SCOPE}.")
-    rate = rate_limit_hit(client_id=principal.client.pk)
+    rate = rate_limit_for_request(request, client_id=principal.client.pk)
     if rate.exceeded:
         raise DomainError(
             "rate_limited", limit=rate.limit, reset=rate.reset, headers={"Retry-After": str(rate.reset)}

@@ -1,13 +1,19 @@
 """Bearer-token authentication for facility systems: resolves the caller's ApiClient and facility once.
 
 One indexed lookup (the token's SHA-256 checksum, as DOT stores it) with the credential, client and
-facility joined in, kept in Redis for PRINCIPAL_CACHE_SECONDS, so a facility system's requests after
-the first cost one cache read (DESIGN.md section 8: cheap authentication decides booking throughput).
-Every expiry is still checked on every request against the cached timestamps; rotation and admin
-edits forget the cached entries of the client when they commit (`principal_cache_forget`), and the
-deletion of a token by any means, revocation's included, forgets its entry (a `post_delete`
-receiver), so they take effect at once. A change made any other way (raw SQL) takes effect within
-the cache time.
+facility joined in, kept in Redis for PRINCIPAL_CACHE_SECONDS and in the process itself (bounded,
+LOCAL_MAX entries), so a facility system's requests after the first cost no database read and no
+unpickling (DESIGN.md section 8: cheap authentication decides booking throughput).
+
+Revocation stays prompt with the copy in every process: a **generation counter in Redis**
+(`GENERATION_KEY`) is read on every request, in the same round trip as the rate-limit counter
+(`ratelimit.rate_limit_queue`), and an entry of another generation is not used. Rotation and admin
+edits (`principal_cache_forget`) and the deletion of a token by any means, revocation's included (a
+`post_delete` receiver), forget the Redis entries and bump the generation, now and when they commit,
+so they take effect at the next request on every web server. Every expiry is still checked on every
+request against the cached timestamps. A change made any other way (raw SQL) takes effect within
+twice PRINCIPAL_CACHE_SECONDS (the process copy is reloaded that often, from Redis's copy). The
+copy's model instances are shared by the threads of the process: nothing may change them.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,8 +35,10 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.permissions import BasePermission
 
 from apps.catalog.models import Facility
+from apps.core.cache import redis_client
 from apps.core.queries import one_or_none
 
+from . import ratelimit
 from .models import SCOPES, ApiClient, ApiCredential
 
 logger = logging.getLogger(__name__)
@@ -52,6 +61,21 @@ class ApiPrincipal:
 
 
 PRINCIPAL_CACHE_SECONDS = 30
+GENERATION_KEY = "cer:api-principal-generation"
+LOCAL_MAX = 10_000  # facility systems with a token in use, per process; the copy is emptied when full
+LOCAL_SECONDS = PRINCIPAL_CACHE_SECONDS  # an entry is reloaded at least this often, bump or not
+# checksum -> (generation it was loaded in, monotonic load time, token expiry, principal)
+_local: dict[str, tuple[bytes | None, float, dt.datetime, ApiPrincipal]] = {}
+
+
+def _generation_bump() -> None:
+    redis_client().incr(GENERATION_KEY)
+
+
+def principal_generation_bump() -> None:
+    """Every process stops using its copies of principals: now, and again when the caller commits."""
+    _generation_bump()
+    transaction.on_commit(_generation_bump)
 
 
 def _principal_key(checksum: str) -> str:
@@ -89,6 +113,7 @@ def principal_cache_forget(*, client: ApiClient) -> None:
     if keys:
         cache.delete_many(keys)
         transaction.on_commit(lambda: cache.delete_many(keys))
+    principal_generation_bump()
 
 
 def principal_forget_deleted_token(sender: Any, instance: AccessToken, **kwargs: Any) -> None:
@@ -97,6 +122,7 @@ def principal_forget_deleted_token(sender: Any, instance: AccessToken, **kwargs:
     key = _principal_key(instance.token_checksum)
     cache.delete(key)
     transaction.on_commit(lambda: cache.delete(key))
+    principal_generation_bump()
 
 
 class ApiClientAuthentication(BaseAuthentication):
@@ -107,6 +133,40 @@ class ApiClientAuthentication(BaseAuthentication):
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("Malformed Authorization header.")
         checksum = hashlib.sha256(parts[1]).hexdigest()
+        local = _local.get(checksum)
+        if local is not None and time.monotonic() - local[1] > LOCAL_SECONDS:
+            local = None
+        # One round trip: the generation, and the rate-limit hit of the client this token belongs to
+        # (a token never changes client, so the hit is right even if the copy turns out stale).
+        pipe = redis_client().pipeline(transaction=False)
+        pipe.get(GENERATION_KEY)
+        rate = ratelimit.rate_limit_queue(pipe, client_id=local[3].client.pk) if local is not None else None
+        results = pipe.execute()
+        generation = results[0]
+        if rate is not None:
+            setattr(getattr(request, "_request", request), ratelimit.REQUEST_ATTRIBUTE, rate(results[1:]))
+        if local is not None and local[0] == generation:
+            loaded: tuple[dt.datetime, ApiPrincipal] | None = (local[2], local[3])
+        else:
+            loaded = self._shared(checksum)
+            if loaded is not None:
+                if len(_local) >= LOCAL_MAX:
+                    _local.clear()
+                # The generation read before the load: a bump after it makes the next request reload.
+                _local[checksum] = (generation, time.monotonic(), loaded[0], loaded[1])
+            else:
+                _local.pop(checksum, None)
+        now = timezone.now()
+        if loaded is None or loaded[0] <= now:
+            raise exceptions.AuthenticationFailed("The access token is invalid or expired.")
+        principal = loaded[1]
+        if not principal.credential.is_active(now):
+            raise exceptions.AuthenticationFailed("The API credentials are expired or revoked.")
+        return principal, None
+
+    @staticmethod
+    def _shared(checksum: str) -> tuple[dt.datetime, ApiPrincipal] | None:
+        """The principal from Redis (shared by the web servers), else from the database."""
         key = _principal_key(checksum)
         try:
             loaded = cache.get(key)
@@ -117,13 +177,7 @@ class ApiClientAuthentication(BaseAuthentication):
             loaded = _principal_load(checksum)
             if loaded is not None:
                 cache.set(key, loaded, timeout=PRINCIPAL_CACHE_SECONDS)
-        now = timezone.now()
-        if loaded is None or loaded[0] <= now:
-            raise exceptions.AuthenticationFailed("The access token is invalid or expired.")
-        principal = loaded[1]
-        if not principal.credential.is_active(now):
-            raise exceptions.AuthenticationFailed("The API credentials are expired or revoked.")
-        return principal, None
+        return loaded
 
     def authenticate_header(self, request: Any) -> str:
         return 'Bearer realm="cer-api"'

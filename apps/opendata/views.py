@@ -14,6 +14,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from apps.core.api_errors import domain_error_body
+from apps.core.dbrouter import replica_reads
 from apps.core.errors import DomainError
 from apps.staff.permissions import EXPORT, staff_required
 
@@ -116,6 +117,7 @@ def _queues_body(request: HttpRequest) -> tuple[dict[str, Any], str]:
 
 
 @require_GET
+@replica_reads()
 def queues(request: HttpRequest) -> HttpResponse:
     """GET /opendata/queues?case=1&province=07&benefit=...&locality=...&page=1&limit=10[&format=xml]"""
     address = request.META.get("REMOTE_ADDR", "") or "unknown"

@@ -17,6 +17,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from apps.catalog.models import Facility, Locality, Service, Voivodeship
+from apps.core.dbrouter import replica_reads
 
 from .models import Practitioner, Slot
 from .services import WARSAW
@@ -112,4 +113,5 @@ def slot_search(*, limit: int = 20, offset: int = 0, **filters: object) -> list[
         .select_related("facility", "practitioner")
         .only(*SEARCH_RESULT_FIELDS)
     )
-    return list(qs[offset : offset + limit])
+    with replica_reads():  # a replica's lag is harmless here: booking re-checks in the database
+        return list(qs[offset : offset + limit])

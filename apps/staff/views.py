@@ -24,6 +24,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from apps.audit.services import access_record
 from apps.catalog.models import Facility
 from apps.core import pesel
+from apps.core.dbrouter import replica_reads
 from apps.core.errors import DomainError
 from apps.reconciliation import selectors
 from apps.reconciliation.imports import row_error_text
@@ -209,6 +210,7 @@ def _verdict_export(
 
 
 @staff_required(REVIEW)
+@replica_reads()
 def run_verdicts(request: HttpRequest, run_id: int) -> HttpResponseBase:
     """Every verdict of a run, filtered by voivodeship, facility, service, reason ...; the whole run or
     the filtered view exports as the settlement file."""
@@ -258,12 +260,14 @@ def overrides(request: HttpRequest) -> HttpResponse:
 
 
 @staff_required(REVIEW)
+@replica_reads()
 def facility_trends(request: HttpRequest) -> HttpResponse:
     """Month over month per facility: the share not payable in each month's current national run."""
     return render(request, "staff/facility_trends.html", {"table": selectors.month_over_month()})
 
 
 @staff_required(REVIEW)
+@replica_reads()
 def trends(request: HttpRequest) -> HttpResponse:
     points = selectors.ineligibility_by_month()
     top = max((p.percent for p in points), default=0) or 1
@@ -304,6 +308,7 @@ def _paging_query(request: HttpRequest) -> str:
 
 
 @staff_required(REVIEW)
+@replica_reads()
 def facility_visits(request: HttpRequest, run_id: int, facility_id: int) -> HttpResponseBase:
     run = _run_or_404(run_id)
     facility = Facility.objects.filter(pk=facility_id).first()
@@ -339,6 +344,7 @@ def facility_visits(request: HttpRequest, run_id: int, facility_id: int) -> Http
 
 
 @staff_required(REVIEW)
+@replica_reads()
 def compliance(request: HttpRequest) -> HttpResponseBase:
     """Facilities whose published schedule is shorter than the service's minimum horizon, as the
     daily compliance job found them (latest checked day unless another is asked for)."""

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "apps.operations.middleware.RequestContextMiddleware",  # first: request id and HTTP metrics
+    "apps.core.dbrouter.PrimaryAfterWriteMiddleware",  # read-your-writes when a replica serves reads
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "apps.core.middleware.PolishFirstMiddleware",
@@ -99,6 +100,17 @@ try:
     DATABASES = {"default": database_from_url(DATABASE_URL)} if DATABASE_URL else {}
 except ValueError as exc:
     fail(ConfigError(str(exc)))
+# A streaming replica for search, the open-data reads and staff reports (apps/core/dbrouter.py,
+# docs/scaling.md); without DATABASE_REPLICA_URL everything reads from `default`. A browser that has
+# just written reads from `default` for CER_REPLICA_STICKY_SECONDS (more than the replica's lag).
+DATABASE_REPLICA_URL = secret("DATABASE_REPLICA_URL")
+try:
+    if DATABASE_REPLICA_URL and DATABASES:
+        DATABASES["replica"] = {**database_from_url(DATABASE_REPLICA_URL), "TEST": {"MIRROR": "default"}}
+except ValueError as exc:
+    fail(ConfigError(str(exc).replace("DATABASE_URL", "DATABASE_REPLICA_URL")))
+DATABASE_ROUTERS = ["apps.core.dbrouter.ReplicaRouter"]
+CER_REPLICA_STICKY_SECONDS = env.int("CER_REPLICA_STICKY_SECONDS", default=10)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = secret("REDIS_URL")
@@ -169,7 +181,12 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 30 * 60
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Several beats may run (one per machine): only the holder of a PostgreSQL advisory lock sends, the
+# others stand by and take over when it dies (apps/core/beat.py). Last run times are saved after every
+# send, so a promoted standby does not send a tick again.
+CELERY_BEAT_SCHEDULER = "apps.core.beat:LeaderDatabaseScheduler"
+CELERY_BEAT_SYNC_EVERY = 1
+CER_BEAT_STANDBY_SECONDS = env.float("CER_BEAT_STANDBY_SECONDS", default=5.0)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # --- REST API -----------------------------------------------------------------------------------

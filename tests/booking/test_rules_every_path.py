@@ -151,6 +151,13 @@ def path_allocate_slot(case: Case) -> bool:
     return appointment is not None and appointment.slot_id == case.target.pk
 
 
+def path_allocate_slots(case: Case) -> bool:
+    _waiting(case)
+    allocated = services.waitlist_allocate_slots(slot_ids=[case.target.pk])
+    appointment = allocated[case.target.pk]
+    return appointment is not None and appointment.slot_id == case.target.pk
+
+
 def path_allocate_registration(case: Case) -> bool:
     registration = _waiting(case)
     appointment = services.waitlist_allocate_registration(registration_id=registration.pk)
@@ -180,6 +187,7 @@ PATH_FUNCTIONS = {
     "reschedule": path_reschedule,
     "waitlist_join": path_waitlist_join,
     "allocate_slot": path_allocate_slot,
+    "allocate_slots": path_allocate_slots,
     "allocate_registration": path_allocate_registration,
     "facility_cancel_rebook": path_facility_cancel_rebook,
     "session_cancel_rebook": path_session_cancel_rebook,

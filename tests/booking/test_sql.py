@@ -266,6 +266,34 @@ def test_waitlist_candidates_are_the_orm_queue_of_matching_entries():
     assert [c.registration_id for c in skipped] == [r.pk for r in orm[1:3]]
 
 
+def test_candidates_for_many_slots_are_each_slots_own_candidates():
+    """The batch statement gives, per slot, what `waitlist_candidates` gives for that slot alone (the
+    ORM-checked statement above): the same registrations in the same order, patients and history."""
+    service = ServiceFactory(mammography=True)
+    here, elsewhere = FacilityFactory(), FacilityFactory()
+    slots = [SlotFactory(schedule__service=service, schedule__facility=f) for f in (here, elsewhere, here)]
+    for p, u, h in [(0, False, 5), (10, False, 1), (0, True, 2), (0, False, 9)]:
+        RegistrationFactory(
+            service=service,
+            status="waiting",
+            priority=p,
+            urgent=u,
+            joined_at=timezone.now() - dt.timedelta(hours=h),
+        )
+    RegistrationFactory(service=service, status="waiting", facility=here)  # only the first and third
+    now = timezone.now()
+    with transaction.atomic():
+        batch = sql.waitlist_candidates_for_slots(slot_ids=[s.pk for s in slots], now=now, limit=4)
+    for slot in slots:
+        with transaction.atomic():
+            alone = sql.waitlist_candidates(slot=slot, now=now, skip=[], limit=4)
+        assert [(c.registration_id, c.patient.pk, c.last_screening) for c in batch[slot.pk]] == [
+            (c.registration_id, c.patient.pk, c.last_screening) for c in alone
+        ]
+    assert len(batch[slots[0].pk]) == 4 and len({c.registration_id for c in batch[slots[1].pk]}) == 4
+    assert sql.waitlist_candidates_for_slots(slot_ids=[], now=now, limit=4) == {}
+
+
 def test_last_screening_and_entitlement_agree_with_the_orm():
     service = ServiceFactory(cytology=True)
     patient = PatientFactory()

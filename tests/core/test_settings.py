@@ -84,3 +84,17 @@ def test_there_is_no_default_secret_key_in_the_code():
     for module in settings_dir.glob("*.py"):
         text = module.read_text()
         assert 'SECRET_KEY = "' not in text and "SECRET_KEY = '" not in text, module
+
+
+def test_a_replica_is_configured_from_the_environment_and_a_malformed_one_refused():
+    code = (
+        "import django; django.setup(); from django.conf import settings; print(sorted(settings.DATABASES))"
+    )
+    started = start_production(
+        {"DATABASE_REPLICA_URL": "postgres://cer_ro@replica.internal:5432/cer"}, "-c", code
+    )
+    assert started.returncode == 0, started.stderr
+    assert "['default', 'replica']" in started.stdout
+    refused = start_production({"DATABASE_REPLICA_URL": "mysql://x@y/z"})
+    assert refused.returncode == 2
+    assert "DATABASE_REPLICA_URL is malformed" in refused.stderr

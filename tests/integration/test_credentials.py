@@ -266,3 +266,62 @@ def test_a_token_deleted_outside_the_services_stops_working_at_once_though_cache
     AccessToken.objects.all().delete()  # as DOT's admin or `cleartokens` would
 
     assert api.get("/api/v1/schedules").status_code == 401
+
+
+# --- the principal kept in the process (issue 19) ------------------------------------------------
+
+
+def test_a_principal_is_kept_in_the_process_and_costs_no_database_or_cached_principal_read(facility_a):
+    from django.core.cache import cache
+
+    from apps.integration.auth import _principal_key
+
+    issued = api_client_issue(facility=facility_a, name="HIS", scopes=["schedules:read"], days=30)
+    token = token_request(issued.client_id, issued.client_secret).json()["access_token"]
+    api = Api(token)
+    assert api.get("/api/v1/schedules").status_code == 200
+    cache.delete(_principal_key(hashlib.sha256(token.encode()).hexdigest()))  # not the shared copy either
+
+    from django.test import RequestFactory
+
+    from apps.integration.auth import ApiClientAuthentication
+
+    request = RequestFactory().get("/api/v1/schedules", HTTP_AUTHORIZATION=f"Bearer {token}")
+    with CaptureQueriesContext(connection) as queries:
+        principal, _ = ApiClientAuthentication().authenticate(request)
+    assert principal.client.pk == issued.client.pk
+    assert [q["sql"] for q in queries.captured_queries] == []
+
+
+def test_revocation_in_another_process_reaches_the_copy_in_this_one_at_the_next_request(facility_a):
+    """Another web server revokes the client: it changes the rows and bumps the generation in Redis
+    (what `api_client_revoke` does there); this process holds the principal in memory and stops
+    using it at once."""
+    from apps.integration.auth import principal_generation_bump
+
+    issued = api_client_issue(facility=facility_a, name="HIS", scopes=["schedules:read"], days=30)
+    api = Api(token_request(issued.client_id, issued.client_secret).json()["access_token"])
+    assert api.get("/api/v1/schedules").status_code == 200  # in this process's copy now
+    with connection.cursor() as cursor:  # the other server's write, which signals nothing here
+        cursor.execute(
+            "UPDATE integration_apiclient SET revoked_at = now() WHERE id = %s", [issued.client.pk]
+        )
+    from django.core.cache import cache
+
+    cache.clear()  # nor is the shared copy in Redis of any help
+    assert api.get("/api/v1/schedules").status_code == 200  # no bump yet: the copy is still used
+    principal_generation_bump()
+    assert api.get("/api/v1/schedules").status_code == 401
+
+
+def test_authentication_and_rate_limit_share_one_round_trip_and_count_once(facility_a, settings):
+    from apps.core.cache import redis_client
+
+    settings.CER_API_RATE_LIMIT = 3
+    issued = api_client_issue(facility=facility_a, name="HIS", scopes=["schedules:read"], days=30)
+    api = Api(token_request(issued.client_id, issued.client_secret).json()["access_token"])
+    for key in redis_client().scan_iter(f"cer:api-rate:{issued.client.pk}:*"):
+        redis_client().delete(key)
+    answers = [api.get("/api/v1/schedules") for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]  # each request counted once
+    assert [a["RateLimit-Remaining"] for a in answers[:3]] == ["2", "1", "0"]

@@ -49,6 +49,8 @@ from ._transitions import (
 # `SCAN_LIMIT` matching entries may take waits for the next sweep (bounded work per transaction).
 BATCH = 20
 SCAN_LIMIT = 200
+# Freed slots allocated per transaction by `waitlist_allocate_slots` (the batch path).
+SLOTS_PER_TRANSACTION = 50
 RELEASED = localised("zwolniona", "released")
 
 
@@ -200,46 +202,96 @@ class _NotWritten(Exception):
     """The booking write found a conflict: its savepoint is rolled back."""
 
 
+def _allocate_locked_slot(
+    slot: Slot,
+    now: dt.datetime,
+    *,
+    first: list[sql.Candidate] | None = None,
+    taken: frozenset[int] | set[int] = frozenset(),
+) -> Appointment | None:
+    """Offer a locked free slot to the first matching patient in queue order whom the booking rules
+    allow on the slot's date. `first`: its first candidates, already fetched (and locked) for a batch;
+    `taken`: registrations booked earlier in the same batch (no longer waiting, so passed over)."""
+    judged: list[int] = []
+    batch = first
+    while len(judged) < SCAN_LIMIT:
+        if batch is None:
+            batch = sql.waitlist_candidates(slot=slot, now=now, skip=[*judged, *taken], limit=BATCH)
+        fetched = len(batch)
+        for candidate in batch:
+            if candidate.registration_id in taken or len(judged) >= SCAN_LIMIT:
+                continue
+            judged.append(candidate.registration_id)
+            person = facts_for(
+                patient=candidate.patient,
+                slot=slot,
+                last_screening=candidate.last_screening,
+                referral=None,
+                referral_known=False,
+            )
+            if not rules.allows(person):
+                continue
+            registration = lock_registration(candidate.registration_id)
+            registration.patient = candidate.patient
+            full = facts_for(
+                patient=candidate.patient,
+                slot=slot,
+                last_screening=candidate.last_screening,
+                referral=registration.referral,
+            )
+            if rules.allows(full):
+                return _book_from_waitlist(registration, slot, now)
+        if fetched < BATCH:
+            break
+        batch = None
+    return None
+
+
+def _lock_free_slots(slot_ids: list[int], now: dt.datetime) -> dict[int, Slot]:
+    return {
+        slot.pk: slot
+        for slot in Slot.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("service", "facility")
+        .filter(pk__in=slot_ids, status=Slot.Status.FREE, kind=Slot.Kind.FIRST, start__gt=now)
+    }
+
+
 def waitlist_allocate_slot(*, slot_id: int, now: dt.datetime | None = None) -> Appointment | None:
     """Offer a free slot to the first matching patient in queue order whom the booking rules allow on
     the slot's date, and book it for them."""
     now = now_or(now)
     with transaction.atomic():
-        slot = (
-            Slot.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("service", "facility")
-            .filter(pk=slot_id, status=Slot.Status.FREE, kind=Slot.Kind.FIRST, start__gt=now)
-            .first()
-        )
+        slot = _lock_free_slots([slot_id], now).get(slot_id)
         if slot is None:
             return None
-        judged: list[int] = []
-        while len(judged) < SCAN_LIMIT:
-            candidates = sql.waitlist_candidates(slot=slot, now=now, skip=judged, limit=BATCH)
-            for candidate in candidates:
-                judged.append(candidate.registration_id)
-                person = facts_for(
-                    patient=candidate.patient,
-                    slot=slot,
-                    last_screening=candidate.last_screening,
-                    referral=None,
-                    referral_known=False,
-                )
-                if not rules.allows(person):
-                    continue
-                registration = lock_registration(candidate.registration_id)
-                registration.patient = candidate.patient
-                full = facts_for(
-                    patient=candidate.patient,
-                    slot=slot,
-                    last_screening=candidate.last_screening,
-                    referral=registration.referral,
-                )
-                if rules.allows(full):
-                    return _book_from_waitlist(registration, slot, now)
-            if len(candidates) < BATCH:
-                break
-        return None
+        return _allocate_locked_slot(slot, now)
+
+
+def waitlist_allocate_slots(
+    *, slot_ids: list[int], now: dt.datetime | None = None, chunk: int = SLOTS_PER_TRANSACTION
+) -> dict[int, Appointment | None]:
+    """`waitlist_allocate_slot` for many freed slots, in the order given, with the same result as
+    offering them one by one: the same queue order, rules and explanation. Per transaction of `chunk`
+    slots: one statement locks the slots, one fetches (and locks) every slot's first candidates; a
+    patient booked for an earlier slot of the chunk is passed over for the later ones, as they would
+    be once no longer waiting. Slots locked elsewhere (SKIP LOCKED) or no longer free get None."""
+    now = now_or(now)
+    allocated: dict[int, Appointment | None] = {}
+    for i in range(0, len(slot_ids), chunk):
+        part = slot_ids[i : i + chunk]
+        with transaction.atomic():
+            slots = _lock_free_slots(part, now)
+            order = [slot_id for slot_id in dict.fromkeys(part) if slot_id in slots]
+            first = sql.waitlist_candidates_for_slots(slot_ids=order, now=now, limit=BATCH)
+            taken: set[int] = set()
+            for slot_id in order:
+                appointment = _allocate_locked_slot(slots[slot_id], now, first=first[slot_id], taken=taken)
+                allocated[slot_id] = appointment
+                if appointment is not None:
+                    taken.add(appointment.registration_id)
+        for slot_id in part:
+            allocated.setdefault(slot_id, None)
+    return allocated
 
 
 def allocate_for_registration(

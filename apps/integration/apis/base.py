@@ -28,7 +28,7 @@ from ..idempotency import (
     request_hash,
 )
 from ..models import IdempotencyRecord
-from ..ratelimit import RateState, rate_limit_hit
+from ..ratelimit import RateState, rate_limit_for_request
 from ..selectors import FacilityScope
 
 WRITE_METHODS = ("POST", "PUT", "PATCH")
@@ -186,7 +186,7 @@ class FacilityApi(APIView):
         super().initial(request, *args, **kwargs)  # authentication and scope check
         self.principal = request.user
         self.scope = FacilityScope(self.principal.facility)
-        self._rate = rate_limit_hit(client_id=self.principal.client.pk)
+        self._rate = rate_limit_for_request(request, client_id=self.principal.client.pk)
         if self._rate.exceeded:
             raise DomainError(
                 "rate_limited",

@@ -1,0 +1,86 @@
+"""Allocation of many freed slots in batches (issue 19): `waitlist_allocate_slots` gives the same
+result as offering the slots one by one with `waitlist_allocate_slot`: the same patient for each slot,
+in the same queue order, judged by the same rules, with the same explanation."""
+
+import datetime as dt
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from apps.booking import services
+from apps.booking.models import Appointment
+from apps.booking.services import waitlist
+from tests.factories import EntitlementFactory, PatientEntitlementFactory, PatientFactory, ReferralFactory
+
+from .conftest import in_days
+
+
+def join(patient, service, category="stable", **prefs):
+    referral = ReferralFactory(patient=patient, service=service, category=category)
+    return services.waitlist_join(
+        patient=patient,
+        service=service,
+        referral_number=referral.number,
+        referral_code=referral.access_code,
+        **prefs,
+    )
+
+
+def _outcome(allocated: dict[int, Appointment | None]) -> dict[int, tuple[int, dict] | None]:
+    return {
+        slot_id: (a.registration_id, a.allocation) if a is not None else None
+        for slot_id, a in allocated.items()
+    }
+
+
+@pytest.fixture
+def queue(make_slot, cardiology, facility_a):
+    """14 slots over three weeks and 18 waiting patients with different places in the queue and
+    preferences (some match only late slots, some only this facility), more than there are slots."""
+    today = timezone.localdate()
+    slots = [
+        make_slot(
+            start=in_days(2 + i, hour=9 + i % 5),
+            end=in_days(2 + i, hour=9 + i % 5) + dt.timedelta(minutes=20),
+        )
+        for i in range(14)
+    ]
+    for i in range(18):
+        prefs = {}
+        if i % 4 == 1:
+            prefs["date_from"] = today + dt.timedelta(days=9)  # only the later slots
+        if i % 5 == 2:
+            prefs["facility"] = facility_a
+        patient = PatientFactory()
+        if i % 7 == 3:
+            PatientEntitlementFactory(patient=patient, entitlement=EntitlementFactory())
+        join(patient, cardiology, category="urgent" if i % 3 == 0 else "stable", **prefs)
+    return [s.pk for s in slots]
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 50])
+def test_a_batch_allocates_as_one_by_one_would(queue, monkeypatch, chunk):
+    monkeypatch.setattr(waitlist, "BATCH", 3)  # candidate lists run out and are fetched again
+    now = timezone.now()
+    order = queue[::2] + queue[1::2]  # not in date order: the order given is the order served
+    with transaction.atomic():
+        one_by_one = _outcome({s: services.waitlist_allocate_slot(slot_id=s, now=now) for s in order})
+        transaction.set_rollback(True)
+    assert Appointment.objects.count() == 0
+
+    batched = _outcome(services.waitlist_allocate_slots(slot_ids=order, now=now, chunk=chunk))
+
+    assert batched == one_by_one
+    given = [outcome[0] for outcome in batched.values() if outcome]
+    assert len(given) == len(set(given)) == 14  # every slot found a patient, nobody got two
+    assert Appointment.objects.filter(channel="waitlist").count() == 14
+
+
+def test_a_slot_no_longer_free_or_not_asked_for_is_left_alone(queue):
+    first, second = queue[:2]
+    services.waitlist_allocate_slot(slot_id=first)
+    allocated = services.waitlist_allocate_slots(slot_ids=[first, second, first])
+    assert allocated[first] is None
+    assert allocated[second] is not None
+    assert Appointment.objects.filter(slot_id__in=queue[2:]).count() == 0
