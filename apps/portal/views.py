@@ -26,7 +26,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
 from apps.booking import selectors as booking_selectors
 from apps.booking import services as booking_services
@@ -44,6 +44,7 @@ from .services import SignInError, login_code_request, login_code_verify, patien
 
 SESSION_LOGIN_CODE = "portal_login_code"
 SESSION_DECOY_ATTEMPTS = "portal_login_decoy"
+SESSION_JUST_BOOKED = "portal_just_booked"  # the appointment whose page shows the confirmation panel
 RESULTS = 10
 
 View = Callable[..., HttpResponse]
@@ -154,8 +155,10 @@ def login_code_view(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def logout_view(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":  # a bookmarked or reloaded sign-out: nothing to do but go on
+        return redirect("portal:appointments" if request.user.is_authenticated else "portal:home")
     logout(request)
     messages.success(request, _("You have signed out."))
     return redirect("portal:home")
@@ -263,7 +266,9 @@ def booking_summary(request: HttpRequest, patient: Patient, slot_id: int) -> Htt
                 else:
                     refusal = exc.message
             else:
-                messages.success(request, _("Your appointment is booked."))
+                # Not a flash: the appointment's page opens with a panel that takes the focus and says
+                # what happens next (once; a reload shows the plain page).
+                request.session[SESSION_JUST_BOOKED] = appointment.pk
                 return redirect("portal:appointment", appointment_id=appointment.pk)
     return render(
         request,
@@ -297,15 +302,30 @@ def _own_appointment(patient: Patient, appointment_id: int) -> Appointment:
 @patient_required
 def appointment_detail(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
     appointment = _own_appointment(patient, appointment_id)
+    just_booked = request.session.get(SESSION_JUST_BOOKED) == appointment.pk
+    if just_booked:
+        del request.session[SESSION_JUST_BOOKED]
     return render(
         request,
         "portal/appointment_detail.html",
         {
             "appointment": appointment,
-            "live": appointment.status in LIVE_APPOINTMENT and appointment.start > timezone.now(),
+            "live": _is_live(appointment),
+            "past": appointment.start <= timezone.now(),
             "from_waitlist": appointment.channel == Appointment.Channel.WAITLIST,
+            "just_booked": just_booked,
         },
     )
+
+
+def _is_live(appointment: Appointment) -> bool:
+    """Still to come and still booked: only then can it be confirmed, moved or cancelled."""
+    return appointment.status in LIVE_APPOINTMENT and appointment.start > timezone.now()
+
+
+def _not_live_redirect(request: HttpRequest, appointment: Appointment) -> HttpResponse:
+    """A cancelled, moved or past appointment's cancel or reschedule page: its own page says why."""
+    return redirect("portal:appointment", appointment_id=appointment.pk)
 
 
 def _act(
@@ -321,9 +341,11 @@ def _act(
 
 
 @patient_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def appointment_confirm(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
     appointment = _own_appointment(patient, appointment_id)
+    if request.method == "GET":  # reloaded after a language switch, or a link: the page it acts on
+        return redirect("portal:appointment", appointment_id=appointment.pk)
     return _act(
         request,
         appointment,
@@ -343,13 +365,17 @@ def appointment_cancel(request: HttpRequest, patient: Patient, appointment_id: i
             lambda: booking_services.appointment_cancel_by_patient(appointment=appointment),
             _("The appointment is cancelled. The slot goes back to other patients."),
         )
+    if not _is_live(appointment):
+        return _not_live_redirect(request, appointment)
     return render(request, "portal/appointment_cancel.html", {"appointment": appointment})
 
 
 @patient_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def appointment_release(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
     appointment = _own_appointment(patient, appointment_id)
+    if request.method == "GET":
+        return redirect("portal:appointment", appointment_id=appointment.pk)
     try:
         booking_services.allocation_release(appointment=appointment)
     except DomainError as exc:
@@ -375,6 +401,8 @@ def appointment_reschedule(request: HttpRequest, patient: Patient, appointment_i
             return redirect("portal:appointment_reschedule", appointment_id=appointment.pk)
         messages.success(request, _("Your appointment has been moved."))
         return redirect("portal:appointment", appointment_id=new.pk)
+    if not _is_live(appointment):
+        return _not_live_redirect(request, appointment)
     form = SearchForm(request.GET or None, initial={"service": appointment.service_id})
     form.fields["service"].disabled = True
     slots: list[Slot] = []
@@ -414,8 +442,12 @@ def appointment_ics(request: HttpRequest, patient: Patient, appointment_id: int)
 
 
 @patient_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def waitlist_join(request: HttpRequest, patient: Patient) -> HttpResponse:
+    if request.method == "GET":
+        # The error page reloaded or its language switched (a POST-only URL gave a blank 405): the
+        # waiting list's own page, which says how to join.
+        return redirect("portal:waitlist")
     form = WaitlistJoinForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
@@ -452,8 +484,10 @@ def waitlist(request: HttpRequest, patient: Patient) -> HttpResponse:
 
 
 @patient_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def waitlist_leave(request: HttpRequest, patient: Patient, registration_id: int) -> HttpResponse:
+    if request.method == "GET":
+        return redirect("portal:waitlist")
     registration = selectors.waiting_registration_get(patient=patient, registration_id=registration_id)
     if registration is None:
         raise Http404

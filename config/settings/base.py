@@ -11,6 +11,7 @@ from .env import BASE_DIR, ConfigError, env, fail, otel_traces_requested, secret
 DEBUG = False
 ALLOWED_HOSTS: list[str] = env.list("ALLOWED_HOSTS", default=[])
 CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+CSRF_FAILURE_VIEW = "apps.portal.errors.csrf_failure"  # a branded page in the page language
 
 INSTALLED_APPS = [
     "django.contrib.admin",
