@@ -22,7 +22,7 @@ from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
@@ -432,7 +432,8 @@ def appointment_reschedule(request: HttpRequest, patient: Patient, appointment_i
 def appointment_ics(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
     appointment = _own_appointment(patient, appointment_id)
     response = HttpResponse(
-        ics.appointment_ics(appointment=appointment), content_type="text/calendar; charset=utf-8"
+        ics.appointment_ics(appointment=appointment, language=translation.get_language() or "pl"),
+        content_type="text/calendar; charset=utf-8",
     )
     response["Content-Disposition"] = f'attachment; filename="wizyta-{appointment.pk}.ics"'
     return response
