@@ -20,6 +20,7 @@ RADIUS_CHOICES = [
     ("100", "100 km"),
 ]
 MAX_WINDOW_DAYS = 366
+DATE_INPUT_FORMATS = ["%d.%m.%Y", "%Y-%m-%d"]
 
 
 class PeselForm(forms.Form):
@@ -73,17 +74,21 @@ class PlaceAndDatesForm(forms.Form):
         coerce=int,
         empty_value=None,
     )
+    # A text field whose hint is what it accepts: a browser's date picker shows its own locale's order
+    # (dd.mm.rrrr, mm/dd/yyyy...), which never matched a fixed hint. ISO still works (links, old URLs).
     date_from = forms.DateField(
         label=_("From date"),
         required=False,
-        widget=forms.DateInput(attrs={"type": "date"}),
-        help_text=_("Format: YYYY-MM-DD"),
+        input_formats=DATE_INPUT_FORMATS,
+        widget=forms.DateInput(format="%d.%m.%Y", attrs={"inputmode": "numeric", "autocomplete": "off"}),
+        help_text=_("Format: DD.MM.YYYY, e.g. 05.03.2027"),
     )
     date_to = forms.DateField(
         label=_("To date"),
         required=False,
-        widget=forms.DateInput(attrs={"type": "date"}),
-        help_text=_("Format: YYYY-MM-DD"),
+        input_formats=DATE_INPUT_FORMATS,
+        widget=forms.DateInput(format="%d.%m.%Y", attrs={"inputmode": "numeric", "autocomplete": "off"}),
+        help_text=_("Format: DD.MM.YYYY, e.g. 05.03.2027"),
     )
 
     def clean(self) -> dict[str, Any]:
