@@ -179,6 +179,7 @@ def home(request: HttpRequest) -> HttpResponse:
     slots: list[Slot] = []
     searched = False
     join_form = None
+    already: dict[str, Any] = {}
     if request.GET and form.is_valid():
         searched = True
         data = form.cleaned_data
@@ -193,7 +194,14 @@ def home(request: HttpRequest) -> HttpResponse:
             limit=RESULTS,
         )
         if not slots:
-            join_form = WaitlistJoinForm(initial={**request.GET.dict()})
+            # One registration per service: someone already waiting (or booked) is shown that entry,
+            # not offered to join again.
+            already = _existing_for_service(request, data["service"])
+            if not already:
+                join_form = WaitlistJoinForm(initial={**request.GET.dict()})
+                if data["service"].referral_required:
+                    for name in ("referral_number", "referral_code"):
+                        join_form.fields[name].required = True  # marked as required on the page
     return render(
         request,
         "portal/home.html",
@@ -203,9 +211,27 @@ def home(request: HttpRequest) -> HttpResponse:
             "searched": searched,
             "join_form": join_form,
             "service": form.cleaned_data.get("service") if searched else None,
+            "preferences": form.cleaned_data if searched else None,
             "query": request.GET.urlencode(),
+            **already,
         },
     )
+
+
+def _existing_for_service(request: HttpRequest, service: Any) -> dict[str, Any]:
+    if not request.user.is_authenticated:
+        return {}
+    patient = selectors.patient_for_user(user_id=request.user.pk)
+    if patient is None:
+        return {}
+    for entry, position in booking_selectors.waitlist_entries_for_patient(patient=patient):
+        if entry.service_id == service.pk:
+            return {"waiting_entry": entry, "waiting_position": position}
+    booked = booking_selectors.appointment_list_for_patient(patient=patient, upcoming=True).filter(
+        service=service
+    )
+    first = booked.first()
+    return {"booked_appointment": first} if first is not None else {}
 
 
 @patient_required
