@@ -33,3 +33,12 @@ def waiting_registration_get(*, patient: Patient, registration_id: int) -> Regis
     return Registration.objects.filter(
         pk=registration_id, patient=patient, status=Registration.Status.WAITING
     ).first()
+
+
+def slot_for_page(*, slot_id: int) -> Slot | None:
+    """One slot for its public page (any state: the page says when it is no longer free)."""
+    return (
+        Slot.objects.select_related("service", "facility", "facility__locality", "practitioner")
+        .filter(pk=slot_id)
+        .first()
+    )

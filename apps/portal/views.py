@@ -45,6 +45,9 @@ from .services import SignInError, login_code_request, login_code_verify, patien
 SESSION_LOGIN_CODE = "portal_login_code"
 SESSION_DECOY_ATTEMPTS = "portal_login_decoy"
 SESSION_JUST_BOOKED = "portal_just_booked"  # the appointment whose page shows the confirmation panel
+SESSION_HOLD_EXTENSIONS = "portal_hold_extensions"  # slot id -> how many times the hold was extended
+HOLD_EXTENSIONS_MAX = 10  # WCAG 2.2.1 asks for at least 10 extensions
+HOLD_WARNING_SECONDS = 120  # the warning shows this long before the hold ends
 RESULTS = 10
 
 View = Callable[..., HttpResponse]
@@ -234,12 +237,37 @@ def _existing_for_service(request: HttpRequest, service: Any) -> dict[str, Any]:
     return {"booked_appointment": first} if first is not None else {}
 
 
+def slot_page(request: HttpRequest, slot_id: int) -> HttpResponse:
+    """One slot (the FHIR `booking-deep-link` points here, and "sign in to book this date" comes back
+    here): what, when, where, and the button that holds it. A slot no longer free says so."""
+    slot = selectors.slot_for_page(slot_id=slot_id)
+    if slot is None:
+        raise Http404
+    free = slot.status == Slot.Status.FREE and slot.start > timezone.now()
+    return render(
+        request,
+        "portal/slot.html",
+        {"slot": slot, "free": free, "search": f"{reverse('portal:home')}?service={slot.service_id}"},
+    )
+
+
 @patient_required
 @require_http_methods(["GET", "POST"])
 def slot_hold_view(request: HttpRequest, patient: Patient, slot_id: int) -> HttpResponse:
     back = _safe_next(request, reverse("portal:home"))
     if request.method == "GET":  # e.g. back here after signing in: holding a slot needs a POST
         return redirect(back)
+    extending = "extend" in request.POST
+    if extending:
+        # WCAG 2.2.1: the patient may ask for more time, up to HOLD_EXTENSIONS_MAX times per slot.
+        counts = request.session.get(SESSION_HOLD_EXTENSIONS, {})
+        if counts.get(str(slot_id), 0) >= HOLD_EXTENSIONS_MAX:
+            messages.error(request, _("The date cannot be kept any longer. Book it now or choose again."))
+            return redirect(
+                reverse("portal:booking_summary", args=[slot_id]) + f"?{urlencode({'next': back})}"
+            )
+        counts[str(slot_id)] = counts.get(str(slot_id), 0) + 1
+        request.session[SESSION_HOLD_EXTENSIONS] = counts
     try:
         booking_services.slot_hold(slot_id=slot_id, patient=patient)
     except DomainError as exc:
@@ -248,6 +276,11 @@ def slot_hold_view(request: HttpRequest, patient: Patient, slot_id: int) -> Http
             return redirect("portal:appointment", appointment_id=existing.pk)
         messages.error(request, exc.message)
         return redirect(back)
+    if extending:
+        minutes = int(settings.CER_HOLD_SECONDS) // 60
+        messages.success(
+            request, _("We keep the date for you for another %(minutes)s minutes.") % {"minutes": minutes}
+        )
     return redirect(reverse("portal:booking_summary", args=[slot_id]) + f"?{urlencode({'next': back})}")
 
 
@@ -299,7 +332,16 @@ def booking_summary(request: HttpRequest, patient: Patient, slot_id: int) -> Htt
     return render(
         request,
         "portal/booking_summary.html",
-        {"slot": slot, "form": form, "refusal": refusal, "next": back, "hold_until": slot.hold_until},
+        {
+            "slot": slot,
+            "form": form,
+            "refusal": refusal,
+            "next": back,
+            "hold_until": slot.hold_until,
+            # Whole seconds left, from the server's clock (the browser's may be off): the warning's timer.
+            "hold_seconds_left": max(0, int((slot.hold_until - timezone.now()).total_seconds())),
+            "hold_warning_seconds": HOLD_WARNING_SECONDS,
+        },
     )
 
 
