@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from apps.booking.models import LIVE_APPOINTMENT, Appointment, Registration
+from apps.catalog.models import Facility
 from apps.patients.models import Patient
 from apps.scheduling.models import Slot
 
@@ -42,3 +43,7 @@ def slot_for_page(*, slot_id: int) -> Slot | None:
         .filter(pk=slot_id)
         .first()
     )
+
+
+def facility_for_page(*, facility_id: int) -> Facility | None:
+    return Facility.objects.select_related("locality").filter(pk=facility_id, active=True).first()

@@ -12,6 +12,7 @@ urlpatterns = [
     path("logout/", views.logout_view, name="logout"),
     path("dev/outbox/", views.dev_outbox, name="dev_outbox"),
     path("slots/<int:slot_id>/", views.slot_page, name="slot"),
+    path("facilities/<int:facility_id>/", views.facility_page, name="facility"),
     path("slots/<int:slot_id>/hold/", views.slot_hold_view, name="slot_hold"),
     path("booking/<int:slot_id>/", views.booking_summary, name="booking_summary"),
     path("appointments/", views.appointments, name="appointments"),

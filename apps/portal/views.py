@@ -181,12 +181,13 @@ def home(request: HttpRequest) -> HttpResponse:
     form = SearchForm(request.GET or None)
     slots: list[Slot] = []
     searched = False
+    near: Near | None = None
     join_form = None
     already: dict[str, Any] = {}
     if request.GET and form.is_valid():
         searched = True
         data = form.cleaned_data
-        near: Near | None = form.near()
+        near = form.near()
         slots = slot_search(
             service=data["service"],
             voivodeship=data.get("voivodeship"),
@@ -215,6 +216,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "join_form": join_form,
             "service": form.cleaned_data.get("service") if searched else None,
             "preferences": form.cleaned_data if searched else None,
+            "distance_from": near and form.cleaned_data.get("locality"),
             "query": request.GET.urlencode(),
             **already,
         },
@@ -235,6 +237,29 @@ def _existing_for_service(request: HttpRequest, service: Any) -> dict[str, Any]:
     )
     first = booked.first()
     return {"booked_appointment": first} if first is not None else {}
+
+
+def facility_page(request: HttpRequest, facility_id: int) -> HttpResponse:
+    """Where a visit takes place: address, phone, hours, accessibility, map and directions."""
+    facility = selectors.facility_for_page(facility_id=facility_id)
+    if facility is None:
+        raise Http404
+    lat, lon = f"{facility.lat:.5f}", f"{facility.lon:.5f}"
+    return render(
+        request,
+        "portal/facility.html",
+        {
+            "facility": facility,
+            "map_url": f"https://www.openstreetmap.org/?mlat={lat}&mlon={lon}#map=17/{lat}/{lon}",
+            "directions_url": f"https://www.openstreetmap.org/directions?to={lat}%2C{lon}",
+            "accessibility": [
+                (_("Step-free entrance or ramp"), facility.has_ramp),
+                (_("Lift"), facility.has_lift),
+                (_("Parking"), facility.has_parking),
+                (_("Accessible toilet"), facility.has_accessible_toilet),
+            ],
+        },
+    )
 
 
 def slot_page(request: HttpRequest, slot_id: int) -> HttpResponse:
