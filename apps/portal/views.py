@@ -49,6 +49,8 @@ SESSION_HOLD_EXTENSIONS = "portal_hold_extensions"  # slot id -> how many times 
 HOLD_EXTENSIONS_MAX = 10  # WCAG 2.2.1 asks for at least 10 extensions
 HOLD_WARNING_SECONDS = 120  # the warning shows this long before the hold ends
 RESULTS = 10
+PLACES_PER_PAGE = 5  # places on a page of search results, each with its earliest dates
+SLOTS_PER_PLACE = 3
 
 View = Callable[..., HttpResponse]
 
@@ -178,26 +180,49 @@ def dev_outbox(request: HttpRequest) -> HttpResponse:
 
 
 def home(request: HttpRequest) -> HttpResponse:
+    """Search: places grouped with their earliest dates (paged by place), or one place's dates (paged
+    by date) after "more dates at this place"; filters by time of day and place."""
     form = SearchForm(request.GET or None)
     slots: list[Slot] = []
+    places: list[selectors.Place] = []
+    more = False
     searched = False
     near: Near | None = None
     join_form = None
     already: dict[str, Any] = {}
+    page = 1
     if request.GET and form.is_valid():
         searched = True
         data = form.cleaned_data
         near = form.near()
-        slots = slot_search(
-            service=data["service"],
-            voivodeship=data.get("voivodeship"),
-            locality=data.get("locality") if near is None else None,
-            near=near,
-            date_from=data.get("date_from"),
-            date_to=data.get("date_to"),
-            limit=RESULTS,
-        )
-        if not slots:
+        page = data.get("page") or 1
+        if data.get("facility") is not None:
+            slots, more = selectors.slot_page_search(
+                service=data["service"],
+                facility=data["facility"],
+                time_of_day=data.get("time_of_day") or None,
+                date_from=data.get("date_from"),
+                date_to=data.get("date_to"),
+                limit=RESULTS,
+                offset=(page - 1) * RESULTS,
+            )
+        else:
+            places, more = selectors.place_search(
+                service=data["service"],
+                voivodeship=data.get("voivodeship"),
+                locality=data.get("locality"),
+                near=near,
+                date_from=data.get("date_from"),
+                date_to=data.get("date_to"),
+                time_of_day=data.get("time_of_day") or None,
+                places=PLACES_PER_PAGE,
+                per_place=SLOTS_PER_PLACE,
+                offset=(page - 1) * PLACES_PER_PAGE,
+            )
+            slots = [slot for place in places for slot in place.slots]
+            for place in places:
+                place.more_url = _page_query(request, 1, facility=place.facility.pk)
+        if not slots and page == 1:
             # One registration per service: someone already waiting (or booked) is shown that entry,
             # not offered to join again.
             already = _existing_for_service(request, data["service"])
@@ -212,15 +237,30 @@ def home(request: HttpRequest) -> HttpResponse:
         {
             "form": form,
             "slots": slots,
+            "places": places,
+            "one_place": form.cleaned_data.get("facility") if searched else None,
             "searched": searched,
             "join_form": join_form,
             "service": form.cleaned_data.get("service") if searched else None,
             "preferences": form.cleaned_data if searched else None,
             "distance_from": near and form.cleaned_data.get("locality"),
-            "query": request.GET.urlencode(),
+            "next_page": _page_query(request, page + 1) if more else "",
+            "previous_page": _page_query(request, page - 1) if searched and page > 1 else "",
+            "all_places": _page_query(request, 1, facility=None) if searched else "",
             **already,
         },
     )
+
+
+def _page_query(request: HttpRequest, page: int, **changes: Any) -> str:
+    query = request.GET.copy()
+    query["page"] = str(page)
+    for key, value in changes.items():
+        if value is None:
+            query.pop(key, None)
+        else:
+            query[key] = str(value)
+    return f"?{query.urlencode()}"
 
 
 def _existing_for_service(request: HttpRequest, service: Any) -> dict[str, Any]:
@@ -364,7 +404,9 @@ def booking_summary(request: HttpRequest, patient: Patient, slot_id: int) -> Htt
             "next": back,
             "hold_until": slot.hold_until,
             # Whole seconds left, from the server's clock (the browser's may be off): the warning's timer.
-            "hold_seconds_left": max(0, int((slot.hold_until - timezone.now()).total_seconds())),
+            "hold_seconds_left": max(
+                0, int(((slot.hold_until or timezone.now()) - timezone.now()).total_seconds())
+            ),
             "hold_warning_seconds": HOLD_WARNING_SECONDS,
         },
     )

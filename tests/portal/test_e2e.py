@@ -175,6 +175,6 @@ def test_a_patient_books_confirms_reschedules_and_cancels(live_server, browser_p
     assert page.get_attribute("html", "lang") == "en"
     a11y.check()
     page.goto(live_server.url + f"/?service={service.pk}")
-    page.get_by_role("heading", name="Earliest dates").wait_for()
+    page.get_by_role("heading", name="Places with the earliest dates").wait_for()
     a11y.check()
     assert len(a11y.checked) >= 14

@@ -56,3 +56,62 @@ def test_demo_facilities_have_the_page_details(db):
     assert facilities.exists()
     assert not facilities.filter(phone="").exists() and not facilities.filter(postcode="").exists()
     assert not facilities.filter(opening_hours="").exists() and not facilities.filter(has_ramp=None).exists()
+
+
+def _slots_at(facility, service, day: int, hour: int, count: int):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from tests.factories import ContractFactory, ScheduleFactory, SlotFactory
+
+    ContractFactory(facility=facility, service=service)
+    schedule = ScheduleFactory(facility=facility, service=service)
+    base = (timezone.localtime() + dt.timedelta(days=day)).replace(
+        hour=hour, minute=0, second=0, microsecond=0
+    )
+    return [SlotFactory(schedule=schedule, start=base + dt.timedelta(minutes=20 * i)) for i in range(count)]
+
+
+def test_results_are_grouped_by_place_earliest_first_with_more_dates_per_place(
+    client, mammography, facility_a, facility_b
+):
+    a = _slots_at(facility_a, mammography, day=10, hour=8, count=12)
+    b = _slots_at(facility_b, mammography, day=11, hour=15, count=2)
+    page = client.get(reverse("portal:home"), {"service": mammography.pk})
+    places = page.context["places"]
+    assert [p.facility.pk for p in places] == [facility_a.pk, facility_b.pk]  # by first date
+    assert [s.pk for s in places[0].slots] == [s.pk for s in a[:3]] and len(places[1].slots) == 2
+    body = page.content.decode()
+    assert body.index(facility_a.name) < body.index(facility_b.name)
+    # More dates at one place, page by page.
+    more = client.get(reverse("portal:home") + places[0].more_url)
+    assert more.context["one_place"] == facility_a and [s.pk for s in more.context["slots"]] == [
+        s.pk for s in a[:10]
+    ]
+    later = client.get(reverse("portal:home") + more.context["next_page"])
+    assert [s.pk for s in later.context["slots"]] == [s.pk for s in a[10:]] and not later.context["next_page"]
+    # Time of day: only the afternoon place.
+    afternoon = client.get(reverse("portal:home"), {"service": mammography.pk, "time_of_day": "afternoon"})
+    assert [p.facility.pk for p in afternoon.context["places"]] == [facility_b.pk]
+    assert [s.pk for s in afternoon.context["places"][0].slots] == [s.pk for s in b]
+
+
+def test_more_places_by_paging_in_two_queries_whatever_the_page(
+    client, mammography, django_assert_num_queries
+):
+    from apps.portal import selectors
+    from apps.portal.views import PLACES_PER_PAGE
+    from tests.factories import FacilityFactory
+
+    facilities = [FacilityFactory() for _ in range(PLACES_PER_PAGE + 1)]
+    for n, facility in enumerate(facilities):
+        _slots_at(facility, mammography, day=5 + n, hour=9, count=4)
+    first = client.get(reverse("portal:home"), {"service": mammography.pk})
+    assert len(first.context["places"]) == PLACES_PER_PAGE and first.context["next_page"]
+    second = client.get(reverse("portal:home") + first.context["next_page"])
+    assert [p.facility.pk for p in second.context["places"]] == [facilities[-1].pk]
+    assert second.context["previous_page"] and not second.context["next_page"]
+    with django_assert_num_queries(2):
+        places, more = selectors.place_search(service=mammography, places=PLACES_PER_PAGE, per_place=3)
+    assert more and [len(p.slots) for p in places] == [3] * PLACES_PER_PAGE
