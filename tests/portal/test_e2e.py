@@ -159,7 +159,7 @@ def test_a_patient_books_confirms_reschedules_and_cancels(live_server, browser_p
     page.get_by_role("link", name="Odwołaj wizytę").click()
     a11y.check()
     page.get_by_role("button", name="Tak, odwołaj wizytę").click()
-    page.get_by_text("Wizyta jest odwołana.").wait_for()
+    page.get_by_text("Ta wizyta jest odwołana. Nie odbędzie się.").wait_for()
     a11y.check()
     moved.refresh_from_db()
     assert moved.status == Appointment.Status.CANCELLED_BY_PATIENT

@@ -54,7 +54,7 @@ def _polish(page) -> None:
 
 
 @pytest.fixture
-def world(transactional_db, mammography, cardiology, facility_a):
+def world(transactional_db, mammography, cardiology, facility_a, facility_b):
     from apps.catalog.models import ReasonCode
     from tests.factories import ReasonCodeFactory
 
@@ -63,6 +63,9 @@ def world(transactional_db, mammography, cardiology, facility_a):
     schedule = ScheduleFactory(facility=facility_a, service=mammography)
     base = (timezone.localtime() + dt.timedelta(days=12)).replace(hour=9, minute=0, second=0, microsecond=0)
     slots = [SlotFactory(schedule=schedule, start=base + dt.timedelta(minutes=20 * i)) for i in range(2)]
+    ContractFactory(facility=facility_b, service=mammography)
+    other = ScheduleFactory(facility=facility_b, service=mammography)
+    SlotFactory(schedule=other, start=base + dt.timedelta(days=1, hours=6))
     patient = PatientFactory(birth_date=dt.date(1960, 3, 14), sex="F", phone="+48500100200")
     MemorySmsGateway.outbox.clear()
     return patient, slots, cardiology
@@ -131,6 +134,22 @@ def test_slot_sign_in_hold_warning_outcome_cancelled_and_waiting_list(live_serve
     assert page.evaluate("document.activeElement.getAttribute('role')") == "alert"
     a11y.check()
 
+    # Choosing between two places: grouped results, one place's dates, its facility page.
+    page.goto(f"{url}/?service={slots[0].service_id}")
+    page.get_by_role("heading", name="Places with the earliest dates").wait_for()
+    assert page.get_by_role("heading", level=3).all_inner_texts() == ["Facility A", "Facility B"]
+    a11y.check()
+    page.get_by_role("link", name=re.compile(r"More dates at this place\W+Facility B")).click()
+    page.get_by_role("heading", name="Dates at Facility B").wait_for()
+    a11y.check()
+    page.get_by_role("link", name="About this place: address, hours, access, map").click()
+    page.get_by_text("free of charge under an NFZ contract").wait_for()
+    a11y.check()
+    _polish(page)
+    page.get_by_role("heading", name="Dostępność").wait_for()
+    a11y.check()
+    _english(page)
+
     # The waiting list: preferences and horizon before joining; then one entry, shown as such.
     cardio_referral = ReferralFactory(patient=patient, service=cardiology)
     page.goto(f"{url}/?service={cardiology.pk}")
@@ -148,7 +167,7 @@ def test_slot_sign_in_hold_warning_outcome_cancelled_and_waiting_list(live_serve
     _polish(page)
     page.get_by_role("heading", name="Jesteś już w Poczekalni na to świadczenie").wait_for()
     a11y.check()
-    assert len(a11y.checked) == 13
+    assert len(a11y.checked) == 17
 
 
 def test_every_error_page_is_branded_in_both_languages(live_server, page, world, settings):
