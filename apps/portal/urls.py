@@ -26,6 +26,7 @@ urlpatterns = [
         name="appointment_reschedule",
     ),
     path("appointments/<int:appointment_id>/calendar.ics", views.appointment_ics, name="appointment_ics"),
+    path("manage/<str:token>/", views.manage_view, name="manage"),
     path("waitlist/", views.waitlist, name="waitlist"),
     path("waitlist/join/", views.waitlist_join, name="waitlist_join"),
     path("waitlist/<int:registration_id>/leave/", views.waitlist_leave, name="waitlist_leave"),

@@ -38,7 +38,7 @@ from apps.patients.models import Patient
 from apps.scheduling.models import Slot
 from apps.scheduling.selectors import Near, slot_search
 
-from . import ics, selectors
+from . import ics, manage, selectors
 from .forms import CodeForm, PeselForm, ReferralForm, SearchForm, WaitlistJoinForm
 from .services import SignInError, login_code_request, login_code_verify, patient_user_link
 
@@ -572,6 +572,66 @@ def appointment_ics(request: HttpRequest, patient: Patient, appointment_id: int)
     )
     response["Content-Disposition"] = f'attachment; filename="wizyta-{appointment.pk}.ics"'
     return response
+
+
+# --- the signed manage link of messages (no sign-in) ----------------------------------------------------
+
+
+MANAGE_ACTIONS = ("confirm", "cancel", "reschedule")
+
+
+@require_http_methods(["GET", "POST"])
+def manage_view(request: HttpRequest, token: str) -> HttpResponse:
+    """Confirm, cancel or move one appointment from the link in an SMS or e-mail, in one step."""
+    if manage.limited(token=token, address=str(request.META.get("REMOTE_ADDR", ""))):
+        return render(request, "portal/manage_invalid.html", {"limited": True}, status=429)
+    appointment = manage.appointment_for_token(token)
+    if appointment is None:
+        return render(request, "portal/manage_invalid.html", {"limited": False}, status=404)
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        if action not in MANAGE_ACTIONS:
+            return redirect("portal:manage", token=token)
+        manage.audit(appointment=appointment, action=action)
+        try:
+            if action == "confirm":
+                booking_services.appointment_confirm(appointment=appointment)
+                messages.success(request, _("Thank you. Your attendance is confirmed."))
+            elif action == "cancel":
+                booking_services.appointment_cancel_by_patient(appointment=appointment)
+                messages.success(
+                    request, _("The appointment is cancelled. The slot goes back to other patients.")
+                )
+            else:
+                try:
+                    slot_id = int(request.POST.get("slot", ""))
+                except ValueError:
+                    return redirect("portal:manage", token=token)
+                new = booking_services.appointment_reschedule(appointment=appointment, new_slot_id=slot_id)
+                messages.success(request, _("Your appointment has been moved."))
+                return redirect("portal:manage", token=manage.manage_token(appointment_id=new.pk))
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        return redirect("portal:manage", token=token)
+    manage.audit(appointment=appointment, action="view")
+    live = _is_live(appointment)
+    other_dates = (
+        selectors.slot_page_search(service=appointment.service, facility=appointment.facility, limit=5)[0]
+        if live
+        else []
+    )
+    return render(
+        request,
+        "portal/manage.html",
+        {
+            "appointment": appointment,
+            "live": live,
+            "other_dates": other_dates,
+            "moved_to": manage.manage_token(appointment_id=appointment.rescheduled_to_id)
+            if appointment.rescheduled_to_id
+            else "",
+        },
+    )
 
 
 # --- waiting list --------------------------------------------------------------------------------------

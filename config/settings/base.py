@@ -257,6 +257,8 @@ OAUTH2_PROVIDER = {
 
 # --- Domain knobs that are deployment choices, not rules (rules live in the catalogue) ----------
 CER_HOLD_SECONDS = env.int("CER_HOLD_SECONDS", default=600)
+# The public address of the patient pages, for links in SMS and e-mail (composed off any request).
+CER_PUBLIC_URL = env.str("CER_PUBLIC_URL", default="http://localhost:8000")
 # Wrong e-referral access codes: this many tries for one referral number lock it for this long.
 CER_REFERRAL_MAX_ATTEMPTS = env.int("CER_REFERRAL_MAX_ATTEMPTS", default=5)
 CER_REFERRAL_LOCK_SECONDS = env.int("CER_REFERRAL_LOCK_SECONDS", default=900)
