@@ -199,3 +199,25 @@ def test_every_error_page_is_branded_in_both_languages(live_server, page, world,
         if language == "pl":
             page.goto(url + "/")
             _english(page)
+
+
+def test_the_manage_link_confirms_and_moves_without_signing_in(live_server, page, world):
+    from apps.booking import services as booking_services
+    from apps.portal import manage
+
+    patient, slots, _cardiology = world
+    appointment = booking_services.appointment_book(slot_id=slots[0].pk, patient=patient, channel="web")
+    a11y = Accessibility(page)
+    page.goto(live_server.url + f"/manage/{manage.manage_token(appointment_id=appointment.pk)}/")
+    page.get_by_role("heading", name="Twoja wizyta").wait_for()
+    a11y.check()
+    page.get_by_role("button", name="Potwierdzam, że przyjdę").click()
+    page.get_by_text("Twoje przybycie jest potwierdzone").wait_for()
+    assert Appointment.objects.get(pk=appointment.pk).status == Appointment.Status.CONFIRMED
+    _english(page)
+    a11y.check()
+    page.get_by_role("button", name=re.compile("Move to this date")).first.click()
+    page.get_by_text("Your appointment has been moved.").wait_for()
+    moved = Appointment.objects.get(patient=patient, status=Appointment.Status.CONFIRMED)
+    assert moved.slot_id == slots[1].pk
+    a11y.check()
