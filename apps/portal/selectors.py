@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from apps.booking.models import LIVE_APPOINTMENT, Appointment, Registration
 from apps.catalog.models import Contract, Facility
+from apps.core.dbrouter import replica_reads
 from apps.patients.models import Patient
 from apps.scheduling.models import Slot
 from apps.scheduling.selectors import WARSAW, Near, distance_km, slot_search_queryset
@@ -80,6 +81,7 @@ def _time_of_day(qs: QuerySet[Slot], time_of_day: str | None) -> QuerySet[Slot]:
     )
 
 
+@replica_reads()  # like slot_search: a replica's lag is harmless, booking re-checks in the database
 def place_search(
     *,
     service: Any,
@@ -149,6 +151,7 @@ def place_search(
     return page, len(found) > offset + places
 
 
+@replica_reads()
 def slot_page_search(
     *,
     service: Any,
