@@ -7,7 +7,7 @@ from apps.core import api_errors, health
 from apps.operations.metrics import metrics_view
 
 handler404 = "apps.core.api_errors.api_or_html_404"
-handler500 = "apps.core.api_errors.api_or_html_500"
+handler500 = "apps.portal.errors.server_error"  # the API's problem+json under /api/
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),

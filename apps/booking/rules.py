@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from apps.catalog.models import Service
-from apps.core.errors import DomainError
+from apps.core.errors import DomainError, localised
 from apps.patients.models import Patient, Referral
 from apps.scheduling.models import Slot
 
@@ -71,7 +71,12 @@ def next_screening_day(patient: Patient, service: Service, last: dt.date | None)
 def service_in_scope(facts: Facts) -> None:
     """The service is covered by CeR on the visit's date (catalogue `cer_from`)."""
     if not facts.service.covered_on(facts.day):
-        raise DomainError("service_not_covered", service=facts.service.code, date=facts.day.isoformat())
+        raise DomainError(
+            "service_not_covered",
+            service=facts.service.code,
+            service_name=localised(facts.service.name_pl, facts.service.name_en),
+            date=facts.day,
+        )
 
 
 def sex(facts: Facts) -> None:
@@ -95,9 +100,7 @@ def screening_interval(facts: Facts) -> None:
     """The programme's interval since the last screening (recorded, or an attended CeR visit)."""
     allowed_from = next_screening_day(facts.patient, facts.service, facts.last_screening)
     if allowed_from is not None and facts.day < allowed_from:
-        raise DomainError(
-            "not_eligible_interval", last=str(facts.last_screening), next=allowed_from.isoformat()
-        )
+        raise DomainError("not_eligible_interval", last=facts.last_screening, next=allowed_from)
 
 
 def referral(facts: Facts) -> None:
@@ -111,7 +114,11 @@ def referral(facts: Facts) -> None:
     if found.patient_id != facts.patient.pk:
         raise DomainError("referral_invalid", field="referral_code")
     if found.service_id != facts.service.pk:
-        raise DomainError("referral_wrong_service", field="referral_number", service=found.service.name_pl)
+        raise DomainError(
+            "referral_wrong_service",
+            field="referral_number",
+            service=localised(found.service.name_pl, found.service.name_en),
+        )
 
 
 def slot_kind(facts: Facts) -> None:

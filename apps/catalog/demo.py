@@ -15,6 +15,19 @@ KINDS = ("Szpital Wojewódzki", "Centrum Medyczne", "Przychodnia Specjalistyczna
 CONTRACT_START = dt.date(2026, 1, 1)
 
 
+def _visit_details(teryt: str, n: int) -> dict[str, object]:
+    """Postcode, phone, opening hours and accessibility of a demo facility (the patient's facility page)."""
+    return {
+        "postcode": f"{int(teryt) * 4 % 100:02d}-{100 + 37 * n:03d}",
+        "phone": f"+48 {int(teryt) + 10} {500 + n:03d} {10 + n:02d} {20 + n:02d}",
+        "opening_hours": "pon.-pt. 7:30-18:00" if n % 2 == 0 else "pon.-pt. 8:00-20:00, sob. 9:00-13:00",
+        "has_ramp": True,
+        "has_lift": n != 1,
+        "has_parking": n != 2,
+        "has_accessible_toilet": n != 1,
+    }
+
+
 @transaction.atomic
 def demo_seed(*, out: TextIO) -> None:
     counts = reference_load()
@@ -33,6 +46,7 @@ def demo_seed(*, out: TextIO) -> None:
                     "voivodeship": voiv,
                     "lat": town.lat + 0.004 * n,
                     "lon": town.lon - 0.003 * n,
+                    **_visit_details(voiv.teryt, n),
                 },
             )
             # Each service in each voivodeship: services are dealt out across its three facilities.
@@ -52,6 +66,7 @@ def demo_seed(*, out: TextIO) -> None:
                 "voivodeship": town.voivodeship,
                 "lat": town.lat + 0.01,
                 "lon": town.lon + 0.01,
+                **_visit_details(town.voivodeship_id, 9),
             },
         )
         for service in Service.objects.filter(specialty__icontains="kardio"):

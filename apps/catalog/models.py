@@ -186,6 +186,15 @@ class Facility(TimeStampedModel):
     lat = models.FloatField()
     lon = models.FloatField()
     phone = models.CharField(max_length=32, blank=True)
+    # What a patient needs to find and reach the place (issue 18). db_default: the national-data
+    # generator inserts facilities with plain SQL. Accessibility as the NFZ waiting-times data carries
+    # it (ramp, lift, parking, toilet); None is "not known", never shown as "no".
+    postcode = models.CharField(max_length=6, blank=True, db_default="")
+    opening_hours = models.CharField(max_length=200, blank=True, db_default="")
+    has_ramp = models.BooleanField(null=True, blank=True)
+    has_lift = models.BooleanField(null=True, blank=True)
+    has_parking = models.BooleanField(null=True, blank=True)
+    has_accessible_toilet = models.BooleanField(null=True, blank=True)
     # A facility-specific date from which CeR registration binds it (NFZ decision); else the service's.
     obligatory_from = models.DateField(null=True, blank=True)
     active = models.BooleanField(default=True)

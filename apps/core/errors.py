@@ -8,19 +8,24 @@ New codes are added to `MESSAGES` (the test suite checks that every raised code 
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from django.utils import translation
+from django.utils import dateformat, timezone, translation
 
 # code -> (HTTP status, Polish message, English message). Messages may use {named} params.
 MESSAGES: dict[str, tuple[int, str, str]] = {
     "validation_error": (400, "Dane są niepoprawne.", "The data is not valid."),
     "not_found": (404, "Nie znaleziono.", "Not found."),
-    "unknown_service": (404, "Nie ma takiej usługi: {service}.", "There is no such service: {service}."),
+    "unknown_service": (
+        404,
+        "Nie ma takiego świadczenia: {service}.",
+        "There is no such service: {service}.",
+    ),
     "service_not_covered": (
         409,
-        "Usługa {service} nie jest objęta Centralną e-Rejestracją w dniu {date}.",
-        "The service {service} is not covered by Central e-Registration on {date}.",
+        "Świadczenie {service_name} nie jest objęte Centralną e-Rejestracją w dniu {date}.",
+        "The service {service_name} is not covered by Central e-Registration on {date}.",
     ),
     "invalid_pesel": (
         400,
@@ -165,12 +170,12 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
     ),
     "active_registration_exists": (
         409,
-        "Masz już aktywną rejestrację na tę usługę ({existing}). Możesz zmienić jej termin.",
+        "Masz już aktywną rejestrację na to świadczenie ({existing}). Możesz zmienić jej termin.",
         "You already have an active registration for this service ({existing}). You can reschedule it.",
     ),
     "referral_required": (
         400,
-        "Ta usługa wymaga e-skierowania: podaj numer i 4-cyfrowy kod dostępu.",
+        "To świadczenie wymaga e-skierowania: podaj numer i 4-cyfrowy kod dostępu.",
         "This service requires an e-referral: enter its number and 4-digit access code.",
     ),
     "referral_invalid": (
@@ -190,7 +195,7 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
     ),
     "referral_wrong_service": (
         409,
-        "To e-skierowanie dotyczy innej usługi ({service}).",
+        "To e-skierowanie dotyczy innego świadczenia ({service}).",
         "This e-referral is for another service ({service}).",
     ),
     "referral_registered": (
@@ -281,7 +286,7 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
     "unknown_reason": (400, "Nieznany kod powodu: {reason}.", "Unknown reason code: {reason}."),
     "facility_not_contracted": (
         409,
-        "Placówka nie ma umowy z NFZ na tę usługę w tym okresie.",
+        "Placówka nie ma umowy z NFZ na to świadczenie w tym okresie.",
         "The facility has no NFZ contract for this service in that period.",
     ),
     "slot_beyond_horizon": (
@@ -296,7 +301,7 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
     ),
     "slot_too_long": (
         400,
-        "Termin tej usługi może trwać najwyżej {minutes} min.",
+        "Termin tego świadczenia może trwać najwyżej {minutes} min.",
         "A slot of this service may last at most {minutes} minutes.",
     ),
     # --- open interfaces: FHIR read API, SMART bulk publication, open data (apps.fhir, apps.opendata) ---
@@ -337,13 +342,13 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
 # mislead: the caller is not the patient. Same code and status; only the text differs.
 FACILITY_MESSAGES: dict[str, tuple[str, str]] = {
     "active_registration_exists": (
-        "Pacjent ma już aktywną rejestrację na tę usługę ({existing}). Jedna rejestracja na usługę "
-        "w całym kraju: zmień jej termin albo odwołaj ją.",
+        "Pacjent ma już aktywną rejestrację na to świadczenie ({existing}). Jedna rejestracja na "
+        "świadczenie w całym kraju: zmień jej termin albo odwołaj ją.",
         "The patient already has an active registration for this service ({existing}). One "
         "registration per service in the whole country: reschedule or cancel that one.",
     ),
     "referral_required": (
-        "Ta usługa wymaga e-skierowania: podaj jego numer i 4-cyfrowy kod dostępu.",
+        "To świadczenie wymaga e-skierowania: podaj jego numer i 4-cyfrowy kod dostępu.",
         "This service requires an e-referral: send referral_number and its 4-digit referral_code.",
     ),
 }
@@ -355,10 +360,22 @@ def localised(pl: str, en: str) -> dict[str, str]:
 
 
 def param_in(value: Any, language: str) -> str:
-    """A message parameter in one language: a {"pl": ..., "en": ...} pair picks its own."""
+    """A message parameter in one language: a {"pl": ..., "en": ...} pair picks its own. A date stays
+    ISO 8601 here (the API's machine-readable `params`); `message_param` words it for people."""
     if isinstance(value, dict) and "pl" in value and "en" in value:
         return str(value["pl"] if language.startswith("pl") else value["en"])
     return str(value)
+
+
+def message_param(value: Any, language: str) -> str:
+    """A parameter as the message text shows it: dates as people write them ("5 marca 2027",
+    "5 March 2027"), date-times with the Warsaw wall-clock time, everything else as `param_in`."""
+    if isinstance(value, dt.date):
+        with translation.override("pl" if language.startswith("pl") else "en"):
+            if isinstance(value, dt.datetime):
+                return dateformat.format(timezone.localtime(value), "j E Y, H:i")
+            return dateformat.format(value, "j E Y")
+    return param_in(value, language)
 
 
 class DomainError(Exception):
@@ -388,7 +405,7 @@ class DomainError(Exception):
             pl, en = FACILITY_MESSAGES[self.code]
         template = pl if language.startswith("pl") else en
         try:
-            return template.format(**{k: param_in(v, language) for k, v in self.params.items()})
+            return template.format(**{k: message_param(v, language) for k, v in self.params.items()})
         except (KeyError, IndexError):
             return template
 

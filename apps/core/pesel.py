@@ -15,11 +15,22 @@ WEIGHTS = (1, 3, 7, 9, 1, 3, 7, 9, 1, 3)
 _CENTURY_OFFSETS = {0: 1900, 20: 2000, 40: 2100, 60: 2200, 80: 1800}
 
 
+# The reasons a PESEL is refused, in Polish (the English phrase is the key and the exception text).
+REASONS_PL = {
+    "it must be exactly 11 digits": "musi mieć dokładnie 11 cyfr",
+    "wrong check digit": "błędna cyfra kontrolna",
+    "impossible month": "niemożliwy miesiąc",
+    "impossible date of birth": "niemożliwa data urodzenia",
+    "the sex digit does not match the declared sex": "cyfra płci nie zgadza się z podaną płcią",
+}
+
+
 class InvalidPesel(ValueError):
-    """`reason` is a short English phrase; the DomainError message wraps it for patients."""
+    """`reason` is a short English phrase (a key of REASONS_PL); `reason_pl` the same in Polish."""
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
+        self.reason_pl = REASONS_PL[reason]
         super().__init__(reason)
 
 

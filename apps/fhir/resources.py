@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
-from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from apps.catalog.models import Contract, Facility, Service
@@ -105,22 +104,13 @@ def schedule(row: Schedule, codings: list[ServiceCoding] | None = None) -> dict[
     return out
 
 
-def deep_link(*, base: str, service_id: int, teryt: str, city: str, day: dt.date) -> str:
-    """The patient page that books this slot: the search for that service, place and day, where the
-    slot is listed with its "book" button (after signing in)."""
-    query = urlencode(
-        {
-            "service": service_id,
-            "voivodeship": teryt,
-            "city": city,
-            "date_from": day.isoformat(),
-            "date_to": day.isoformat(),
-        }
-    )
-    return f"{base}/?{query}"
+def deep_link(*, base: str, slot_id: int | str) -> str:
+    """The patient page of this one slot: what, when and where, and its "choose this date" button; a
+    patient who must sign in first comes back to it (the slot is not lost on the way)."""
+    return f"{base}/slots/{slot_id}/"
 
 
-def slot(row: Slot, *, base: str, phone: str = "", city: str = "") -> dict[str, Any]:
+def slot(row: Slot, *, base: str, phone: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {
         "resourceType": "Slot",
         "id": str(row.pk),
@@ -134,13 +124,7 @@ def slot(row: Slot, *, base: str, phone: str = "", city: str = "") -> dict[str, 
         extension = [
             {
                 "url": BOOKING_DEEP_LINK,
-                "valueUrl": deep_link(
-                    base=base,
-                    service_id=row.service_id,
-                    teryt=row.voivodeship_id,
-                    city=city,
-                    day=row.start.astimezone(WARSAW).date(),
-                ),
+                "valueUrl": deep_link(base=base, slot_id=row.pk),
             }
         ]
         if phone:

@@ -332,8 +332,7 @@ def _slot_resources(request: HttpRequest, rows: list[Any]) -> list[dict[str, Any
     for row in rows:
         facility = facilities.get(row.facility_id)
         phone = facility.phone if facility else ""
-        city = facility.locality.name if facility else ""
-        out.append(resources.slot(row, base=base, phone=phone, city=city))
+        out.append(resources.slot(row, base=base, phone=phone))
     return out
 
 

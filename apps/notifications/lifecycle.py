@@ -23,6 +23,7 @@ from apps.catalog.models import Contract, Service
 from apps.core.errors import DomainError
 from apps.outbox.models import OutboxEvent
 from apps.outbox.selectors import event_list_after
+from apps.portal.manage import manage_url
 from apps.scheduling.models import Slot
 
 from .models import ComplianceCheck, ConsumerCursor, InboundSms, Message
@@ -44,6 +45,8 @@ def _context(appointment: Appointment, now: dt.datetime | None = None) -> dict[s
         "facility": appointment.facility,
         "start": timezone.localtime(appointment.start),
         "confirm_by": timezone.localtime(appointment.confirm_by) if appointment.confirm_by else None,
+        # The signed link to confirm, cancel or move this appointment without signing in (issue 18).
+        "manage_url": manage_url(appointment_id=appointment.pk),
         # Ask for a TAK reply only while it can still count (never after the deadline).
         "confirm_pending": bool(
             appointment.status == Appointment.Status.BOOKED

@@ -30,7 +30,7 @@ from django.utils.module_loading import import_string
 
 from apps.catalog.models import Facility
 from apps.core import pesel as pesel_rules
-from apps.core.errors import DomainError
+from apps.core.errors import DomainError, localised
 
 from .models import Patient
 
@@ -117,7 +117,9 @@ def pesel_check(pesel: str) -> pesel_rules.PeselInfo:
     try:
         return pesel_rules.parse(pesel)
     except pesel_rules.InvalidPesel as exc:
-        raise DomainError("invalid_pesel", field="pesel", reason=exc.reason) from None
+        raise DomainError(
+            "invalid_pesel", field="pesel", reason=localised(exc.reason_pl, exc.reason)
+        ) from None
 
 
 class LocalRegistry:

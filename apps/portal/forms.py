@@ -9,7 +9,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from apps.catalog.models import Locality, Service, Voivodeship
+from apps.catalog.models import Facility, Locality, Service, Voivodeship
 from apps.scheduling.selectors import Near
 
 RADIUS_CHOICES = [
@@ -20,6 +20,7 @@ RADIUS_CHOICES = [
     ("100", "100 km"),
 ]
 MAX_WINDOW_DAYS = 366
+DATE_INPUT_FORMATS = ["%d.%m.%Y", "%Y-%m-%d"]
 
 
 class PeselForm(forms.Form):
@@ -73,17 +74,21 @@ class PlaceAndDatesForm(forms.Form):
         coerce=int,
         empty_value=None,
     )
+    # A text field whose hint is what it accepts: a browser's date picker shows its own locale's order
+    # (dd.mm.rrrr, mm/dd/yyyy...), which never matched a fixed hint. ISO still works (links, old URLs).
     date_from = forms.DateField(
         label=_("From date"),
         required=False,
-        widget=forms.DateInput(attrs={"type": "date"}),
-        help_text=_("Format: YYYY-MM-DD"),
+        input_formats=DATE_INPUT_FORMATS,
+        widget=forms.DateInput(format="%d.%m.%Y", attrs={"inputmode": "numeric", "autocomplete": "off"}),
+        help_text=_("Format: DD.MM.YYYY, e.g. 05.03.2027"),
     )
     date_to = forms.DateField(
         label=_("To date"),
         required=False,
-        widget=forms.DateInput(attrs={"type": "date"}),
-        help_text=_("Format: YYYY-MM-DD"),
+        input_formats=DATE_INPUT_FORMATS,
+        widget=forms.DateInput(format="%d.%m.%Y", attrs={"inputmode": "numeric", "autocomplete": "off"}),
+        help_text=_("Format: DD.MM.YYYY, e.g. 05.03.2027"),
     )
 
     def clean(self) -> dict[str, Any]:
@@ -117,12 +122,27 @@ class PlaceAndDatesForm(forms.Form):
         return None
 
 
+TIME_OF_DAY_CHOICES = [
+    ("", _("Any time of day")),
+    ("morning", _("Morning (before 12:00)")),
+    ("afternoon", _("Afternoon (12:00-17:00)")),
+    ("evening", _("Evening (from 17:00)")),
+]
+MAX_PAGE = 50
+
+
 class SearchForm(PlaceAndDatesForm):
     service = _ServiceChoiceField(
         queryset=Service.objects.order_by("name_pl"), label=_("Service"), empty_label=_("Choose a service")
     )
+    time_of_day = forms.ChoiceField(label=_("Time of day"), choices=TIME_OF_DAY_CHOICES, required=False)
+    # Set by the "more dates at this place" link, not typed: one place's dates, page by page.
+    facility = forms.ModelChoiceField(
+        queryset=Facility.objects.filter(active=True), required=False, widget=forms.HiddenInput
+    )
+    page = forms.IntegerField(min_value=1, max_value=MAX_PAGE, required=False, widget=forms.HiddenInput)
 
-    field_order = ["service", "voivodeship", "city", "radius_km", "date_from", "date_to"]
+    field_order = ["service", "voivodeship", "city", "radius_km", "date_from", "date_to", "time_of_day"]
 
 
 class ReferralForm(forms.Form):
@@ -153,6 +173,8 @@ class WaitlistJoinForm(SearchForm, ReferralForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        for name in ("time_of_day", "facility", "page"):  # search-only: the waiting list does not take them
+            del self.fields[name]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

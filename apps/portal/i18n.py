@@ -103,6 +103,7 @@ def compile_all() -> list[Path]:
 
 
 _TRANS = re.compile(r"""\{%\s*trans\s+"((?:[^"\\]|\\.)*)"\s*%\}""")
+_TRANS_SINGLE = re.compile(r"""\{%\s*trans\s+'((?:[^'\\]|\\.)*)'\s*%\}""")
 _BLOCKTRANS = re.compile(r"\{%\s*blocktrans\b([^%]*)%\}(.*?)\{%\s*endblocktrans\s*%\}", re.S)
 _PY = re.compile(r"""\b_\(\s*"((?:[^"\\]|\\.)*)"\s*\)""")
 _VAR = re.compile(r"\{\{\s*(\w+)\s*\}\}")
@@ -119,6 +120,7 @@ def msgids_in_sources(roots: list[Path]) -> set[str]:
             if path.suffix == ".html":
                 text = path.read_text(encoding="utf-8")
                 found.update(ast.literal_eval(f'"{m}"') for m in _TRANS.findall(text))
+                found.update(ast.literal_eval(f"'{m}'") for m in _TRANS_SINGLE.findall(text))
                 for _args, body in _BLOCKTRANS.findall(text):
                     found.add(_VAR.sub(r"%(\1)s", body))
             elif path.suffix == ".py" and "migrations" not in path.parts:

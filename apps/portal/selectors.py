@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Exists, F, OuterRef, QuerySet, Subquery, Window
+from django.db.models.functions import ExtractHour, RowNumber
+from django.utils import timezone
 
 from apps.booking.models import LIVE_APPOINTMENT, Appointment, Registration
+from apps.catalog.models import Contract, Facility
+from apps.core.dbrouter import replica_reads
 from apps.patients.models import Patient
 from apps.scheduling.models import Slot
+from apps.scheduling.selectors import WARSAW, Near, distance_km, slot_search_queryset
 
 
 def patient_for_user(*, user_id: int | None) -> Patient | None:
@@ -33,3 +42,130 @@ def waiting_registration_get(*, patient: Patient, registration_id: int) -> Regis
     return Registration.objects.filter(
         pk=registration_id, patient=patient, status=Registration.Status.WAITING
     ).first()
+
+
+def slot_for_page(*, slot_id: int) -> Slot | None:
+    """One slot for its public page (any state: the page says when it is no longer free)."""
+    return (
+        Slot.objects.select_related("service", "facility", "facility__locality", "practitioner")
+        .filter(pk=slot_id)
+        .first()
+    )
+
+
+def facility_for_page(*, facility_id: int) -> Facility | None:
+    return Facility.objects.select_related("locality").filter(pk=facility_id, active=True).first()
+
+
+# --- choosing a place (issue 18) ------------------------------------------------------------------------
+
+TIMES_OF_DAY = {"morning": (0, 12), "afternoon": (12, 17), "evening": (17, 24)}  # local hours [from, to)
+PLACE_WINDOW = dt.timedelta(days=14)  # a place's earliest slots: within this of its first one
+
+
+@dataclass
+class Place:
+    facility: Facility
+    first: dt.datetime
+    distance_km: float | None = None
+    slots: list[Slot] = field(default_factory=list)
+    more_url: str = ""  # the page's link to this place's further dates
+
+
+def _time_of_day(qs: QuerySet[Slot], time_of_day: str | None) -> QuerySet[Slot]:
+    if time_of_day not in TIMES_OF_DAY:
+        return qs
+    low, high = TIMES_OF_DAY[time_of_day]
+    return qs.annotate(local_hour=ExtractHour("start", tzinfo=WARSAW)).filter(
+        local_hour__gte=low, local_hour__lt=high
+    )
+
+
+@replica_reads()  # like slot_search: a replica's lag is harmless, booking re-checks in the database
+def place_search(
+    *,
+    service: Any,
+    voivodeship: Any = None,
+    locality: Any = None,
+    near: Near | None = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    time_of_day: str | None = None,
+    places: int = 5,
+    per_place: int = 3,
+    offset: int = 0,
+) -> tuple[list[Place], bool]:
+    """The places with free slots for a service in the area, each with its earliest `per_place` slots;
+    places ordered by their first slot, then distance. Returns (one page of places, more after it).
+
+    Two queries whatever the page: the facilities of the area with a contract for the service, each
+    with its first matching slot (a correlated probe of the `slot_by_facility` index); then the slots
+    of the page's places (a window function numbers them per place). Distances are computed here, on
+    the facilities of the area only.
+    """
+    now = timezone.now()
+    matching = _time_of_day(
+        slot_search_queryset(service=service, date_from=date_from, date_to=date_to, now=now).order_by(),
+        time_of_day,
+    )
+    facilities = Facility.objects.filter(
+        Exists(Contract.objects.filter(facility=OuterRef("pk"), service=service)), active=True
+    )
+    if voivodeship is not None:
+        facilities = facilities.filter(voivodeship=voivodeship)
+    if near is not None:
+        lat_min, lat_max, lon_min, lon_max = near.bounding_box()
+        facilities = facilities.filter(lat__range=(lat_min, lat_max), lon__range=(lon_min, lon_max))
+    elif locality is not None:
+        facilities = facilities.filter(locality=locality)
+    first = matching.filter(facility=OuterRef("pk")).order_by("start").values("start")[:1]
+    rows = facilities.annotate(first=Subquery(first)).filter(first__isnull=False)
+    found = []
+    for facility in rows.only("id", "name", "address", "lat", "lon", "locality_id"):
+        distance = None
+        if near is not None:
+            distance = distance_km(near.lat, near.lon, facility.lat, facility.lon)
+            if distance > near.radius_km:
+                continue
+        found.append(Place(facility=facility, first=facility.first, distance_km=distance))  # type: ignore[attr-defined]
+    found.sort(key=lambda p: (p.first, p.distance_km or 0.0, p.facility.pk))
+    page = found[offset : offset + places]
+    if page:
+        by_facility = {p.facility.pk: p for p in page}
+        numbered = (
+            matching.filter(
+                facility_id__in=list(by_facility), start__lt=max(p.first for p in page) + PLACE_WINDOW
+            )
+            .select_related("practitioner")
+            .annotate(
+                rank=Window(RowNumber(), partition_by=[F("facility_id")], order_by=[F("start"), F("id")])
+            )
+            .filter(rank__lte=per_place)
+            .order_by("start", "id")
+        )
+        for slot in numbered:
+            place = by_facility[slot.facility_id]
+            slot.facility = place.facility
+            slot.distance_km = place.distance_km  # type: ignore[attr-defined]
+            place.slots.append(slot)
+    return page, len(found) > offset + places
+
+
+@replica_reads()
+def slot_page_search(
+    *,
+    service: Any,
+    facility: Facility,
+    time_of_day: str | None = None,
+    limit: int = 10,
+    offset: int = 0,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+) -> tuple[list[Slot], bool]:
+    """More dates at one place: its free slots in date order, one page at a time."""
+    qs = _time_of_day(
+        slot_search_queryset(service=service, facility=facility, date_from=date_from, date_to=date_to),
+        time_of_day,
+    ).select_related("facility", "practitioner")
+    rows = list(qs[offset : offset + limit + 1])
+    return rows[:limit], len(rows) > limit

@@ -30,6 +30,7 @@ from apps.patients.models import Patient
 from .models import LoginCode
 
 ATTEMPTS_MAX = 5
+ADULT_AGE = 18
 CODES_PER_TTL_MAX = 3  # new codes a PESEL may request within one TTL window (known or not)
 
 
@@ -42,6 +43,10 @@ class SignInError(Exception):
         "wrong_code": _("The code is not correct. Check it and try again."),
         "code_expired": _("The code has expired or was used too many times. Request a new code."),
         "unavailable": _("Sign-in by code is temporarily unavailable. Try again in a few minutes."),
+        "child": _(
+            "A child under 18 does not sign in with their own PESEL. A parent or legal guardian books "
+            "for the child at the facility or through the NFZ helpline 800 190 590."
+        ),
     }
 
     def __init__(self, code: str) -> None:
@@ -55,6 +60,10 @@ class SignInError(Exception):
 
 def _ttl() -> dt.timedelta:
     return getattr(settings, "CER_OTP_TTL", dt.timedelta(minutes=10))
+
+
+def _age(birth: dt.date, today: dt.date) -> int:
+    return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
 
 
 def _code_hash(patient_id: int, code: str) -> str:
@@ -91,9 +100,14 @@ def login_code_request(*, pesel: str, address: str = "", now: dt.datetime | None
     """
     now = now or timezone.now()
     try:
-        pesel_lib.parse(pesel)
+        info = pesel_lib.parse(pesel)
     except pesel_lib.InvalidPesel:
         raise SignInError("invalid_pesel") from None
+    if _age(info.birth_date, timezone.localdate(now)) < ADULT_AGE:
+        # Said from the number alone (it encodes the birth date), so it tells nothing about who is
+        # registered; before, a child's PESEL without contact details took the decoy path and the
+        # parent waited for a code that never came.
+        raise SignInError("child")
     _signin_limits_hit(pesel=pesel, address=address)
     patient = Patient.objects.filter(pesel=pesel).first()
     if patient is None or not (patient.phone or patient.email):

@@ -22,11 +22,11 @@ from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
 from apps.booking import selectors as booking_selectors
 from apps.booking import services as booking_services
@@ -38,13 +38,19 @@ from apps.patients.models import Patient
 from apps.scheduling.models import Slot
 from apps.scheduling.selectors import Near, slot_search
 
-from . import ics, selectors
+from . import ics, manage, selectors
 from .forms import CodeForm, PeselForm, ReferralForm, SearchForm, WaitlistJoinForm
 from .services import SignInError, login_code_request, login_code_verify, patient_user_link
 
 SESSION_LOGIN_CODE = "portal_login_code"
 SESSION_DECOY_ATTEMPTS = "portal_login_decoy"
+SESSION_JUST_BOOKED = "portal_just_booked"  # the appointment whose page shows the confirmation panel
+SESSION_HOLD_EXTENSIONS = "portal_hold_extensions"  # slot id -> how many times the hold was extended
+HOLD_EXTENSIONS_MAX = 10  # WCAG 2.2.1 asks for at least 10 extensions
+HOLD_WARNING_SECONDS = 120  # the warning shows this long before the hold ends
 RESULTS = 10
+PLACES_PER_PAGE = 5  # places on a page of search results, each with its earliest dates
+SLOTS_PER_PLACE = 3
 
 View = Callable[..., HttpResponse]
 
@@ -154,8 +160,10 @@ def login_code_view(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def logout_view(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":  # a bookmarked or reloaded sign-out: nothing to do but go on
+        return redirect("portal:appointments" if request.user.is_authenticated else "portal:home")
     logout(request)
     messages.success(request, _("You have signed out."))
     return redirect("portal:home")
@@ -172,36 +180,139 @@ def dev_outbox(request: HttpRequest) -> HttpResponse:
 
 
 def home(request: HttpRequest) -> HttpResponse:
+    """Search: places grouped with their earliest dates (paged by place), or one place's dates (paged
+    by date) after "more dates at this place"; filters by time of day and place."""
     form = SearchForm(request.GET or None)
     slots: list[Slot] = []
+    places: list[selectors.Place] = []
+    more = False
     searched = False
+    near: Near | None = None
     join_form = None
+    already: dict[str, Any] = {}
+    page = 1
     if request.GET and form.is_valid():
         searched = True
         data = form.cleaned_data
-        near: Near | None = form.near()
-        slots = slot_search(
-            service=data["service"],
-            voivodeship=data.get("voivodeship"),
-            locality=data.get("locality") if near is None else None,
-            near=near,
-            date_from=data.get("date_from"),
-            date_to=data.get("date_to"),
-            limit=RESULTS,
-        )
-        if not slots:
-            join_form = WaitlistJoinForm(initial={**request.GET.dict()})
+        near = form.near()
+        page = data.get("page") or 1
+        if data.get("facility") is not None:
+            slots, more = selectors.slot_page_search(
+                service=data["service"],
+                facility=data["facility"],
+                time_of_day=data.get("time_of_day") or None,
+                date_from=data.get("date_from"),
+                date_to=data.get("date_to"),
+                limit=RESULTS,
+                offset=(page - 1) * RESULTS,
+            )
+        else:
+            places, more = selectors.place_search(
+                service=data["service"],
+                voivodeship=data.get("voivodeship"),
+                locality=data.get("locality"),
+                near=near,
+                date_from=data.get("date_from"),
+                date_to=data.get("date_to"),
+                time_of_day=data.get("time_of_day") or None,
+                places=PLACES_PER_PAGE,
+                per_place=SLOTS_PER_PLACE,
+                offset=(page - 1) * PLACES_PER_PAGE,
+            )
+            slots = [slot for place in places for slot in place.slots]
+            for place in places:
+                place.more_url = _page_query(request, 1, facility=place.facility.pk)
+        if not slots and page == 1:
+            # One registration per service: someone already waiting (or booked) is shown that entry,
+            # not offered to join again.
+            already = _existing_for_service(request, data["service"])
+            if not already:
+                join_form = WaitlistJoinForm(initial={**request.GET.dict()})
+                if data["service"].referral_required:
+                    for name in ("referral_number", "referral_code"):
+                        join_form.fields[name].required = True  # marked as required on the page
     return render(
         request,
         "portal/home.html",
         {
             "form": form,
             "slots": slots,
+            "places": places,
+            "one_place": form.cleaned_data.get("facility") if searched else None,
             "searched": searched,
             "join_form": join_form,
             "service": form.cleaned_data.get("service") if searched else None,
-            "query": request.GET.urlencode(),
+            "preferences": form.cleaned_data if searched else None,
+            "distance_from": near and form.cleaned_data.get("locality"),
+            "next_page": _page_query(request, page + 1) if more else "",
+            "previous_page": _page_query(request, page - 1) if searched and page > 1 else "",
+            "all_places": _page_query(request, 1, facility=None) if searched else "",
+            **already,
         },
+    )
+
+
+def _page_query(request: HttpRequest, page: int, **changes: Any) -> str:
+    query = request.GET.copy()
+    query["page"] = str(page)
+    for key, value in changes.items():
+        if value is None:
+            query.pop(key, None)
+        else:
+            query[key] = str(value)
+    return f"?{query.urlencode()}"
+
+
+def _existing_for_service(request: HttpRequest, service: Any) -> dict[str, Any]:
+    if not request.user.is_authenticated:
+        return {}
+    patient = selectors.patient_for_user(user_id=request.user.pk)
+    if patient is None:
+        return {}
+    for entry, position in booking_selectors.waitlist_entries_for_patient(patient=patient):
+        if entry.service_id == service.pk:
+            return {"waiting_entry": entry, "waiting_position": position}
+    booked = booking_selectors.appointment_list_for_patient(patient=patient, upcoming=True).filter(
+        service=service
+    )
+    first = booked.first()
+    return {"booked_appointment": first} if first is not None else {}
+
+
+def facility_page(request: HttpRequest, facility_id: int) -> HttpResponse:
+    """Where a visit takes place: address, phone, hours, accessibility, map and directions."""
+    facility = selectors.facility_for_page(facility_id=facility_id)
+    if facility is None:
+        raise Http404
+    lat, lon = f"{facility.lat:.5f}", f"{facility.lon:.5f}"
+    return render(
+        request,
+        "portal/facility.html",
+        {
+            "facility": facility,
+            "map_url": f"https://www.openstreetmap.org/?mlat={lat}&mlon={lon}#map=17/{lat}/{lon}",
+            "directions_url": f"https://www.openstreetmap.org/directions?to={lat}%2C{lon}",
+            "accessibility": [
+                (_("Step-free entrance or ramp"), facility.has_ramp),
+                (_("Lift"), facility.has_lift),
+                (_("Parking"), facility.has_parking),
+                (_("Accessible toilet"), facility.has_accessible_toilet),
+            ],
+        },
+    )
+
+
+def slot_page(request: HttpRequest, slot_id: int) -> HttpResponse:
+    """One slot (the FHIR `booking-deep-link` points here, and "sign in to book this date" comes back
+    here): what, when, where, and the button that holds it. A slot no longer free says so."""
+    slot = selectors.slot_for_page(slot_id=slot_id)
+    if slot is None:
+        raise Http404
+    free = slot.status == Slot.Status.FREE and slot.start > timezone.now()
+    return render(
+        request,
+        "portal/slot.html",
+        {"slot": slot, "free": free, "search": f"{reverse('portal:home')}?service={slot.service_id}"},
     )
 
 
@@ -211,6 +322,17 @@ def slot_hold_view(request: HttpRequest, patient: Patient, slot_id: int) -> Http
     back = _safe_next(request, reverse("portal:home"))
     if request.method == "GET":  # e.g. back here after signing in: holding a slot needs a POST
         return redirect(back)
+    extending = "extend" in request.POST
+    if extending:
+        # WCAG 2.2.1: the patient may ask for more time, up to HOLD_EXTENSIONS_MAX times per slot.
+        counts = request.session.get(SESSION_HOLD_EXTENSIONS, {})
+        if counts.get(str(slot_id), 0) >= HOLD_EXTENSIONS_MAX:
+            messages.error(request, _("The date cannot be kept any longer. Book it now or choose again."))
+            return redirect(
+                reverse("portal:booking_summary", args=[slot_id]) + f"?{urlencode({'next': back})}"
+            )
+        counts[str(slot_id)] = counts.get(str(slot_id), 0) + 1
+        request.session[SESSION_HOLD_EXTENSIONS] = counts
     try:
         booking_services.slot_hold(slot_id=slot_id, patient=patient)
     except DomainError as exc:
@@ -219,6 +341,11 @@ def slot_hold_view(request: HttpRequest, patient: Patient, slot_id: int) -> Http
             return redirect("portal:appointment", appointment_id=existing.pk)
         messages.error(request, exc.message)
         return redirect(back)
+    if extending:
+        minutes = int(settings.CER_HOLD_SECONDS) // 60
+        messages.success(
+            request, _("We keep the date for you for another %(minutes)s minutes.") % {"minutes": minutes}
+        )
     return redirect(reverse("portal:booking_summary", args=[slot_id]) + f"?{urlencode({'next': back})}")
 
 
@@ -263,12 +390,25 @@ def booking_summary(request: HttpRequest, patient: Patient, slot_id: int) -> Htt
                 else:
                     refusal = exc.message
             else:
-                messages.success(request, _("Your appointment is booked."))
+                # Not a flash: the appointment's page opens with a panel that takes the focus and says
+                # what happens next (once; a reload shows the plain page).
+                request.session[SESSION_JUST_BOOKED] = appointment.pk
                 return redirect("portal:appointment", appointment_id=appointment.pk)
     return render(
         request,
         "portal/booking_summary.html",
-        {"slot": slot, "form": form, "refusal": refusal, "next": back, "hold_until": slot.hold_until},
+        {
+            "slot": slot,
+            "form": form,
+            "refusal": refusal,
+            "next": back,
+            "hold_until": slot.hold_until,
+            # Whole seconds left, from the server's clock (the browser's may be off): the warning's timer.
+            "hold_seconds_left": max(
+                0, int(((slot.hold_until or timezone.now()) - timezone.now()).total_seconds())
+            ),
+            "hold_warning_seconds": HOLD_WARNING_SECONDS,
+        },
     )
 
 
@@ -297,15 +437,30 @@ def _own_appointment(patient: Patient, appointment_id: int) -> Appointment:
 @patient_required
 def appointment_detail(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
     appointment = _own_appointment(patient, appointment_id)
+    just_booked = request.session.get(SESSION_JUST_BOOKED) == appointment.pk
+    if just_booked:
+        del request.session[SESSION_JUST_BOOKED]
     return render(
         request,
         "portal/appointment_detail.html",
         {
             "appointment": appointment,
-            "live": appointment.status in LIVE_APPOINTMENT and appointment.start > timezone.now(),
+            "live": _is_live(appointment),
+            "past": appointment.start <= timezone.now(),
             "from_waitlist": appointment.channel == Appointment.Channel.WAITLIST,
+            "just_booked": just_booked,
         },
     )
+
+
+def _is_live(appointment: Appointment) -> bool:
+    """Still to come and still booked: only then can it be confirmed, moved or cancelled."""
+    return appointment.status in LIVE_APPOINTMENT and appointment.start > timezone.now()
+
+
+def _not_live_redirect(request: HttpRequest, appointment: Appointment) -> HttpResponse:
+    """A cancelled, moved or past appointment's cancel or reschedule page: its own page says why."""
+    return redirect("portal:appointment", appointment_id=appointment.pk)
 
 
 def _act(
@@ -321,9 +476,11 @@ def _act(
 
 
 @patient_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def appointment_confirm(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
     appointment = _own_appointment(patient, appointment_id)
+    if request.method == "GET":  # reloaded after a language switch, or a link: the page it acts on
+        return redirect("portal:appointment", appointment_id=appointment.pk)
     return _act(
         request,
         appointment,
@@ -343,13 +500,17 @@ def appointment_cancel(request: HttpRequest, patient: Patient, appointment_id: i
             lambda: booking_services.appointment_cancel_by_patient(appointment=appointment),
             _("The appointment is cancelled. The slot goes back to other patients."),
         )
+    if not _is_live(appointment):
+        return _not_live_redirect(request, appointment)
     return render(request, "portal/appointment_cancel.html", {"appointment": appointment})
 
 
 @patient_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def appointment_release(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
     appointment = _own_appointment(patient, appointment_id)
+    if request.method == "GET":
+        return redirect("portal:appointment", appointment_id=appointment.pk)
     try:
         booking_services.allocation_release(appointment=appointment)
     except DomainError as exc:
@@ -375,6 +536,8 @@ def appointment_reschedule(request: HttpRequest, patient: Patient, appointment_i
             return redirect("portal:appointment_reschedule", appointment_id=appointment.pk)
         messages.success(request, _("Your appointment has been moved."))
         return redirect("portal:appointment", appointment_id=new.pk)
+    if not _is_live(appointment):
+        return _not_live_redirect(request, appointment)
     form = SearchForm(request.GET or None, initial={"service": appointment.service_id})
     form.fields["service"].disabled = True
     slots: list[Slot] = []
@@ -404,18 +567,83 @@ def appointment_reschedule(request: HttpRequest, patient: Patient, appointment_i
 def appointment_ics(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
     appointment = _own_appointment(patient, appointment_id)
     response = HttpResponse(
-        ics.appointment_ics(appointment=appointment), content_type="text/calendar; charset=utf-8"
+        ics.appointment_ics(appointment=appointment, language=translation.get_language() or "pl"),
+        content_type="text/calendar; charset=utf-8",
     )
     response["Content-Disposition"] = f'attachment; filename="wizyta-{appointment.pk}.ics"'
     return response
+
+
+# --- the signed manage link of messages (no sign-in) ----------------------------------------------------
+
+
+MANAGE_ACTIONS = ("confirm", "cancel", "reschedule")
+
+
+@require_http_methods(["GET", "POST"])
+def manage_view(request: HttpRequest, token: str) -> HttpResponse:
+    """Confirm, cancel or move one appointment from the link in an SMS or e-mail, in one step."""
+    if manage.limited(token=token, address=str(request.META.get("REMOTE_ADDR", ""))):
+        return render(request, "portal/manage_invalid.html", {"limited": True}, status=429)
+    appointment = manage.appointment_for_token(token)
+    if appointment is None:
+        return render(request, "portal/manage_invalid.html", {"limited": False}, status=404)
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        if action not in MANAGE_ACTIONS:
+            return redirect("portal:manage", token=token)
+        manage.audit(appointment=appointment, action=action)
+        try:
+            if action == "confirm":
+                booking_services.appointment_confirm(appointment=appointment)
+                messages.success(request, _("Thank you. Your attendance is confirmed."))
+            elif action == "cancel":
+                booking_services.appointment_cancel_by_patient(appointment=appointment)
+                messages.success(
+                    request, _("The appointment is cancelled. The slot goes back to other patients.")
+                )
+            else:
+                try:
+                    slot_id = int(request.POST.get("slot", ""))
+                except ValueError:
+                    return redirect("portal:manage", token=token)
+                new = booking_services.appointment_reschedule(appointment=appointment, new_slot_id=slot_id)
+                messages.success(request, _("Your appointment has been moved."))
+                return redirect("portal:manage", token=manage.manage_token(appointment_id=new.pk))
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        return redirect("portal:manage", token=token)
+    manage.audit(appointment=appointment, action="view")
+    live = _is_live(appointment)
+    other_dates = (
+        selectors.slot_page_search(service=appointment.service, facility=appointment.facility, limit=5)[0]
+        if live
+        else []
+    )
+    return render(
+        request,
+        "portal/manage.html",
+        {
+            "appointment": appointment,
+            "live": live,
+            "other_dates": other_dates,
+            "moved_to": manage.manage_token(appointment_id=appointment.rescheduled_to_id)
+            if appointment.rescheduled_to_id
+            else "",
+        },
+    )
 
 
 # --- waiting list --------------------------------------------------------------------------------------
 
 
 @patient_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def waitlist_join(request: HttpRequest, patient: Patient) -> HttpResponse:
+    if request.method == "GET":
+        # The error page reloaded or its language switched (a POST-only URL gave a blank 405): the
+        # waiting list's own page, which says how to join.
+        return redirect("portal:waitlist")
     form = WaitlistJoinForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
@@ -452,8 +680,10 @@ def waitlist(request: HttpRequest, patient: Patient) -> HttpResponse:
 
 
 @patient_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def waitlist_leave(request: HttpRequest, patient: Patient, registration_id: int) -> HttpResponse:
+    if request.method == "GET":
+        return redirect("portal:waitlist")
     registration = selectors.waiting_registration_get(patient=patient, registration_id=registration_id)
     if registration is None:
         raise Http404

@@ -11,6 +11,7 @@ from .env import BASE_DIR, ConfigError, env, fail, otel_traces_requested, secret
 DEBUG = False
 ALLOWED_HOSTS: list[str] = env.list("ALLOWED_HOSTS", default=[])
 CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+CSRF_FAILURE_VIEW = "apps.portal.errors.csrf_failure"  # a branded page in the page language
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -256,6 +257,8 @@ OAUTH2_PROVIDER = {
 
 # --- Domain knobs that are deployment choices, not rules (rules live in the catalogue) ----------
 CER_HOLD_SECONDS = env.int("CER_HOLD_SECONDS", default=600)
+# The public address of the patient pages, for links in SMS and e-mail (composed off any request).
+CER_PUBLIC_URL = env.str("CER_PUBLIC_URL", default="http://localhost:8000")
 # Wrong e-referral access codes: this many tries for one referral number lock it for this long.
 CER_REFERRAL_MAX_ATTEMPTS = env.int("CER_REFERRAL_MAX_ATTEMPTS", default=5)
 CER_REFERRAL_LOCK_SECONDS = env.int("CER_REFERRAL_LOCK_SECONDS", default=900)

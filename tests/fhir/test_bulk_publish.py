@@ -94,7 +94,7 @@ def test_slot_files_hold_free_and_busy_slots_of_their_voivodeship_with_booking_e
     assert TIMESTAMP.match(free["start"]) and TIMESTAMP.match(free["end"])
     ext = {e["url"]: e for e in free["extension"]}
     assert ext[SMART + "booking-phone"]["valueString"] == "+48 22 123 45 67"
-    assert ext[SMART + "booking-deep-link"]["valueUrl"].startswith("http://testserver/?")
+    assert ext[SMART + "booking-deep-link"]["valueUrl"] == f"http://testserver/slots/{free['id']}/"
     far = ndjson(client.get("/fhir/bulk/Slot-12.ndjson"))
     assert [s["id"] for s in far] == [str(fhir_world.far_free.pk)]
     assert [e["url"] for e in far[0]["extension"]] == [SMART + "booking-deep-link"]  # no phone there

@@ -133,7 +133,10 @@ def test_a_patient_books_confirms_reschedules_and_cancels(live_server, browser_p
     page.get_by_role("heading", name="Sprawdź i zarezerwuj").wait_for()
     a11y.check()
     page.get_by_role("button", name="Zarezerwuj wizytę").click()
-    page.get_by_text("Twoja wizyta jest zarezerwowana.").wait_for()
+    # The outcome is a panel that takes the focus and says what next (issue 18), not a small flash.
+    page.get_by_role("heading", name="Twoja wizyta jest zarezerwowana").wait_for()
+    assert page.evaluate("document.activeElement.dataset.focusPanel") is not None
+    page.get_by_role("heading", name="Co dalej").wait_for()
     a11y.check()
     first = Appointment.objects.get(patient=patient)
     assert first.slot_id == slots[0].pk
@@ -156,7 +159,7 @@ def test_a_patient_books_confirms_reschedules_and_cancels(live_server, browser_p
     page.get_by_role("link", name="Odwołaj wizytę").click()
     a11y.check()
     page.get_by_role("button", name="Tak, odwołaj wizytę").click()
-    page.get_by_text("Wizyta jest odwołana.").wait_for()
+    page.get_by_text("Ta wizyta jest odwołana. Nie odbędzie się.").wait_for()
     a11y.check()
     moved.refresh_from_db()
     assert moved.status == Appointment.Status.CANCELLED_BY_PATIENT
@@ -172,6 +175,6 @@ def test_a_patient_books_confirms_reschedules_and_cancels(live_server, browser_p
     assert page.get_attribute("html", "lang") == "en"
     a11y.check()
     page.goto(live_server.url + f"/?service={service.pk}")
-    page.get_by_role("heading", name="Earliest dates").wait_for()
+    page.get_by_role("heading", name="Places with the earliest dates").wait_for()
     a11y.check()
     assert len(a11y.checked) >= 14

@@ -21,6 +21,7 @@ SOURCES = [
     ROOT / "templates" / "emails",
     ROOT / "apps" / "portal",
     ROOT / "apps" / "notifications",
+    *(ROOT / "templates" / name for name in ("404.html", "403.html", "403_csrf.html", "500.html")),
 ]
 
 

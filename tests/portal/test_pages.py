@@ -193,7 +193,11 @@ def test_my_appointments_confirm_cancel_and_calendar(client_woman, woman, mammo_
     ics = client_woman.get(reverse("portal:appointment_ics", args=[appointment.pk]))
     assert ics["Content-Type"].startswith("text/calendar")
     body = ics.content.decode()
-    assert "BEGIN:VEVENT" in body and f"UID:appointment-{appointment.pk}@" in body and "\r\n" in body
+    assert (
+        "BEGIN:VEVENT" in body
+        and f"UID:registration-{appointment.registration_id}@" in body
+        and "\r\n" in body
+    )
     assert woman.pesel not in body
 
     assert client_woman.get(reverse("portal:appointment_cancel", args=[appointment.pk])).status_code == 200

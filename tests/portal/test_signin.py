@@ -137,7 +137,9 @@ def test_sign_out_needs_a_post_with_csrf(woman):
 
     client = Client(enforce_csrf_checks=True)
     client.force_login(woman.user)
-    assert client.get(reverse("portal:logout")).status_code == 405
+    # A GET never signs out (no dead end either: it goes back to the patient's pages, issue 18).
+    assert client.get(reverse("portal:logout")).status_code == 302
+    assert "_auth_user_id" in client.session
     assert client.post(reverse("portal:logout")).status_code == 403
     assert "_auth_user_id" in client.session
 

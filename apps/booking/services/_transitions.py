@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from apps.catalog.models import Entitlement, ReasonCode, Service
 from apps.core import after_commit
-from apps.core.errors import DomainError, localised
+from apps.core.errors import DomainError, localised, message_param
 from apps.core.queries import one_or_none
 from apps.outbox.models import OutboxEvent
 from apps.outbox.services import event_new, event_record, event_save
@@ -104,10 +104,10 @@ def _existing_registration_label(registration: Registration) -> dict[str, str]:
     )
     if appointment is None:
         return localised(f"Poczekalnia, wpis nr {registration.pk}", f"waiting list, entry {registration.pk}")
-    local = timezone.localtime(appointment.start)
+    place, number = appointment.facility.name, appointment.pk
     return localised(
-        f"{appointment.facility.name}, {local:%d.%m.%Y %H:%M}, wizyta nr {appointment.pk}",
-        f"{appointment.facility.name}, {local:%Y-%m-%d %H:%M}, appointment {appointment.pk}",
+        f"{place}, {message_param(appointment.start, 'pl')}, wizyta nr {number}",
+        f"{place}, {message_param(appointment.start, 'en')}, appointment {number}",
     )
 
 

@@ -37,10 +37,11 @@ from ._transitions import (
 )
 from .waitlist import allocate_for_registration
 
-CONFIRMED = localised("potwierdzona", "confirmed")
-CANCELLED = localised("odwołana", "cancelled")
-RESCHEDULED = localised("przeniesiona", "rescheduled")
-GIVEN_AN_OUTCOME = localised("rozliczona", "given an outcome")
+# The verb of "Tej wizyty nie można już {action}" / "This appointment can no longer be {action}".
+CONFIRMED = localised("potwierdzić", "confirmed")
+CANCELLED = localised("odwołać", "cancelled")
+RESCHEDULED = localised("przenieść", "rescheduled")
+GIVEN_AN_OUTCOME = localised("rozliczyć", "given an outcome")
 
 NO_SHOW_AUTO = "NO_SHOW_AUTO"
 

@@ -100,7 +100,7 @@ def referral_find(
     if referral.status == Status.REGISTERED:
         raise DomainError("referral_registered", field="referral_number")
     if referral.valid_until < today:
-        raise DomainError("referral_expired", field="referral_number", date=referral.valid_until.isoformat())
+        raise DomainError("referral_expired", field="referral_number", date=referral.valid_until)
     return referral
 
 

@@ -51,7 +51,7 @@ BATCH = 20
 SCAN_LIMIT = 200
 # Freed slots allocated per transaction by `waitlist_allocate_slots` (the batch path).
 SLOTS_PER_TRANSACTION = 50
-RELEASED = localised("zwolniona", "released")
+RELEASED = localised("zwolnić", "released")
 
 
 def waitlist_join(

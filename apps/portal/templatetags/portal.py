@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django import template
+from django.conf import settings
+from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
@@ -34,3 +38,18 @@ def localized_name(obj: Any) -> str:
 @register.filter
 def status_label(status: str) -> str:
     return str(STATUS_LABELS.get(status, status))
+
+
+@register.filter
+def wall_time(value: dt.datetime | None) -> str:
+    """ "HH:MM" in Warsaw; in the hour the autumn clock change repeats (e.g. 02:00-02:59 on 31 Oct
+    2027) it says which of the two it is: "02:20 (czas letni)" / "02:20 (czas zimowy)"."""
+    if value is None:
+        return ""
+    local = timezone.localtime(value)
+    naive = local.replace(tzinfo=None)
+    zone = ZoneInfo(settings.TIME_ZONE)
+    text = f"{local:%H:%M}"
+    if naive.replace(tzinfo=zone, fold=0).utcoffset() != naive.replace(tzinfo=zone, fold=1).utcoffset():
+        text += f" ({_('summer time') if local.dst() else _('winter time')})"
+    return text

@@ -1,0 +1,42 @@
+"""Branded error pages (issue 18): 404, 403 (a CSRF failure too) and 500 in the page language, with
+the site's navigation and the helpline, also with DEBUG off. The API keeps its problem+json answers.
+
+404 and 403 are Django's own handlers rendering `templates/404.html` and `403.html` (with the request,
+so the menu and the language switch work). A CSRF failure and a server error need these views: Django
+renders those pages without the request.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseServerError
+from django.template import loader
+from django.views import csrf
+
+from apps.core import api_errors
+
+logger = logging.getLogger("cer.portal")
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: an expired form (a page left open, a cookie cleared) gets a page that says
+    what to do, never Django's bare English default."""
+    if request.path.startswith("/api/"):
+        return csrf.csrf_failure(request, reason)
+    html = loader.render_to_string("403_csrf.html", {"csrf_failure": True}, request=request)
+    return HttpResponseForbidden(html)
+
+
+def server_error(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """handler500: the branded page with the request's context; if even that fails (the database or
+    the session store is what broke), the same page without it."""
+    if request.path.startswith("/api/"):
+        return api_errors.api_or_html_500(request)
+    try:
+        html = loader.render_to_string("500.html", {}, request=request)
+    except Exception:
+        logger.warning("the 500 page rendered without the request context")
+        html = loader.render_to_string("500.html", {})
+    return HttpResponseServerError(html)

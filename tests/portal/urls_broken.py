@@ -1,0 +1,26 @@
+"""The site's URLs plus a view that fails and one that refuses, for the error-page tests."""
+
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.urls import path
+
+from config.urls import handler404, handler500
+from config.urls import urlpatterns as site
+
+__all__ = ["handler404", "handler500", "urlpatterns"]
+
+
+def broken(request: HttpRequest) -> HttpResponse:
+    raise RuntimeError("a deliberate failure for the 500 page test")
+
+
+def forbidden(request: HttpRequest) -> HttpResponse:
+    raise PermissionDenied
+
+
+urlpatterns = [
+    path("broken/", broken),
+    path("api/broken/", broken),
+    path("forbidden/", forbidden),
+    *site,
+]
