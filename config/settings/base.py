@@ -310,6 +310,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CER_METRICS_TOKEN = secret("CER_METRICS_TOKEN")
 # Shared by the gunicorn and Celery processes of a machine (prometheus-client reads it too).
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+# A machine that runs only Celery workers: each worker serves its machine's metrics on this port (0:
+# off), on loopback unless told otherwise; any other address needs CER_METRICS_TOKEN.
+CER_WORKER_METRICS_PORT = env.int("CER_WORKER_METRICS_PORT", default=0)
+CER_WORKER_METRICS_ADDR = env.str("CER_WORKER_METRICS_ADDR", default="127.0.0.1")
 CER_TRACING = otel_traces_requested()
 CER_OTEL_TRACES_EXPORTER = env.str("OTEL_TRACES_EXPORTER", default="otlp")
 CER_OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="cer")
