@@ -1,7 +1,8 @@
 """Patient code sign-in: does the answer's timing tell a registered PESEL from an unknown one? (issue 15)
 
-    make manage ARGS=...   # not needed: run it like the other benches, against a migrated database
     .venv/bin/python -m scripts.services exec -- .venv/bin/python -m bench.signin_timing [--rounds 100]
+
+(a migrated database from DATABASE_URL, or the embedded one; development settings with DEBUG off).
 
 Sends many sign-in requests through the real view (Django's test client, in process: the network
 would only add noise), alternating a registered PESEL (with a phone: a code is made and sent through
@@ -54,7 +55,9 @@ def main() -> None:
 
     def unknown() -> str:
         while True:
-            candidate = pesel_lib.generate(dt.date(1950, 1, 1) + dt.timedelta(days=next(serial) % 20_000), "F", 7)
+            candidate = pesel_lib.generate(
+                dt.date(1950, 1, 1) + dt.timedelta(days=next(serial) % 20_000), "F", 7
+            )
             if not Patient.objects.filter(pesel=candidate).exists():
                 return candidate
 
@@ -68,14 +71,16 @@ def main() -> None:
 
     def post(pesel: str) -> tuple[float, int]:
         n = next(addresses)
-        client = Client(REMOTE_ADDR=f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}")
+        client = Client(
+            REMOTE_ADDR=f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}", HTTP_HOST="localhost"
+        )
         began = time.perf_counter()
         response = client.post(url, {"pesel": pesel})
         return time.perf_counter() - began, response.status_code
 
     def case(name: str, *, min_seconds: float, warmups: int) -> dict[str, object]:
         times: dict[str, list[float]] = {"known": [], "unknown": []}
-        statuses: set[int] = set()
+        statuses: dict[str, set[int]] = {"known": set(), "unknown": set()}
         pairs = [(known(), unknown()) for _ in range(args.rounds)]
         with override_settings(
             CER_SMS_BACKEND="apps.notifications.channels.MemorySmsGateway",
@@ -89,11 +94,13 @@ def main() -> None:
                             post(pesel)
             with override_settings(CER_SIGNIN_MIN_SECONDS=min_seconds):
                 for index, (k, u) in enumerate(pairs):
-                    order = [("known", k), ("unknown", u)] if index % 2 == 0 else [("unknown", u), ("known", k)]
+                    order = (
+                        [("known", k), ("unknown", u)] if index % 2 == 0 else [("unknown", u), ("known", k)]
+                    )
                     for kind, pesel in order:
                         seconds, status = post(pesel)
                         times[kind].append(seconds)
-                        statuses.add(status)
+                        statuses[kind].add(status)
         medians = {kind: statistics.median(values) for kind, values in times.items()}
         deciles = {kind: statistics.quantiles(values, n=10) for kind, values in times.items()}
         return {
@@ -102,8 +109,11 @@ def main() -> None:
             "unknown_ms": round(medians["unknown"] * 1000, 1),
             "difference_ms": round((medians["known"] - medians["unknown"]) * 1000, 1),
             "known_p10_p90_ms": [round(deciles["known"][0] * 1000, 1), round(deciles["known"][-1] * 1000, 1)],
-            "unknown_p10_p90_ms": [round(deciles["unknown"][0] * 1000, 1), round(deciles["unknown"][-1] * 1000, 1)],
-            "statuses": sorted(statuses),
+            "unknown_p10_p90_ms": [
+                round(deciles["unknown"][0] * 1000, 1),
+                round(deciles["unknown"][-1] * 1000, 1),
+            ],
+            "statuses": {kind: sorted(values) for kind, values in statuses.items()},
         }
 
     cache.clear()
@@ -113,7 +123,9 @@ def main() -> None:
         case(f"rate-limited (4th), floor {floor:g} s", min_seconds=floor, warmups=3),
     ]
     print(f"\n{args.rounds} PESELs of each kind per case, alternating, a new address per request\n")
-    print(f"{'case':34} {'known':>9} {'unknown':>9} {'diff':>8}  {'known p10-p90':>15} {'unknown p10-p90':>15}")
+    print(
+        f"{'case':34} {'known':>9} {'unknown':>9} {'diff':>8}  {'known p10-p90':>15} {'unknown p10-p90':>15}"
+    )
     for row in rows:
         k10, k90 = row["known_p10_p90_ms"]  # type: ignore[misc]
         u10, u90 = row["unknown_p10_p90_ms"]  # type: ignore[misc]
