@@ -180,6 +180,9 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True
+# A pool process killed under a task (the out-of-memory killer's pick) returns the task to the queue at
+# once; late acknowledgement alone would acknowledge it as failed. Tasks are idempotent (docs/operations.md).
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 30 * 60
 # Several beats may run (one per machine): only the holder of a PostgreSQL advisory lock sends, the

@@ -18,10 +18,12 @@ import datetime as dt
 import json
 import os
 import re
+import signal
 import threading
 import time
 from collections import Counter, defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from django.db import connection, transaction
@@ -138,11 +140,8 @@ def _session_of_lock_holder() -> str | None:
     return row[0] if row else None
 
 
-def test_a_worker_killed_mid_reconciliation_the_run_completes_every_visit_judged_once(fleet):
-    """GIVEN a month of reported visits and a run of small chunks executing on a worker
-    WHEN that worker is SIGKILLed (main process and pool) after some chunks committed
-    THEN the run completes on another worker, resuming after its last committed chunk: every visit has
-         exactly one verdict, the verdicts committed before the kill are the same rows, none is lost."""
+def _month_of_visits():
+    """A facility with VISITS reported visits in July 2026 (ten patients), for runs of one-visit chunks."""
     facility, service = FacilityFactory(), ServiceFactory()
     patients = [PatientFactory() for _ in range(10)]
     start = dt.datetime(2026, 7, 1, 8, tzinfo=dt.UTC)
@@ -157,6 +156,15 @@ def test_a_worker_killed_mid_reconciliation_the_run_completes_every_visit_judged
         )
         for n in range(VISITS)
     )
+    return facility
+
+
+def test_a_worker_killed_mid_reconciliation_the_run_completes_every_visit_judged_once(fleet):
+    """GIVEN a month of reported visits and a run of small chunks executing on a worker
+    WHEN that worker is SIGKILLed (main process and pool) after some chunks committed
+    THEN the run completes on another worker, resuming after its last committed chunk: every visit has
+         exactly one verdict, the verdicts committed before the kill are the same rows, none is lost."""
+    facility = _month_of_visits()
     run = run_create(scope="month", period_start=dt.date(2026, 7, 1), facility=facility, chunk_size=1)
     with broker(fleet.broker.url) as send:
         send("apps.reconciliation.tasks.run_execute_task", run.pk)
@@ -200,6 +208,60 @@ def test_a_worker_killed_mid_reconciliation_the_run_completes_every_visit_judged
     assert kept == committed  # resumed after the committed chunks: those verdicts were not decided again
     assert (done.visits_done, done.visits_total, done.attempts) == (VISITS, VISITS, 2)
     assert done.eligible_count + done.ineligible_count == VISITS
+
+
+def test_a_pool_process_killed_mid_reconciliation_the_task_goes_back_at_once(fleet):
+    """GIVEN a run executing in a worker's pool process
+    WHEN that process alone is SIGKILLed (what the out-of-memory killer picks: the big one)
+    THEN the worker's main process returns the task to the queue at once (CELERY_TASK_REJECT_ON_WORKER_LOST;
+         with late acknowledgement alone it is acknowledged as failed and the run stays `running` until
+         someone asks again) and the run completes, every visit judged once."""
+    facility = _month_of_visits()
+    run = run_create(scope="month", period_start=dt.date(2026, 7, 1), facility=facility, chunk_size=1)
+    with broker(fleet.broker.url) as send:
+        send("apps.reconciliation.tasks.run_execute_task", run.pk)
+    _wait(
+        lambda: ReconciliationRun.objects.get(pk=run.pk).chunks_done >= VISITS // 5,
+        "the first chunks",
+        every=0.005,
+    )
+    holder = _session_of_lock_holder()
+    assert holder is not None, "no worker holds the run's scope"
+    worker = fleet.by_session(holder)
+    assert worker.proc is not None
+    pool = (
+        (Path("/proc") / str(worker.proc.pid) / "task" / str(worker.proc.pid) / "children")
+        .read_text()
+        .split()
+    )
+    assert pool
+    for pid in pool:
+        os.kill(int(pid), signal.SIGKILL)
+    committed = Verdict.objects.filter(run=run).count()
+
+    done = _wait(
+        lambda: ReconciliationRun.objects.filter(pk=run.pk, state="done").first(),
+        "the run to finish",
+        every=0.2,
+    )
+
+    per_visit = Counter(Verdict.objects.filter(run=run).values_list("visit_id", flat=True))
+    visits = set(ReportedVisit.objects.filter(facility=facility).values_list("id", flat=True))
+    twice = sum(1 for n in per_visit.values() if n > 1)
+    lost = len(visits - set(per_visit))
+    TABLE.append(
+        (
+            "pool process killed mid-reconciliation",
+            VISITS,
+            len(per_visit),
+            lost,
+            twice,
+            f"killed at {committed}",
+        )
+    )
+    assert worker.proc.poll() is None  # the worker itself lives on with a new pool process
+    assert lost == 0 and twice == 0 and set(per_visit) == visits
+    assert (done.visits_done, done.attempts) == (VISITS, 2)
 
 
 class SlowReceiver:
