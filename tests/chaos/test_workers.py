@@ -1,11 +1,13 @@
 """The fault suite, Celery part (issue 15): real worker processes (`python -m tests.celery_worker`, the
 project's Celery app as a prefork worker) against the test database and a Redis of the test's own,
-SIGKILLed as a whole (main process and pool, as a lost machine or the OOM killer would) in the middle
-of their work; a new worker takes over. Loopback only; every wait is bounded.
+SIGKILLed in the middle of their work: a whole worker (main process and pool, as a lost machine
+would), then another worker takes over; or only the pool process running the task (the out-of-memory
+killer's pick), then the same worker starts it again. Loopback only; every wait is bounded.
 
 What brings the work back is what production has: the task messages are acknowledged late
 (`CELERY_TASK_ACKS_LATE`), so Redis hands a dead worker's task to another one after the broker's
-visibility timeout (shortened here to seconds); a webhook attempt the dead worker had claimed is
+visibility timeout (shortened here to seconds), and a pool process's death returns its task at once
+(`CELERY_TASK_REJECT_ON_WORKER_LOST`); a webhook attempt the dead worker had claimed is
 leased and taken again by the retry job once the lease ends (shortened likewise); the fan-out and the
 retry job are periodic (the test plays beat).
 
