@@ -14,6 +14,8 @@ Shortened for tests only, through the environment (production keeps its defaults
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import datetime as dt
 import os
 import shutil
@@ -28,6 +30,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _die_with_parent() -> None:  # pragma: no cover (runs in the child before exec)
+    """Linux: the child gets SIGKILL when the test process dies (a test run stopped outright leaves no
+    worker or Redis behind)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -77,7 +86,7 @@ class OwnRedis:
             "no",
         ]
         self.proc = subprocess.Popen(  # noqa: S603 (a fixed local binary)
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent
         )
         wait_for_port(self.port, seconds=10)
 
@@ -107,6 +116,7 @@ class Worker:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: SIGKILL reaches the pool children too
+                preexec_fn=_die_with_parent,
             )
         return self
 
