@@ -147,16 +147,12 @@ class Worker:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
 
-    @property
-    def test_log_file(self) -> Path:
-        """The JSON log of the worker's processes (config/settings/test.py names it by the pid)."""
-        assert self.proc is not None
-        return ROOT / "var" / "test-logs" / f"pytest-{self.proc.pid}.jsonl"
-
 
 def worker_env(*, database_name: str, broker_url: str, **extra: str) -> dict[str, str]:
     """The environment of a worker of this test: the test database, the test's own Redis, the test
-    process's secrets (webhook secrets are encrypted with them)."""
+    process's secrets (webhook secrets are encrypted with them). The rest is inherited, the test run's
+    name included, so the worker's log lines go to the run's log and are scanned with it at the end
+    (tests/conftest.py)."""
     from django.conf import settings
 
     from scripts.restore_drill import with_database

@@ -68,7 +68,6 @@ def test_a_worker_only_machine_serves_its_task_counts_to_a_scrape_with_the_token
     finally:
         worker.kill()
         redis.stop()
-        worker.test_log_file.unlink(missing_ok=True)
 
     assert counted == 1  # counted in the pool child, served by the main process
     assert "cer_celery_task_duration_seconds_count" in text
