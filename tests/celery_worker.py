@@ -23,8 +23,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import warnings
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,12 @@ def _die_with_parent() -> None:  # pragma: no cover (runs in the child before ex
     worker or Redis behind)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _tied_to_the_test_process() -> Callable[[], None] | None:
+    """The parent-death signal follows the *thread* that started the child: only the main thread's
+    children get it (a server restarted from a timer thread must outlive that thread)."""
+    return _die_with_parent if threading.current_thread() is threading.main_thread() else None
 
 
 def free_port() -> int:
@@ -86,7 +94,7 @@ class OwnRedis:
             "no",
         ]
         self.proc = subprocess.Popen(  # noqa: S603 (a fixed local binary)
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_tied_to_the_test_process()
         )
         wait_for_port(self.port, seconds=10)
 
@@ -116,7 +124,7 @@ class Worker:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: SIGKILL reaches the pool children too
-                preexec_fn=_die_with_parent,
+                preexec_fn=_tied_to_the_test_process(),
             )
         return self
 
