@@ -44,7 +44,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 FULL = os.environ.get("CHAOS_SCALE") == "full"
 VISITS = 2000 if FULL else 240
 EVENTS = 120 if FULL else 24
-VISIBILITY_TIMEOUT = 3  # seconds (kombu's default is an hour)
+VISIBILITY_TIMEOUT = 5  # seconds (kombu's default is an hour); longer than a run takes before the kill
+KILL_AFTER_CHUNKS = min(VISITS // 5, 40)  # early: a task running past the timeout is handed out again
 WEBHOOK_LEASE = 4  # seconds (apps.integration.webhooks.LEASE is a minute; an attempt here takes ~50 ms)
 DEADLINE = 120.0  # seconds any wait of this module may take; the suite stops itself
 TABLE: list[tuple[str, int, int, int, int, str]] = []
@@ -164,7 +165,7 @@ def test_a_worker_killed_mid_reconciliation_the_run_completes_every_visit_judged
         send("apps.reconciliation.tasks.run_execute_task", run.pk)
 
     def midway() -> bool:
-        return ReconciliationRun.objects.get(pk=run.pk).chunks_done >= VISITS // 5
+        return ReconciliationRun.objects.get(pk=run.pk).chunks_done >= KILL_AFTER_CHUNKS
 
     _wait(midway, "the first chunks", every=0.005)
     holder = _session_of_lock_holder()
@@ -215,7 +216,7 @@ def test_a_pool_process_killed_mid_reconciliation_the_task_goes_back_at_once(fle
     with broker(fleet.broker.url) as send:
         send("apps.reconciliation.tasks.run_execute_task", run.pk)
     _wait(
-        lambda: ReconciliationRun.objects.get(pk=run.pk).chunks_done >= VISITS // 5,
+        lambda: ReconciliationRun.objects.get(pk=run.pk).chunks_done >= KILL_AFTER_CHUNKS,
         "the first chunks",
         every=0.005,
     )
