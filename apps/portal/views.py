@@ -618,6 +618,7 @@ def manage_view(request: HttpRequest, token: str) -> HttpResponse:
                 messages.success(request, _("Your appointment has been moved."))
                 return redirect("portal:manage", token=manage.manage_token(appointment_id=new.pk))
         except DomainError as exc:
+            portal_refused(exc)
             messages.error(request, exc.message)
         return redirect("portal:manage", token=token)
     manage.audit(appointment=appointment, action="view")
