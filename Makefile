@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum requirements.lock | cut -d' ' -f1)
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: manage install run test lint typecheck fmt bench lock migrate clean chaos
+.PHONY: manage install run test lint typecheck fmt bench lock migrate clean chaos audit
 
 install: $(STAMP)
 
@@ -32,9 +32,19 @@ test: install
 		$(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --maxprocesses 8 --dist loadfile) $(PYTEST_ARGS)
 
 ## chaos: the fault suite at full size on loopback (Redis stopped, PostgreSQL sessions killed under a
-## booking load); prints a table. Its short variant runs with `make test` (tests/chaos).
+## booking load, Celery workers SIGKILLed mid-reconciliation and mid-webhook fan-out); prints a table.
+## Its short variant runs with `make test` (tests/chaos).
 chaos: install
 	@CHAOS_SCALE=full $(PY) -m scripts.services exec -- $(PY) -m pytest tests/chaos -p no:cacheprovider -q -s
+
+## audit: known vulnerabilities of the locked dependencies (pip-audit, in a venv of its own under var/,
+## reading PyPI's advisory data; AUDIT_SERVICE=osv for OSV). Fails on a finding and, with --strict, on a
+## package it could not check, so an unreachable advisory service is never a silent pass.
+AUDIT_SERVICE ?= pypi
+audit:
+	@test -x var/audit/bin/pip-audit || ($(PYTHON) -m venv var/audit && var/audit/bin/pip install -q pip-audit)
+	var/audit/bin/pip-audit --requirement requirements.lock --no-deps --disable-pip --strict \
+		--vulnerability-service $(AUDIT_SERVICE) --progress-spinner off
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -23,6 +23,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
 from apps.booking.models import LIVE_APPOINTMENT, Appointment
+from apps.operations.metrics import notifications_expired_observed
 from apps.patients.models import Patient
 
 from .channels import DeliveryError, channel_for
@@ -130,6 +131,8 @@ def _claim(*, message_id: int, now: dt.datetime) -> Message | None:
             pk=message_id, state__in=[Message.State.PENDING, Message.State.FAILED], expires_at__lte=now
         ).update(state=Message.State.EXPIRED)
         if expired:
+            channel = Message.objects.filter(pk=message_id).values_list("channel", flat=True).first()
+            notifications_expired_observed(channel=channel or "unknown", reason="time_to_live")
             return None
         message = (
             Message.objects.select_for_update(skip_locked=True, of=("self",))
@@ -170,6 +173,8 @@ def message_deliver(*, message_id: int, now: dt.datetime | None = None, body_tex
     except DeliveryError as exc:
         state = Message.State.FAILED if message.attempts < MAX_ATTEMPTS else Message.State.EXPIRED
         Message.objects.filter(pk=message.pk).update(state=state, last_error=str(exc)[:200])
+        if state == Message.State.EXPIRED:
+            notifications_expired_observed(channel=message.channel, reason="attempts")
         logger.warning("message %s delivery failed (attempt %s): %s", message.pk, message.attempts, exc)
         return state
     Message.objects.filter(pk=message.pk).update(
@@ -197,9 +202,14 @@ def messages_retry(*, now: dt.datetime | None = None, limit: int = 500) -> list[
 def messages_expire(*, now: dt.datetime | None = None) -> int:
     """Mark messages whose time-to-live passed unsent as expired (they will never be sent)."""
     now = now or timezone.now()
-    return Message.objects.filter(
-        state__in=[Message.State.PENDING, Message.State.FAILED], expires_at__lte=now
-    ).update(state=Message.State.EXPIRED)
+    expired = 0
+    for channel in Message.Channel.values:  # one UPDATE per channel: each dropped message counted once
+        count = Message.objects.filter(
+            channel=channel, state__in=[Message.State.PENDING, Message.State.FAILED], expires_at__lte=now
+        ).update(state=Message.State.EXPIRED)
+        notifications_expired_observed(channel=channel, reason="time_to_live", count=count)
+        expired += count
+    return expired
 
 
 def message_mark_read(*, patient: Patient, message_id: int) -> int:

@@ -75,3 +75,9 @@ def connect() -> None:
     signals.before_task_publish.connect(before_publish, weak=False, dispatch_uid="cer-request-id")
     signals.task_prerun.connect(task_started, weak=False, dispatch_uid="cer-task-started")
     signals.task_postrun.connect(task_finished, weak=False, dispatch_uid="cer-task-finished")
+    from . import worker_metrics
+
+    signals.worker_ready.connect(worker_metrics.worker_ready, weak=False, dispatch_uid="cer-worker-metrics")
+    signals.worker_process_shutdown.connect(
+        worker_metrics.worker_process_shutdown, weak=False, dispatch_uid="cer-worker-process-dead"
+    )

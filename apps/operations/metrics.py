@@ -69,6 +69,21 @@ RECONCILIATION_RUNS = Counter(
     "cer_reconciliation_run_tasks_total", "Reconciliation run task executions by result", ["result"]
 )
 
+WAITLIST_ALLOCATION_DELAY = Histogram(
+    "cer_waitlist_allocation_delay_seconds",
+    "Time from a slot becoming free (released, cancelled, a hold expired, published) to its allocation"
+    " from the waiting list",
+    buckets=(1, 10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400, 30 * 86400),
+)
+NOTIFICATIONS_EXPIRED = Counter(
+    "cer_notifications_expired_total",
+    "Notifications dropped unsent: their time-to-live passed, or every attempt failed",
+    ["channel", "reason"],
+)
+PORTAL_REFUSALS = Counter(
+    "cer_portal_refusals_total", "Refusals shown to patients on the patient pages, by problem code", ["code"]
+)
+
 UNMATCHED_ROUTE = "<unmatched>"
 
 
@@ -88,6 +103,23 @@ def http_request_observed(request: HttpRequest, response: HttpResponse, seconds:
 
 def refusal_observed(code: str, status: int) -> None:
     REFUSALS.labels(code, str(status)).inc()
+
+
+def waitlist_allocation_observed(*, free_since: Any, now: Any) -> None:
+    """A slot free since `free_since` was allocated from the waiting list at `now` (counted on commit)."""
+    seconds = max(0.0, (now - free_since).total_seconds())
+    transaction.on_commit(lambda: WAITLIST_ALLOCATION_DELAY.observe(seconds), robust=True)
+
+
+def notifications_expired_observed(*, channel: str, reason: str, count: int = 1) -> None:
+    """`count` messages of `channel` dropped unsent (`time_to_live` or `attempts`), counted on commit."""
+    if count:
+        transaction.on_commit(lambda: NOTIFICATIONS_EXPIRED.labels(channel, reason).inc(count), robust=True)
+
+
+def portal_refused(error: Any) -> None:
+    """A refusal (a DomainError) shown to a patient on the patient pages."""
+    PORTAL_REFUSALS.labels(str(getattr(error, "code", "unknown"))).inc()
 
 
 def _event_committed(type: str, channel: str | None) -> None:

@@ -7,7 +7,10 @@ from .models import OutboxEvent
 
 # The oldest transaction of THIS database that has a transaction id and is still running, as a full
 # 64-bit id; or the next id to be assigned when there is none. (pg_stat_activity shows 32-bit xids:
-# the epoch comes from the snapshot's xmax, one less for an xid from before the last wrap-around.)
+# widened by their signed 32-bit distance from the snapshot's xmax: an xid up to 2^31 below it is
+# older, possibly from before the last wrap-around; one at or above it is a running transaction
+# newer than the snapshot (xmax is one past the newest *finished* transaction, so the reader's own
+# id may be above it when another database's transaction took an id in between).)
 # Transactions of other databases on the same server never write this outbox, so unlike the
 # cluster-wide `pg_snapshot_xmin`, a long transaction elsewhere (a report, a backup, another
 # application) does not hold the feed back. Prepared transactions count too.
@@ -21,8 +24,8 @@ running AS (
 )
 SELECT LEAST(
     snap.next,
-    min(((snap.next >> 32) << 32 | running.xid)
-        - CASE WHEN running.xid > (snap.next & 4294967295) THEN 4294967296 ELSE 0 END)
+    min(snap.next - ((((snap.next & 4294967295) - running.xid) % 4294967296 + 6442450944) % 4294967296
+                     - 2147483648))
 )
 FROM snap LEFT JOIN running ON true
 GROUP BY snap.next

