@@ -31,8 +31,9 @@ test: install
 	@$(PY) -m scripts.services exec -- $(PY) -m pytest \
 		$(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --maxprocesses 8 --dist loadfile) $(PYTEST_ARGS)
 
-## chaos: the fault suite at full size on loopback (Redis stopped, PostgreSQL sessions killed under a
-## booking load, Celery workers SIGKILLed mid-reconciliation and mid-webhook fan-out); prints a table.
+## chaos: the fault suite at full size on loopback (Redis stopped, PostgreSQL sessions killed and a private
+## PostgreSQL server restarted under a booking load, Celery workers SIGKILLed mid-reconciliation and
+## mid-webhook fan-out); prints a table.
 ## Its short variant runs with `make test` (tests/chaos).
 chaos: install
 	@CHAOS_SCALE=full $(PY) -m scripts.services exec -- $(PY) -m pytest tests/chaos -p no:cacheprovider -q -s

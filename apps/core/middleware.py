@@ -13,6 +13,8 @@ from .api_errors import PROBLEM_CONTENT_TYPE, problem
 
 log = logging.getLogger("cer.outage")
 OUTAGE_RETRY_AFTER = "30"
+# The database unreachable or its connection lost (a PostgreSQL restart): a 503, never a 500.
+DATABASE_UNAVAILABLE = (db.OperationalError, db.InterfaceError)
 
 # Machine interfaces keep Accept-Language negotiation (the FHIR API and open data too).
 API_PREFIXES = ("/api/", "/fhir/", "/opendata/")
@@ -52,20 +54,23 @@ class RedisOutageMiddleware:
             redis.exceptions.ConnectionError,
             redis.exceptions.TimeoutError,
             BrokerError,
-            db.OperationalError,
+            *DATABASE_UNAVAILABLE,
         )
         if not isinstance(exception, outage):
             return None
-        log.error(
-            "dependency unavailable: %s on %s %s", type(exception).__name__, request.method, request.path
-        )
-        response = JsonResponse(
-            problem(503, "service_unavailable", "Service temporarily unavailable; retry later"),
-            status=503,
-            content_type=PROBLEM_CONTENT_TYPE,
-        )
-        response["Retry-After"] = OUTAGE_RETRY_AFTER
-        return response
+        return outage_problem(request, exception)
+
+
+def outage_problem(request: HttpRequest, exception: BaseException) -> HttpResponse:
+    """The API's answer while a dependency is down: 503 problem+json with Retry-After."""
+    log.error("dependency unavailable: %s on %s %s", type(exception).__name__, request.method, request.path)
+    response = JsonResponse(
+        problem(503, "service_unavailable", "Service temporarily unavailable; retry later"),
+        status=503,
+        content_type=PROBLEM_CONTENT_TYPE,
+    )
+    response["Retry-After"] = OUTAGE_RETRY_AFTER
+    return response
 
 
 AUTH_AT = "_cer_auth_at"

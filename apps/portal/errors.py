@@ -9,6 +9,7 @@ renders those pages without the request.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseServerError
@@ -16,6 +17,7 @@ from django.template import loader
 from django.views import csrf
 
 from apps.core import api_errors
+from apps.core.middleware import DATABASE_UNAVAILABLE, OUTAGE_RETRY_AFTER, outage_problem
 
 logger = logging.getLogger("cer.portal")
 
@@ -31,12 +33,20 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
 
 def server_error(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
     """handler500: the branded page with the request's context; if even that fails (the database or
-    the session store is what broke), the same page without it."""
+    the session store is what broke), the same page without it. The database unreachable (a
+    PostgreSQL restart, issue 15; raised in a view or a middleware) is a 503 with Retry-After, the
+    same page ("try again in a few minutes"), or the API's 503 problem+json."""
+    exception = sys.exc_info()[1]  # Django calls handler500 while handling the exception
+    unavailable = isinstance(exception, DATABASE_UNAVAILABLE)
     if request.path.startswith("/api/"):
+        if unavailable and exception is not None:
+            return outage_problem(request, exception)
         return api_errors.api_or_html_500(request)
     try:
         html = loader.render_to_string("500.html", {}, request=request)
     except Exception:
         logger.warning("the 500 page rendered without the request context")
         html = loader.render_to_string("500.html", {})
+    if unavailable:
+        return HttpResponse(html, status=503, headers={"Retry-After": OUTAGE_RETRY_AFTER})
     return HttpResponseServerError(html)

@@ -5,6 +5,10 @@ table printed at the end.
 
 `make chaos` runs it at full size (CHAOS_SCALE=full); the suite's default is the short variant CI
 runs. Celery workers SIGKILLed mid-work: test_workers.py.
+
+PostgreSQL appears twice: the shared server's sessions of the test database killed (the server itself
+is shared by everyone on the machine), and a private server on loopback (tests/core/streaming.py,
+holding a copy of the test database) really restarted with `pg_ctl restart -m fast` under the load.
 """
 
 from __future__ import annotations
@@ -14,15 +18,18 @@ import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, connections
 from django.test import Client, override_settings
 
 from apps.booking.models import Appointment
 from tests.celery_worker import OwnRedis
+from tests.core.streaming import StreamingPair, bindir, server_user
 from tests.factories import ContractFactory, FacilityFactory, PatientFactory, ScheduleFactory, SlotFactory
 from tests.factories.integration import access_token_create, api_client_create
 
@@ -45,6 +52,7 @@ class Load:
     statuses: Counter = field(default_factory=Counter)
     created: dict[str, int] = field(default_factory=dict)  # key -> appointment id (first answer)
     replays_disagreeing: int = 0
+    outage_answers_malformed: int = 0  # 503s without problem+json or Retry-After
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run(self, on_progress=None) -> None:
@@ -71,6 +79,12 @@ class Load:
                             HTTP_IDEMPOTENCY_KEY=key,
                         )
                         status = response.status_code
+                        if status == 503 and (
+                            response.get("Content-Type") != "application/problem+json"
+                            or not response.get("Retry-After")
+                        ):
+                            with self.lock:
+                                self.outage_answers_malformed += 1
                     except Exception:  # a dropped connection inside the test client: retried like a 5xx
                         status = 599
                     finally:
@@ -127,6 +141,7 @@ def _check(name: str, load: Load, fault: str) -> None:
     assert lost == 0, f"{lost} bookings never got an answer: {load.statuses}"
     assert twice == 0
     assert load.replays_disagreeing == 0
+    assert load.outage_answers_malformed == 0
     assert len(booked) == len(load.created)  # every answered booking exists, and no other
 
 
@@ -188,6 +203,104 @@ def test_postgresql_sessions_killed_under_a_booking_load():
         load,
         f"retried: {sum(v for k, v in load.statuses.items() if k >= 500)}",
     )
+
+
+@pytest.fixture
+def own_postgres(django_db_setup, django_db_blocker) -> Iterator[StreamingPair]:
+    """A PostgreSQL server of this test's own on loopback (no replica), holding a copy of the test
+    database: the shared server cannot be restarted."""
+    bin_dir, user = bindir(), server_user()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl, pg_dump, psql): set CER_PG_BINDIR")
+    if user is None:
+        pytest.skip("running as root and there is no `postgres` user to run PostgreSQL as")
+    server = StreamingPair(bin_dir, user)
+    try:
+        with django_db_blocker.unblock():
+            server.start(connections["default"].settings_dict, replica=False)
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def pointed_at(server: StreamingPair) -> Iterator[None]:
+    """`default` is the private server for the block, in every thread, with the configured persistent
+    connections and health checks (what a web process keeps across a restart)."""
+    configured = connections.settings  # the same dict as settings.DATABASES
+    saved_settings, saved_default = configured["default"], connections["default"]
+    configured["default"] = {
+        **server.settings_for(saved_settings, server.primary_port),
+        "CONN_MAX_AGE": saved_settings.get("CONN_MAX_AGE", 0),
+    }
+    connections["default"] = connections.create_connection("default")
+    try:
+        yield
+    finally:
+        connections["default"].close()
+        configured["default"] = saved_settings
+        connections["default"] = saved_default
+
+
+def _postmaster_started(server: StreamingPair) -> str:
+    import psycopg
+
+    with psycopg.connect(server.conninfo(server.primary_port), autocommit=True) as conn:
+        row = conn.execute("SELECT pg_postmaster_start_time()::text").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def test_postgresql_server_restarted_under_a_booking_load(own_postgres):
+    """The real thing on a private server: `pg_ctl restart -m fast` a third of the way through the load
+    (every session ended, the server down until it is back). API answers meanwhile are 503
+    problem+json with Retry-After, retried with the same Idempotency-Key, and pages a 503 with
+    Retry-After; never a 500."""
+    server = own_postgres
+    with pointed_at(server):
+        token, jobs = _world()
+        load = Load(token=token, jobs=jobs)
+        restarts: list[int] = []
+        before = _postmaster_started(server)
+
+        def fault(progress: int) -> None:
+            if progress == len(jobs) // 3 and not restarts:
+                restarts.append(progress)
+                connection.close()
+                server.restart_primary("fast")
+
+        # Meanwhile a patient keeps loading the home page (it reads the database)
+        pages: Counter = Counter()
+        finished = threading.Event()
+
+        def browse() -> None:
+            browser = Client(raise_request_exception=False)
+            while not finished.is_set():
+                try:
+                    pages[browser.get("/").status_code] += 1
+                finally:
+                    close_old_connections()
+                time.sleep(0.05)
+            connection.close()
+
+        browser = threading.Thread(target=browse)
+        browser.start()
+        try:
+            load.run(on_progress=fault)
+        finally:
+            finished.set()
+            browser.join(timeout=30)
+        assert restarts
+        assert pages[500] == 0 and set(pages) <= {200, 503}, pages  # the page says "try again", a 503
+        assert _postmaster_started(server) != before  # it really went down and came back
+        assert load.statuses[503] > 0, load.statuses  # the outage was seen, as 503 + Retry-After
+        assert load.statuses[500] == 0, load.statuses
+        retried = sum(v for k, v in load.statuses.items() if k >= 500)
+        _check(
+            "postgres server restarted",
+            load,
+            f"503s: {load.statuses[503]}, retried: {retried}; pages: {dict(sorted(pages.items()))}",
+        )
 
 
 def teardown_module() -> None:

@@ -1,5 +1,6 @@
 """A PostgreSQL primary and its streaming replica on loopback, from this machine's PostgreSQL binaries
-(initdb, pg_basebackup -R), holding a copy of the test database. Used by test_replica.py.
+(initdb, pg_basebackup -R), holding a copy of the test database. Used by test_replica.py, and without
+the replica by tests/chaos/test_faults.py (a server of its own to restart under load).
 
 Run as the `postgres` user when the tests run as root (PostgreSQL refuses to run as root). Everything
 lives in one temporary directory, removed by stop()."""
@@ -86,8 +87,10 @@ class StreamingPair:
         )
         self.started.append(data)
 
-    def start(self, source: dict[str, Any]) -> None:
-        primary, replica = self.root / "primary", self.root / "replica"
+    def start(self, source: dict[str, Any], *, replica: bool = True) -> None:
+        """The primary with a copy of `source` (a Django DATABASES entry), then, if `replica`, its
+        streaming replica."""
+        primary = self.root / "primary"
         self._run("initdb", "-D", str(primary), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
         self._start(
             primary,
@@ -117,6 +120,11 @@ class StreamingPair:
             "psql", "-h", "127.0.0.1", "-p", str(self.primary_port), "-U", "postgres", "-d", self.database,
             "-q", "-v", "ON_ERROR_STOP=1", input=dump,
         )  # fmt: skip
+        if replica:
+            self._start_replica()
+
+    def _start_replica(self) -> None:
+        replica = self.root / "replica"
         self._run(
             "pg_basebackup", "-h", "127.0.0.1", "-p", str(self.primary_port), "-U", "postgres",
             "-D", str(replica), "-R", "-X", "stream", "-c", "fast", "--no-sync",
@@ -128,6 +136,13 @@ class StreamingPair:
             with contextlib.suppress(subprocess.SubprocessError, OSError):
                 self._run("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def restart_primary(self, mode: str = "fast") -> None:
+        """`pg_ctl restart -m <mode>`: sessions are ended, the server stops and starts again with the
+        same options; returns once it accepts connections."""
+        primary = self.root / "primary"
+        log = str(self.root / "primary.log")  # without -l the server would keep our output pipe open
+        self._run("pg_ctl", "-D", str(primary), "-l", log, "-m", mode, "-w", "restart")
 
     # --- control ------------------------------------------------------------------------------
 
