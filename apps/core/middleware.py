@@ -60,7 +60,7 @@ class RedisOutageMiddleware:
             "dependency unavailable: %s on %s %s", type(exception).__name__, request.method, request.path
         )
         response = JsonResponse(
-            problem(503, "service_unavailable", "Service temporarily unavailable; retry later"),
+            problem(503, "service_unavailable"),
             status=503,
             content_type=PROBLEM_CONTENT_TYPE,
         )

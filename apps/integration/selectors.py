@@ -225,6 +225,21 @@ def _page(qs: QuerySet, cursor: str | None, limit: int, *, field: str = "start")
     return rows, None
 
 
+def id_page(
+    qs: QuerySet, cursor: str | None, limit: int, *, newest_first: bool = False
+) -> tuple[list, str | None]:
+    """Keyset pagination on the primary key, for lists without a time order (reference data, webhook
+    subscriptions, the delivery log newest first)."""
+    if cursor:
+        (pk,) = cursor_decode(cursor, types=(int,))
+        qs = qs.filter(id__lt=pk) if newest_first else qs.filter(id__gt=pk)
+    rows = list(qs.order_by("-id" if newest_first else "id")[: limit + 1])
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, cursor_encode(rows[-1].id)
+    return rows, None
+
+
 def latest_verdicts(*, visit_ids: list[int]) -> dict[int, Verdict]:
     """Each visit's verdict in the newest finished run that covered it (one query over the verdicts'
     visit index). Runs still in progress are left out: their overrides are applied only at the end."""

@@ -144,7 +144,7 @@ def test_unknown_fields_are_named_in_the_errors(api_a, world_a):
     response = api_a.post(f"/api/v1/bookings/{world_a.booking.pk}/confirm", {"force": True})
 
     assert response.status_code == 400
-    assert response.json()["errors"] == {"force": ["Unknown field."]}
+    assert response.json()["errors"] == {"force": ["Nieznane pole."]}
 
 
 def test_a_non_json_body_is_415(api_a, world_a):

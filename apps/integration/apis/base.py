@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.api_errors import problem
-from apps.core.errors import DomainError
+from apps.core.errors import DomainError, text
 
 from ..auth import ApiClientAuthentication, ApiPrincipal, HasOperationScope
 from ..idempotency import (
@@ -139,7 +139,7 @@ MAX_UTC_OFFSET = dt.timedelta(hours=15, minutes=59)
 def date_in_bounds(value: dt.date) -> dt.date:
     if not DATE_BOUNDS[0] <= value <= DATE_BOUNDS[1]:
         raise serializers.ValidationError(
-            f"Must be between {DATE_BOUNDS[0].isoformat()} and {DATE_BOUNDS[1].isoformat()}."
+            text("date_bounds", low=DATE_BOUNDS[0].isoformat(), high=DATE_BOUNDS[1].isoformat())
         )
     return value
 
@@ -147,7 +147,7 @@ def date_in_bounds(value: dt.date) -> dt.date:
 def datetime_in_bounds(value: dt.datetime) -> dt.datetime:
     offset = value.utcoffset()
     if offset is not None and abs(offset) > MAX_UTC_OFFSET:
-        raise serializers.ValidationError("The UTC offset must be within +/-15:59.")
+        raise serializers.ValidationError(text("utc_offset"))
     date_in_bounds(value.date())
     return value
 
@@ -166,8 +166,45 @@ class StrictSerializer(serializers.Serializer):
         if isinstance(data, dict):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
-                raise serializers.ValidationError({echo_safe(name): ["Unknown field."] for name in unknown})
+                raise serializers.ValidationError(
+                    {echo_safe(name): [text("unknown_field")] for name in unknown}
+                )
         return super().to_internal_value(data)
+
+
+class PageQuery(serializers.Serializer):
+    """Cursor pagination of every list: send `next` of the previous page as `cursor`."""
+
+    cursor = serializers.CharField(required=False, max_length=200, help_text="`next` of the previous page")
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=100)
+
+
+_PAGES: dict[str, type[serializers.Serializer]] = {}
+
+
+def page_of(item: type[serializers.Serializer]) -> type[serializers.Serializer]:
+    """The schema of one page of `item`: `results` and the `next` cursor (null on the last page)."""
+    name = item.__name__.removesuffix("Output") + "Page"
+    if name not in _PAGES:
+        _PAGES[name] = type(
+            name,
+            (serializers.Serializer,),
+            {
+                "__doc__": f"One page of {item.__name__.removesuffix('Output')} (cursor pagination).",
+                "results": item(many=True),
+                "next": serializers.CharField(allow_null=True, help_text="The cursor of the next page"),
+            },
+        )
+    return _PAGES[name]
+
+
+def paginated(request: Any, qs: Any, output: type[serializers.Serializer], **page: Any) -> Response:
+    from ..selectors import id_page
+
+    query = PageQuery(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    rows, next_cursor = id_page(qs, query.validated_data.get("cursor"), query.validated_data["limit"], **page)
+    return Response({"results": output(rows, many=True).data, "next": next_cursor})
 
 
 class FacilityApi(APIView):
@@ -275,7 +312,7 @@ def by_method(**operations: type[APIView]) -> Any:
         handler = views.get(request.method)
         if handler is None:
             response = JsonResponse(
-                problem(405, "method_not_allowed", "Method not allowed"),
+                problem(405, "method_not_allowed"),
                 status=405,
                 content_type="application/problem+json",
             )

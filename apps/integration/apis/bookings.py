@@ -111,7 +111,13 @@ class BookingCreateInput(StrictSerializer):
 
 
 class CancelInput(StrictSerializer):
-    reason_code = serializers.CharField(max_length=32, help_text="A facility_cancel code from /reason-codes")
+    reason_code = serializers.CharField(
+        max_length=32,
+        help_text="A code from /reason-codes. facility_cancel (the facility cannot see the patient): the "
+        "patient keeps their place, rebooked or back on the waiting list. patient_cancel (PATIENT_REQUEST: "
+        "the patient asked at the desk or by phone): the patient's own cancellation, the registration ends "
+        "and the e-referral is freed.",
+    )
 
 
 class RescheduleInput(StrictSerializer):
@@ -265,7 +271,13 @@ class BookingCancelApi(BookingApi):
     @extend_schema(
         operation_id="bookings_cancel",
         tags=["bookings"],
-        summary="Cancel by the facility with a reason (the patient keeps their place)",
+        summary="Cancel a booking with a reason code",
+        description="The reason's kind decides whose cancellation it is. A `facility_cancel` code (the "
+        "facility cannot see the patient): the patient keeps their place, rebooked at the earliest matching "
+        "slot or back on the waiting list. A `patient_cancel` code such as `PATIENT_REQUEST` (the patient "
+        "asked at the desk or on the phone): the same as the patient cancelling on the web, the "
+        "registration ends, the e-referral is freed and the slot returns to the pool. The event "
+        "`appointment.cancelled` says `by` and `recorded_by`.",
         request=CancelInput,
         parameters=[IDEMPOTENCY_PARAMETER],
         responses=responses({200: BookingOutput}, WRITE_ERRORS),
@@ -273,7 +285,7 @@ class BookingCancelApi(BookingApi):
     def post(self, request: Any, booking_id: int) -> Response:
         appointment = self.scope.appointment(booking_id)
         data = _parse(CancelInput, request.data).validated_data
-        appointment = booking.appointment_cancel_by_facility(
+        appointment = booking.appointment_cancel_for_caller(
             appointment=appointment, reason_code=data["reason_code"]
         )
         appointment = self.reload(appointment)

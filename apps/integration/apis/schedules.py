@@ -12,7 +12,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from apps.catalog.selectors import service_get
-from apps.core.errors import DomainError
+from apps.core.errors import DomainError, text
 from apps.scheduling import services as scheduling
 from apps.scheduling.models import Slot
 from apps.scheduling.selectors import day_start
@@ -76,9 +76,9 @@ class TemplateSchema(serializers.Serializer):
 class TemplateInput(StrictSerializer, TemplateSchema):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["end_time"] <= attrs["start_time"]:
-            raise serializers.ValidationError({"end_time": ["Must be after start_time."]})
+            raise serializers.ValidationError({"end_time": [text("after_start_time")]})
         if attrs.get("valid_to") and attrs["valid_to"] < attrs["valid_from"]:
-            raise serializers.ValidationError({"valid_to": ["Must not be before valid_from."]})
+            raise serializers.ValidationError({"valid_to": [text("not_before_valid_from")]})
         return attrs
 
 
@@ -146,11 +146,11 @@ class SlotListField(serializers.Field):
 
     def to_internal_value(self, data: Any) -> list[tuple[dt.datetime, dt.datetime, str]]:
         if not isinstance(data, list):
-            raise serializers.ValidationError("Expected a list of {start, end, kind}.")
+            raise serializers.ValidationError(text("expected_slot_list"))
         if not data:
-            raise serializers.ValidationError("At least one slot.")
+            raise serializers.ValidationError(text("at_least_one_slot"))
         if len(data) > MAX_SLOTS_PER_REQUEST:
-            raise serializers.ValidationError(f"At most {MAX_SLOTS_PER_REQUEST} slots per request.")
+            raise serializers.ValidationError(text("at_most_slots", limit=MAX_SLOTS_PER_REQUEST))
         out = []
         errors: dict[str, list[str]] = {}
         kinds = set(Slot.Kind.values)
@@ -227,7 +227,7 @@ class WindowQuery(serializers.Serializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("date_from") and attrs.get("date_to") and attrs["date_to"] < attrs["date_from"]:
-            raise serializers.ValidationError({"date_to": ["Must not be before date_from."]})
+            raise serializers.ValidationError({"date_to": [text("not_before_date_from")]})
         return attrs
 
     def window(self) -> dict[str, Any]:
@@ -260,7 +260,7 @@ class DayInput(StrictSerializer):
 
     def validate_day(self, value: dt.date) -> dt.date:
         if value < timezone.localdate():
-            raise serializers.ValidationError("The day is in the past.")
+            raise serializers.ValidationError(text("day_in_past"))
         return value
 
 

@@ -14,7 +14,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from apps.core.errors import DomainError
+from apps.core.errors import DomainError, text
 from apps.reconciliation.imports import MAX_VISIT_ID
 from apps.reconciliation.models import Reason
 
@@ -106,9 +106,9 @@ class VisitRowsField(serializers.Field):
 
     def to_internal_value(self, data: Any) -> list[dict[str, Any]]:
         if not isinstance(data, list):
-            raise serializers.ValidationError("Expected a list of visits.")
+            raise serializers.ValidationError(text("expected_visit_list"))
         if not data:
-            raise serializers.ValidationError("At least one visit.")
+            raise serializers.ValidationError(text("at_least_one_visit"))
         allowed = set(ROW_FIELDS)
         errors: dict[str, list[str]] = {}
         for index, row in enumerate(data):

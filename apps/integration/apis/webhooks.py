@@ -9,12 +9,22 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from apps.core.errors import DomainError
+from apps.core.errors import DomainError, text
 
 from .. import egress
 from ..ratelimit import window_hit
 from ..services import webhook_delivery_retry, webhook_subscription_create, webhook_subscription_delete
-from .base import IDEMPOTENCY_PARAMETER, READ_ERRORS, WRITE_ERRORS, FacilityApi, StrictSerializer, responses
+from .base import (
+    IDEMPOTENCY_PARAMETER,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    FacilityApi,
+    PageQuery,
+    StrictSerializer,
+    page_of,
+    paginated,
+    responses,
+)
 from .schedules import _parse
 
 
@@ -31,7 +41,7 @@ class SubscriptionInput(StrictSerializer):
     def validate_url(self, value: str) -> str:
         # The full check (resolving the name) runs in the view, after the rate limit.
         if not value.startswith("https://") and not getattr(settings, "CER_WEBHOOK_ALLOW_HTTP", False):
-            raise serializers.ValidationError("Webhook URLs must use https.")
+            raise serializers.ValidationError(text("https_only"))
         return value
 
 
@@ -98,10 +108,11 @@ class WebhookListApi(FacilityApi):
         operation_id="webhooks_list",
         tags=["webhooks"],
         summary="Your webhook subscriptions",
-        responses=responses({200: SubscriptionOutput(many=True)}, READ_ERRORS),
+        parameters=[PageQuery],
+        responses=responses({200: page_of(SubscriptionOutput)}, READ_ERRORS),
     )
     def get(self, request: Any) -> Response:
-        return Response(SubscriptionOutput(self.scope.subscriptions()[:100], many=True).data)
+        return paginated(request, self.scope.subscriptions(), SubscriptionOutput)
 
 
 class WebhookCreateApi(FacilityApi):
@@ -159,8 +170,9 @@ class WebhookDeliveryListApi(FacilityApi):
     @extend_schema(
         operation_id="webhooks_deliveries_list",
         tags=["webhooks"],
-        summary="The delivery log of a subscription (latest 100)",
-        responses=responses({200: DeliveryOutput(many=True)}, READ_ERRORS),
+        summary="The delivery log of a subscription, newest first",
+        parameters=[PageQuery],
+        responses=responses({200: page_of(DeliveryOutput)}, READ_ERRORS),
     )
     def get(self, request: Any, webhook_id: int) -> Response:
         subscription = self.scope.subscription(webhook_id)
@@ -169,9 +181,8 @@ class WebhookDeliveryListApi(FacilityApi):
             .filter(subscription=subscription)
             .select_related("event")
             .prefetch_related("log")
-            .order_by("-id")[:100]
         )
-        return Response(DeliveryOutput(deliveries, many=True).data)
+        return paginated(request, deliveries, DeliveryOutput, newest_first=True)
 
 
 class WebhookRedeliverApi(FacilityApi):
