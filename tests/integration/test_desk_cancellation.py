@@ -65,7 +65,7 @@ def test_a_cancellation_the_patient_asked_for_at_the_desk_ends_the_registration(
 
 def test_a_facility_reason_still_keeps_the_patients_place(api_a, facility_a):
     ReasonCodeFactory()  # DOCTOR_ILLNESS, facility_cancel
-    appointment, spare = _referral_booking(api_a, facility_a)
+    appointment, _spare = _referral_booking(api_a, facility_a)
 
     response = api_a.post(f"/api/v1/bookings/{appointment.pk}/cancel", {"reason_code": "DOCTOR_ILLNESS"})
 
