@@ -12,7 +12,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_default_handler
 
-from .errors import MESSAGES, DomainError, param_in, text
+from .errors import MESSAGES, DomainError, catalogue_entry, param_in, text
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://cer.nfz.gov.pl/problems/"
@@ -143,3 +143,10 @@ def api_or_html_500(request: HttpRequest) -> Any:
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     """The last pattern under /api/: an unknown path or a malformed id (`/bookings/abc`)."""
     return _json_problem(request, 404, "not_found")
+
+
+def problem_type(request: HttpRequest, code: str) -> JsonResponse:
+    """`type` of a problem resolves here: the catalogue entry of the code (docs/errors.md)."""
+    if code not in MESSAGES:
+        return _json_problem(request, 404, "not_found")
+    return JsonResponse(catalogue_entry(code), json_dumps_params={"ensure_ascii": False})

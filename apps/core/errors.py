@@ -607,3 +607,94 @@ class DomainError(Exception):
     @property
     def message(self) -> str:
         return self.message_in(translation.get_language() or "pl")
+
+
+# Codes no facility-system API answers with (staff pages, the SMS gateway's callback, FHIR, open data):
+# the catalogue lists them in their own section, the OpenAPI document leaves them out.
+OTHER_INTERFACES: dict[str, tuple[str, ...]] = {
+    "Staff pages (reconciliation, API clients)": (
+        "reconciliation_busy",
+        "reconciliation_run_state",
+        "invalid_period",
+        "import_unreadable",
+        "justification_required",
+        "override_unchanged",
+        "reconciliation_period_open",
+        "invalid_scope",
+        "invalid_expiry",
+        "api_client_not_found",
+        "api_client_inactive",
+        "extract_not_found",
+    ),
+    "FHIR read API (/fhir/)": (
+        "fhir_unknown_parameter",
+        "fhir_invalid_parameter",
+        "fhir_resource_not_found",
+        "fhir_unsupported",
+    ),
+    "Open data (/opendata/)": ("opendata_invalid_parameter",),
+    "SMS gateway callback": ("signature_invalid",),
+}
+
+
+def catalogue_entry(code: str) -> dict[str, Any]:
+    status, pl, en = MESSAGES[code]
+    if code in FACILITY_MESSAGES:
+        pl, en = FACILITY_MESSAGES[code]
+    return {"code": code, "status": status, "what_to_do": ACTIONS[code], "pl": pl, "en": en}
+
+
+def api_codes() -> list[str]:
+    """The codes of the facility integration API (/api/v1/), in the registry's order."""
+    other = {code for codes in OTHER_INTERFACES.values() for code in codes}
+    return [code for code in MESSAGES if code not in other]
+
+
+def _cell(value: str) -> str:
+    return value.replace("|", "\\|").replace("\n", " ")
+
+
+def catalogue_markdown() -> str:
+    """docs/errors.md, generated from this registry (`make manage ARGS=errors_catalogue`); a test keeps
+    the file equal to it."""
+    lines = [
+        "# Error catalogue",
+        "",
+        "<!-- Generated from apps/core/errors.py by `make manage ARGS=errors_catalogue`; do not edit. -->",
+        "",
+        "Every refusal is RFC 9457 `application/problem+json` with a stable `code`:",
+        "",
+        "```json",
+        '{"type": "https://cer.nfz.gov.pl/problems/slot_not_free", "title": "...", "status": 409,',
+        ' "code": "slot_not_free", "detail": "...", "instance": "<X-Request-ID>"}',
+        "```",
+        "",
+        "- `type` ends with the code; its anchor in this page is the code itself (`#slot_not_free`).",
+        "- `title` and `detail` are in one language, chosen by `Accept-Language` (`pl` by default, `en`).",
+        "  `detail` may name the occurrence (a date, a service); `params` carries those values.",
+        "- `errors` (400) names each invalid field; `instance` is the request id (`X-Request-ID`): quote it",
+        "  when asking NFZ about one request.",
+        "- The OpenAPI document lists, for each operation and status, the codes it may answer.",
+        "- `{name}` in a text below stands for a value of the occurrence (also in `params`); an answer",
+        "  never shows the braces.",
+        "- `GET /problems/<code>` answers the entry of one code as JSON (what `type` points to).",
+        "",
+    ]
+
+    def table(codes: list[str]) -> None:
+        lines.append("| code | HTTP | what to do | Polish | English |")
+        lines.append("| --- | --- | --- | --- | --- |")
+        for code in codes:
+            status, pl, en = MESSAGES[code]
+            if code in FACILITY_MESSAGES:
+                pl, en = FACILITY_MESSAGES[code]
+            anchor = f'<a id="{code}"></a>`{code}`'
+            lines.append(f"| {anchor} | {status} | {_cell(ACTIONS[code])} | {_cell(pl)} | {_cell(en)} |")
+        lines.append("")
+
+    lines += ["## Facility integration API (`/api/v1/`)", ""]
+    table(sorted(api_codes(), key=lambda c: (MESSAGES[c][0], c)))
+    for heading, codes in OTHER_INTERFACES.items():
+        lines += [f"## {heading}", ""]
+        table(sorted(codes, key=lambda c: (MESSAGES[c][0], c)))
+    return "\n".join(lines)

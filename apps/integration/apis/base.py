@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.api_errors import problem
-from apps.core.errors import DomainError, text
+from apps.core.errors import MESSAGES, DomainError, api_codes, text
 
 from ..auth import ApiClientAuthentication, ApiPrincipal, HasOperationScope
 from ..idempotency import (
@@ -52,60 +52,65 @@ class ProblemSerializer(serializers.Serializer):
     params = serializers.DictField(child=serializers.CharField(), required=False)
 
 
-def _problem_example(status: int, code: str, title: str) -> OpenApiExample:
+def _problem_example(status: int, code: str, title: str = "") -> OpenApiExample:
     return OpenApiExample(
         code,
-        value=problem(status, code, title),
+        value={**problem(status, code), "instance": "5f0c3e7aa1b94c0e9d2b7c1f3e4a5b6c"},
         response_only=True,
         status_codes=[str(status)],
         media_type="application/problem+json",
     )
 
 
+STATUS_DESCRIPTIONS: dict[int, str] = {
+    400: "Malformed JSON, invalid or unknown fields, invalid cursor or PESEL",
+    401: "No, invalid, expired or revoked credentials",
+    403: "The token lacks the scope this operation needs",
+    404: "Not found in your facility (ids of other facilities are never visible)",
+    409: "Refused by a booking rule (slot taken, state, overlap...)",
+    412: "If-Match does not match the current ETag",
+    413: "Request body too large",
+    415: "Content-Type must be application/json",
+    422: "Idempotency-Key reused with a different request",
+    428: "If-Match is required",
+    429: "Rate limit exceeded; see Retry-After and the RateLimit header",
+}
+# Codes the framework answers with on every operation that declares the status.
+PROTOCOL_CODES: dict[int, tuple[str, ...]] = {
+    400: ("validation_error", "malformed_request", "invalid_idempotency_key"),
+    401: ("not_authenticated", "authentication_failed"),
+    403: ("forbidden",),
+    404: ("not_found",),
+    409: ("idempotency_in_progress",),
+    412: ("precondition_failed",),
+    413: ("payload_too_large",),
+    415: ("unsupported_media_type",),
+    422: ("idempotency_key_reused",),
+    428: ("precondition_required",),
+    429: ("rate_limited",),
+}
+
+
+def problem_codes(status: int, codes: tuple[str, ...] | None) -> list[str]:
+    """The codes an operation may answer with `status`: the framework's, then its own (all the API's
+    codes of that status when the operation does not name them)."""
+    own = api_codes() if codes is None else codes
+    listed = [*PROTOCOL_CODES.get(status, ()), *(c for c in own if MESSAGES[c][0] == status)]
+    return list(dict.fromkeys(listed))
+
+
+def problem_response_doc(status: int, codes: tuple[str, ...] | None = None) -> OpenApiResponse:
+    listed = problem_codes(status, codes)
+    links = ", ".join(f"[`{c}`](https://cer.nfz.gov.pl/problems/{c})" for c in listed)
+    return OpenApiResponse(
+        ProblemSerializer,
+        f"{STATUS_DESCRIPTIONS.get(status, 'Refused')}. Codes: {links} (docs/errors.md).",
+        examples=[_problem_example(status, code) for code in listed[:1]],
+    )
+
+
 PROBLEMS: dict[int, OpenApiResponse] = {
-    400: OpenApiResponse(
-        ProblemSerializer,
-        "Malformed JSON, invalid or unknown fields, invalid cursor or PESEL",
-        examples=[_problem_example(400, "validation_error", "The request has invalid fields")],
-    ),
-    401: OpenApiResponse(
-        ProblemSerializer,
-        "No, invalid, expired or revoked credentials",
-        examples=[_problem_example(401, "authentication_failed", "Incorrect authentication credentials.")],
-    ),
-    403: OpenApiResponse(
-        ProblemSerializer,
-        "The token lacks the scope this operation needs",
-        examples=[_problem_example(403, "forbidden", "You do not have permission to perform this action.")],
-    ),
-    404: OpenApiResponse(
-        ProblemSerializer,
-        "Not found in your facility (ids of other facilities are never visible)",
-        examples=[_problem_example(404, "not_found", "Not found.")],
-    ),
-    409: OpenApiResponse(
-        ProblemSerializer,
-        "Refused by a booking rule (slot taken, state, overlap...)",
-        examples=[_problem_example(409, "slot_not_free", "This appointment slot is already taken")],
-    ),
-    412: OpenApiResponse(
-        ProblemSerializer,
-        "If-Match does not match the current ETag",
-        examples=[_problem_example(412, "precondition_failed", "The resource was changed by someone else")],
-    ),
-    413: OpenApiResponse(ProblemSerializer, "Request body too large"),
-    415: OpenApiResponse(ProblemSerializer, "Content-Type must be application/json"),
-    422: OpenApiResponse(
-        ProblemSerializer,
-        "Idempotency-Key reused with a different request",
-        examples=[_problem_example(422, "idempotency_key_reused", "Key used for a different request")],
-    ),
-    428: OpenApiResponse(ProblemSerializer, "If-Match is required"),
-    429: OpenApiResponse(
-        ProblemSerializer,
-        "Rate limit exceeded; see Retry-After and RateLimit-* headers",
-        examples=[_problem_example(429, "rate_limited", "Request was throttled.")],
-    ),
+    status: problem_response_doc(status) for status in STATUS_DESCRIPTIONS
 }
 READ_ERRORS = (400, 401, 403, 404, 429)
 WRITE_ERRORS = (400, 401, 403, 404, 409, 413, 415, 422, 429)
@@ -118,9 +123,17 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
 )
 
 
-def responses(ok: dict[int, Any], errors: tuple[int, ...]) -> dict[Any, Any]:
-    """Success bodies as JSON, every error as application/problem+json."""
-    problems = {(status, "application/problem+json"): PROBLEMS[status] for status in errors}
+def responses(
+    ok: dict[int, Any], errors: tuple[int, ...], codes: tuple[str, ...] | None = None
+) -> dict[Any, Any]:
+    """Success bodies as JSON, every error as application/problem+json with the codes it may carry
+    (`codes`: the operation's own, from apps/core/errors.py)."""
+    for code in codes or ():
+        if code not in MESSAGES:
+            raise KeyError(f"undeclared error code {code!r}")
+    problems = {
+        (status, "application/problem+json"): problem_response_doc(status, codes) for status in errors
+    }
     return {**{(status, "application/json"): body for status, body in ok.items()}, **problems}
 
 

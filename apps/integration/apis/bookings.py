@@ -23,6 +23,30 @@ from .schedules import DayInput, DayOutput, WindowQuery, _parse
 API_CHANNELS = (Appointment.Channel.DESK, Appointment.Channel.PHONE, Appointment.Channel.EMAIL)
 
 
+# The refusals of each booking operation (the schema lists them per status; docs/errors.md explains).
+RULE_CODES = (
+    "slot_in_past",
+    "slot_not_free",
+    "hold_not_yours",
+    "active_registration_exists",
+    "referral_required",
+    "referral_invalid",
+    "referral_used",
+    "referral_expired",
+    "referral_wrong_service",
+    "referral_registered",
+    "referral_locked",
+    "slot_kind_mismatch",
+    "not_eligible_sex",
+    "not_eligible_age",
+    "not_eligible_interval",
+    "service_not_covered",
+)
+BOOK_CODES = ("slot_not_found", "patient_not_found", "invalid_pesel", *RULE_CODES)
+CANCEL_CODES = ("booking_not_found", "booking_state", "unknown_reason")
+RESCHEDULE_CODES = ("booking_not_found", "booking_state", "slot_not_found", *RULE_CODES)
+
+
 class PatientOutput(serializers.Serializer):
     """The least a desk needs to recognise the patient it booked (issue 15: phone and e-mail were
     returned for any PESEL a facility typed in). Birth date and sex follow from the PESEL."""
@@ -160,7 +184,7 @@ class BookingListApi(BookingApi):
         tags=["bookings"],
         summary="Your bookings (cursor pagination)",
         parameters=[BookingQuery],
-        responses=responses({200: BookingPage}, READ_ERRORS),
+        responses=responses({200: BookingPage}, READ_ERRORS, codes=("invalid_cursor",)),
     )
     def get(self, request: Any) -> Response:
         query = _parse(BookingQuery, request.query_params)
@@ -179,7 +203,7 @@ class BookingDetailApi(BookingApi):
         operation_id="bookings_retrieve",
         tags=["bookings"],
         summary="One booking",
-        responses=responses({200: BookingOutput}, READ_ERRORS),
+        responses=responses({200: BookingOutput}, READ_ERRORS, codes=("booking_not_found",)),
     )
     def get(self, request: Any, booking_id: int) -> Response:
         appointment = self.scope.appointment(booking_id)
@@ -208,7 +232,7 @@ class BookingCreateApi(BookingApi):
         "`404 patient_not_found`.",
         request=BookingCreateInput,
         parameters=[IDEMPOTENCY_PARAMETER],
-        responses=responses({201: BookingOutput}, WRITE_ERRORS),
+        responses=responses({201: BookingOutput}, WRITE_ERRORS, codes=BOOK_CODES),
         examples=[
             OpenApiExample(
                 "desk booking",
@@ -280,7 +304,7 @@ class BookingCancelApi(BookingApi):
         "`appointment.cancelled` says `by` and `recorded_by`.",
         request=CancelInput,
         parameters=[IDEMPOTENCY_PARAMETER],
-        responses=responses({200: BookingOutput}, WRITE_ERRORS),
+        responses=responses({200: BookingOutput}, WRITE_ERRORS, codes=CANCEL_CODES),
     )
     def post(self, request: Any, booking_id: int) -> Response:
         appointment = self.scope.appointment(booking_id)
@@ -301,7 +325,7 @@ class BookingRescheduleApi(BookingApi):
         summary="Move a booking to another slot",
         request=RescheduleInput,
         parameters=[IDEMPOTENCY_PARAMETER],
-        responses=responses({200: BookingOutput}, WRITE_ERRORS),
+        responses=responses({200: BookingOutput}, WRITE_ERRORS, codes=RESCHEDULE_CODES),
     )
     def post(self, request: Any, booking_id: int) -> Response:
         appointment = self.scope.appointment(booking_id)
@@ -321,7 +345,9 @@ class BookingConfirmApi(BookingApi):
         summary="Confirm on the patient's behalf",
         request=ConfirmInput,
         parameters=[IDEMPOTENCY_PARAMETER],
-        responses=responses({200: BookingOutput}, WRITE_ERRORS),
+        responses=responses(
+            {200: BookingOutput}, WRITE_ERRORS, codes=("booking_not_found", "booking_state", "slot_in_past")
+        ),
     )
     def post(self, request: Any, booking_id: int) -> Response:
         appointment = self.scope.appointment(booking_id)
@@ -339,7 +365,11 @@ class BookingOutcomeApi(BookingApi):
         summary="Report the outcome after the visit",
         request=OutcomeInput,
         parameters=[IDEMPOTENCY_PARAMETER],
-        responses=responses({200: BookingOutput}, WRITE_ERRORS),
+        responses=responses(
+            {200: BookingOutput},
+            WRITE_ERRORS,
+            codes=("booking_not_found", "booking_state", "outcome_too_early"),
+        ),
         examples=[OpenApiExample("attended", request_only=True, value={"outcome": "attended"})],
     )
     def post(self, request: Any, booking_id: int) -> Response:
