@@ -12,8 +12,14 @@ from rest_framework.response import Response
 from apps.core.errors import DomainError, text
 
 from .. import egress
+from ..events import EVENT_TYPES
 from ..ratelimit import window_hit
-from ..services import webhook_delivery_retry, webhook_subscription_create, webhook_subscription_delete
+from ..services import (
+    webhook_delivery_retry,
+    webhook_subscription_create,
+    webhook_subscription_delete,
+    webhook_test_send,
+)
 from .base import (
     IDEMPOTENCY_PARAMETER,
     READ_ERRORS,
@@ -35,8 +41,17 @@ class SubscriptionInput(StrictSerializer):
         required=False,
         default=list,
         max_length=50,
-        help_text="e.g. appointment.booked; empty = every event of your facility",
+        help_text="Types from docs/events.md, e.g. appointment.booked; empty = every event of your facility",
     )
+
+    def validate_event_types(self, value: list[str]) -> list[str]:
+        # A misspelt type (appointment.canceled) would be accepted and never fire: refused instead.
+        unknown = [t for t in value if t not in EVENT_TYPES]
+        if unknown:
+            raise serializers.ValidationError(
+                text("unknown_event_type", value=", ".join(unknown), known=", ".join(EVENT_TYPES))
+            )
+        return value
 
     def validate_url(self, value: str) -> str:
         # The full check (resolving the name) runs in the view, after the rate limit.
@@ -201,4 +216,27 @@ class WebhookRedeliverApi(FacilityApi):
         _parse(EmptyInput, request.data)
         _manage_rate_limited(self.principal, "redeliver")
         delivery = webhook_delivery_retry(delivery=delivery)
+        return Response(DeliveryOutput(self.scope.delivery(delivery.pk)).data, status=202)
+
+
+class WebhookTestApi(FacilityApi):
+    required_scope = "webhooks:manage"
+
+    @extend_schema(
+        operation_id="webhooks_test",
+        tags=["webhooks"],
+        summary="Send a signed test event to a subscription",
+        description="Queues one `webhook.test` event, signed like every delivery, for this subscription only "
+        "(other subscriptions and the changes feed never see it). The answer is the queued delivery; its "
+        "attempt and your receiver's status code appear in `GET /api/v1/webhooks/{id}/deliveries`. "
+        "Counts against the same hourly limit as subscribing and redelivering.",
+        request=EmptyInput,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses=responses({202: DeliveryOutput}, WRITE_ERRORS, codes=("webhook_not_found",)),
+    )
+    def post(self, request: Any, webhook_id: int) -> Response:
+        subscription = self.scope.subscription(webhook_id)
+        _parse(EmptyInput, request.data)
+        _manage_rate_limited(self.principal, "redeliver")
+        delivery = webhook_test_send(subscription=subscription)
         return Response(DeliveryOutput(self.scope.delivery(delivery.pk)).data, status=202)
