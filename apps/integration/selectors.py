@@ -118,13 +118,14 @@ class FacilityScope:
     def slot(self, pk: Any) -> Slot:
         return self._one(self.slots(), "slot", pk)
 
-    def appointment(self, pk: Any):
+    def appointment(self, pk: Any, *, for_update: bool = False):
         return self._one(
             self.appointments().select_related(
                 "patient", "service", "slot", "reason", "registration__referral"
             ),
             "booking",
             pk,
+            for_update=for_update,
         )
 
     def subscription(self, pk: Any) -> WebhookSubscription:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import override_settings
 
@@ -97,14 +99,16 @@ def test_the_rate_limit_answers_429_with_retry_after_and_ratelimit_headers(api_a
     responses = [api_a.get("/api/v1/services") for _ in range(4)]
 
     assert [r.status_code for r in responses] == [200, 200, 200, 429]
-    assert responses[0]["RateLimit-Limit"] == "3"
-    assert responses[0]["RateLimit-Remaining"] == "2"
-    assert int(responses[0]["RateLimit-Reset"]) > 0
+    # The current IETF draft's fields (draft-ietf-httpapi-ratelimit-headers-09), not the 2021-22 ones.
+    assert responses[0]["RateLimit-Policy"] == '"client";q=3;w=60'
+    remaining, reset = re.fullmatch(r'"client";r=(\d+);t=(\d+)', responses[0]["RateLimit"]).groups()
+    assert remaining == "2" and 0 < int(reset) <= 60
+    assert "RateLimit-Limit" not in responses[0] and "RateLimit-Remaining" not in responses[0]
     limited = responses[3]
     assert limited["Content-Type"] == "application/problem+json"
     assert limited.json()["code"] == "rate_limited"
     assert 0 < int(limited["Retry-After"]) <= 60
-    assert limited["RateLimit-Remaining"] == "0"
+    assert limited["RateLimit"].startswith('"client";r=0;')
     assert api_b.get("/api/v1/services").status_code == 200  # per client
 
 

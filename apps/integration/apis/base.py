@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any, cast
 
 from django.db import transaction
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
@@ -185,6 +185,58 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+# --- conditional requests (RFC 9110 section 13) -------------------------------------------------------
+
+
+def etag(version: int) -> str:
+    """A strong entity tag: the row's version, which every change increments."""
+    return f'"{version}"'
+
+
+def _entity_tags(header: str) -> list[str]:
+    return [tag.strip() for tag in header.split(",") if tag.strip()]
+
+
+def if_match_check(request: Any, version: int, *, required: bool) -> None:
+    """If-Match with the strong comparison (13.1.1): `*` matches any current representation, a weak
+    tag (W/"2") never matches. Absent: 428 where the operation requires it, else nothing to check."""
+    header = request.headers.get("If-Match")
+    if header is None:
+        if required:
+            raise DomainError("precondition_required")
+        return
+    if header.strip() == "*":
+        return
+    if etag(version) not in [tag for tag in _entity_tags(header) if not tag.startswith("W/")]:
+        raise DomainError("precondition_failed")
+
+
+def not_modified(request: Any, version: int) -> Response | None:
+    """If-None-Match on a read, with the weak comparison (13.1.2): 304 and the ETag when it matches."""
+    header = request.headers.get("If-None-Match")
+    if header is None:
+        return None
+    tags = [tag.removeprefix("W/") for tag in _entity_tags(header)]
+    if header.strip() != "*" and etag(version) not in tags:
+        return None
+    return Response(status=304, headers={"ETag": etag(version)})
+
+
+NOT_MODIFIED = OpenApiResponse(
+    description="Not Modified: the ETag in If-None-Match is still current (no body)"
+)
+IF_MATCH_DESCRIPTION = (
+    "An ETag as last read (strong comparison: a weak W/ tag never matches), or `*`. The change is refused "
+    "with 412 if the resource changed since."
+)
+IF_NONE_MATCH_PARAMETER = OpenApiParameter(
+    "If-None-Match",
+    str,
+    OpenApiParameter.HEADER,
+    description="The ETag you hold: 304 Not Modified (no body) while it is still current.",
+)
+
+
 class PageQuery(serializers.Serializer):
     """Cursor pagination of every list: send `next` of the previous page as `cursor`."""
 
@@ -317,20 +369,31 @@ class FacilityApi(APIView):
 
 def by_method(**operations: type[APIView]) -> Any:
     """One URL, one API class per HTTP method (STYLE.md rule 3). The per-operation patterns are also
-    listed (unreachable, after this one) so drf-spectacular documents each class."""
+    listed (unreachable, after this one) so drf-spectacular documents each class.
+
+    HEAD is the GET without its body (same status and headers, rate limit and audit included); OPTIONS
+    answers 204 with `Allow`, which a 405 carries too (RFC 9110 9.3.2, 9.3.7, 15.5.6)."""
     views = {method.upper(): cls.as_view() for method, cls in operations.items()}
+    allowed = {*views, "OPTIONS", *(["HEAD"] if "GET" in views else [])}
+    allow = ", ".join(sorted(allowed))
 
     @csrf_exempt
     def view(request: Any, *args: Any, **kwargs: Any) -> Any:
-        handler = views.get(request.method)
+        if request.method == "OPTIONS":
+            return HttpResponse(status=204, headers={"Allow": allow})
+        handler = views.get("GET" if request.method == "HEAD" else request.method)
         if handler is None:
-            response = JsonResponse(
-                problem(405, "method_not_allowed"),
-                status=405,
-                content_type="application/problem+json",
-            )
-            response["Allow"] = ", ".join(sorted(views))
+            response = JsonResponse(problem(405, "method_not_allowed"), status=405)
+            response["Content-Type"] = "application/problem+json"
+            response["Allow"] = allow
             return response
-        return handler(request, *args, **kwargs)
+        response = handler(request, *args, **kwargs)
+        if request.method == "HEAD":
+            if hasattr(response, "render"):
+                response.render()
+            length = len(response.content)
+            response.content = b""
+            response["Content-Length"] = str(length)
+        return response
 
     return view

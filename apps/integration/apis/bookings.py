@@ -6,7 +6,7 @@ import contextlib
 from typing import Any
 
 from django.db import transaction
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -17,8 +17,28 @@ from apps.patients import registry
 from apps.patients.models import Referral
 
 from ..services import ConfirmedPatient, patient_for_facility
-from .base import IDEMPOTENCY_PARAMETER, READ_ERRORS, WRITE_ERRORS, FacilityApi, StrictSerializer, responses
+from .base import (
+    IDEMPOTENCY_PARAMETER,
+    IF_MATCH_DESCRIPTION,
+    IF_NONE_MATCH_PARAMETER,
+    NOT_MODIFIED,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    FacilityApi,
+    StrictSerializer,
+    etag,
+    if_match_check,
+    not_modified,
+    responses,
+)
 from .schedules import DayInput, DayOutput, WindowQuery, _parse
+
+IF_MATCH_PARAMETER = OpenApiParameter(
+    "If-Match",
+    str,
+    OpenApiParameter.HEADER,
+    description="Optional for bookings. " + IF_MATCH_DESCRIPTION,
+)
 
 API_CHANNELS = (Appointment.Channel.DESK, Appointment.Channel.PHONE, Appointment.Channel.EMAIL)
 
@@ -170,10 +190,20 @@ class BookingApi(FacilityApi):
             action=f"{request.method} {request.path}"[:100],
             purpose="facility integration API",
         )
-        return Response(body, status=status)
+        response = Response(body, status=status)
+        if len(appointments) == 1 and "results" not in body:  # one booking: its ETag (If-Match)
+            response["ETag"] = etag(appointments[0].version)
+        return response
 
     def reload(self, appointment: Appointment) -> Appointment:
         return self.scope.appointment(appointment.pk)
+
+    def changing(self, request: Any, booking_id: int) -> Appointment:
+        """The booking a transition changes. With If-Match its row is locked (in the request's
+        transaction) and its version compared, so a desk acting on an old read gets 412."""
+        appointment = self.scope.appointment(booking_id, for_update="If-Match" in request.headers)
+        if_match_check(request, appointment.version, required=False)
+        return appointment
 
 
 class BookingListApi(BookingApi):
@@ -203,10 +233,17 @@ class BookingDetailApi(BookingApi):
         operation_id="bookings_retrieve",
         tags=["bookings"],
         summary="One booking",
-        responses=responses({200: BookingOutput}, READ_ERRORS, codes=("booking_not_found",)),
+        parameters=[IF_NONE_MATCH_PARAMETER],
+        responses={
+            **responses({200: BookingOutput}, READ_ERRORS, codes=("booking_not_found",)),
+            304: NOT_MODIFIED,
+        },
     )
     def get(self, request: Any, booking_id: int) -> Response:
         appointment = self.scope.appointment(booking_id)
+        unchanged = not_modified(request, appointment.version)
+        if unchanged is not None:
+            return unchanged
         return self.respond(request, [appointment], BookingOutput(appointment).data)
 
 
@@ -303,11 +340,11 @@ class BookingCancelApi(BookingApi):
         "registration ends, the e-referral is freed and the slot returns to the pool. The event "
         "`appointment.cancelled` says `by` and `recorded_by`.",
         request=CancelInput,
-        parameters=[IDEMPOTENCY_PARAMETER],
-        responses=responses({200: BookingOutput}, WRITE_ERRORS, codes=CANCEL_CODES),
+        parameters=[IDEMPOTENCY_PARAMETER, IF_MATCH_PARAMETER],
+        responses=responses({200: BookingOutput}, (*WRITE_ERRORS, 412), codes=CANCEL_CODES),
     )
     def post(self, request: Any, booking_id: int) -> Response:
-        appointment = self.scope.appointment(booking_id)
+        appointment = self.changing(request, booking_id)
         data = _parse(CancelInput, request.data).validated_data
         appointment = booking.appointment_cancel_for_caller(
             appointment=appointment, reason_code=data["reason_code"]
@@ -324,11 +361,11 @@ class BookingRescheduleApi(BookingApi):
         tags=["bookings"],
         summary="Move a booking to another slot",
         request=RescheduleInput,
-        parameters=[IDEMPOTENCY_PARAMETER],
-        responses=responses({200: BookingOutput}, WRITE_ERRORS, codes=RESCHEDULE_CODES),
+        parameters=[IDEMPOTENCY_PARAMETER, IF_MATCH_PARAMETER],
+        responses=responses({200: BookingOutput}, (*WRITE_ERRORS, 412), codes=RESCHEDULE_CODES),
     )
     def post(self, request: Any, booking_id: int) -> Response:
-        appointment = self.scope.appointment(booking_id)
+        appointment = self.changing(request, booking_id)
         data = _parse(RescheduleInput, request.data).validated_data
         self.scope.slot(data["slot_id"])
         new = booking.appointment_reschedule(appointment=appointment, new_slot_id=data["slot_id"])
@@ -344,13 +381,15 @@ class BookingConfirmApi(BookingApi):
         tags=["bookings"],
         summary="Confirm on the patient's behalf",
         request=ConfirmInput,
-        parameters=[IDEMPOTENCY_PARAMETER],
+        parameters=[IDEMPOTENCY_PARAMETER, IF_MATCH_PARAMETER],
         responses=responses(
-            {200: BookingOutput}, WRITE_ERRORS, codes=("booking_not_found", "booking_state", "slot_in_past")
+            {200: BookingOutput},
+            (*WRITE_ERRORS, 412),
+            codes=("booking_not_found", "booking_state", "slot_in_past"),
         ),
     )
     def post(self, request: Any, booking_id: int) -> Response:
-        appointment = self.scope.appointment(booking_id)
+        appointment = self.changing(request, booking_id)
         _parse(ConfirmInput, request.data)
         appointment = self.reload(booking.appointment_confirm(appointment=appointment))
         return self.respond(request, [appointment], BookingOutput(appointment).data)
@@ -364,16 +403,16 @@ class BookingOutcomeApi(BookingApi):
         tags=["bookings"],
         summary="Report the outcome after the visit",
         request=OutcomeInput,
-        parameters=[IDEMPOTENCY_PARAMETER],
+        parameters=[IDEMPOTENCY_PARAMETER, IF_MATCH_PARAMETER],
         responses=responses(
             {200: BookingOutput},
-            WRITE_ERRORS,
+            (*WRITE_ERRORS, 412),
             codes=("booking_not_found", "booking_state", "outcome_too_early"),
         ),
         examples=[OpenApiExample("attended", request_only=True, value={"outcome": "attended"})],
     )
     def post(self, request: Any, booking_id: int) -> Response:
-        appointment = self.scope.appointment(booking_id)
+        appointment = self.changing(request, booking_id)
         data = _parse(OutcomeInput, request.data).validated_data
         appointment = booking.appointment_record_outcome(appointment=appointment, outcome=data["outcome"])
         appointment = self.reload(appointment)

@@ -20,6 +20,9 @@ from apps.scheduling.selectors import day_start
 from ..selectors import practitioner_in_facility
 from .base import (
     IDEMPOTENCY_PARAMETER,
+    IF_MATCH_DESCRIPTION,
+    IF_NONE_MATCH_PARAMETER,
+    NOT_MODIFIED,
     PROBLEMS,
     READ_ERRORS,
     WRITE_ERRORS,
@@ -27,6 +30,9 @@ from .base import (
     FacilityApi,
     StrictSerializer,
     datetime_in_bounds,
+    etag,
+    if_match_check,
+    not_modified,
     responses,
 )
 
@@ -35,29 +41,12 @@ MAX_SLOTS_PER_REQUEST = 20_000
 # --- ETag / If-Match -------------------------------------------------------------------------------
 
 
-def etag(version: int) -> str:
-    return f'"{version}"'
-
-
-def if_match_version(request: Any) -> int:
-    header = request.headers.get("If-Match")
-    if not header:
-        raise DomainError("precondition_required")
-    value = header.strip()
-    if value.startswith("W/"):
-        value = value[2:]
-    value = value.strip('"')
-    if not value.isdigit():
-        raise DomainError("precondition_failed")
-    return int(value)
-
-
 IF_MATCH_PARAMETER = OpenApiParameter(
     "If-Match",
     str,
     OpenApiParameter.HEADER,
     required=True,
-    description="The ETag of the schedule as last read; the change is refused (412) if it changed since.",
+    description=IF_MATCH_DESCRIPTION,
 )
 
 # --- serializers ----------------------------------------------------------------------------------
@@ -342,10 +331,14 @@ class ScheduleDetailApi(FacilityApi):
         operation_id="schedules_retrieve",
         tags=["schedules"],
         summary="One schedule (with its ETag)",
-        responses=responses({200: ScheduleOutput}, READ_ERRORS),
+        parameters=[IF_NONE_MATCH_PARAMETER],
+        responses={**responses({200: ScheduleOutput}, READ_ERRORS), 304: NOT_MODIFIED},
     )
     def get(self, request: Any, schedule_id: int) -> Response:
         schedule = self.scope.schedule(schedule_id)
+        unchanged = not_modified(request, schedule.version)
+        if unchanged is not None:
+            return unchanged
         return _with_etag(Response(ScheduleOutput(schedule).data), schedule.version)
 
 
@@ -361,11 +354,13 @@ class ScheduleUpdateApi(FacilityApi):
         responses=responses({200: ScheduleOutput}, (*WRITE_ERRORS, 412, 428)),
     )
     def patch(self, request: Any, schedule_id: int) -> Response:
-        schedule = self.scope.schedule(schedule_id)
+        # The row lock (inside the request transaction) keeps the version checked here current until
+        # the conditional UPDATE of the service.
+        schedule = self.scope.schedule(schedule_id, for_update=True)
         data = _parse(ScheduleUpdateInput, request.data).validated_data
-        expected = if_match_version(request)
+        if_match_check(request, schedule.version, required=True)
         schedule = scheduling.schedule_update(
-            schedule_id=schedule.pk, expected_version=expected, changes=data
+            schedule_id=schedule.pk, expected_version=schedule.version, changes=data
         )
         return _with_etag(Response(ScheduleOutput(schedule).data), schedule.version)
 
@@ -403,8 +398,7 @@ class TemplatesSetApi(FacilityApi):
         # refuses a writer that read an older version.
         schedule = self.scope.schedule(schedule_id, for_update=True)
         data = _parse(TemplatesSetInput, request.data).validated_data
-        if if_match_version(request) != schedule.version:
-            raise DomainError("precondition_failed")
+        if_match_check(request, schedule.version, required=True)
         until = data.get("generate_until")
         if until is not None and until > timezone.localdate() + dt.timedelta(days=730):
             raise DomainError("generate_until_too_far", field="generate_until")
