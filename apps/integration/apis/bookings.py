@@ -179,6 +179,8 @@ class ConfirmInput(StrictSerializer):
 class BookingApi(FacilityApi):
     """Responses carry personal data: every one is recorded in the append-only access log."""
 
+    sends_etag = True  # one booking's answer carries its ETag
+
     def respond(
         self, request: Any, appointments: list[Appointment], body: Any, status: int = 200
     ) -> Response:
@@ -207,6 +209,10 @@ class BookingApi(FacilityApi):
 
 
 class BookingListApi(BookingApi):
+    """Bookings at your facility, ordered by start, filtered by day window, service and status. Each read
+    is recorded in the access log (the answers carry personal data)."""
+
+    sends_etag = False
     required_scope = "bookings:read"
 
     @extend_schema(
@@ -227,6 +233,9 @@ class BookingListApi(BookingApi):
 
 
 class BookingDetailApi(BookingApi):
+    """One booking of your facility with its patient, referral state and version. Send its ETag in If-None-
+    Match to get 304 while it is unchanged, or in If-Match on a transition."""
+
     required_scope = "bookings:read"
 
     @extend_schema(
@@ -248,6 +257,7 @@ class BookingDetailApi(BookingApi):
 
 
 class BookingCreateApi(BookingApi):
+    sends_location = True
     required_scope = "bookings:write"
     data: dict[str, Any]
 
@@ -354,6 +364,9 @@ class BookingCancelApi(BookingApi):
 
 
 class BookingRescheduleApi(BookingApi):
+    """Move a live booking to another free slot of your facility, same service. The booking rules are
+    judged again on the new slot's date; the old slot returns to the pool."""
+
     required_scope = "bookings:write"
 
     @extend_schema(
@@ -374,6 +387,9 @@ class BookingRescheduleApi(BookingApi):
 
 
 class BookingConfirmApi(BookingApi):
+    """Confirm the visit for a patient who confirmed at the desk or by phone. Confirming twice is harmless;
+    a booking that ended or whose visit started is refused."""
+
     required_scope = "bookings:write"
 
     @extend_schema(
@@ -396,6 +412,9 @@ class BookingConfirmApi(BookingApi):
 
 
 class BookingOutcomeApi(BookingApi):
+    """After the visit has started: `attended` or `no_show`. This settles the booking and the e-referral; a
+    no-show also counts for the patient's history."""
+
     required_scope = "outcomes:write"
 
     @extend_schema(
@@ -420,6 +439,10 @@ class BookingOutcomeApi(BookingApi):
 
 
 class SessionCancelApi(BookingApi):
+    """Cancel every booking of one day of a schedule with a facility reason: each patient keeps their place
+    (rebooked at the earliest matching slot, or back on the waiting list)."""
+
+    sends_etag = False
     required_scope = "bookings:write"
 
     @extend_schema(

@@ -43,6 +43,9 @@ class EntitlementOutput(serializers.Serializer):
 
 
 class ServiceListApi(FacilityApi):
+    """The services bookable through CeR with their rules: e-referral required, slot length, publication
+    horizon, confirmation."""
+
     required_scope = ANY_SCOPE
 
     @extend_schema(
@@ -57,6 +60,9 @@ class ServiceListApi(FacilityApi):
 
 
 class ReasonCodeListApi(FacilityApi):
+    """Reason codes for cancellations (facility_cancel, patient_cancel), releases and non-attendance. A
+    cancellation's reason kind decides whose cancellation it is."""
+
     required_scope = ANY_SCOPE
 
     @extend_schema(
@@ -71,6 +77,9 @@ class ReasonCodeListApi(FacilityApi):
 
 
 class EntitlementListApi(FacilityApi):
+    """Codes of the out-of-turn entitlements (e.g. honorary blood donors) with their priority and legal
+    basis, for the waiting list."""
+
     required_scope = ANY_SCOPE
 
     @extend_schema(

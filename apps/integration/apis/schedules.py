@@ -52,10 +52,21 @@ IF_MATCH_PARAMETER = OpenApiParameter(
 # --- serializers ----------------------------------------------------------------------------------
 
 
+@extend_schema_field(
+    {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$", "example": "08:00"}
+)
+class WallClockTimeField(serializers.TimeField):
+    """A wall-clock time `HH:MM` (Europe/Warsaw), answered as `08:00`. Not OpenAPI's `format: time`:
+    that is RFC 3339's full-time, which needs a UTC offset a weekly template cannot have."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(format="%H:%M", input_formats=["%H:%M", "%H:%M:%S"], **kwargs)
+
+
 class TemplateSchema(serializers.Serializer):
     weekday = serializers.IntegerField(min_value=0, max_value=6, help_text="0 = Monday ... 6 = Sunday")
-    start_time = serializers.TimeField(help_text="Europe/Warsaw wall-clock time")
-    end_time = serializers.TimeField()
+    start_time = WallClockTimeField(help_text="Europe/Warsaw wall-clock time, HH:MM")
+    end_time = WallClockTimeField(help_text="Europe/Warsaw wall-clock time, HH:MM")
     slot_minutes = serializers.IntegerField(min_value=5, max_value=480, required=False)
     valid_from = BoundedDateField()
     valid_to = BoundedDateField(required=False, allow_null=True)
@@ -275,6 +286,8 @@ def _with_etag(response: Response, version: int) -> Response:
 
 
 class ScheduleListApi(FacilityApi):
+    """Your facility's schedules (one per service, place and practitioner), cursor pagination."""
+
     required_scope = "schedules:read"
 
     @extend_schema(
@@ -289,6 +302,11 @@ class ScheduleListApi(FacilityApi):
 
 
 class ScheduleCreateApi(FacilityApi):
+    """Create a schedule for a contracted service. `external_id` is your system's id: a second schedule
+    with the same one is refused with `external_id_taken`, naming the existing schedule."""
+
+    sends_location = True
+    sends_etag = True
     required_scope = "schedules:write"
 
     @extend_schema(
@@ -325,6 +343,9 @@ class ScheduleCreateApi(FacilityApi):
 
 
 class ScheduleDetailApi(FacilityApi):
+    """One schedule with its templates and ETag; If-None-Match answers 304 while it is unchanged."""
+
+    sends_etag = True
     required_scope = "schedules:read"
 
     @extend_schema(
@@ -343,6 +364,10 @@ class ScheduleDetailApi(FacilityApi):
 
 
 class ScheduleUpdateApi(FacilityApi):
+    """Change place, external id or the active flag. If-Match is required (the ETag from GET, or `*`): a
+    change made meanwhile by another system is refused with 412."""
+
+    sends_etag = True
     required_scope = "schedules:write"
 
     @extend_schema(
@@ -366,6 +391,10 @@ class ScheduleUpdateApi(FacilityApi):
 
 
 class TemplatesSetApi(FacilityApi):
+    """Replace the weekly templates of a schedule (If-Match required) and generate their slots up to
+    `generate_until` (default: the service's horizon). Times are Europe/Warsaw wall-clock `HH:MM`."""
+
+    sends_etag = True
     required_scope = "schedules:write"
 
     @extend_schema(
@@ -446,6 +475,9 @@ class SlotsPublishApi(FacilityApi):
 
 
 class ScheduleCloseDayApi(FacilityApi):
+    """Close one day of a schedule (holiday, closure): its free slots are withdrawn and its bookings
+    cancelled with the reason given, every patient keeping their place."""
+
     required_scope = "schedules:write"
 
     @extend_schema(
@@ -469,6 +501,8 @@ class ScheduleCloseDayApi(FacilityApi):
 
 
 class SlotListApi(FacilityApi):
+    """Slots of your facility by day window, service, schedule and status, cursor pagination."""
+
     required_scope = "schedules:read"
 
     @extend_schema(
@@ -489,6 +523,8 @@ class SlotListApi(FacilityApi):
 
 
 class SlotBlockApi(FacilityApi):
+    """Block a free slot (it can no longer be booked). Blocking a blocked slot is harmless."""
+
     required_scope = "schedules:write"
 
     @extend_schema(
@@ -507,6 +543,8 @@ class SlotBlockApi(FacilityApi):
 
 
 class SlotUnblockApi(FacilityApi):
+    """Make a blocked slot free again; the waiting list is offered it."""
+
     required_scope = "schedules:write"
 
     @extend_schema(

@@ -117,6 +117,8 @@ class EmptyInput(StrictSerializer):
 
 
 class WebhookListApi(FacilityApi):
+    """Your facility's active webhook subscriptions (the secrets are never shown again)."""
+
     required_scope = "webhooks:manage"
 
     @extend_schema(
@@ -131,6 +133,9 @@ class WebhookListApi(FacilityApi):
 
 
 class WebhookCreateApi(FacilityApi):
+    """Subscribe an https URL to event types from docs/events.md (empty: all). The signing secret is in
+    this answer only. An unknown type is refused."""
+
     required_scope = "webhooks:manage"
 
     @extend_schema(
@@ -166,6 +171,8 @@ class WebhookCreateApi(FacilityApi):
 
 
 class WebhookDeleteApi(FacilityApi):
+    """Unsubscribe: pending deliveries of this subscription are not sent."""
+
     required_scope = "webhooks:manage"
 
     @extend_schema(
@@ -180,6 +187,8 @@ class WebhookDeleteApi(FacilityApi):
 
 
 class WebhookDeliveryListApi(FacilityApi):
+    """The delivery log of one subscription, newest first: status, attempts, your receiver's status codes."""
+
     required_scope = "webhooks:manage"
 
     @extend_schema(
@@ -201,6 +210,9 @@ class WebhookDeliveryListApi(FacilityApi):
 
 
 class WebhookRedeliverApi(FacilityApi):
+    """Deliver one event of the log again now (after fixing your receiver); the attempt counter starts
+    over."""
+
     required_scope = "webhooks:manage"
 
     @extend_schema(
