@@ -44,7 +44,7 @@ REPLAYED = {
 
 
 class IntegrationAutoSchema(AutoSchema):
-    def get_description(self) -> str:
+    def get_description(self) -> str:  # type: ignore[override]
         # inspect.getdoc walks the base classes: FacilityApi's own docstring must not describe every
         # operation. Only the operation's class (or method) speaks for it.
         own = self.view.__class__.__dict__.get("__doc__") or ""
@@ -54,6 +54,8 @@ class IntegrationAutoSchema(AutoSchema):
 
     def get_operation(self, *args: Any, **kwargs: Any) -> Any:
         operation = super().get_operation(*args, **kwargs)
+        if operation is not None and getattr(self.view, "deprecated_on", None) is not None:
+            operation["deprecated"] = True
         scope = getattr(self.view, "required_scope", None)
         if operation is not None and scope:  # "" (ANY_SCOPE): any authenticated facility system
             operation["description"] = f"{operation.get('description', '')}\n\nScope: `{scope}`.".strip()

@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from django.db import transaction
 from django.http import HttpResponse, JsonResponse
+from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
@@ -278,6 +279,10 @@ class FacilityApi(APIView):
     authentication_classes = [ApiClientAuthentication]
     permission_classes = [HasOperationScope]
     required_scope: str | None = None
+    # A deprecated operation (docs/versioning.md) says so on every answer: Deprecation from this day,
+    # Sunset on the day it stops answering (at least 12 months later).
+    deprecated_on: dt.date | None = None
+    sunset_on: dt.date | None = None
 
     principal: ApiPrincipal
     scope: FacilityScope
@@ -341,6 +346,15 @@ class FacilityApi(APIView):
 
     def finalize_response(self, request: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
         response = super().finalize_response(request, response, *args, **kwargs)
+        if self.deprecated_on is not None:  # docs/versioning.md: RFC 9745 and RFC 8594
+            response["Deprecation"] = (
+                f"@{int(dt.datetime.combine(self.deprecated_on, dt.time(), dt.UTC).timestamp())}"
+            )
+            response["Link"] = '<https://cer.nfz.gov.pl/docs/changelog>; rel="deprecation"'
+            if self.sunset_on is not None:
+                response["Sunset"] = http_date(
+                    dt.datetime.combine(self.sunset_on, dt.time(), dt.UTC).timestamp()
+                )
         if self._rate is not None:
             for name, value in self._rate.headers().items():
                 response[name] = value
@@ -383,10 +397,10 @@ def by_method(**operations: type[APIView]) -> Any:
             return HttpResponse(status=204, headers={"Allow": allow})
         handler = views.get("GET" if request.method == "HEAD" else request.method)
         if handler is None:
-            response = JsonResponse(problem(405, "method_not_allowed"), status=405)
-            response["Content-Type"] = "application/problem+json"
-            response["Allow"] = allow
-            return response
+            refusal = JsonResponse(problem(405, "method_not_allowed"), status=405)
+            refusal["Content-Type"] = "application/problem+json"
+            refusal["Allow"] = allow
+            return refusal
         response = handler(request, *args, **kwargs)
         if request.method == "HEAD":
             if hasattr(response, "render"):
