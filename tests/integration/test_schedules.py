@@ -288,7 +288,7 @@ def test_an_unknown_method_is_a_405_problem(api_a, db):
     response = api_a.call("DELETE", "/api/v1/services")
 
     assert response.status_code == 405
-    assert response["Allow"] == "GET"
+    assert response["Allow"] == "GET, HEAD, OPTIONS"
 
 
 __all__ = ["Api"]
