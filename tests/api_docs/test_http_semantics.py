@@ -111,3 +111,15 @@ def test_the_rate_limit_fields_follow_the_current_ietf_draft(api_a, db):
 
     assert re.fullmatch(r'"client";q=\d+;w=\d+', response["RateLimit-Policy"])
     assert re.fullmatch(r'"client";r=\d+;t=\d+', response["RateLimit"])
+
+
+def test_templates_generated_up_to_a_past_day_are_refused_not_silently_empty(api_a, world_a, schedule_url):
+    body = {
+        "templates": [{"weekday": 0, "start_time": "08:00", "end_time": "12:00", "valid_from": "2026-09-01"}],
+        "generate_until": "2026-09-30",
+    }
+
+    response = api_a.call("PUT", f"{schedule_url}/templates", body, **{"If-Match": "*"})
+
+    assert response.status_code == 400
+    assert "generate_until" in response.json()["errors"]

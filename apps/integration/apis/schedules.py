@@ -431,6 +431,9 @@ class TemplatesSetApi(FacilityApi):
         until = data.get("generate_until")
         if until is not None and until > timezone.localdate() + dt.timedelta(days=730):
             raise DomainError("generate_until_too_far", field="generate_until")
+        if until is not None and until < timezone.localdate():
+            # Issue 17: a past day answered 200 with slots_created 0 and no hint why.
+            raise serializers.ValidationError({"generate_until": [text("day_in_past")]})
         scheduling.template_set(schedule=schedule, templates=data["templates"])
         created = scheduling.schedule_generate_slots(schedule=schedule, until=until)
         schedule = self.scope.schedule(schedule.pk)
