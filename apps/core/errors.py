@@ -354,7 +354,7 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
     ),
     "service_unavailable": (
         503,
-        "Usługa jest chwilowo niedostępna. Ponów żądanie po czasie z nagłówka Retry-After.",
+        "CeR jest chwilowo niedostępna. Ponów żądanie po czasie z nagłówka Retry-After.",
         "The service is temporarily unavailable. Retry after the time in Retry-After.",
     ),
     "signature_invalid": (
