@@ -16,6 +16,8 @@ urlpatterns = [
     path("readyz/full", health.readyz_full, name="readyz-full"),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
+    # A problem's `type` (https://cer.nfz.gov.pl/problems/<code>): the catalogue entry of its code.
+    path("problems/<slug:code>", api_errors.problem_type, name="problem-type"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its script as a file: no inline script, so the CSP can forbid them.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

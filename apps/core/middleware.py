@@ -65,7 +65,7 @@ def outage_problem(request: HttpRequest, exception: BaseException) -> HttpRespon
     """The API's answer while a dependency is down: 503 problem+json with Retry-After."""
     log.error("dependency unavailable: %s on %s %s", type(exception).__name__, request.method, request.path)
     response = JsonResponse(
-        problem(503, "service_unavailable", "Service temporarily unavailable; retry later"),
+        problem(503, "service_unavailable"),
         status=503,
         content_type=PROBLEM_CONTENT_TYPE,
     )

@@ -35,7 +35,9 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.permissions import BasePermission
 
 from apps.catalog.models import Facility
+from apps.core.api_errors import LOCALISED
 from apps.core.cache import redis_client
+from apps.core.errors import text
 from apps.core.queries import one_or_none
 
 from . import ratelimit
@@ -131,7 +133,7 @@ class ApiClientAuthentication(BaseAuthentication):
         if not parts or parts[0].lower() != b"bearer":
             return None
         if len(parts) != 2:
-            raise exceptions.AuthenticationFailed("Malformed Authorization header.")
+            raise exceptions.AuthenticationFailed(text("authorization_malformed"), code=LOCALISED)
         checksum = hashlib.sha256(parts[1]).hexdigest()
         local = _local.get(checksum)
         if local is not None and time.monotonic() - local[1] > LOCAL_SECONDS:
@@ -158,10 +160,10 @@ class ApiClientAuthentication(BaseAuthentication):
                 _local.pop(checksum, None)
         now = timezone.now()
         if loaded is None or loaded[0] <= now:
-            raise exceptions.AuthenticationFailed("The access token is invalid or expired.")
+            raise exceptions.AuthenticationFailed(text("token_invalid"), code=LOCALISED)
         principal = loaded[1]
         if not principal.credential.is_active(now):
-            raise exceptions.AuthenticationFailed("The API credentials are expired or revoked.")
+            raise exceptions.AuthenticationFailed(text("credentials_inactive"), code=LOCALISED)
         return principal, None
 
     @staticmethod
@@ -190,6 +192,7 @@ class HasOperationScope(BasePermission):
     """The view's `required_scope` must be in the token (and still granted to the client)."""
 
     message = "Your credentials do not include the scope this operation needs."
+    code: str | None = None
 
     def has_permission(self, request: Any, view: Any) -> bool:
         principal = request.user
@@ -201,7 +204,7 @@ class HasOperationScope(BasePermission):
         if required == ANY_SCOPE:
             return True
         if required not in principal.scopes:
-            self.message = f"This operation needs the scope {required}."
+            self.message, self.code = text("scope_missing", scope=required), LOCALISED
             return False
         return True
 

@@ -22,12 +22,16 @@ class RateState:
     remaining: int
     reset: int  # seconds until the window ends
     exceeded: bool
+    window: int = 60  # seconds
+    policy: str = "client"  # the policy's name in the headers
 
     def headers(self) -> dict[str, str]:
+        """The IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers-09, Structured Fields):
+        `RateLimit-Policy: "client";q=600;w=60` (quota per window) and `RateLimit: "client";r=599;t=42`
+        (remaining, seconds to the reset)."""
         return {
-            "RateLimit-Limit": str(self.limit),
-            "RateLimit-Remaining": str(self.remaining),
-            "RateLimit-Reset": str(self.reset),
+            "RateLimit-Policy": f'"{self.policy}";q={self.limit};w={self.window}',
+            "RateLimit": f'"{self.policy}";r={self.remaining};t={self.reset}',
         }
 
 
@@ -69,7 +73,9 @@ def _window_queue(pipe: Any, *, key: str, limit: int, window: int) -> Callable[[
 
     def state(results: list[Any]) -> RateState:
         count = int(results[0])
-        return RateState(limit=limit, remaining=max(0, limit - count), reset=reset, exceeded=count > limit)
+        return RateState(
+            limit=limit, remaining=max(0, limit - count), reset=reset, exceeded=count > limit, window=window
+        )
 
     return state
 

@@ -118,13 +118,14 @@ class FacilityScope:
     def slot(self, pk: Any) -> Slot:
         return self._one(self.slots(), "slot", pk)
 
-    def appointment(self, pk: Any):
+    def appointment(self, pk: Any, *, for_update: bool = False):
         return self._one(
             self.appointments().select_related(
                 "patient", "service", "slot", "reason", "registration__referral"
             ),
             "booking",
             pk,
+            for_update=for_update,
         )
 
     def subscription(self, pk: Any) -> WebhookSubscription:
@@ -222,6 +223,21 @@ def _page(qs: QuerySet, cursor: str | None, limit: int, *, field: str = "start")
     if len(rows) > limit:
         rows = rows[:limit]
         return rows, cursor_encode(getattr(rows[-1], field).isoformat(), rows[-1].id)
+    return rows, None
+
+
+def id_page(
+    qs: QuerySet, cursor: str | None, limit: int, *, newest_first: bool = False
+) -> tuple[list, str | None]:
+    """Keyset pagination on the primary key, for lists without a time order (reference data, webhook
+    subscriptions, the delivery log newest first)."""
+    if cursor:
+        (pk,) = cursor_decode(cursor, types=(int,))
+        qs = qs.filter(id__lt=pk) if newest_first else qs.filter(id__gt=pk)
+    rows = list(qs.order_by("-id" if newest_first else "id")[: limit + 1])
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, cursor_encode(rows[-1].id)
     return rows, None
 
 

@@ -20,6 +20,7 @@ from apps.booking.models import Category, Registration
 from apps.catalog.models import Entitlement, Facility, Locality, Voivodeship
 from apps.catalog.selectors import service_get
 from apps.core.errors import DomainError
+from apps.outbox.services import event_record
 from apps.patients import registry
 from apps.patients.models import Patient, PatientEntitlement
 from apps.reconciliation.imports import RawRow
@@ -384,3 +385,21 @@ def waitlist_entry_leave(*, registration: Registration, facility: Facility) -> R
     if registration.status != Registration.Status.WAITING:
         raise DomainError("waitlist_entry_not_waiting", state=registration.status)
     return booking.waitlist_leave(registration=registration, facility=facility)
+
+
+@transaction.atomic
+def webhook_test_send(*, subscription: WebhookSubscription) -> WebhookDelivery:
+    """A signed `webhook.test` event for one subscription. The event has no facility, so the fan-out
+    and the changes feed never carry it; its one delivery goes out like any other (egress checks,
+    signature, attempt log)."""
+    event = event_record(
+        type="webhook.test",
+        aggregate_type="webhook",
+        aggregate_id=subscription.pk,
+        payload={"subscription_id": subscription.pk, "message": "Test event from CeR: your receiver works."},
+    )
+    delivery = WebhookDelivery.objects.create(subscription=subscription, event=event)
+    from .tasks import webhook_deliver_task
+
+    transaction.on_commit(lambda: webhook_deliver_task.delay(delivery.pk))
+    return delivery

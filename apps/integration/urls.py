@@ -65,6 +65,7 @@ urlpatterns = [
     *resource("visits", "visits", get=visits.VisitListApi, post=visits.VisitsReportApi),
     *resource("webhooks", "webhooks", get=webhooks.WebhookListApi, post=webhooks.WebhookCreateApi),
     *resource("webhooks/<int:webhook_id>", "webhook", delete=webhooks.WebhookDeleteApi),
+    *resource("webhooks/<int:webhook_id>/test", "webhook-test", post=webhooks.WebhookTestApi),
     *resource(
         "webhooks/<int:webhook_id>/deliveries", "webhook-deliveries", get=webhooks.WebhookDeliveryListApi
     ),

@@ -53,6 +53,7 @@ def event_body(event: OutboxEvent) -> str:
             "created_at": event.created_at,
             "aggregate_type": event.aggregate_type,
             "aggregate_id": event.aggregate_id,
+            "request_id": event.request_id,
             "payload": event.payload,
         },
         cls=DjangoJSONEncoder,

@@ -18,6 +18,8 @@ from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from apps.core.api_errors import PROBLEM_CONTENT_TYPE, problem
+
 from .lifecycle import sms_inbound_handle
 
 MAX_SKEW_SECONDS = 300
@@ -28,12 +30,8 @@ def signature(*, secret: str, timestamp: str, body: bytes) -> str:
     return f"sha256={digest}"
 
 
-def _problem(status: int, code: str, title: str) -> JsonResponse:
-    return JsonResponse(
-        {"type": f"https://cer.nfz.gov.pl/problems/{code}", "title": title, "status": status, "code": code},
-        status=status,
-        content_type="application/problem+json",
-    )
+def _problem(status: int, code: str) -> JsonResponse:
+    return JsonResponse(problem(status, code), status=status, content_type=PROBLEM_CONTENT_TYPE)
 
 
 @csrf_exempt  # a server-to-server call authenticated by its HMAC signature, not a browser form
@@ -45,14 +43,14 @@ def sms_inbound(request: HttpRequest) -> JsonResponse:
     timestamp = request.headers.get("X-CeR-Timestamp", "")
     given = request.headers.get("X-CeR-Signature", "")
     if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_SKEW_SECONDS:
-        return _problem(401, "signature_invalid", "Missing or stale timestamp")
+        return _problem(401, "signature_invalid")
     if not hmac.compare_digest(given, signature(secret=secret, timestamp=timestamp, body=request.body)):
-        return _problem(401, "signature_invalid", "Invalid signature")
+        return _problem(401, "signature_invalid")
     try:
         data = json.loads(request.body)
         provider_id, sender, text = str(data["id"]), str(data["from"]), str(data["text"])
     except (ValueError, KeyError, TypeError):
-        return _problem(400, "malformed_request", "Expected JSON with id, from and text")
+        return _problem(400, "malformed_request")
     if not provider_id or not sender:
-        return _problem(400, "malformed_request", "Expected JSON with id, from and text")
+        return _problem(400, "malformed_request")
     return JsonResponse({"outcome": sms_inbound_handle(provider_id=provider_id, sender=sender, text=text)})

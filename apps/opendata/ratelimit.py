@@ -25,4 +25,11 @@ def address_hit(*, address: str) -> RateState:
     pipe.expire(key, window + 1)
     count = int(pipe.execute()[0])
     reset = max(1, window_start + window - now)
-    return RateState(limit=limit, remaining=max(0, limit - count), reset=reset, exceeded=count > limit)
+    return RateState(
+        limit=limit,
+        remaining=max(0, limit - count),
+        reset=reset,
+        exceeded=count > limit,
+        window=window,
+        policy="address",
+    )

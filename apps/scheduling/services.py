@@ -69,6 +69,16 @@ def _after_new_free_slots(service_id: int) -> None:
     after_commit.later(after_commit.SLOTS_PUBLISHED, service_id)
 
 
+def _external_id_taken(*, facility_id: int, external_id: str) -> DomainError:
+    """A re-run of a publication script names the schedule it already made (the id to use instead)."""
+    existing = (
+        Schedule.objects.filter(facility_id=facility_id, external_id=external_id)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    return DomainError("external_id_taken", field="external_id", external_id=external_id, existing=existing)
+
+
 @transaction.atomic
 def schedule_create(
     *,
@@ -94,7 +104,7 @@ def schedule_create(
                 external_id=external_id,
             )
     except IntegrityError:
-        raise DomainError("validation_error", field="external_id") from None
+        raise _external_id_taken(facility_id=facility.pk, external_id=external_id) from None
     _event(schedule, "schedule.created", {"place": place})
     return schedule
 
@@ -324,7 +334,8 @@ def schedule_update(*, schedule_id: int, expected_version: int, changes: dict) -
                 **allowed, version=F("version") + 1, updated_at=timezone.now()
             )
     except IntegrityError:
-        raise DomainError("validation_error", field="external_id") from None
+        facility_id = Schedule.objects.values_list("facility_id", flat=True).get(pk=schedule_id)
+        raise _external_id_taken(facility_id=facility_id, external_id=allowed["external_id"]) from None
     if not updated:
         raise DomainError("precondition_failed")
     schedule = Schedule.objects.select_related("service").get(pk=schedule_id)

@@ -200,7 +200,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["apps.core.parsers.BoundedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "apps.core.api_errors.problem_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "apps.integration.schema.IntegrationAutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 
@@ -211,7 +211,7 @@ SPECTACULAR_SETTINGS = {
         "taken at the desk, report outcomes and follow changes. Authenticate with OAuth 2 client "
         "credentials issued by NFZ. Errors are RFC 9457 application/problem+json."
     ),
-    "VERSION": "1.0.0",
+    "VERSION": "1.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,

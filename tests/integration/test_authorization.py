@@ -166,6 +166,9 @@ ENDPOINTS = {
     "webhook-deliveries": Endpoint(
         "GET", lambda w, x: f"/api/v1/webhooks/{x['webhook']}/deliveries", "webhooks:manage"
     ),
+    "webhook-test": Endpoint(
+        "POST", lambda w, x: f"/api/v1/webhooks/{x['webhook']}/test", "webhooks:manage", lambda w, x: {}
+    ),
     "webhook-redeliver": Endpoint(
         "POST",
         lambda w, x: f"/api/v1/webhook-deliveries/{x['delivery']}/redeliver",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import override_settings
 
@@ -97,14 +99,16 @@ def test_the_rate_limit_answers_429_with_retry_after_and_ratelimit_headers(api_a
     responses = [api_a.get("/api/v1/services") for _ in range(4)]
 
     assert [r.status_code for r in responses] == [200, 200, 200, 429]
-    assert responses[0]["RateLimit-Limit"] == "3"
-    assert responses[0]["RateLimit-Remaining"] == "2"
-    assert int(responses[0]["RateLimit-Reset"]) > 0
+    # The current IETF draft's fields (draft-ietf-httpapi-ratelimit-headers-09), not the 2021-22 ones.
+    assert responses[0]["RateLimit-Policy"] == '"client";q=3;w=60'
+    remaining, reset = re.fullmatch(r'"client";r=(\d+);t=(\d+)', responses[0]["RateLimit"]).groups()
+    assert remaining == "2" and 0 < int(reset) <= 60
+    assert "RateLimit-Limit" not in responses[0] and "RateLimit-Remaining" not in responses[0]
     limited = responses[3]
     assert limited["Content-Type"] == "application/problem+json"
     assert limited.json()["code"] == "rate_limited"
     assert 0 < int(limited["Retry-After"]) <= 60
-    assert limited["RateLimit-Remaining"] == "0"
+    assert limited["RateLimit"].startswith('"client";r=0;')
     assert api_b.get("/api/v1/services").status_code == 200  # per client
 
 
@@ -144,7 +148,7 @@ def test_unknown_fields_are_named_in_the_errors(api_a, world_a):
     response = api_a.post(f"/api/v1/bookings/{world_a.booking.pk}/confirm", {"force": True})
 
     assert response.status_code == 400
-    assert response.json()["errors"] == {"force": ["Unknown field."]}
+    assert response.json()["errors"] == {"force": ["Nieznane pole."]}
 
 
 def test_a_non_json_body_is_415(api_a, world_a):

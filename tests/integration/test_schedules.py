@@ -279,16 +279,16 @@ def test_reference_data_is_readable_by_any_client(api_a, mammo_a):
     ReasonCodeFactory()
     EntitlementFactory()
 
-    assert mammo_a.code in [s["code"] for s in api_a.get("/api/v1/services").json()]
-    assert api_a.get("/api/v1/reason-codes").json()[0]["code"] == "DOCTOR_ILLNESS"
-    assert api_a.get("/api/v1/entitlements").json()[0]["code"] == "ZHDK"
+    assert mammo_a.code in [s["code"] for s in api_a.get("/api/v1/services").json()["results"]]
+    assert api_a.get("/api/v1/reason-codes").json()["results"][0]["code"] == "DOCTOR_ILLNESS"
+    assert api_a.get("/api/v1/entitlements").json()["results"][0]["code"] == "ZHDK"
 
 
 def test_an_unknown_method_is_a_405_problem(api_a, db):
     response = api_a.call("DELETE", "/api/v1/services")
 
     assert response.status_code == 405
-    assert response["Allow"] == "GET"
+    assert response["Allow"] == "GET, HEAD, OPTIONS"
 
 
 __all__ = ["Api"]

@@ -227,7 +227,7 @@ def test_a_second_entry_for_the_same_service_is_refused_in_the_facilitys_words(a
 
     assert response.status_code == 409
     assert response.json()["code"] == "active_registration_exists"
-    assert "The patient already" in response.json()["title"]
+    assert response.json()["title"].startswith("Pacjent ma już aktywną rejestrację")
 
 
 @pytest.fixture

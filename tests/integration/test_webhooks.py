@@ -149,7 +149,7 @@ def test_the_api_subscribes_lists_logs_and_redelivers(
     created = api_a.post("/api/v1/webhooks", {"url": receiver.url, "event_types": ["appointment.booked"]})
     assert created.status_code == 201, created.content
     secret = created.json()["secret"]
-    listed = api_a.get("/api/v1/webhooks").json()
+    listed = api_a.get("/api/v1/webhooks").json()["results"]
     assert "secret" not in listed[0]
     subscription = WebhookSubscription.objects.get()
     event = OutboxEvent.objects.filter(facility=world_a.facility, type="appointment.booked").first()
@@ -160,7 +160,7 @@ def test_the_api_subscribes_lists_logs_and_redelivers(
     with django_capture_on_commit_callbacks() as callbacks:
         response = api_a.post(f"/api/v1/webhook-deliveries/{delivery.pk}/redeliver")
     webhooks.webhook_deliver(delivery_id=delivery.pk)
-    log = api_a.get(f"/api/v1/webhooks/{subscription.pk}/deliveries").json()
+    log = api_a.get(f"/api/v1/webhooks/{subscription.pk}/deliveries").json()["results"]
 
     assert response.status_code == 202
     assert len(callbacks) == 1
@@ -168,7 +168,7 @@ def test_the_api_subscribes_lists_logs_and_redelivers(
     assert log[0]["log"][0]["status_code"] == 204
     assert _verify(secret, *receiver.requests[0])
     assert api_a.call("DELETE", f"/api/v1/webhooks/{subscription.pk}").status_code == 204
-    assert api_a.get("/api/v1/webhooks").json() == []
+    assert api_a.get("/api/v1/webhooks").json() == {"results": [], "next": None}
 
 
 def test_webhook_urls_must_be_https(api_a, db):

@@ -203,6 +203,7 @@ def test_it_is_rate_limited_per_address(client, queues_world):
     refused = client.get("/opendata/queues?case=1")
     assert refused.status_code == 429
     assert int(refused["Retry-After"]) >= 1
-    assert refused["RateLimit-Remaining"] == "0"
+    assert refused["RateLimit"].startswith('"address";r=0;')
+    assert refused["RateLimit-Policy"] == '"address";q=3;w=60'
     other = client.get("/opendata/queues?case=1", REMOTE_ADDR="10.1.2.3")
     assert other.status_code == 200

@@ -64,10 +64,15 @@ def appointment_confirm(*, appointment: Appointment, now: dt.datetime | None = N
 
 
 def appointment_cancel_by_patient(
-    *, appointment: Appointment, reason_code: str = "PATIENT_REQUEST", now: dt.datetime | None = None
+    *,
+    appointment: Appointment,
+    reason_code: str = "PATIENT_REQUEST",
+    recorded_by: str = "patient",
+    now: dt.datetime | None = None,
 ) -> Appointment:
     """The patient gives the slot back: the registration ends, its e-referral is freed for another
-    booking, and the slot returns to the pool."""
+    booking, and the slot returns to the pool. `recorded_by="facility"`: the patient asked at the desk
+    or on the phone and the facility's system recorded it (the same cancellation)."""
     now = now_or(now)
     with transaction.atomic():
         appointment = lock_appointment(appointment)
@@ -77,8 +82,31 @@ def appointment_cancel_by_patient(
         close_registration(appointment.registration, "cancelled_by_patient", now)
         referrals.referral_free(registration=appointment.registration, now=now, reason="cancelled_by_patient")
         free_slot(appointment.slot_id, now)
-        appointment_event(appointment, "appointment.cancelled", by="patient", reason=cause.code)
+        appointment_event(
+            appointment, "appointment.cancelled", by="patient", reason=cause.code, recorded_by=recorded_by
+        )
         return appointment
+
+
+def appointment_cancel_for_caller(
+    *, appointment: Appointment, reason_code: str, now: dt.datetime | None = None
+) -> Appointment:
+    """A facility system's cancellation: the reason's kind says whose it is. A patient_cancel reason
+    (PATIENT_REQUEST, ...) is the patient's own cancellation recorded at the desk: the registration ends
+    and the e-referral is freed, nobody is re-queued. A facility_cancel reason keeps the patient's
+    place (`appointment_cancel_by_facility`)."""
+    kind = (
+        ReasonCode.objects.filter(
+            code=reason_code, kind__in=(ReasonCode.Kind.PATIENT_CANCEL, ReasonCode.Kind.FACILITY_CANCEL)
+        )
+        .values_list("kind", flat=True)
+        .first()
+    )
+    if kind == ReasonCode.Kind.PATIENT_CANCEL:
+        return appointment_cancel_by_patient(
+            appointment=appointment, reason_code=reason_code, recorded_by="facility", now=now
+        )
+    return appointment_cancel_by_facility(appointment=appointment, reason_code=reason_code, now=now)
 
 
 def appointment_cancel_by_facility(

@@ -7,7 +7,8 @@ import datetime as dt
 from typing import Any, cast
 
 from django.db import transaction
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
+from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
@@ -16,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.api_errors import problem
-from apps.core.errors import DomainError
+from apps.core.errors import MESSAGES, DomainError, api_codes, text
 
 from ..auth import ApiClientAuthentication, ApiPrincipal, HasOperationScope
 from ..idempotency import (
@@ -52,60 +53,65 @@ class ProblemSerializer(serializers.Serializer):
     params = serializers.DictField(child=serializers.CharField(), required=False)
 
 
-def _problem_example(status: int, code: str, title: str) -> OpenApiExample:
+def _problem_example(status: int, code: str, title: str = "") -> OpenApiExample:
     return OpenApiExample(
         code,
-        value=problem(status, code, title),
+        value={**problem(status, code), "instance": "5f0c3e7aa1b94c0e9d2b7c1f3e4a5b6c"},
         response_only=True,
         status_codes=[str(status)],
         media_type="application/problem+json",
     )
 
 
+STATUS_DESCRIPTIONS: dict[int, str] = {
+    400: "Malformed JSON, invalid or unknown fields, invalid cursor or PESEL",
+    401: "No, invalid, expired or revoked credentials",
+    403: "The token lacks the scope this operation needs",
+    404: "Not found in your facility (ids of other facilities are never visible)",
+    409: "Refused by a booking rule (slot taken, state, overlap...)",
+    412: "If-Match does not match the current ETag",
+    413: "Request body too large",
+    415: "Content-Type must be application/json",
+    422: "Idempotency-Key reused with a different request",
+    428: "If-Match is required",
+    429: "Rate limit exceeded; see Retry-After and the RateLimit header",
+}
+# Codes the framework answers with on every operation that declares the status.
+PROTOCOL_CODES: dict[int, tuple[str, ...]] = {
+    400: ("validation_error", "malformed_request", "invalid_idempotency_key"),
+    401: ("not_authenticated", "authentication_failed"),
+    403: ("forbidden",),
+    404: ("not_found",),
+    409: ("idempotency_in_progress",),
+    412: ("precondition_failed",),
+    413: ("payload_too_large",),
+    415: ("unsupported_media_type",),
+    422: ("idempotency_key_reused",),
+    428: ("precondition_required",),
+    429: ("rate_limited",),
+}
+
+
+def problem_codes(status: int, codes: tuple[str, ...] | None) -> list[str]:
+    """The codes an operation may answer with `status`: the framework's, then its own (all the API's
+    codes of that status when the operation does not name them)."""
+    own = api_codes() if codes is None else codes
+    listed = [*PROTOCOL_CODES.get(status, ()), *(c for c in own if MESSAGES[c][0] == status)]
+    return list(dict.fromkeys(listed))
+
+
+def problem_response_doc(status: int, codes: tuple[str, ...] | None = None) -> OpenApiResponse:
+    listed = problem_codes(status, codes)
+    links = ", ".join(f"[`{c}`](https://cer.nfz.gov.pl/problems/{c})" for c in listed)
+    return OpenApiResponse(
+        ProblemSerializer,
+        f"{STATUS_DESCRIPTIONS.get(status, 'Refused')}. Codes: {links} (docs/errors.md).",
+        examples=[_problem_example(status, code) for code in listed[:1]],
+    )
+
+
 PROBLEMS: dict[int, OpenApiResponse] = {
-    400: OpenApiResponse(
-        ProblemSerializer,
-        "Malformed JSON, invalid or unknown fields, invalid cursor or PESEL",
-        examples=[_problem_example(400, "validation_error", "The request has invalid fields")],
-    ),
-    401: OpenApiResponse(
-        ProblemSerializer,
-        "No, invalid, expired or revoked credentials",
-        examples=[_problem_example(401, "authentication_failed", "Incorrect authentication credentials.")],
-    ),
-    403: OpenApiResponse(
-        ProblemSerializer,
-        "The token lacks the scope this operation needs",
-        examples=[_problem_example(403, "forbidden", "You do not have permission to perform this action.")],
-    ),
-    404: OpenApiResponse(
-        ProblemSerializer,
-        "Not found in your facility (ids of other facilities are never visible)",
-        examples=[_problem_example(404, "not_found", "Not found.")],
-    ),
-    409: OpenApiResponse(
-        ProblemSerializer,
-        "Refused by a booking rule (slot taken, state, overlap...)",
-        examples=[_problem_example(409, "slot_not_free", "This appointment slot is already taken")],
-    ),
-    412: OpenApiResponse(
-        ProblemSerializer,
-        "If-Match does not match the current ETag",
-        examples=[_problem_example(412, "precondition_failed", "The resource was changed by someone else")],
-    ),
-    413: OpenApiResponse(ProblemSerializer, "Request body too large"),
-    415: OpenApiResponse(ProblemSerializer, "Content-Type must be application/json"),
-    422: OpenApiResponse(
-        ProblemSerializer,
-        "Idempotency-Key reused with a different request",
-        examples=[_problem_example(422, "idempotency_key_reused", "Key used for a different request")],
-    ),
-    428: OpenApiResponse(ProblemSerializer, "If-Match is required"),
-    429: OpenApiResponse(
-        ProblemSerializer,
-        "Rate limit exceeded; see Retry-After and RateLimit-* headers",
-        examples=[_problem_example(429, "rate_limited", "Request was throttled.")],
-    ),
+    status: problem_response_doc(status) for status in STATUS_DESCRIPTIONS
 }
 READ_ERRORS = (400, 401, 403, 404, 429)
 WRITE_ERRORS = (400, 401, 403, 404, 409, 413, 415, 422, 429)
@@ -118,9 +124,17 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
 )
 
 
-def responses(ok: dict[int, Any], errors: tuple[int, ...]) -> dict[Any, Any]:
-    """Success bodies as JSON, every error as application/problem+json."""
-    problems = {(status, "application/problem+json"): PROBLEMS[status] for status in errors}
+def responses(
+    ok: dict[int, Any], errors: tuple[int, ...], codes: tuple[str, ...] | None = None
+) -> dict[Any, Any]:
+    """Success bodies as JSON, every error as application/problem+json with the codes it may carry
+    (`codes`: the operation's own, from apps/core/errors.py)."""
+    for code in codes or ():
+        if code not in MESSAGES:
+            raise KeyError(f"undeclared error code {code!r}")
+    problems = {
+        (status, "application/problem+json"): problem_response_doc(status, codes) for status in errors
+    }
     return {**{(status, "application/json"): body for status, body in ok.items()}, **problems}
 
 
@@ -139,7 +153,7 @@ MAX_UTC_OFFSET = dt.timedelta(hours=15, minutes=59)
 def date_in_bounds(value: dt.date) -> dt.date:
     if not DATE_BOUNDS[0] <= value <= DATE_BOUNDS[1]:
         raise serializers.ValidationError(
-            f"Must be between {DATE_BOUNDS[0].isoformat()} and {DATE_BOUNDS[1].isoformat()}."
+            text("date_bounds", low=DATE_BOUNDS[0].isoformat(), high=DATE_BOUNDS[1].isoformat())
         )
     return value
 
@@ -147,7 +161,7 @@ def date_in_bounds(value: dt.date) -> dt.date:
 def datetime_in_bounds(value: dt.datetime) -> dt.datetime:
     offset = value.utcoffset()
     if offset is not None and abs(offset) > MAX_UTC_OFFSET:
-        raise serializers.ValidationError("The UTC offset must be within +/-15:59.")
+        raise serializers.ValidationError(text("utc_offset"))
     date_in_bounds(value.date())
     return value
 
@@ -166,8 +180,97 @@ class StrictSerializer(serializers.Serializer):
         if isinstance(data, dict):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
-                raise serializers.ValidationError({echo_safe(name): ["Unknown field."] for name in unknown})
+                raise serializers.ValidationError(
+                    {echo_safe(name): [text("unknown_field")] for name in unknown}
+                )
         return super().to_internal_value(data)
+
+
+# --- conditional requests (RFC 9110 section 13) -------------------------------------------------------
+
+
+def etag(version: int) -> str:
+    """A strong entity tag: the row's version, which every change increments."""
+    return f'"{version}"'
+
+
+def _entity_tags(header: str) -> list[str]:
+    return [tag.strip() for tag in header.split(",") if tag.strip()]
+
+
+def if_match_check(request: Any, version: int, *, required: bool) -> None:
+    """If-Match with the strong comparison (13.1.1): `*` matches any current representation, a weak
+    tag (W/"2") never matches. Absent: 428 where the operation requires it, else nothing to check."""
+    header = request.headers.get("If-Match")
+    if header is None:
+        if required:
+            raise DomainError("precondition_required")
+        return
+    if header.strip() == "*":
+        return
+    if etag(version) not in [tag for tag in _entity_tags(header) if not tag.startswith("W/")]:
+        raise DomainError("precondition_failed")
+
+
+def not_modified(request: Any, version: int) -> Response | None:
+    """If-None-Match on a read, with the weak comparison (13.1.2): 304 and the ETag when it matches."""
+    header = request.headers.get("If-None-Match")
+    if header is None:
+        return None
+    tags = [tag.removeprefix("W/") for tag in _entity_tags(header)]
+    if header.strip() != "*" and etag(version) not in tags:
+        return None
+    return Response(status=304, headers={"ETag": etag(version)})
+
+
+NOT_MODIFIED = OpenApiResponse(
+    description="Not Modified: the ETag in If-None-Match is still current (no body)"
+)
+IF_MATCH_DESCRIPTION = (
+    "An ETag as last read (strong comparison: a weak W/ tag never matches), or `*`. The change is refused "
+    "with 412 if the resource changed since."
+)
+IF_NONE_MATCH_PARAMETER = OpenApiParameter(
+    "If-None-Match",
+    str,
+    OpenApiParameter.HEADER,
+    description="The ETag you hold: 304 Not Modified (no body) while it is still current.",
+)
+
+
+class PageQuery(serializers.Serializer):
+    """Cursor pagination of every list: send `next` of the previous page as `cursor`."""
+
+    cursor = serializers.CharField(required=False, max_length=200, help_text="`next` of the previous page")
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=100)
+
+
+_PAGES: dict[str, type[serializers.Serializer]] = {}
+
+
+def page_of(item: type[serializers.Serializer]) -> type[serializers.Serializer]:
+    """The schema of one page of `item`: `results` and the `next` cursor (null on the last page)."""
+    name = item.__name__.removesuffix("Output") + "Page"
+    if name not in _PAGES:
+        _PAGES[name] = type(
+            name,
+            (serializers.Serializer,),
+            {
+                "__doc__": f"One page of {item.__name__.removesuffix('Output')} (cursor pagination).",
+                "results": item(many=True),
+                "next": serializers.CharField(allow_null=True, help_text="The cursor of the next page"),
+            },
+        )
+    return _PAGES[name]
+
+
+def paginated(request: Any, qs: Any, output: type[serializers.Serializer], **page: Any) -> Response:
+    from ..selectors import id_page
+
+    query = PageQuery(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    rows, next_cursor = id_page(qs, query.validated_data.get("cursor"), query.validated_data["limit"], **page)
+    return Response({"results": output(rows, many=True).data, "next": next_cursor})
 
 
 class FacilityApi(APIView):
@@ -176,6 +279,10 @@ class FacilityApi(APIView):
     authentication_classes = [ApiClientAuthentication]
     permission_classes = [HasOperationScope]
     required_scope: str | None = None
+    # A deprecated operation (docs/versioning.md) says so on every answer: Deprecation from this day,
+    # Sunset on the day it stops answering (at least 12 months later).
+    deprecated_on: dt.date | None = None
+    sunset_on: dt.date | None = None
 
     principal: ApiPrincipal
     scope: FacilityScope
@@ -239,6 +346,15 @@ class FacilityApi(APIView):
 
     def finalize_response(self, request: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
         response = super().finalize_response(request, response, *args, **kwargs)
+        if self.deprecated_on is not None:  # docs/versioning.md: RFC 9745 and RFC 8594
+            response["Deprecation"] = (
+                f"@{int(dt.datetime.combine(self.deprecated_on, dt.time(), dt.UTC).timestamp())}"
+            )
+            response["Link"] = '<https://cer.nfz.gov.pl/docs/changelog>; rel="deprecation"'
+            if self.sunset_on is not None:
+                response["Sunset"] = http_date(
+                    dt.datetime.combine(self.sunset_on, dt.time(), dt.UTC).timestamp()
+                )
         if self._rate is not None:
             for name, value in self._rate.headers().items():
                 response[name] = value
@@ -267,20 +383,31 @@ class FacilityApi(APIView):
 
 def by_method(**operations: type[APIView]) -> Any:
     """One URL, one API class per HTTP method (STYLE.md rule 3). The per-operation patterns are also
-    listed (unreachable, after this one) so drf-spectacular documents each class."""
+    listed (unreachable, after this one) so drf-spectacular documents each class.
+
+    HEAD is the GET without its body (same status and headers, rate limit and audit included); OPTIONS
+    answers 204 with `Allow`, which a 405 carries too (RFC 9110 9.3.2, 9.3.7, 15.5.6)."""
     views = {method.upper(): cls.as_view() for method, cls in operations.items()}
+    allowed = {*views, "OPTIONS", *(["HEAD"] if "GET" in views else [])}
+    allow = ", ".join(sorted(allowed))
 
     @csrf_exempt
     def view(request: Any, *args: Any, **kwargs: Any) -> Any:
-        handler = views.get(request.method)
+        if request.method == "OPTIONS":
+            return HttpResponse(status=204, headers={"Allow": allow})
+        handler = views.get("GET" if request.method == "HEAD" else request.method)
         if handler is None:
-            response = JsonResponse(
-                problem(405, "method_not_allowed", "Method not allowed"),
-                status=405,
-                content_type="application/problem+json",
-            )
-            response["Allow"] = ", ".join(sorted(views))
-            return response
-        return handler(request, *args, **kwargs)
+            refusal = JsonResponse(problem(405, "method_not_allowed"), status=405)
+            refusal["Content-Type"] = "application/problem+json"
+            refusal["Allow"] = allow
+            return refusal
+        response = handler(request, *args, **kwargs)
+        if request.method == "HEAD":
+            if hasattr(response, "render"):
+                response.render()
+            length = len(response.content)
+            response.content = b""
+            response["Content-Length"] = str(length)
+        return response
 
     return view

@@ -6,7 +6,7 @@ import contextlib
 from typing import Any
 
 from django.db import transaction
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -17,10 +17,54 @@ from apps.patients import registry
 from apps.patients.models import Referral
 
 from ..services import ConfirmedPatient, patient_for_facility
-from .base import IDEMPOTENCY_PARAMETER, READ_ERRORS, WRITE_ERRORS, FacilityApi, StrictSerializer, responses
+from .base import (
+    IDEMPOTENCY_PARAMETER,
+    IF_MATCH_DESCRIPTION,
+    IF_NONE_MATCH_PARAMETER,
+    NOT_MODIFIED,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    FacilityApi,
+    StrictSerializer,
+    etag,
+    if_match_check,
+    not_modified,
+    responses,
+)
 from .schedules import DayInput, DayOutput, WindowQuery, _parse
 
+IF_MATCH_PARAMETER = OpenApiParameter(
+    "If-Match",
+    str,
+    OpenApiParameter.HEADER,
+    description="Optional for bookings. " + IF_MATCH_DESCRIPTION,
+)
+
 API_CHANNELS = (Appointment.Channel.DESK, Appointment.Channel.PHONE, Appointment.Channel.EMAIL)
+
+
+# The refusals of each booking operation (the schema lists them per status; docs/errors.md explains).
+RULE_CODES = (
+    "slot_in_past",
+    "slot_not_free",
+    "hold_not_yours",
+    "active_registration_exists",
+    "referral_required",
+    "referral_invalid",
+    "referral_used",
+    "referral_expired",
+    "referral_wrong_service",
+    "referral_registered",
+    "referral_locked",
+    "slot_kind_mismatch",
+    "not_eligible_sex",
+    "not_eligible_age",
+    "not_eligible_interval",
+    "service_not_covered",
+)
+BOOK_CODES = ("slot_not_found", "patient_not_found", "invalid_pesel", *RULE_CODES)
+CANCEL_CODES = ("booking_not_found", "booking_state", "unknown_reason")
+RESCHEDULE_CODES = ("booking_not_found", "booking_state", "slot_not_found", *RULE_CODES)
 
 
 class PatientOutput(serializers.Serializer):
@@ -111,7 +155,13 @@ class BookingCreateInput(StrictSerializer):
 
 
 class CancelInput(StrictSerializer):
-    reason_code = serializers.CharField(max_length=32, help_text="A facility_cancel code from /reason-codes")
+    reason_code = serializers.CharField(
+        max_length=32,
+        help_text="A code from /reason-codes. facility_cancel (the facility cannot see the patient): the "
+        "patient keeps their place, rebooked or back on the waiting list. patient_cancel (PATIENT_REQUEST: "
+        "the patient asked at the desk or by phone): the patient's own cancellation, the registration ends "
+        "and the e-referral is freed.",
+    )
 
 
 class RescheduleInput(StrictSerializer):
@@ -129,6 +179,8 @@ class ConfirmInput(StrictSerializer):
 class BookingApi(FacilityApi):
     """Responses carry personal data: every one is recorded in the append-only access log."""
 
+    sends_etag = True  # one booking's answer carries its ETag
+
     def respond(
         self, request: Any, appointments: list[Appointment], body: Any, status: int = 200
     ) -> Response:
@@ -140,13 +192,27 @@ class BookingApi(FacilityApi):
             action=f"{request.method} {request.path}"[:100],
             purpose="facility integration API",
         )
-        return Response(body, status=status)
+        response = Response(body, status=status)
+        if len(appointments) == 1 and "results" not in body:  # one booking: its ETag (If-Match)
+            response["ETag"] = etag(appointments[0].version)
+        return response
 
     def reload(self, appointment: Appointment) -> Appointment:
         return self.scope.appointment(appointment.pk)
 
+    def changing(self, request: Any, booking_id: int) -> Appointment:
+        """The booking a transition changes. With If-Match its row is locked (in the request's
+        transaction) and its version compared, so a desk acting on an old read gets 412."""
+        appointment = self.scope.appointment(booking_id, for_update="If-Match" in request.headers)
+        if_match_check(request, appointment.version, required=False)
+        return appointment
+
 
 class BookingListApi(BookingApi):
+    """Bookings at your facility, ordered by start, filtered by day window, service and status. Each read
+    is recorded in the access log (the answers carry personal data)."""
+
+    sends_etag = False
     required_scope = "bookings:read"
 
     @extend_schema(
@@ -154,7 +220,7 @@ class BookingListApi(BookingApi):
         tags=["bookings"],
         summary="Your bookings (cursor pagination)",
         parameters=[BookingQuery],
-        responses=responses({200: BookingPage}, READ_ERRORS),
+        responses=responses({200: BookingPage}, READ_ERRORS, codes=("invalid_cursor",)),
     )
     def get(self, request: Any) -> Response:
         query = _parse(BookingQuery, request.query_params)
@@ -167,20 +233,31 @@ class BookingListApi(BookingApi):
 
 
 class BookingDetailApi(BookingApi):
+    """One booking of your facility with its patient, referral state and version. Send its ETag in If-None-
+    Match to get 304 while it is unchanged, or in If-Match on a transition."""
+
     required_scope = "bookings:read"
 
     @extend_schema(
         operation_id="bookings_retrieve",
         tags=["bookings"],
         summary="One booking",
-        responses=responses({200: BookingOutput}, READ_ERRORS),
+        parameters=[IF_NONE_MATCH_PARAMETER],
+        responses={
+            **responses({200: BookingOutput}, READ_ERRORS, codes=("booking_not_found",)),
+            304: NOT_MODIFIED,
+        },
     )
     def get(self, request: Any, booking_id: int) -> Response:
         appointment = self.scope.appointment(booking_id)
+        unchanged = not_modified(request, appointment.version)
+        if unchanged is not None:
+            return unchanged
         return self.respond(request, [appointment], BookingOutput(appointment).data)
 
 
 class BookingCreateApi(BookingApi):
+    sends_location = True
     required_scope = "bookings:write"
     data: dict[str, Any]
 
@@ -202,7 +279,7 @@ class BookingCreateApi(BookingApi):
         "`404 patient_not_found`.",
         request=BookingCreateInput,
         parameters=[IDEMPOTENCY_PARAMETER],
-        responses=responses({201: BookingOutput}, WRITE_ERRORS),
+        responses=responses({201: BookingOutput}, WRITE_ERRORS, codes=BOOK_CODES),
         examples=[
             OpenApiExample(
                 "desk booking",
@@ -265,15 +342,21 @@ class BookingCancelApi(BookingApi):
     @extend_schema(
         operation_id="bookings_cancel",
         tags=["bookings"],
-        summary="Cancel by the facility with a reason (the patient keeps their place)",
+        summary="Cancel a booking with a reason code",
+        description="The reason's kind decides whose cancellation it is. A `facility_cancel` code (the "
+        "facility cannot see the patient): the patient keeps their place, rebooked at the earliest matching "
+        "slot or back on the waiting list. A `patient_cancel` code such as `PATIENT_REQUEST` (the patient "
+        "asked at the desk or on the phone): the same as the patient cancelling on the web, the "
+        "registration ends, the e-referral is freed and the slot returns to the pool. The event "
+        "`appointment.cancelled` says `by` and `recorded_by`.",
         request=CancelInput,
-        parameters=[IDEMPOTENCY_PARAMETER],
-        responses=responses({200: BookingOutput}, WRITE_ERRORS),
+        parameters=[IDEMPOTENCY_PARAMETER, IF_MATCH_PARAMETER],
+        responses=responses({200: BookingOutput}, (*WRITE_ERRORS, 412), codes=CANCEL_CODES),
     )
     def post(self, request: Any, booking_id: int) -> Response:
-        appointment = self.scope.appointment(booking_id)
+        appointment = self.changing(request, booking_id)
         data = _parse(CancelInput, request.data).validated_data
-        appointment = booking.appointment_cancel_by_facility(
+        appointment = booking.appointment_cancel_for_caller(
             appointment=appointment, reason_code=data["reason_code"]
         )
         appointment = self.reload(appointment)
@@ -281,6 +364,9 @@ class BookingCancelApi(BookingApi):
 
 
 class BookingRescheduleApi(BookingApi):
+    """Move a live booking to another free slot of your facility, same service. The booking rules are
+    judged again on the new slot's date; the old slot returns to the pool."""
+
     required_scope = "bookings:write"
 
     @extend_schema(
@@ -288,11 +374,11 @@ class BookingRescheduleApi(BookingApi):
         tags=["bookings"],
         summary="Move a booking to another slot",
         request=RescheduleInput,
-        parameters=[IDEMPOTENCY_PARAMETER],
-        responses=responses({200: BookingOutput}, WRITE_ERRORS),
+        parameters=[IDEMPOTENCY_PARAMETER, IF_MATCH_PARAMETER],
+        responses=responses({200: BookingOutput}, (*WRITE_ERRORS, 412), codes=RESCHEDULE_CODES),
     )
     def post(self, request: Any, booking_id: int) -> Response:
-        appointment = self.scope.appointment(booking_id)
+        appointment = self.changing(request, booking_id)
         data = _parse(RescheduleInput, request.data).validated_data
         self.scope.slot(data["slot_id"])
         new = booking.appointment_reschedule(appointment=appointment, new_slot_id=data["slot_id"])
@@ -301,6 +387,9 @@ class BookingRescheduleApi(BookingApi):
 
 
 class BookingConfirmApi(BookingApi):
+    """Confirm the visit for a patient who confirmed at the desk or by phone. Confirming twice is harmless;
+    a booking that ended or whose visit started is refused."""
+
     required_scope = "bookings:write"
 
     @extend_schema(
@@ -308,17 +397,24 @@ class BookingConfirmApi(BookingApi):
         tags=["bookings"],
         summary="Confirm on the patient's behalf",
         request=ConfirmInput,
-        parameters=[IDEMPOTENCY_PARAMETER],
-        responses=responses({200: BookingOutput}, WRITE_ERRORS),
+        parameters=[IDEMPOTENCY_PARAMETER, IF_MATCH_PARAMETER],
+        responses=responses(
+            {200: BookingOutput},
+            (*WRITE_ERRORS, 412),
+            codes=("booking_not_found", "booking_state", "slot_in_past"),
+        ),
     )
     def post(self, request: Any, booking_id: int) -> Response:
-        appointment = self.scope.appointment(booking_id)
+        appointment = self.changing(request, booking_id)
         _parse(ConfirmInput, request.data)
         appointment = self.reload(booking.appointment_confirm(appointment=appointment))
         return self.respond(request, [appointment], BookingOutput(appointment).data)
 
 
 class BookingOutcomeApi(BookingApi):
+    """After the visit has started: `attended` or `no_show`. This settles the booking and the e-referral; a
+    no-show also counts for the patient's history."""
+
     required_scope = "outcomes:write"
 
     @extend_schema(
@@ -326,12 +422,16 @@ class BookingOutcomeApi(BookingApi):
         tags=["bookings"],
         summary="Report the outcome after the visit",
         request=OutcomeInput,
-        parameters=[IDEMPOTENCY_PARAMETER],
-        responses=responses({200: BookingOutput}, WRITE_ERRORS),
+        parameters=[IDEMPOTENCY_PARAMETER, IF_MATCH_PARAMETER],
+        responses=responses(
+            {200: BookingOutput},
+            (*WRITE_ERRORS, 412),
+            codes=("booking_not_found", "booking_state", "outcome_too_early"),
+        ),
         examples=[OpenApiExample("attended", request_only=True, value={"outcome": "attended"})],
     )
     def post(self, request: Any, booking_id: int) -> Response:
-        appointment = self.scope.appointment(booking_id)
+        appointment = self.changing(request, booking_id)
         data = _parse(OutcomeInput, request.data).validated_data
         appointment = booking.appointment_record_outcome(appointment=appointment, outcome=data["outcome"])
         appointment = self.reload(appointment)
@@ -339,6 +439,10 @@ class BookingOutcomeApi(BookingApi):
 
 
 class SessionCancelApi(BookingApi):
+    """Cancel every booking of one day of a schedule with a facility reason: each patient keeps their place
+    (rebooked at the earliest matching slot, or back on the waiting list)."""
+
+    sends_etag = False
     required_scope = "bookings:write"
 
     @extend_schema(

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_serializer,
+)
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from ..events import EVENT_TYPES, EventEnvelope, event_serializer
 from .base import READ_ERRORS, FacilityApi, responses
 from .schedules import _parse
 
@@ -17,17 +23,29 @@ class ChangesQuery(serializers.Serializer):
     limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
 
 
-class EventOutput(serializers.Serializer):
-    id = serializers.IntegerField()
-    type = serializers.CharField(help_text="e.g. appointment.booked, slots.published")
-    created_at = serializers.DateTimeField()
-    aggregate_type = serializers.CharField()
-    aggregate_id = serializers.IntegerField()
-    payload = serializers.JSONField()
+class EventOutput(EventEnvelope):
+    payload = serializers.JSONField()  # type: ignore[assignment]
+
+
+# The schema of an event is one of the catalogue's typed events, chosen by `type` (docs/events.md).
+EVENT_SCHEMA = PolymorphicProxySerializer(
+    component_name="Event",
+    serializers={name: event_serializer(name) for name in EVENT_TYPES if name != "webhook.test"},
+    resource_type_field_name="type",
+    many=True,
+)
 
 
 class ChangesPage(serializers.Serializer):
     results = EventOutput(many=True)
+    next = serializers.CharField(
+        allow_null=True, help_text="Always pass it back as `cursor`; unchanged when nothing is new"
+    )
+
+
+@extend_schema_serializer(component_name="ChangesPage")
+class ChangesPageSchema(serializers.Serializer):
+    results = EVENT_SCHEMA
     next = serializers.CharField(
         allow_null=True, help_text="Always pass it back as `cursor`; unchanged when nothing is new"
     )
@@ -42,9 +60,11 @@ class ChangesApi(FacilityApi):
         tags=["changes"],
         summary="Changes feed (poll with the returned cursor)",
         description="Events that concern your facility, in commit order. Pass `next` as `cursor` on "
-        "the next call; an empty page keeps the cursor. No event is skipped or repeated.",
+        "the next call; an empty page keeps the cursor. No event is skipped or repeated. Each event's "
+        "payload is typed by its `type` (docs/events.md); `request_id` is the X-Request-ID of the request "
+        "that made the change.",
         parameters=[ChangesQuery],
-        responses=responses({200: ChangesPage}, READ_ERRORS),
+        responses=responses({200: ChangesPageSchema}, READ_ERRORS, codes=("invalid_cursor",)),
         examples=[
             OpenApiExample(
                 "page",
@@ -57,7 +77,17 @@ class ChangesApi(FacilityApi):
                             "created_at": "2026-09-01T08:00:00Z",
                             "aggregate_type": "appointment",
                             "aggregate_id": 7,
-                            "payload": {"appointment_id": 7, "slot_id": 3, "service": "KARDIO_1"},
+                            "request_id": "5f0c3e7aa1b94c0e9d2b7c1f3e4a5b6c",
+                            "payload": {
+                                "appointment_id": 7,
+                                "registration_id": 5,
+                                "slot_id": 3,
+                                "service": "KARDIO_1",
+                                "facility": "061/000123",
+                                "start": "2026-09-14T09:20:00+02:00",
+                                "status": "booked",
+                                "channel": "desk",
+                            },
                         }
                     ],
                     "next": "WzEyLDQyXQ",

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 
 from ..auth import ANY_SCOPE
 from ..selectors import entitlement_list, reason_code_list, service_catalogue
-from .base import READ_ERRORS, FacilityApi, responses
+from .base import READ_ERRORS, FacilityApi, PageQuery, page_of, paginated, responses
 
 
 class ServiceOutput(serializers.Serializer):
@@ -43,42 +43,54 @@ class EntitlementOutput(serializers.Serializer):
 
 
 class ServiceListApi(FacilityApi):
+    """The services bookable through CeR with their rules: e-referral required, slot length, publication
+    horizon, confirmation."""
+
     required_scope = ANY_SCOPE
 
     @extend_schema(
         operation_id="services_list",
         tags=["reference"],
         summary="The CeR service catalogue",
-        responses=responses({200: ServiceOutput(many=True)}, (401, 429)),
+        parameters=[PageQuery],
+        responses=responses({200: page_of(ServiceOutput)}, (400, 401, 429)),
     )
     def get(self, request: Any) -> Response:
-        return Response(ServiceOutput(service_catalogue(), many=True).data)
+        return paginated(request, service_catalogue(), ServiceOutput)
 
 
 class ReasonCodeListApi(FacilityApi):
+    """Reason codes for cancellations (facility_cancel, patient_cancel), releases and non-attendance. A
+    cancellation's reason kind decides whose cancellation it is."""
+
     required_scope = ANY_SCOPE
 
     @extend_schema(
         operation_id="reason_codes_list",
         tags=["reference"],
         summary="Cancellation, release and non-attendance reason codes",
-        responses=responses({200: ReasonCodeOutput(many=True)}, (401, 429)),
+        parameters=[PageQuery],
+        responses=responses({200: page_of(ReasonCodeOutput)}, (400, 401, 429)),
     )
     def get(self, request: Any) -> Response:
-        return Response(ReasonCodeOutput(reason_code_list(), many=True).data)
+        return paginated(request, reason_code_list(), ReasonCodeOutput)
 
 
 class EntitlementListApi(FacilityApi):
+    """Codes of the out-of-turn entitlements (e.g. honorary blood donors) with their priority and legal
+    basis, for the waiting list."""
+
     required_scope = ANY_SCOPE
 
     @extend_schema(
         operation_id="entitlements_list",
         tags=["reference"],
         summary="Out-of-turn entitlement codes",
-        responses=responses({200: EntitlementOutput(many=True)}, (401, 429)),
+        parameters=[PageQuery],
+        responses=responses({200: page_of(EntitlementOutput)}, (400, 401, 429)),
     )
     def get(self, request: Any) -> Response:
-        return Response(EntitlementOutput(entitlement_list(), many=True).data)
+        return paginated(request, entitlement_list(), EntitlementOutput)
 
 
 __all__ = ["READ_ERRORS", "EntitlementListApi", "ReasonCodeListApi", "ServiceListApi"]

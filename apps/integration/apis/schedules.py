@@ -12,7 +12,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from apps.catalog.selectors import service_get
-from apps.core.errors import DomainError
+from apps.core.errors import DomainError, text
 from apps.scheduling import services as scheduling
 from apps.scheduling.models import Slot
 from apps.scheduling.selectors import day_start
@@ -20,6 +20,9 @@ from apps.scheduling.selectors import day_start
 from ..selectors import practitioner_in_facility
 from .base import (
     IDEMPOTENCY_PARAMETER,
+    IF_MATCH_DESCRIPTION,
+    IF_NONE_MATCH_PARAMETER,
+    NOT_MODIFIED,
     PROBLEMS,
     READ_ERRORS,
     WRITE_ERRORS,
@@ -27,6 +30,9 @@ from .base import (
     FacilityApi,
     StrictSerializer,
     datetime_in_bounds,
+    etag,
+    if_match_check,
+    not_modified,
     responses,
 )
 
@@ -35,38 +41,32 @@ MAX_SLOTS_PER_REQUEST = 20_000
 # --- ETag / If-Match -------------------------------------------------------------------------------
 
 
-def etag(version: int) -> str:
-    return f'"{version}"'
-
-
-def if_match_version(request: Any) -> int:
-    header = request.headers.get("If-Match")
-    if not header:
-        raise DomainError("precondition_required")
-    value = header.strip()
-    if value.startswith("W/"):
-        value = value[2:]
-    value = value.strip('"')
-    if not value.isdigit():
-        raise DomainError("precondition_failed")
-    return int(value)
-
-
 IF_MATCH_PARAMETER = OpenApiParameter(
     "If-Match",
     str,
     OpenApiParameter.HEADER,
     required=True,
-    description="The ETag of the schedule as last read; the change is refused (412) if it changed since.",
+    description=IF_MATCH_DESCRIPTION,
 )
 
 # --- serializers ----------------------------------------------------------------------------------
 
 
+@extend_schema_field(
+    {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$", "example": "08:00"}
+)
+class WallClockTimeField(serializers.TimeField):
+    """A wall-clock time `HH:MM` (Europe/Warsaw), answered as `08:00`. Not OpenAPI's `format: time`:
+    that is RFC 3339's full-time, which needs a UTC offset a weekly template cannot have."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(format="%H:%M", input_formats=["%H:%M", "%H:%M:%S"], **kwargs)
+
+
 class TemplateSchema(serializers.Serializer):
     weekday = serializers.IntegerField(min_value=0, max_value=6, help_text="0 = Monday ... 6 = Sunday")
-    start_time = serializers.TimeField(help_text="Europe/Warsaw wall-clock time")
-    end_time = serializers.TimeField()
+    start_time = WallClockTimeField(help_text="Europe/Warsaw wall-clock time, HH:MM")
+    end_time = WallClockTimeField(help_text="Europe/Warsaw wall-clock time, HH:MM")
     slot_minutes = serializers.IntegerField(min_value=5, max_value=480, required=False)
     valid_from = BoundedDateField()
     valid_to = BoundedDateField(required=False, allow_null=True)
@@ -76,9 +76,9 @@ class TemplateSchema(serializers.Serializer):
 class TemplateInput(StrictSerializer, TemplateSchema):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["end_time"] <= attrs["start_time"]:
-            raise serializers.ValidationError({"end_time": ["Must be after start_time."]})
+            raise serializers.ValidationError({"end_time": [text("after_start_time")]})
         if attrs.get("valid_to") and attrs["valid_to"] < attrs["valid_from"]:
-            raise serializers.ValidationError({"valid_to": ["Must not be before valid_from."]})
+            raise serializers.ValidationError({"valid_to": [text("not_before_valid_from")]})
         return attrs
 
 
@@ -146,11 +146,11 @@ class SlotListField(serializers.Field):
 
     def to_internal_value(self, data: Any) -> list[tuple[dt.datetime, dt.datetime, str]]:
         if not isinstance(data, list):
-            raise serializers.ValidationError("Expected a list of {start, end, kind}.")
+            raise serializers.ValidationError(text("expected_slot_list"))
         if not data:
-            raise serializers.ValidationError("At least one slot.")
+            raise serializers.ValidationError(text("at_least_one_slot"))
         if len(data) > MAX_SLOTS_PER_REQUEST:
-            raise serializers.ValidationError(f"At most {MAX_SLOTS_PER_REQUEST} slots per request.")
+            raise serializers.ValidationError(text("at_most_slots", limit=MAX_SLOTS_PER_REQUEST))
         out = []
         errors: dict[str, list[str]] = {}
         kinds = set(Slot.Kind.values)
@@ -227,7 +227,7 @@ class WindowQuery(serializers.Serializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("date_from") and attrs.get("date_to") and attrs["date_to"] < attrs["date_from"]:
-            raise serializers.ValidationError({"date_to": ["Must not be before date_from."]})
+            raise serializers.ValidationError({"date_to": [text("not_before_date_from")]})
         return attrs
 
     def window(self) -> dict[str, Any]:
@@ -260,7 +260,7 @@ class DayInput(StrictSerializer):
 
     def validate_day(self, value: dt.date) -> dt.date:
         if value < timezone.localdate():
-            raise serializers.ValidationError("The day is in the past.")
+            raise serializers.ValidationError(text("day_in_past"))
         return value
 
 
@@ -286,6 +286,8 @@ def _with_etag(response: Response, version: int) -> Response:
 
 
 class ScheduleListApi(FacilityApi):
+    """Your facility's schedules (one per service, place and practitioner), cursor pagination."""
+
     required_scope = "schedules:read"
 
     @extend_schema(
@@ -300,6 +302,11 @@ class ScheduleListApi(FacilityApi):
 
 
 class ScheduleCreateApi(FacilityApi):
+    """Create a schedule for a contracted service. `external_id` is your system's id: a second schedule
+    with the same one is refused with `external_id_taken`, naming the existing schedule."""
+
+    sends_location = True
+    sends_etag = True
     required_scope = "schedules:write"
 
     @extend_schema(
@@ -336,20 +343,31 @@ class ScheduleCreateApi(FacilityApi):
 
 
 class ScheduleDetailApi(FacilityApi):
+    """One schedule with its templates and ETag; If-None-Match answers 304 while it is unchanged."""
+
+    sends_etag = True
     required_scope = "schedules:read"
 
     @extend_schema(
         operation_id="schedules_retrieve",
         tags=["schedules"],
         summary="One schedule (with its ETag)",
-        responses=responses({200: ScheduleOutput}, READ_ERRORS),
+        parameters=[IF_NONE_MATCH_PARAMETER],
+        responses={**responses({200: ScheduleOutput}, READ_ERRORS), 304: NOT_MODIFIED},
     )
     def get(self, request: Any, schedule_id: int) -> Response:
         schedule = self.scope.schedule(schedule_id)
+        unchanged = not_modified(request, schedule.version)
+        if unchanged is not None:
+            return unchanged
         return _with_etag(Response(ScheduleOutput(schedule).data), schedule.version)
 
 
 class ScheduleUpdateApi(FacilityApi):
+    """Change place, external id or the active flag. If-Match is required (the ETag from GET, or `*`): a
+    change made meanwhile by another system is refused with 412."""
+
+    sends_etag = True
     required_scope = "schedules:write"
 
     @extend_schema(
@@ -361,16 +379,22 @@ class ScheduleUpdateApi(FacilityApi):
         responses=responses({200: ScheduleOutput}, (*WRITE_ERRORS, 412, 428)),
     )
     def patch(self, request: Any, schedule_id: int) -> Response:
-        schedule = self.scope.schedule(schedule_id)
+        # The row lock (inside the request transaction) keeps the version checked here current until
+        # the conditional UPDATE of the service.
+        schedule = self.scope.schedule(schedule_id, for_update=True)
         data = _parse(ScheduleUpdateInput, request.data).validated_data
-        expected = if_match_version(request)
+        if_match_check(request, schedule.version, required=True)
         schedule = scheduling.schedule_update(
-            schedule_id=schedule.pk, expected_version=expected, changes=data
+            schedule_id=schedule.pk, expected_version=schedule.version, changes=data
         )
         return _with_etag(Response(ScheduleOutput(schedule).data), schedule.version)
 
 
 class TemplatesSetApi(FacilityApi):
+    """Replace the weekly templates of a schedule (If-Match required) and generate their slots up to
+    `generate_until` (default: the service's horizon). Times are Europe/Warsaw wall-clock `HH:MM`."""
+
+    sends_etag = True
     required_scope = "schedules:write"
 
     @extend_schema(
@@ -403,11 +427,13 @@ class TemplatesSetApi(FacilityApi):
         # refuses a writer that read an older version.
         schedule = self.scope.schedule(schedule_id, for_update=True)
         data = _parse(TemplatesSetInput, request.data).validated_data
-        if if_match_version(request) != schedule.version:
-            raise DomainError("precondition_failed")
+        if_match_check(request, schedule.version, required=True)
         until = data.get("generate_until")
         if until is not None and until > timezone.localdate() + dt.timedelta(days=730):
             raise DomainError("generate_until_too_far", field="generate_until")
+        if until is not None and until < timezone.localdate():
+            # Issue 17: a past day answered 200 with slots_created 0 and no hint why.
+            raise serializers.ValidationError({"generate_until": [text("day_in_past")]})
         scheduling.template_set(schedule=schedule, templates=data["templates"])
         created = scheduling.schedule_generate_slots(schedule=schedule, until=until)
         schedule = self.scope.schedule(schedule.pk)
@@ -452,6 +478,9 @@ class SlotsPublishApi(FacilityApi):
 
 
 class ScheduleCloseDayApi(FacilityApi):
+    """Close one day of a schedule (holiday, closure): its free slots are withdrawn and its bookings
+    cancelled with the reason given, every patient keeping their place."""
+
     required_scope = "schedules:write"
 
     @extend_schema(
@@ -475,6 +504,8 @@ class ScheduleCloseDayApi(FacilityApi):
 
 
 class SlotListApi(FacilityApi):
+    """Slots of your facility by day window, service, schedule and status, cursor pagination."""
+
     required_scope = "schedules:read"
 
     @extend_schema(
@@ -495,6 +526,8 @@ class SlotListApi(FacilityApi):
 
 
 class SlotBlockApi(FacilityApi):
+    """Block a free slot (it can no longer be booked). Blocking a blocked slot is harmless."""
+
     required_scope = "schedules:write"
 
     @extend_schema(
@@ -513,6 +546,8 @@ class SlotBlockApi(FacilityApi):
 
 
 class SlotUnblockApi(FacilityApi):
+    """Make a blocked slot free again; the waiting list is offered it."""
+
     required_scope = "schedules:write"
 
     @extend_schema(

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from apps.core.errors import DomainError
+from apps.core.errors import DomainError, text
 from apps.reconciliation.imports import MAX_VISIT_ID
 from apps.reconciliation.models import Reason
 
@@ -23,9 +23,7 @@ from .base import (
     IDEMPOTENCY_PARAMETER,
     READ_ERRORS,
     FacilityApi,
-    ProblemSerializer,
     StrictSerializer,
-    _problem_example,
     echo_safe,
     responses,
 )
@@ -106,9 +104,9 @@ class VisitRowsField(serializers.Field):
 
     def to_internal_value(self, data: Any) -> list[dict[str, Any]]:
         if not isinstance(data, list):
-            raise serializers.ValidationError("Expected a list of visits.")
+            raise serializers.ValidationError(text("expected_visit_list"))
         if not data:
-            raise serializers.ValidationError("At least one visit.")
+            raise serializers.ValidationError(text("at_least_one_visit"))
         allowed = set(ROW_FIELDS)
         errors: dict[str, list[str]] = {}
         for index, row in enumerate(data):
@@ -207,23 +205,12 @@ class VisitQuery(WindowQuery):
     """date_from/date_to select by the visit's date (Europe/Warsaw), like the other lists."""
 
 
-def _problem_response(description: str, status: int, code: str, title: str) -> OpenApiResponse:
-    return OpenApiResponse(ProblemSerializer, description, examples=[_problem_example(status, code, title)])
-
-
-REPORT_RESPONSES = responses({200: VisitsReportOutput}, (400, 401, 403, 413, 415, 422, 429))
-REPORT_RESPONSES[(403, "application/problem+json")] = _problem_response(
-    "The token lacks visits:write, or the request names another facility (facility_forbidden)",
-    403,
-    "facility_forbidden",
-    "You can only report visits of your own facility",
-)
-REPORT_RESPONSES[(413, "application/problem+json")] = _problem_response(
-    f"More than {MAX_VISITS_PER_REQUEST:,} visits in one request (visits_batch_too_large), or the body "
-    "is too large: split the visits into several requests",
-    413,
-    "visits_batch_too_large",
-    "Too many visits in one request",
+# 403: the token lacks visits:write, or the request names another facility; 413: more than
+# MAX_VISITS_PER_REQUEST visits, or the body is too large: split the visits into several requests.
+REPORT_RESPONSES = responses(
+    {200: VisitsReportOutput},
+    (400, 401, 403, 413, 415, 422, 429),
+    codes=("facility_forbidden", "visits_batch_too_large", "invalid_pesel"),
 )
 
 VISIT_EXAMPLE = {

@@ -178,6 +178,7 @@ class WaitlistApi(FacilityApi):
 
 
 class WaitlistJoinApi(WaitlistApi):
+    sends_location = True
     required_scope = "waitlist:write"
 
     @extend_schema(
@@ -246,6 +247,8 @@ class WaitlistJoinApi(WaitlistApi):
 
 
 class WaitlistDetailApi(WaitlistApi):
+    """One waiting-list entry you registered, with its state and the patient's position in the queue."""
+
     required_scope = "waitlist:read"
 
     @extend_schema(

@@ -9,12 +9,28 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from apps.core.errors import DomainError
+from apps.core.errors import DomainError, text
 
 from .. import egress
+from ..events import EVENT_TYPES
 from ..ratelimit import window_hit
-from ..services import webhook_delivery_retry, webhook_subscription_create, webhook_subscription_delete
-from .base import IDEMPOTENCY_PARAMETER, READ_ERRORS, WRITE_ERRORS, FacilityApi, StrictSerializer, responses
+from ..services import (
+    webhook_delivery_retry,
+    webhook_subscription_create,
+    webhook_subscription_delete,
+    webhook_test_send,
+)
+from .base import (
+    IDEMPOTENCY_PARAMETER,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    FacilityApi,
+    PageQuery,
+    StrictSerializer,
+    page_of,
+    paginated,
+    responses,
+)
 from .schedules import _parse
 
 
@@ -25,13 +41,22 @@ class SubscriptionInput(StrictSerializer):
         required=False,
         default=list,
         max_length=50,
-        help_text="e.g. appointment.booked; empty = every event of your facility",
+        help_text="Types from docs/events.md, e.g. appointment.booked; empty = every event of your facility",
     )
+
+    def validate_event_types(self, value: list[str]) -> list[str]:
+        # A misspelt type (appointment.canceled) would be accepted and never fire: refused instead.
+        unknown = [t for t in value if t not in EVENT_TYPES]
+        if unknown:
+            raise serializers.ValidationError(
+                text("unknown_event_type", value=", ".join(unknown), known=", ".join(EVENT_TYPES))
+            )
+        return value
 
     def validate_url(self, value: str) -> str:
         # The full check (resolving the name) runs in the view, after the rate limit.
         if not value.startswith("https://") and not getattr(settings, "CER_WEBHOOK_ALLOW_HTTP", False):
-            raise serializers.ValidationError("Webhook URLs must use https.")
+            raise serializers.ValidationError(text("https_only"))
         return value
 
 
@@ -92,19 +117,25 @@ class EmptyInput(StrictSerializer):
 
 
 class WebhookListApi(FacilityApi):
+    """Your facility's active webhook subscriptions (the secrets are never shown again)."""
+
     required_scope = "webhooks:manage"
 
     @extend_schema(
         operation_id="webhooks_list",
         tags=["webhooks"],
         summary="Your webhook subscriptions",
-        responses=responses({200: SubscriptionOutput(many=True)}, READ_ERRORS),
+        parameters=[PageQuery],
+        responses=responses({200: page_of(SubscriptionOutput)}, READ_ERRORS),
     )
     def get(self, request: Any) -> Response:
-        return Response(SubscriptionOutput(self.scope.subscriptions()[:100], many=True).data)
+        return paginated(request, self.scope.subscriptions(), SubscriptionOutput)
 
 
 class WebhookCreateApi(FacilityApi):
+    """Subscribe an https URL to event types from docs/events.md (empty: all). The signing secret is in
+    this answer only. An unknown type is refused."""
+
     required_scope = "webhooks:manage"
 
     @extend_schema(
@@ -140,6 +171,8 @@ class WebhookCreateApi(FacilityApi):
 
 
 class WebhookDeleteApi(FacilityApi):
+    """Unsubscribe: pending deliveries of this subscription are not sent."""
+
     required_scope = "webhooks:manage"
 
     @extend_schema(
@@ -154,13 +187,16 @@ class WebhookDeleteApi(FacilityApi):
 
 
 class WebhookDeliveryListApi(FacilityApi):
+    """The delivery log of one subscription, newest first: status, attempts, your receiver's status codes."""
+
     required_scope = "webhooks:manage"
 
     @extend_schema(
         operation_id="webhooks_deliveries_list",
         tags=["webhooks"],
-        summary="The delivery log of a subscription (latest 100)",
-        responses=responses({200: DeliveryOutput(many=True)}, READ_ERRORS),
+        summary="The delivery log of a subscription, newest first",
+        parameters=[PageQuery],
+        responses=responses({200: page_of(DeliveryOutput)}, READ_ERRORS),
     )
     def get(self, request: Any, webhook_id: int) -> Response:
         subscription = self.scope.subscription(webhook_id)
@@ -169,12 +205,14 @@ class WebhookDeliveryListApi(FacilityApi):
             .filter(subscription=subscription)
             .select_related("event")
             .prefetch_related("log")
-            .order_by("-id")[:100]
         )
-        return Response(DeliveryOutput(deliveries, many=True).data)
+        return paginated(request, deliveries, DeliveryOutput, newest_first=True)
 
 
 class WebhookRedeliverApi(FacilityApi):
+    """Deliver one event of the log again now (after fixing your receiver); the attempt counter starts
+    over."""
+
     required_scope = "webhooks:manage"
 
     @extend_schema(
@@ -190,4 +228,27 @@ class WebhookRedeliverApi(FacilityApi):
         _parse(EmptyInput, request.data)
         _manage_rate_limited(self.principal, "redeliver")
         delivery = webhook_delivery_retry(delivery=delivery)
+        return Response(DeliveryOutput(self.scope.delivery(delivery.pk)).data, status=202)
+
+
+class WebhookTestApi(FacilityApi):
+    required_scope = "webhooks:manage"
+
+    @extend_schema(
+        operation_id="webhooks_test",
+        tags=["webhooks"],
+        summary="Send a signed test event to a subscription",
+        description="Queues one `webhook.test` event, signed like every delivery, for this subscription only "
+        "(other subscriptions and the changes feed never see it). The answer is the queued delivery; its "
+        "attempt and your receiver's status code appear in `GET /api/v1/webhooks/{id}/deliveries`. "
+        "Counts against the same hourly limit as subscribing and redelivering.",
+        request=EmptyInput,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses=responses({202: DeliveryOutput}, WRITE_ERRORS, codes=("webhook_not_found",)),
+    )
+    def post(self, request: Any, webhook_id: int) -> Response:
+        subscription = self.scope.subscription(webhook_id)
+        _parse(EmptyInput, request.data)
+        _manage_rate_limited(self.principal, "redeliver")
+        delivery = webhook_test_send(subscription=subscription)
         return Response(DeliveryOutput(self.scope.delivery(delivery.pk)).data, status=202)

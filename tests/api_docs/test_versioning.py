@@ -1,0 +1,30 @@
+"""Issue 17 (docs/versioning.md): a deprecated operation says so on every answer (Deprecation,
+RFC 9745; Sunset, RFC 8594) and in the schema; the others say nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from django.test import Client
+
+from apps.integration.apis.reference import ServiceListApi
+
+
+def test_a_deprecated_operation_sends_deprecation_and_sunset(api_a, db, monkeypatch):
+    monkeypatch.setattr(ServiceListApi, "deprecated_on", dt.date(2027, 1, 1))
+    monkeypatch.setattr(ServiceListApi, "sunset_on", dt.date(2028, 1, 1))
+
+    response = api_a.get("/api/v1/services")
+    schema = json.loads(Client().get("/api/schema/?format=json").content)
+
+    assert response["Deprecation"] == "@1798761600"
+    assert response["Sunset"] == "Sat, 01 Jan 2028 00:00:00 GMT"
+    assert 'rel="deprecation"' in response["Link"]
+    assert schema["paths"]["/api/v1/services"]["get"]["deprecated"] is True
+
+
+def test_a_current_operation_sends_neither(api_a, db):
+    response = api_a.get("/api/v1/services")
+
+    assert "Deprecation" not in response and "Sunset" not in response
