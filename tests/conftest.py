@@ -14,8 +14,12 @@ from tests.factories import FacilityFactory, PatientFactory, ServiceFactory
 
 @pytest.fixture(autouse=True)
 def _clean_cache():
-    """Redis is shared by the whole run: each test starts with an empty cache namespace."""
+    """Redis is shared by the whole run: each test starts with an empty cache namespace, and without
+    the process's copy of reference data (a test's own reason codes are rolled back with it)."""
+    from apps.catalog import reason_cache
+
     cache.clear()
+    reason_cache.clear()
     yield
 
 

@@ -6,13 +6,19 @@ class BookingConfig(AppConfig):
     label = "booking"
 
     def ready(self) -> None:
+        from django.db import transaction
+
         from apps.core import after_commit
 
-        from . import tasks
+        from . import services, tasks
 
-        after_commit.register(
-            after_commit.SLOT_FREED, lambda slot_id: tasks.waitlist_allocate_slot_task.delay(slot_id)
-        )
+        def slots_freed(*slot_ids: int) -> None:
+            # In the freeing transaction: the queue row commits with the slot; then one drain is asked
+            # for (a Redis SET NX while one is already pending, not a Celery message per slot).
+            services.waitlist_queue_freed(slot_ids=list(slot_ids))
+            transaction.on_commit(tasks.waitlist_drain_request)
+
+        after_commit.register(after_commit.SLOT_FREED, slots_freed)
         after_commit.register(
             after_commit.WAITING_ENTRY_CREATED,
             lambda registration_id: tasks.waitlist_allocate_registration_task.delay(registration_id),

@@ -192,3 +192,22 @@ class ReferralTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.referral_id}: {self.from_status} -> {self.to_status} ({self.reason})"
+
+
+class FreedSlot(models.Model):
+    """A slot that went back to the pool and waits to be offered to the waiting list (issue 19).
+
+    Written in the transaction that frees the slot, so it commits or rolls back with it; drained in
+    batches by `services.waitlist_drain`, which claims rows with FOR UPDATE SKIP LOCKED and deletes
+    them in the transaction that allocates the slots: a worker that dies in between loses nothing.
+    Only the id is kept: the drain reads the slot's state when it allocates it.
+    """
+
+    slot_id = models.BigIntegerField(primary_key=True)
+    freed_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["freed_at", "slot_id"], name="booking_freedslot_order")]
+
+    def __str__(self) -> str:
+        return f"slot {self.slot_id} freed at {self.freed_at:%Y-%m-%d %H:%M:%S}"

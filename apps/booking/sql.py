@@ -442,3 +442,18 @@ def waitlist_slots(
             },
         )
         return [row[0] for row in cursor.fetchall()]
+
+
+# pg_advisory_xact_lock(int, int): the first key names the booking core's locks, the second the use.
+ADVISORY_CLASS = 19_000
+DRAIN_LOCK = 1
+
+
+def waitlist_drain_lock() -> None:
+    """Take the freed-slot drain's lock until the transaction ends (waiting for another drain's).
+
+    Two drains at once would lock disjoint slots but overlapping candidates (SKIP LOCKED), so one could
+    pass over the patient the other holds for a slot it then leaves; one chunk at a time, in the order
+    freed, they allocate exactly as a single worker would."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [ADVISORY_CLASS, DRAIN_LOCK])

@@ -22,6 +22,13 @@ PERIODIC_TASKS = [
         "every_seconds": 3600,
     },
     {
+        # Safety net: a drain is asked for after every commit that frees slots; this one catches a
+        # request lost with a broker outage and slots put back because another transaction held them.
+        "name": "booking: offer freed slots to the waiting list",
+        "task": "apps.booking.tasks.waitlist_drain_task",
+        "every_seconds": 60,
+    },
+    {
         "name": "booking: waiting-list sweep",
         "task": "apps.booking.tasks.waitlist_sweep_all_task",
         "every_seconds": 900,
@@ -33,8 +40,33 @@ RETRY = {"autoretry_for": (Exception,), "retry_backoff": True, "max_retries": 5}
 
 @shared_task(**RETRY, time_limit=60)
 def waitlist_allocate_slot_task(slot_id: int) -> int | None:
+    """One slot (messages queued before the freed-slot queue existed; nothing sends it any more)."""
     appointment = services.waitlist_allocate_slot(slot_id=slot_id)
     return appointment.pk if appointment else None
+
+
+DRAIN_PENDING_KEY = "waitlist-drain-pending"
+DRAIN_PENDING_SECONDS = 120
+
+
+def waitlist_drain_request() -> bool:
+    """Queue a drain of the freed-slot queue unless one is already queued (Redis SET NX): a burst of
+    cancellations costs one Celery message per drain, not one per slot. The task clears the mark when
+    it starts, so slots freed during a drain get another one; the mark expires on its own if a worker
+    dies first, and the periodic drain covers the rest."""
+    if not cache.add(DRAIN_PENDING_KEY, 1, timeout=DRAIN_PENDING_SECONDS):
+        return False
+    waitlist_drain_task.delay()
+    return True
+
+
+@shared_task(**RETRY, time_limit=300)
+def waitlist_drain_task() -> int:
+    cache.delete(DRAIN_PENDING_KEY)
+    drained = services.waitlist_drain()
+    if drained >= services.waitlist.DRAIN_LIMIT:
+        waitlist_drain_request()  # more may wait: another task, so one worker does not hold it all
+    return drained
 
 
 @shared_task(**RETRY, time_limit=60)

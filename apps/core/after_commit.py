@@ -1,8 +1,10 @@
 """Work a service asks for once its transaction commits, by name: the service does not import the
 module that does it (Celery tasks import the services, so the services must not import the tasks).
 
-A module that does the work registers it at start-up (`AppConfig.ready`); a service calls `later`.
-Names are few and listed here, so a misspelt one fails at once rather than after commit.
+A module that does the work registers it at start-up (`AppConfig.ready`); a service calls `later`,
+or `record` for work that must be durable with the transaction (the handler runs at once, inside it,
+writes a queue row and asks for its own after-commit part). Names are few and listed here, so a
+misspelt one fails at once rather than after commit.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 from django.db import transaction
 
-SLOT_FREED = "slot_freed"  # a slot went back to the pool: offer it to the waiting list
+SLOT_FREED = "slot_freed"  # slots went back to the pool: queue them for the waiting list (`record`)
 WAITING_ENTRY_CREATED = "waiting_entry_created"  # look for a slot for a new waiting-list entry
 SLOTS_PUBLISHED = "slots_published"  # new free slots of a service: sweep its waiting list
 
@@ -30,3 +32,9 @@ def later(name: str, *args: Any) -> None:
     """Run the work registered under `name` with `args` after the current transaction commits."""
     handler = _handlers[name]  # KeyError at once if nothing registered it
     transaction.on_commit(lambda: handler(*args))
+
+
+def record(name: str, *args: Any) -> None:
+    """Run the work registered under `name` with `args` now, inside the current transaction: what it
+    writes commits or rolls back with the caller's change."""
+    _handlers[name](*args)

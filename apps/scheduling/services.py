@@ -313,7 +313,7 @@ def slot_unblock(*, slot: Slot) -> Slot:
             facility_id=slot.facility_id,
             payload={"slot_id": slot.pk, "start": slot.start.isoformat()},
         )
-        after_commit.later(after_commit.SLOT_FREED, slot.pk)
+        after_commit.record(after_commit.SLOT_FREED, slot.pk)
     return slot
 
 

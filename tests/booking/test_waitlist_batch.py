@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.booking import services
-from apps.booking.models import Appointment
+from apps.booking.models import Appointment, FreedSlot
 from apps.booking.services import waitlist
 from tests.factories import EntitlementFactory, PatientEntitlementFactory, PatientFactory, ReferralFactory
 
@@ -84,3 +84,53 @@ def test_a_slot_no_longer_free_or_not_asked_for_is_left_alone(queue):
     assert allocated[first] is None
     assert allocated[second] is not None
     assert Appointment.objects.filter(slot_id__in=queue[2:]).count() == 0
+
+
+def _booked(slot_ids: list[int]) -> dict[int, tuple[int, dict] | None]:
+    found = {
+        a.slot_id: (a.registration_id, a.allocation) for a in Appointment.objects.filter(channel="waitlist")
+    }
+    return {slot_id: found.get(slot_id) for slot_id in slot_ids}
+
+
+def test_the_drain_offers_queued_slots_in_the_order_freed_as_one_by_one_would(queue, monkeypatch):
+    monkeypatch.setattr(waitlist, "BATCH", 3)
+    now = timezone.now()
+    order = queue[1::2] + queue[::2]
+    with transaction.atomic():
+        one_by_one = _outcome({s: services.waitlist_allocate_slot(slot_id=s, now=now) for s in order})
+        transaction.set_rollback(True)
+    for i, slot_id in enumerate(order):  # freed one after the other, not in id order
+        services.waitlist_queue_freed(slot_ids=[slot_id], now=now - dt.timedelta(seconds=len(order) - i))
+
+    assert services.waitlist_drain(chunk=4, now=now) == 14
+
+    assert _booked(order) == one_by_one
+    assert not FreedSlot.objects.exists()
+
+
+def test_a_drain_that_dies_after_its_claim_leaves_the_slots_queued(queue, monkeypatch):
+    services.waitlist_queue_freed(slot_ids=queue)
+
+    def dies(slot_ids, now):
+        raise RuntimeError("worker lost")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(waitlist, "_allocate_chunk", dies)
+        with pytest.raises(RuntimeError):
+            services.waitlist_drain(chunk=5)
+    assert set(FreedSlot.objects.values_list("slot_id", flat=True)) == set(queue)
+    assert not Appointment.objects.exists()
+
+    assert services.waitlist_drain(chunk=5) == 14
+    assert Appointment.objects.filter(channel="waitlist").count() == 14
+
+
+def test_the_drain_stops_at_its_limit_and_drops_slots_no_longer_free(queue):
+    services.waitlist_allocate_slot(slot_id=queue[0])  # booked meanwhile: not offered again
+    services.waitlist_queue_freed(slot_ids=queue)
+    assert services.waitlist_drain(limit=6, chunk=4) == 6
+    assert FreedSlot.objects.count() == 8
+    assert services.waitlist_drain() == 8
+    assert not FreedSlot.objects.exists()
+    assert Appointment.objects.filter(channel="waitlist").count() == 14

@@ -14,11 +14,26 @@ def test_unknown_names_fail_at_once():
 
 
 @pytest.mark.django_db
+def test_the_booking_app_queues_a_freed_slot_in_the_transaction(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    from apps.booking.models import FreedSlot
+
+    asked = []
+    monkeypatch.setattr(tasks.waitlist_drain_task, "delay", lambda: asked.append(1))
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        after_commit.record(after_commit.SLOT_FREED, 42, 43)
+        assert set(FreedSlot.objects.values_list("slot_id", flat=True)) == {42, 43}  # at once
+        assert asked == []  # the drain is asked for only after the commit
+    assert len(callbacks) == 1 and asked == [1]
+
+
+@pytest.mark.django_db
 def test_the_booking_app_registers_the_waiting_list_work(monkeypatch, django_capture_on_commit_callbacks):
     offered = []
-    monkeypatch.setattr(tasks.waitlist_allocate_slot_task, "delay", offered.append)
+    monkeypatch.setattr(tasks.waitlist_allocate_registration_task, "delay", offered.append)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        after_commit.later(after_commit.SLOT_FREED, 42)
+        after_commit.later(after_commit.WAITING_ENTRY_CREATED, 42)
         assert offered == []  # not before the commit
     assert len(callbacks) == 1 and offered == [42]
 

@@ -9,8 +9,9 @@ PostgreSQL, never by a Python check followed by a write:
   index (or, in the one booking writer `sql.booking_write`, is skipped by it: `ON CONFLICT DO
   NOTHING`) and is turned into a refusal that names the existing booking.
 Every path that books, moves or allocates judges the same rules (`apps.booking.rules`).
-Waiting-list work after a commit (a slot freed, new slots published) runs as Celery tasks enqueued
-with `transaction.on_commit`, so no task ever sees uncommitted data.
+Waiting-list work after a commit (new slots published, a new waiting entry) runs as Celery tasks
+enqueued with `transaction.on_commit`, so no task ever sees uncommitted data. A freed slot is queued
+in the transaction that frees it (`waitlist_queue_freed`) and offered in batches by `waitlist_drain`.
 
 Modules by concern: `holds`, `book`, `lifecycle`, `waitlist`, `referrals` (the e-referral's life);
 shared steps in `_transitions`. The public functions are re-exported here.
@@ -38,8 +39,10 @@ from .waitlist import (
     waitlist_allocate_registration,
     waitlist_allocate_slot,
     waitlist_allocate_slots,
+    waitlist_drain,
     waitlist_join,
     waitlist_leave,
+    waitlist_queue_freed,
     waitlist_sweep,
 )
 
@@ -67,7 +70,9 @@ __all__ = [
     "waitlist_allocate_registration",
     "waitlist_allocate_slot",
     "waitlist_allocate_slots",
+    "waitlist_drain",
     "waitlist_join",
     "waitlist_leave",
+    "waitlist_queue_freed",
     "waitlist_sweep",
 ]

@@ -18,7 +18,7 @@ from ._transitions import (
     check_bookable,
     facts_for,
     now_or,
-    offer_slot_after_commit,
+    offer_freed_slots,
     refuse_second_registration,
 )
 
@@ -73,7 +73,7 @@ def slot_release_hold(*, slot_id: int, patient: Patient) -> bool:
             status=Slot.Status.FREE, hold_until=None, held_by=None, updated_at=now_or(None)
         )
         if released:
-            offer_slot_after_commit(slot_id)
+            offer_freed_slots(slot_id)
         return bool(released)
 
 
@@ -89,6 +89,5 @@ def holds_expire(*, now: dt.datetime | None = None) -> int:
         Slot.objects.filter(pk__in=ids, status=Slot.Status.HELD).update(
             status=Slot.Status.FREE, hold_until=None, held_by=None, updated_at=now
         )
-        for slot_id in ids:
-            offer_slot_after_commit(slot_id)
+        offer_freed_slots(*ids)
     return len(ids)

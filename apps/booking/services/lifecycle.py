@@ -75,7 +75,8 @@ def appointment_cancel_by_patient(
     or on the phone and the facility's system recorded it (the same cancellation)."""
     now = now_or(now)
     with transaction.atomic():
-        appointment = lock_appointment(appointment)
+        # The payload's service and facility and the registration to close; not the slot or referral.
+        appointment = lock_appointment(appointment, related=("service", "facility", "registration"))
         require_live(appointment, CANCELLED)
         cause = reason(reason_code, (ReasonCode.Kind.PATIENT_CANCEL,))
         appointment_end(appointment, status=Status.CANCELLED_BY_PATIENT, reason=cause, now=now)

@@ -23,7 +23,7 @@ from apps.scheduling.models import Practitioner, Slot
 from apps.scheduling.selectors import day_start
 
 from .. import rules, sql
-from ..models import Appointment, Registration
+from ..models import Appointment, FreedSlot, Registration
 from ..selectors import waitlist_position
 from . import referrals
 from ._transitions import (
@@ -52,6 +52,9 @@ BATCH = 20
 SCAN_LIMIT = 200
 # Freed slots allocated per transaction by `waitlist_allocate_slots` (the batch path).
 SLOTS_PER_TRANSACTION = 50
+# Freed slots one `waitlist_drain` call takes off the queue at most (its task asks for another drain
+# if it stopped there).
+DRAIN_LIMIT = 2000
 RELEASED = localised("zwolnić", "released")
 
 
@@ -270,31 +273,90 @@ def waitlist_allocate_slot(*, slot_id: int, now: dt.datetime | None = None) -> A
         return _allocate_locked_slot(slot, now)
 
 
+def _allocate_chunk(slot_ids: list[int], now: dt.datetime) -> dict[int, Appointment | None]:
+    """Allocate freed slots in the order given, inside the caller's transaction: one statement locks
+    the slots, one fetches (and locks) every slot's first candidates; a patient booked for an earlier
+    slot is passed over for the later ones, as they would be once no longer waiting. Only the slots
+    locked here (free, first-time, ahead) are in the result."""
+    slots = _lock_free_slots(slot_ids, now)
+    order = [slot_id for slot_id in dict.fromkeys(slot_ids) if slot_id in slots]
+    first = sql.waitlist_candidates_for_slots(slot_ids=order, now=now, limit=BATCH)
+    taken: set[int] = set()
+    allocated: dict[int, Appointment | None] = {}
+    for slot_id in order:
+        appointment = _allocate_locked_slot(slots[slot_id], now, first=first[slot_id], taken=taken)
+        allocated[slot_id] = appointment
+        if appointment is not None:
+            taken.add(appointment.registration_id)
+    return allocated
+
+
 def waitlist_allocate_slots(
     *, slot_ids: list[int], now: dt.datetime | None = None, chunk: int = SLOTS_PER_TRANSACTION
 ) -> dict[int, Appointment | None]:
     """`waitlist_allocate_slot` for many freed slots, in the order given, with the same result as
-    offering them one by one: the same queue order, rules and explanation. Per transaction of `chunk`
-    slots: one statement locks the slots, one fetches (and locks) every slot's first candidates; a
-    patient booked for an earlier slot of the chunk is passed over for the later ones, as they would
-    be once no longer waiting. Slots locked elsewhere (SKIP LOCKED) or no longer free get None."""
+    offering them one by one: the same queue order, rules and explanation, `chunk` slots per
+    transaction (`_allocate_chunk`). Slots locked elsewhere (SKIP LOCKED) or no longer free get None."""
     now = now_or(now)
     allocated: dict[int, Appointment | None] = {}
     for i in range(0, len(slot_ids), chunk):
         part = slot_ids[i : i + chunk]
         with transaction.atomic():
-            slots = _lock_free_slots(part, now)
-            order = [slot_id for slot_id in dict.fromkeys(part) if slot_id in slots]
-            first = sql.waitlist_candidates_for_slots(slot_ids=order, now=now, limit=BATCH)
-            taken: set[int] = set()
-            for slot_id in order:
-                appointment = _allocate_locked_slot(slots[slot_id], now, first=first[slot_id], taken=taken)
-                allocated[slot_id] = appointment
-                if appointment is not None:
-                    taken.add(appointment.registration_id)
+            allocated.update(_allocate_chunk(part, now))
         for slot_id in part:
             allocated.setdefault(slot_id, None)
     return allocated
+
+
+# --- the queue of freed slots ------------------------------------------------------------------------
+
+
+def waitlist_queue_freed(*, slot_ids: list[int], now: dt.datetime | None = None) -> None:
+    """Queue slots that went back to the pool for the waiting list, in the caller's transaction (one
+    INSERT; a slot already queued keeps its place). `waitlist_drain` offers them in batches."""
+    now = now_or(now)
+    FreedSlot.objects.bulk_create(
+        [FreedSlot(slot_id=slot_id, freed_at=now) for slot_id in dict.fromkeys(slot_ids)],
+        ignore_conflicts=True,
+    )
+
+
+def waitlist_drain(
+    *, limit: int = DRAIN_LIMIT, chunk: int = SLOTS_PER_TRANSACTION, now: dt.datetime | None = None
+) -> int:
+    """Offer up to `limit` queued freed slots to the waiting list, oldest first, `chunk` per
+    transaction; returns how many were taken off the queue.
+
+    Each transaction takes the drain lock (`sql.waitlist_drain_lock`: two workers take turns chunk by
+    chunk, so the result is a single worker's), claims its rows (FOR UPDATE SKIP LOCKED) and deletes
+    them before allocating them (`_allocate_chunk`: the same order, rules and explanation as one slot
+    at a time); if the worker dies, the rollback puts them back. A slot another transaction holds
+    locked while still free (a booking under way) goes back on the queue with its time."""
+    drained = 0
+    while drained < limit:
+        with transaction.atomic():
+            sql.waitlist_drain_lock()
+            claimed = dict(
+                FreedSlot.objects.select_for_update(skip_locked=True)
+                .order_by("freed_at", "slot_id")
+                .values_list("slot_id", "freed_at")[: min(chunk, limit - drained)]
+            )
+            if not claimed:
+                break
+            FreedSlot.objects.filter(slot_id__in=list(claimed)).delete()
+            at = now_or(now)
+            allocated = _allocate_chunk(list(claimed), at)
+            busy = Slot.objects.filter(
+                pk__in=[slot_id for slot_id in claimed if slot_id not in allocated],
+                status=Slot.Status.FREE,
+                kind=Slot.Kind.FIRST,
+                start__gt=at,
+            ).values_list("pk", flat=True)
+            FreedSlot.objects.bulk_create([FreedSlot(slot_id=pk, freed_at=claimed[pk]) for pk in busy])
+        drained += len(claimed)
+        if len(claimed) < chunk:
+            break
+    return drained
 
 
 def allocate_for_registration(
