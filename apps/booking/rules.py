@@ -218,7 +218,7 @@ PATHS: tuple[Path, ...] = (
     Path(
         "allocate_slots",
         "services.waitlist.waitlist_allocate_slots",
-        "Celery (many slots freed at once), bench",
+        "Celery: the freed-slot drain (waitlist_drain, a batch of queued freed slots), bench",
         "each slot's date, per candidate in queue order",
         {},
     ),
