@@ -29,7 +29,7 @@ from django.test import Client, override_settings
 
 from apps.booking.models import Appointment
 from tests.celery_worker import OwnRedis
-from tests.core.streaming import StreamingPair, bindir, server_user
+from tests.core.streaming import StreamingPair, bindir, server_major, server_user
 from tests.factories import ContractFactory, FacilityFactory, PatientFactory, ScheduleFactory, SlotFactory
 from tests.factories.integration import access_token_create, api_client_create
 
@@ -209,7 +209,7 @@ def test_postgresql_sessions_killed_under_a_booking_load():
 def own_postgres(django_db_setup, django_db_blocker) -> Iterator[StreamingPair]:
     """A PostgreSQL server of this test's own on loopback (no replica), holding a copy of the test
     database: the shared server cannot be restarted."""
-    bin_dir, user = bindir(), server_user()
+    bin_dir, user = bindir(server_major(connections["default"].settings_dict)), server_user()
     if bin_dir is None:
         pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl, pg_dump, psql): set CER_PG_BINDIR")
     if user is None:

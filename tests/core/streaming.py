@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
@@ -23,16 +24,45 @@ import psycopg
 TOOLS = ("initdb", "pg_ctl", "pg_basebackup", "pg_dump", "psql")
 
 
-def bindir() -> Path | None:
-    """The first directory holding every tool: CER_PG_BINDIR, pg_config --bindir, Debian's path."""
+def server_major(settings_dict: dict[str, Any]) -> int:
+    """The major version of the server behind a Django database (16 for 16.2)."""
+    with psycopg.connect(
+        host=settings_dict["HOST"] or None,
+        port=settings_dict["PORT"] or None,
+        user=settings_dict["USER"] or None,
+        password=settings_dict["PASSWORD"] or None,
+        dbname=settings_dict["NAME"],
+    ) as conn:
+        return int(conn.info.server_version) // 10000
+
+
+def _major_of(directory: Path) -> int | None:
+    try:
+        out = subprocess.check_output([str(directory / "postgres"), "--version"], text=True)  # noqa: S603
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    match = re.search(r"(\d+)(?:\.\d+)?", out)
+    return int(match.group(1)) if match else None
+
+
+def bindir(major: int | None = None) -> Path | None:
+    """The first directory holding every tool, of the given major version when one is given (pg_dump
+    refuses a newer server): CER_PG_BINDIR, pg_config --bindir, the embedded server's own (pgserver,
+    what `make test` starts without DATABASE_URL), Debian's paths."""
     candidates = [os.environ.get("CER_PG_BINDIR", "")]
     pg_config = shutil.which("pg_config")
     if pg_config:
         with contextlib.suppress(OSError, subprocess.CalledProcessError):
             candidates.append(subprocess.check_output([pg_config, "--bindir"], text=True).strip())  # noqa: S603
+    with contextlib.suppress(ImportError):
+        import pgserver
+
+        candidates.append(str(Path(pgserver.__file__).parent / "pginstall" / "bin"))
     candidates += ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"]
     for candidate in candidates:
-        if candidate and all((Path(candidate) / tool).is_file() for tool in TOOLS):
+        if not candidate or not all((Path(candidate) / tool).is_file() for tool in (*TOOLS, "postgres")):
+            continue
+        if major is None or _major_of(Path(candidate)) == major:
             return Path(candidate)
     return None
 

@@ -34,7 +34,7 @@ from apps.scheduling.models import Slot
 from apps.scheduling.selectors import slot_search
 from tests.factories import ContractFactory, PatientFactory, ScheduleFactory, ServiceFactory, SlotFactory
 
-from .streaming import StreamingPair, bindir, server_user
+from .streaming import StreamingPair, bindir, server_major, server_user
 
 pytestmark = pytest.mark.slow
 
@@ -66,7 +66,7 @@ def test_the_replica_is_never_migrated_nor_written_to():
 
 @pytest.fixture(scope="module")
 def streaming_pair(django_db_setup, django_db_blocker) -> Iterator[StreamingPair]:
-    bin_dir, user = bindir(), server_user()
+    bin_dir, user = bindir(server_major(connections["default"].settings_dict)), server_user()
     if bin_dir is None:
         pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup): set CER_PG_BINDIR")
     if user is None:
