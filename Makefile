@@ -33,10 +33,10 @@ test: install
 
 ## chaos: the fault suite at full size on loopback (Redis stopped, PostgreSQL sessions killed and a private
 ## PostgreSQL server restarted under a booking load, Celery workers SIGKILLed mid-reconciliation and
-## mid-webhook fan-out); prints a table.
+## mid-webhook fan-out, two beats with the active one SIGKILLed); prints a table.
 ## Its short variant runs with `make test` (tests/chaos).
 chaos: install
-	@CHAOS_SCALE=full $(PY) -m scripts.services exec -- $(PY) -m pytest tests/chaos -p no:cacheprovider -q -s
+	@CHAOS_SCALE=full $(PY) -m scripts.services exec -- $(PY) -m pytest tests/chaos tests/operations/test_many_instances.py -p no:cacheprovider -q -s
 
 ## audit: known vulnerabilities of the locked dependencies (pip-audit, in a venv of its own under var/,
 ## reading PyPI's advisory data; AUDIT_SERVICE=osv for OSV). Fails on a finding and, with --strict, on a

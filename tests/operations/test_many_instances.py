@@ -252,3 +252,9 @@ def test_two_of_everything_against_one_database_and_one_redis(cluster, receiver)
     # Once the standby sends, it is the only sender; and it sent nothing while the other was alive.
     assert all(beat.endswith(f":{standby.pid}") for _, beat in after[first_standby:])
     assert not any(beat.endswith(f":{standby.pid}") for ts, beat in _heartbeats(cluster) if ts < killed_at)
+    # The row `make chaos` prints for this scenario (pytest -s): ticks sent, by how many beats at a time.
+    print(
+        f"\n{'scenario':<40} {'ticks':>5} {'senders per tick':>16}  fault\n"
+        f"{'two beats, one active (advisory lock)':<40} {len(_heartbeats(cluster)):>5} {1:>16}  "
+        "active beat SIGKILLed; the standby took over"
+    )
