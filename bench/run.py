@@ -129,6 +129,7 @@ def _settings_environment() -> None:
     if len(os.environ.get("SECRET_KEY", "")) < 50:
         os.environ["SECRET_KEY"] = secrets.token_urlsafe(64)
     os.environ["ALLOWED_HOSTS"] = "127.0.0.1,localhost"
+    os.environ["CER_PUBLIC_URL"] = "https://cer.example.gov.pl"  # links in messages; none is sent
     os.environ["SECURE_SSL_REDIRECT"] = "false"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     # Every request still counts against the per-client limit (the same Redis round trip), but the

@@ -1,8 +1,10 @@
 """Production: everything required comes from the environment; a gap stops the start in one line.
 
-Required: SECRET_KEY, DATABASE_URL, REDIS_URL, ALLOWED_HOSTS. Each may also be given as a file
+Required: SECRET_KEY, DATABASE_URL, REDIS_URL, ALLOWED_HOSTS, CER_PUBLIC_URL. Each may also be given as a file
 through `<VAR>_FILE`. Embedded servers are never started here.
 """
+
+import re
 
 from .base import *  # noqa: F403
 from .base import DATABASES, database_from_url, env
@@ -22,6 +24,10 @@ try:
     if not ALLOWED_HOSTS:
         raise ConfigError("ALLOWED_HOSTS is required (comma-separated host names)")
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    # Every SMS and e-mail carries a signed link to the patient pages: never a development address.
+    CER_PUBLIC_URL = required("CER_PUBLIC_URL").rstrip("/")
+    if not re.fullmatch(r"https://[^/\s?#]+(/[^\s?#]*)?", CER_PUBLIC_URL):
+        raise ConfigError("CER_PUBLIC_URL is malformed: the patient pages' https:// address")
 except (ConfigError, ValueError) as exc:
     fail(exc if isinstance(exc, ConfigError) else ConfigError(str(exc)))
 

@@ -14,6 +14,7 @@ GOOD = {
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/cer",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "ALLOWED_HOSTS": "cer.example.gov.pl",
+    "CER_PUBLIC_URL": "https://cer.example.gov.pl",
 }
 
 
@@ -41,7 +42,9 @@ def start_production(env_overrides: dict[str, str | None], *args: str) -> subpro
     )
 
 
-@pytest.mark.parametrize("variable", ["SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS"])
+@pytest.mark.parametrize(
+    "variable", ["SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS", "CER_PUBLIC_URL"]
+)
 def test_production_refuses_to_start_without_a_required_variable(variable):
     result = start_production({variable: None})
     assert result.returncode == 2
@@ -50,6 +53,22 @@ def test_production_refuses_to_start_without_a_required_variable(variable):
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("configuration error:")
     assert variable in lines[0]
+
+
+@pytest.mark.parametrize(
+    "url", ["http://localhost:8000", "https://", "cer.example.gov.pl", "https://cer.example.gov.pl/a b"]
+)
+def test_production_refuses_a_public_url_that_is_not_an_https_address(url):
+    """Every SMS and e-mail carries a signed link starting with it (issue 18): never a development one."""
+    result = start_production({"CER_PUBLIC_URL": url})
+    assert result.returncode == 2
+    assert "CER_PUBLIC_URL is malformed" in result.stderr
+
+
+def test_production_takes_the_public_url_without_its_trailing_slash():
+    code = "import django; django.setup(); from django.conf import settings; print(settings.CER_PUBLIC_URL)"
+    result = start_production({"CER_PUBLIC_URL": "https://cer.example.gov.pl/"}, "-c", code)
+    assert result.stdout.strip() == "https://cer.example.gov.pl", result.stderr
 
 
 def test_production_refuses_a_short_secret_key():

@@ -172,6 +172,7 @@ class Cluster:
             DATABASE_URL=self.database_url,
             REDIS_URL=self.redis.url,
             ALLOWED_HOSTS="127.0.0.1,localhost",
+            CER_PUBLIC_URL="https://cer.example.gov.pl",
             SECURE_SSL_REDIRECT="false",
             LOG_FORMAT="json",
             LOG_LEVEL="INFO",
