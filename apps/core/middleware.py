@@ -15,6 +15,13 @@ log = logging.getLogger("cer.outage")
 OUTAGE_RETRY_AFTER = "30"
 # The database unreachable or its connection lost (a PostgreSQL restart): a 503, never a 500.
 DATABASE_UNAVAILABLE = (db.OperationalError, db.InterfaceError)
+# A dependency down (the database, Redis, the broker): a 503 with Retry-After, on the API and pages.
+DEPENDENCY_UNAVAILABLE = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    BrokerError,
+    *DATABASE_UNAVAILABLE,
+)
 
 # Machine interfaces keep Accept-Language negotiation (the FHIR API and open data too).
 API_PREFIXES = ("/api/", "/fhir/", "/opendata/")
@@ -50,13 +57,7 @@ class RedisOutageMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not request.path.startswith("/api/"):
             return None
-        outage = (
-            redis.exceptions.ConnectionError,
-            redis.exceptions.TimeoutError,
-            BrokerError,
-            *DATABASE_UNAVAILABLE,
-        )
-        if not isinstance(exception, outage):
+        if not isinstance(exception, DEPENDENCY_UNAVAILABLE):
             return None
         return outage_problem(request, exception)
 

@@ -17,7 +17,7 @@ from django.template import loader
 from django.views import csrf
 
 from apps.core import api_errors
-from apps.core.middleware import DATABASE_UNAVAILABLE, OUTAGE_RETRY_AFTER, outage_problem
+from apps.core.middleware import DEPENDENCY_UNAVAILABLE, OUTAGE_RETRY_AFTER, outage_problem
 
 logger = logging.getLogger("cer.portal")
 
@@ -35,9 +35,10 @@ def server_error(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpRespons
     """handler500: the branded page with the request's context; if even that fails (the database or
     the session store is what broke), the same page without it. The database unreachable (a
     PostgreSQL restart, issue 15; raised in a view or a middleware) is a 503 with Retry-After, the
-    same page ("try again in a few minutes"), or the API's 503 problem+json."""
+    same page ("try again in a few minutes"), or the API's 503 problem+json. Redis or the broker
+    unreachable where a page needs them is the same 503."""
     exception = sys.exc_info()[1]  # Django calls handler500 while handling the exception
-    unavailable = isinstance(exception, DATABASE_UNAVAILABLE)
+    unavailable = isinstance(exception, DEPENDENCY_UNAVAILABLE)
     if request.path.startswith("/api/"):
         if unavailable and exception is not None:
             return outage_problem(request, exception)

@@ -177,6 +177,13 @@ def test_branded_403_and_500_in_both_languages():
     assert api.status_code == 500 and api.headers["Content-Type"].startswith("application/problem+json")
 
 
+@override_settings(DEBUG=False, ROOT_URLCONF="tests.portal.urls_broken")
+def test_a_page_whose_redis_is_down_is_the_branded_503_with_retry_after():
+    response = Client(raise_request_exception=False).get("/redis-down/")
+    _assert_branded(response, 503, "pl", "Wystąpił błąd po naszej stronie")
+    assert int(response["Retry-After"]) > 0
+
+
 def test_the_branded_handlers_are_wired_for_every_settings_module(settings):
     from config import urls
 

@@ -1,5 +1,6 @@
 """The site's URLs plus a view that fails and one that refuses, for the error-page tests."""
 
+import redis
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
@@ -14,6 +15,10 @@ def broken(request: HttpRequest) -> HttpResponse:
     raise RuntimeError("a deliberate failure for the 500 page test")
 
 
+def redis_down(request: HttpRequest) -> HttpResponse:
+    raise redis.exceptions.ConnectionError("a deliberate Redis outage for the 503 page test")
+
+
 def forbidden(request: HttpRequest) -> HttpResponse:
     raise PermissionDenied
 
@@ -22,5 +27,6 @@ urlpatterns = [
     path("broken/", broken),
     path("api/broken/", broken),
     path("forbidden/", forbidden),
+    path("redis-down/", redis_down),
     *site,
 ]
