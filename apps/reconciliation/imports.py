@@ -76,8 +76,11 @@ class VisitRow:
 
 def message_in(message: str, params: dict[str, Any] | None, language: str) -> str:
     """An import message (an English msgid of the catalogue, marked with `_`) in one language."""
-    with translation.override("en" if language.startswith("en") else "pl"):
+    english = language.startswith("en")
+    with translation.override("en" if english else "pl"):
         text = translation.gettext(message)
+    if params and not english:  # a PESEL's refusal reason is an English phrase: its Polish one here
+        params = {k: pesel_lib.REASONS_PL.get(v, v) if isinstance(v, str) else v for k, v in params.items()}
     try:
         return text % (params or {})
     except (KeyError, TypeError, ValueError):

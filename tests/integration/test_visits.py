@@ -79,7 +79,9 @@ def test_posting_the_same_visits_again_changes_nothing(api_a, cardiology, patien
     # The same ids again, one of them with changed content but no correction_reason: the first report
     # stands and the changed row is rejected (not silently counted as already reported).
     again = api_a.post(
-        URL, {"visits": [row(patients[0], "V-1"), row(patients[0], "V-2", at="2026-07-20T12:00:00+02:00")]}
+        URL,
+        {"visits": [row(patients[0], "V-1"), row(patients[0], "V-2", at="2026-07-20T12:00:00+02:00")]},
+        **{"Accept-Language": "en"},
     )
 
     assert again.status_code == 200
@@ -94,6 +96,7 @@ def test_posting_the_same_visits_again_changes_nothing(api_a, cardiology, patien
             {
                 "index": 1,
                 "visit_id": "V-2",
+                "field": "correction_reason",
                 "reason": "visit_id already reported with other data: give a correction_reason to correct it",
             }
         ],
@@ -127,7 +130,7 @@ def test_bad_rows_are_reported_by_index_and_the_valid_ones_kept(api_a, cardiolog
         row(patients[1], "OK-2", emergency="tak"),
     ]
 
-    response = api_a.post(URL, {"visits": rows})
+    response = api_a.post(URL, {"visits": rows}, **{"Accept-Language": "en"})
 
     assert response.status_code == 200, response.content
     body = response.json()
@@ -143,6 +146,23 @@ def test_bad_rows_are_reported_by_index_and_the_valid_ones_kept(api_a, cardiolog
     assert bad_pesel not in response.content.decode()  # reasons never quote a PESEL
     assert set(ReportedVisit.objects.values_list("facility_visit_id", flat=True)) == {"OK-1", "OK-2"}
     assert ReportedVisit.objects.get(facility_visit_id="OK-2").emergency is True
+
+
+def test_row_reasons_are_in_the_answers_one_language_polish_by_default(api_a, cardiology, patients):
+    bad_pesel = patients[0].pesel[:-1] + str((int(patients[0].pesel[-1]) + 1) % 10)
+    rows = [
+        {**row(patients[0], "BAD-PESEL"), "pesel": bad_pesel},
+        row(patients[0], "BAD-SVC", service="NOPE"),
+    ]
+
+    polish = api_a.post(URL, {"visits": rows}).json()["errors"]
+    english = api_a.post(URL, {"visits": rows}, **{"Accept-Language": "en"}).json()["errors"]
+
+    assert [e["field"] for e in polish] == [e["field"] for e in english] == ["pesel", "service_code"]
+    assert polish[0]["reason"] == "niepoprawny PESEL: błędna cyfra kontrolna"  # no English inside
+    assert english[0]["reason"] == "invalid PESEL: wrong check digit"
+    assert "NOPE" in polish[1]["reason"] and "unknown" not in polish[1]["reason"]
+    assert english[1]["reason"].startswith("unknown service code")
 
 
 def test_only_the_first_thousand_errors_are_listed(api_a, cardiology, patients):
@@ -358,7 +378,7 @@ def test_impossible_visit_dates_are_refused_per_row_like_a_file(api_a, cardiolog
         row(patients[1], "OK"),
     ]
 
-    response = api_a.post(URL, {"visits": rows})
+    response = api_a.post(URL, {"visits": rows}, **{"Accept-Language": "en"})
 
     assert response.status_code == 200, response.content
     body = response.json()

@@ -162,3 +162,11 @@ def test_the_import_command_reports_counts_and_bad_lines(tmp_path, facility_a, c
     assert "line 4: invalid PESEL" in text and "already imported" in text
     with pytest.raises(CommandError):
         call_command("import_visits", str(tmp_path / "missing.csv"))
+
+
+def test_a_pesel_refusal_reads_in_one_language_on_the_staff_pages():
+    from apps.reconciliation.imports import row_error_text
+
+    stored = {"message": "invalid PESEL: %(reason)s", "params": {"reason": "wrong check digit"}}
+    assert row_error_text(stored, "pl") == "niepoprawny PESEL: błędna cyfra kontrolna"
+    assert row_error_text(stored, "en") == "invalid PESEL: wrong check digit"

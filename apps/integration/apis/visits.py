@@ -14,8 +14,9 @@ from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_f
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from apps.core.api_errors import response_language
 from apps.core.errors import DomainError, text
-from apps.reconciliation.imports import MAX_VISIT_ID
+from apps.reconciliation.imports import MAX_VISIT_ID, row_error_text
 from apps.reconciliation.models import Reason
 
 from ..services import visits_report
@@ -143,7 +144,13 @@ class VisitsReportInput(StrictSerializer):
 class VisitRowErrorOutput(serializers.Serializer):
     index = serializers.IntegerField(help_text="Position of the row in `visits`, from 0")
     visit_id = serializers.CharField(allow_null=True, help_text="The row's visit_id, if it had one")
-    reason = serializers.CharField(help_text="Why the row was rejected (never quotes the PESEL)")
+    field = serializers.CharField(
+        allow_null=True, help_text="The field that was refused (`pesel`, `visit_at`...), if one was"
+    )
+    reason = serializers.CharField(
+        help_text="Why the row was rejected, in the answer's language (Accept-Language, Polish by "
+        "default); never quotes the PESEL. Match on `field`, not on this text."
+    )
 
 
 class VisitsReportOutput(serializers.Serializer):
@@ -268,7 +275,12 @@ class VisitsReportApi(FacilityApi):
                     "corrected": 0,
                     "rejected": 1,
                     "errors": [
-                        {"index": 2, "visit_id": "HIS-2026-000125", "reason": "invalid PESEL: checksum"}
+                        {
+                            "index": 2,
+                            "visit_id": "HIS-2026-000125",
+                            "field": "pesel",
+                            "reason": "niepoprawny PESEL: błędna cyfra kontrolna",
+                        }
                     ],
                     "errors_truncated": False,
                 },
@@ -292,6 +304,7 @@ class VisitsReportApi(FacilityApi):
             raise DomainError("facility_forbidden", own=own)
         batch = visits_report(client=self.principal.client, rows=rows)
         errors = []
+        language = response_language()  # one language per answer: Accept-Language, Polish by default
         for error in batch.errors:
             index = error["line"] - 1
             visit_id = rows[index].get("visit_id")
@@ -299,7 +312,8 @@ class VisitsReportApi(FacilityApi):
                 {
                     "index": index,
                     "visit_id": str(visit_id)[:MAX_VISIT_ID] if isinstance(visit_id, str | int) else None,
-                    "reason": error["reason"],
+                    "field": error.get("column") or None,
+                    "reason": row_error_text(error, language),
                 }
             )
         summary = {
