@@ -28,11 +28,14 @@ from .base import (
     WRITE_ERRORS,
     BoundedDateField,
     FacilityApi,
+    PageQuery,
     StrictSerializer,
     datetime_in_bounds,
     etag,
     if_match_check,
     not_modified,
+    page_of,
+    paginated,
     responses,
 )
 
@@ -293,12 +296,13 @@ class ScheduleListApi(FacilityApi):
     @extend_schema(
         operation_id="schedules_list",
         tags=["schedules"],
-        summary="Your facility's schedules",
-        responses=responses({200: ScheduleOutput(many=True)}, READ_ERRORS),
+        summary="Your facility's schedules (cursor pagination)",
+        parameters=[PageQuery],
+        responses=responses({200: page_of(ScheduleOutput)}, READ_ERRORS, codes=("invalid_cursor",)),
     )
     def get(self, request: Any) -> Response:
         schedules = self.scope.schedules().select_related("service").prefetch_related("templates")
-        return Response(ScheduleOutput(schedules.order_by("id")[:1000], many=True).data)
+        return paginated(request, schedules, ScheduleOutput)
 
 
 class ScheduleCreateApi(FacilityApi):
