@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.drainage import get_override
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import build_examples_list, is_list_serializer, is_serializer
 
 STRING = {"type": "string"}
 COMMON_HEADERS: dict[str, dict[str, Any]] = {
@@ -60,6 +62,30 @@ class IntegrationAutoSchema(AutoSchema):
         if operation is not None and scope:  # "" (ANY_SCOPE): any authenticated facility system
             operation["description"] = f"{operation.get('description', '')}\n\nScope: `{scope}`.".strip()
         return operation
+
+    def _get_examples(
+        self,
+        serializer: Any,
+        direction: str,
+        media_type: Any,
+        status_code: Any = None,
+        extras: Any = None,
+    ) -> Any:
+        # drf-spectacular drops a body's own example as soon as the operation names any example (even
+        # one for the other direction), and keeps it only for 200/201: the body's example stands in
+        # whenever the operation names none for this request or success answer.
+        found = super()._get_examples(serializer, direction, media_type, status_code, extras)
+        success = status_code is None or str(status_code).startswith("2")
+        if (
+            found
+            or not success
+            or media_type not in (None, "application/json")
+            or not is_serializer(serializer)
+        ):
+            return found
+        own = get_override(serializer.child if is_list_serializer(serializer) else serializer, "examples", [])
+        skip = "response_only" if direction == "request" else "request_only"
+        return build_examples_list([e for e in own if not getattr(e, skip)])
 
     def _get_response_headers_for_code(self, status_code: Any, direction: str = "response") -> dict[str, Any]:
         headers = dict(super()._get_response_headers_for_code(status_code, direction))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+from pathlib import Path
 
 from django.test import Client
 
@@ -28,3 +30,13 @@ def test_a_current_operation_sends_neither(api_a, db):
     response = api_a.get("/api/v1/services")
 
     assert "Deprecation" not in response and "Sunset" not in response
+
+
+def test_the_changelog_names_the_schemas_version_first(db):
+    """docs/versioning.md: the document states the version it describes, and the changelog lists it."""
+    changelog = (Path(__file__).resolve().parents[2] / "docs" / "changelog.md").read_text(encoding="utf-8")
+    schema = json.loads(Client().get("/api/schema/?format=json").content)
+
+    newest = re.search(r"^## (\d+\.\d+\.\d+)", changelog, re.M)
+
+    assert newest is not None and newest.group(1) == schema["info"]["version"]

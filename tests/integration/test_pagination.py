@@ -1,4 +1,4 @@
-"""Issue 17: every list of the API is a page with a cursor (four answered bare arrays)."""
+"""Issue 17: every list of the API is a page with a cursor (five answered bare arrays)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,13 @@ import pytest
 
 from tests.factories import ReasonCodeFactory
 
-LISTS = ["/api/v1/services", "/api/v1/reason-codes", "/api/v1/entitlements", "/api/v1/webhooks"]
+LISTS = [
+    "/api/v1/services",
+    "/api/v1/reason-codes",
+    "/api/v1/entitlements",
+    "/api/v1/webhooks",
+    "/api/v1/schedules",
+]
 
 
 @pytest.mark.parametrize("url", LISTS)
@@ -42,6 +48,20 @@ def test_the_delivery_log_is_a_page(api_a, world_a):
     body = api_a.get(f"/api/v1/webhooks/{subscription.pk}/deliveries?limit=1").json()
 
     assert body == {"results": [], "next": None}
+
+
+def test_the_schedules_are_walked_page_by_page(api_a, world_a):
+    for n in range(3):
+        response = api_a.post("/api/v1/schedules", {"service": world_a.service.code, "place": f"gab. {n}"})
+        assert response.status_code == 201, response.content
+
+    seen, url = [], "/api/v1/schedules?limit=2"
+    while url:
+        page = api_a.get(url).json()
+        seen += [s["id"] for s in page["results"]]
+        url = f"/api/v1/schedules?limit=2&cursor={page['next']}" if page["next"] else None
+
+    assert len(seen) == len(set(seen)) == world_a.facility.schedules.count() >= 4
 
 
 def test_a_forged_cursor_is_a_400_problem(api_a, db):

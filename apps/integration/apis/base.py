@@ -4,13 +4,20 @@ Idempotency-Key, problem+json and the OpenAPI error responses. One subclass per 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+from drf_spectacular.drainage import get_override
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema_serializer,
+)
 from rest_framework import serializers
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
@@ -33,6 +40,7 @@ from ..ratelimit import RateState, rate_limit_for_request
 from ..selectors import FacilityScope
 
 WRITE_METHODS = ("POST", "PUT", "PATCH")
+SerializerClass = TypeVar("SerializerClass", bound=type[serializers.Serializer])
 
 
 class _Replay(Exception):
@@ -245,6 +253,29 @@ class PageQuery(serializers.Serializer):
     limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=100)
 
 
+# --- examples (issue 17: every request and answer of the schema shown by example) ---------------------
+
+
+def example(value: Any, name: str = "example") -> Callable[[SerializerClass], SerializerClass]:
+    """The serializer's own example, shown for every request or answer it is the body of, unless the
+    operation names its own (`IntegrationAutoSchema._get_examples`). One example per shape, kept next to
+    the shape; tests/api_docs/test_schema_examples.py checks each against the schema."""
+    return extend_schema_serializer(examples=[OpenApiExample(name, value=value)])
+
+
+NEXT_CURSOR_EXAMPLE = "WzQ1Nl0"
+
+
+def page_example(item: Any) -> dict[str, Any]:
+    """One page of a list: the item, and the cursor of the next page."""
+    return {"results": [item], "next": NEXT_CURSOR_EXAMPLE}
+
+
+def example_of(serializer: type[serializers.Serializer]) -> Any:
+    """The value of a serializer's own example (to compose a bigger one from it)."""
+    return get_override(serializer, "examples")[0].value
+
+
 _PAGES: dict[str, type[serializers.Serializer]] = {}
 
 
@@ -261,6 +292,9 @@ def page_of(item: type[serializers.Serializer]) -> type[serializers.Serializer]:
                 "next": serializers.CharField(allow_null=True, help_text="The cursor of the next page"),
             },
         )
+        examples = get_override(item, "examples", [])
+        if examples:
+            _PAGES[name] = example(page_example(examples[0].value))(_PAGES[name])
     return _PAGES[name]
 
 

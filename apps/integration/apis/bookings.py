@@ -27,8 +27,11 @@ from .base import (
     FacilityApi,
     StrictSerializer,
     etag,
+    example,
+    example_of,
     if_match_check,
     not_modified,
+    page_example,
     responses,
 )
 from .schedules import DayInput, DayOutput, WindowQuery, _parse
@@ -85,6 +88,23 @@ class ReferralOutput(serializers.Serializer):
     )
 
 
+@example(
+    {
+        "id": 456,
+        "slot_id": 123,
+        "service": "KARDIO_1",
+        "start": "2027-01-05T08:00:00+01:00",
+        "status": "booked",
+        "channel": "desk",
+        "confirm_by": None,
+        "confirmed_at": None,
+        "reason": None,
+        "rescheduled_to": None,
+        "version": 1,
+        "referral": {"number": "REF0000000001", "status": "registered"},
+        "patient": {"pesel": "44051401359", "first_name": "Jan", "last_name": "Kowalski"},
+    }
+)
 class BookingOutput(serializers.Serializer):
     id = serializers.IntegerField()
     slot_id = serializers.IntegerField()
@@ -101,6 +121,7 @@ class BookingOutput(serializers.Serializer):
     patient = PatientOutput()
 
 
+@example(page_example(example_of(BookingOutput)))
 class BookingPage(serializers.Serializer):
     results = BookingOutput(many=True)
     next = serializers.CharField(allow_null=True)
@@ -154,6 +175,7 @@ class BookingCreateInput(StrictSerializer):
     patient = PatientInput(required=False, help_text=PATIENT_HELP)
 
 
+@example({"reason_code": "DOCTOR_ILLNESS"})
 class CancelInput(StrictSerializer):
     reason_code = serializers.CharField(
         max_length=32,
@@ -164,6 +186,7 @@ class CancelInput(StrictSerializer):
     )
 
 
+@example({"slot_id": 124})
 class RescheduleInput(StrictSerializer):
     slot_id = serializers.IntegerField(min_value=1, help_text="A free slot of your facility, same service")
 
@@ -352,6 +375,23 @@ class BookingCancelApi(BookingApi):
         request=CancelInput,
         parameters=[IDEMPOTENCY_PARAMETER, IF_MATCH_PARAMETER],
         responses=responses({200: BookingOutput}, (*WRITE_ERRORS, 412), codes=CANCEL_CODES),
+        examples=[
+            OpenApiExample("the doctor is ill", request_only=True, value={"reason_code": "DOCTOR_ILLNESS"}),
+            OpenApiExample(
+                "the patient asked to cancel", request_only=True, value={"reason_code": "PATIENT_REQUEST"}
+            ),
+            OpenApiExample(
+                "cancelled by the facility",
+                response_only=True,
+                status_codes=["200"],
+                value={
+                    **example_of(BookingOutput),
+                    "status": "cancelled_by_facility",
+                    "reason": "DOCTOR_ILLNESS",
+                    "version": 2,
+                },
+            ),
+        ],
     )
     def post(self, request: Any, booking_id: int) -> Response:
         appointment = self.changing(request, booking_id)
@@ -376,6 +416,19 @@ class BookingRescheduleApi(BookingApi):
         request=RescheduleInput,
         parameters=[IDEMPOTENCY_PARAMETER, IF_MATCH_PARAMETER],
         responses=responses({200: BookingOutput}, (*WRITE_ERRORS, 412), codes=RESCHEDULE_CODES),
+        examples=[
+            OpenApiExample(
+                "the new booking",
+                response_only=True,
+                status_codes=["200"],
+                value={
+                    **example_of(BookingOutput),
+                    "id": 457,
+                    "slot_id": 124,
+                    "start": "2027-01-05T08:20:00+01:00",
+                },
+            )
+        ],
     )
     def post(self, request: Any, booking_id: int) -> Response:
         appointment = self.changing(request, booking_id)
@@ -403,6 +456,19 @@ class BookingConfirmApi(BookingApi):
             (*WRITE_ERRORS, 412),
             codes=("booking_not_found", "booking_state", "slot_in_past"),
         ),
+        examples=[
+            OpenApiExample(
+                "confirmed",
+                response_only=True,
+                status_codes=["200"],
+                value={
+                    **example_of(BookingOutput),
+                    "status": "confirmed",
+                    "confirmed_at": "2026-12-29T10:15:00+01:00",
+                    "version": 2,
+                },
+            )
+        ],
     )
     def post(self, request: Any, booking_id: int) -> Response:
         appointment = self.changing(request, booking_id)
@@ -428,7 +494,20 @@ class BookingOutcomeApi(BookingApi):
             (*WRITE_ERRORS, 412),
             codes=("booking_not_found", "booking_state", "outcome_too_early"),
         ),
-        examples=[OpenApiExample("attended", request_only=True, value={"outcome": "attended"})],
+        examples=[
+            OpenApiExample("attended", request_only=True, value={"outcome": "attended"}),
+            OpenApiExample(
+                "the visit took place",
+                response_only=True,
+                status_codes=["200"],
+                value={
+                    **example_of(BookingOutput),
+                    "status": "attended",
+                    "version": 2,
+                    "referral": {"number": "REF0000000001", "status": "realised"},
+                },
+            ),
+        ],
     )
     def post(self, request: Any, booking_id: int) -> Response:
         appointment = self.changing(request, booking_id)

@@ -10,9 +10,24 @@ from rest_framework.response import Response
 
 from ..auth import ANY_SCOPE
 from ..selectors import entitlement_list, reason_code_list, service_catalogue
-from .base import READ_ERRORS, FacilityApi, PageQuery, page_of, paginated, responses
+from .base import READ_ERRORS, FacilityApi, PageQuery, example, page_of, paginated, responses
 
 
+@example(
+    {
+        "code": "KARDIO_1",
+        "name_pl": "Pierwsza wizyta w poradni kardiologicznej",
+        "name_en": "First visit, cardiology clinic",
+        "specialty": "kardiologia",
+        "kind": "visit",
+        "referral_required": True,
+        "cer_from": "2026-01-01",
+        "obligatory_from": "2026-07-01",
+        "slot_minutes": 20,
+        "min_horizon_days": 30,
+        "confirmation_required": True,
+    }
+)
 class ServiceOutput(serializers.Serializer):
     code = serializers.CharField()
     name_pl = serializers.CharField()
@@ -27,6 +42,14 @@ class ServiceOutput(serializers.Serializer):
     confirmation_required = serializers.BooleanField()
 
 
+@example(
+    {
+        "code": "PATIENT_REQUEST",
+        "kind": "patient_cancel",
+        "name_pl": "Rezygnacja na prośbę pacjenta",
+        "name_en": "Cancelled at patient's request",
+    }
+)
 class ReasonCodeOutput(serializers.Serializer):
     code = serializers.CharField()
     kind = serializers.CharField()
@@ -34,6 +57,16 @@ class ReasonCodeOutput(serializers.Serializer):
     name_en = serializers.CharField()
 
 
+@example(
+    {
+        "code": "ZHDK",
+        "name_pl": "Zasłużony Honorowy Dawca Krwi",
+        "name_en": "Honorary Blood Donor of Merit",
+        "priority": 10,
+        "legal_basis": "art. 47c ustawy z dnia 27 sierpnia 2004 r. o świadczeniach opieki zdrowotnej "
+        "finansowanych ze środków publicznych",
+    }
+)
 class EntitlementOutput(serializers.Serializer):
     code = serializers.CharField()
     name_pl = serializers.CharField()

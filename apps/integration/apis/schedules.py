@@ -28,11 +28,17 @@ from .base import (
     WRITE_ERRORS,
     BoundedDateField,
     FacilityApi,
+    PageQuery,
     StrictSerializer,
     datetime_in_bounds,
     etag,
+    example,
+    example_of,
     if_match_check,
     not_modified,
+    page_example,
+    page_of,
+    paginated,
     responses,
 )
 
@@ -82,6 +88,30 @@ class TemplateInput(StrictSerializer, TemplateSchema):
         return attrs
 
 
+TEMPLATE_EXAMPLE = {
+    "weekday": 0,
+    "start_time": "08:00",
+    "end_time": "12:00",
+    "slot_minutes": 20,
+    "valid_from": "2027-01-04",
+    "valid_to": None,
+    "kind": "first",
+}
+
+
+@example(
+    {
+        "id": 7,
+        "service": "KARDIO_1",
+        "place": "gab. 12",
+        "practitioner_id": None,
+        "external_id": "HIS-SCHED-7",
+        "active": True,
+        "generated_until": "2027-02-28",
+        "version": 2,
+        "templates": [TEMPLATE_EXAMPLE],
+    }
+)
 class ScheduleOutput(serializers.Serializer):
     id = serializers.IntegerField()
     service = serializers.CharField(source="service.code")
@@ -105,6 +135,7 @@ class ScheduleCreateInput(StrictSerializer):
     external_id = serializers.CharField(max_length=64, required=False, default="", allow_blank=True)
 
 
+@example({"place": "gab. 14"})
 class ScheduleUpdateInput(StrictSerializer):
     place = serializers.CharField(max_length=200, required=False, allow_blank=True)
     external_id = serializers.CharField(max_length=64, required=False, allow_blank=True)
@@ -120,6 +151,7 @@ class TemplatesSetInput(StrictSerializer):
     )
 
 
+@example({"schedule": example_of(ScheduleOutput), "slots_created": 96})
 class TemplatesSetOutput(serializers.Serializer):
     schedule = ScheduleOutput()
     slots_created = serializers.IntegerField()
@@ -197,11 +229,24 @@ class SlotsPublishInput(StrictSerializer):
     slots = SlotListField()
 
 
+@example({"created": 2, "skipped": 0})
 class SlotsPublishOutput(serializers.Serializer):
     created = serializers.IntegerField()
     skipped = serializers.IntegerField(help_text="Identical slots that already existed")
 
 
+@example(
+    {
+        "id": 123,
+        "schedule_id": 7,
+        "service": "KARDIO_1",
+        "practitioner_id": None,
+        "start": "2027-01-05T08:00:00+01:00",
+        "end": "2027-01-05T08:20:00+01:00",
+        "kind": "first",
+        "status": "free",
+    }
+)
 class SlotOutput(serializers.Serializer):
     id = serializers.IntegerField()
     schedule_id = serializers.IntegerField()
@@ -213,6 +258,7 @@ class SlotOutput(serializers.Serializer):
     status = serializers.CharField()
 
 
+@example(page_example(example_of(SlotOutput)))
 class SlotPage(serializers.Serializer):
     results = SlotOutput(many=True)
     next = serializers.CharField(allow_null=True, help_text="Pass as `cursor` for the next page")
@@ -246,6 +292,7 @@ class SlotQuery(WindowQuery):
     schedule_id = serializers.IntegerField(required=False, min_value=1)
 
 
+@example({"reason": "equipment service"})
 class SlotBlockInput(StrictSerializer):
     reason = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
 
@@ -254,6 +301,7 @@ class EmptyInput(StrictSerializer):
     pass
 
 
+@example({"day": "2027-01-05", "reason_code": "DOCTOR_ILLNESS"})
 class DayInput(StrictSerializer):
     day = BoundedDateField(help_text="The day (Europe/Warsaw)")
     reason_code = serializers.CharField(max_length=32, help_text="A facility_cancel code from /reason-codes")
@@ -264,6 +312,7 @@ class DayInput(StrictSerializer):
         return value
 
 
+@example({"cancelled": 9, "rebooked": 6, "waiting": 3, "slots_closed": 12})
 class DayOutput(serializers.Serializer):
     cancelled = serializers.IntegerField()
     rebooked = serializers.IntegerField()
@@ -293,12 +342,13 @@ class ScheduleListApi(FacilityApi):
     @extend_schema(
         operation_id="schedules_list",
         tags=["schedules"],
-        summary="Your facility's schedules",
-        responses=responses({200: ScheduleOutput(many=True)}, READ_ERRORS),
+        summary="Your facility's schedules (cursor pagination)",
+        parameters=[PageQuery],
+        responses=responses({200: page_of(ScheduleOutput)}, READ_ERRORS, codes=("invalid_cursor",)),
     )
     def get(self, request: Any) -> Response:
         schedules = self.scope.schedules().select_related("service").prefetch_related("templates")
-        return Response(ScheduleOutput(schedules.order_by("id")[:1000], many=True).data)
+        return paginated(request, schedules, ScheduleOutput)
 
 
 class ScheduleCreateApi(FacilityApi):
@@ -321,7 +371,18 @@ class ScheduleCreateApi(FacilityApi):
                 "cardiology",
                 value={"service": "KARDIO_1", "place": "gab. 12", "external_id": "HIS-SCHED-7"},
                 request_only=True,
-            )
+            ),
+            OpenApiExample(
+                "created",
+                value={
+                    **example_of(ScheduleOutput),
+                    "generated_until": None,
+                    "version": 1,
+                    "templates": [],
+                },
+                response_only=True,
+                status_codes=["201"],
+            ),
         ],
     )
     def post(self, request: Any) -> Response:
@@ -537,6 +598,14 @@ class SlotBlockApi(FacilityApi):
         request=SlotBlockInput,
         parameters=[IDEMPOTENCY_PARAMETER],
         responses=responses({200: SlotOutput}, WRITE_ERRORS),
+        examples=[
+            OpenApiExample(
+                "blocked",
+                value={**example_of(SlotOutput), "status": "blocked"},
+                response_only=True,
+                status_codes=["200"],
+            )
+        ],
     )
     def post(self, request: Any, slot_id: int) -> Response:
         slot = self.scope.slot(slot_id)

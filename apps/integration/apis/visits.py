@@ -26,6 +26,9 @@ from .base import (
     FacilityApi,
     StrictSerializer,
     echo_safe,
+    example,
+    example_of,
+    page_example,
     responses,
 )
 from .schedules import WindowQuery, _parse
@@ -172,6 +175,18 @@ class VisitsReportOutput(serializers.Serializer):
     )
 
 
+@example(
+    {
+        "run_id": 3,
+        "decided_at": "2026-07-16T02:14:09+02:00",
+        "eligible": True,
+        "reason": "matched_registration",
+        "final_eligible": True,
+        "overridden": False,
+        "rule_version": "2026.2.s1",
+        "visit_version": 1,
+    }
+)
 class VerdictOutput(serializers.Serializer):
     run_id = serializers.IntegerField()
     decided_at = serializers.DateTimeField(source="run.finished_at", allow_null=True)
@@ -186,6 +201,20 @@ class VerdictOutput(serializers.Serializer):
         return verdict.override_id is not None
 
 
+@example(
+    {
+        "id": 9,
+        "visit_id": "HIS-2026-000123",
+        "service": "KARDIO_1",
+        "visit_at": "2026-07-14T09:20:00+02:00",
+        "emergency": False,
+        "reported_at": "2026-07-14T18:02:41+02:00",
+        "version": 1,
+        "withdrawn": False,
+        "correction_reason": "",
+        "verdict": example_of(VerdictOutput),
+    }
+)
 class VisitOutput(serializers.Serializer):
     id = serializers.IntegerField(help_text="CeR's id of the reported visit")
     visit_id = serializers.CharField(source="facility_visit_id")
@@ -203,6 +232,7 @@ class VisitOutput(serializers.Serializer):
     )
 
 
+@example(page_example(example_of(VisitOutput)))
 class VisitPage(serializers.Serializer):
     results = VisitOutput(many=True)
     next = serializers.CharField(allow_null=True, help_text="Pass as `cursor` for the next page")

@@ -22,8 +22,24 @@ from apps.booking.selectors import waitlist_position
 from apps.patients.models import PatientEntitlement
 
 from ..services import ShownEntitlement, WaitlistPreferences, waitlist_entry_create, waitlist_entry_leave
-from .base import IDEMPOTENCY_PARAMETER, READ_ERRORS, WRITE_ERRORS, FacilityApi, StrictSerializer, responses
-from .bookings import PATIENT_HELP, PatientInput, PatientOutput, ReferralOutput, confirmed_patient
+from .base import (
+    IDEMPOTENCY_PARAMETER,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    FacilityApi,
+    StrictSerializer,
+    example,
+    example_of,
+    responses,
+)
+from .bookings import (
+    PATIENT_HELP,
+    BookingOutput,
+    PatientInput,
+    PatientOutput,
+    ReferralOutput,
+    confirmed_patient,
+)
 from .schedules import _parse
 
 
@@ -109,6 +125,35 @@ class WaitlistAllocationOutput(serializers.Serializer):
     status = serializers.CharField()
 
 
+@example(
+    {
+        "id": 77,
+        "service": "KARDIO_1",
+        "status": "waiting",
+        "position": 3,
+        "category": "urgent",
+        "joined_at": "2026-12-01T10:30:00+01:00",
+        "closed_reason": "",
+        "preferences": {
+            "date_from": None,
+            "date_to": "2027-03-31",
+            "voivodeship": "14",
+            "locality": "9140007",
+            "max_distance_km": 30,
+            "facility": None,
+            "practitioner": None,
+        },
+        "referral": {"number": "REF0000000001", "status": "registered"},
+        "entitlement": {
+            "code": "ZHDK",
+            "document": "legitymacja ZHDK nr 123/2019",
+            "valid_from": "2019-06-01",
+            "valid_to": None,
+        },
+        "allocation": None,
+        "patient": example_of(BookingOutput)["patient"],
+    }
+)
 class WaitlistEntryOutput(serializers.Serializer):
     id = serializers.IntegerField()
     service = serializers.CharField(source="service.code")
@@ -256,6 +301,24 @@ class WaitlistDetailApi(WaitlistApi):
         tags=["waiting list"],
         summary="One entry you registered, with its place in the queue",
         responses=responses({200: WaitlistEntryOutput}, READ_ERRORS),
+        examples=[
+            OpenApiExample("waiting", response_only=True, value=example_of(WaitlistEntryOutput)),
+            OpenApiExample(
+                "booked by the list",
+                response_only=True,
+                value={
+                    **example_of(WaitlistEntryOutput),
+                    "status": "booked",
+                    "position": None,
+                    "allocation": {
+                        "booking_id": 458,
+                        "facility": "14/DEMO/KARDIO",
+                        "start": "2027-01-12T08:40:00+01:00",
+                        "status": "booked",
+                    },
+                },
+            ),
+        ],
     )
     def get(self, request: Any, entry_id: int) -> Response:
         return self.respond(request, self.scope.waitlist_entry(entry_id))
@@ -273,6 +336,20 @@ class WaitlistLeaveApi(WaitlistApi):
         request=WaitlistLeaveInput,
         parameters=[IDEMPOTENCY_PARAMETER],
         responses=responses({200: WaitlistEntryOutput}, WRITE_ERRORS),
+        examples=[
+            OpenApiExample(
+                "left",
+                response_only=True,
+                status_codes=["200"],
+                value={
+                    **example_of(WaitlistEntryOutput),
+                    "status": "closed",
+                    "position": None,
+                    "closed_reason": "left_waitlist",
+                    "referral": {"number": "REF0000000001", "status": "issued"},
+                },
+            )
+        ],
     )
     def post(self, request: Any, entry_id: int) -> Response:
         registration = self.scope.waitlist_entry(entry_id)

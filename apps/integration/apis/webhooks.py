@@ -27,6 +27,8 @@ from .base import (
     FacilityApi,
     PageQuery,
     StrictSerializer,
+    example,
+    example_of,
     page_of,
     paginated,
     responses,
@@ -81,6 +83,14 @@ def _manage_rate_limited(principal: Any, action: str) -> None:
         )
 
 
+@example(
+    {
+        "id": 1,
+        "url": "https://his.example.org/cer/webhook",
+        "event_types": ["appointment.booked", "appointment.cancelled"],
+        "created_at": "2026-12-01T10:00:00+01:00",
+    }
+)
 class SubscriptionOutput(serializers.Serializer):
     id = serializers.IntegerField()
     url = serializers.URLField()
@@ -88,6 +98,7 @@ class SubscriptionOutput(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+@example({**example_of(SubscriptionOutput), "secret": "whsec_3q2y0c9H5wJkTt0b1oZl9Qx4mV7nR2sP8aE6uD1fG0c"})
 class SubscriptionCreatedOutput(SubscriptionOutput):
     secret = serializers.CharField(help_text="The signing secret: shown only in this response")
 
@@ -99,6 +110,20 @@ class AttemptOutput(serializers.Serializer):
     duration_ms = serializers.IntegerField()
 
 
+@example(
+    {
+        "id": 42,
+        "event_id": 1234,
+        "event_type": "appointment.booked",
+        "status": "delivered",
+        "attempts": 1,
+        "next_attempt_at": "2026-12-01T10:05:00+01:00",
+        "last_status_code": 200,
+        "last_error": "",
+        "delivered_at": "2026-12-01T10:05:01+01:00",
+        "log": [{"at": "2026-12-01T10:05:01+01:00", "status_code": 200, "error": "", "duration_ms": 84}],
+    }
+)
 class DeliveryOutput(serializers.Serializer):
     id = serializers.IntegerField()
     event_id = serializers.IntegerField()
@@ -222,6 +247,30 @@ class WebhookRedeliverApi(FacilityApi):
         request=EmptyInput,
         parameters=[IDEMPOTENCY_PARAMETER],
         responses=responses({202: DeliveryOutput}, WRITE_ERRORS),
+        examples=[
+            OpenApiExample(
+                "due again",
+                response_only=True,
+                status_codes=["202"],
+                value={
+                    **example_of(DeliveryOutput),
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": "2026-12-01T16:00:00+01:00",
+                    "last_status_code": 503,
+                    "last_error": "HTTP 503",
+                    "delivered_at": None,
+                    "log": [
+                        {
+                            "at": "2026-12-01T10:05:01+01:00",
+                            "status_code": 503,
+                            "error": "HTTP 503",
+                            "duration_ms": 61,
+                        }
+                    ],
+                },
+            )
+        ],
     )
     def post(self, request: Any, delivery_id: int) -> Response:
         delivery = self.scope.delivery(delivery_id)
@@ -245,6 +294,24 @@ class WebhookTestApi(FacilityApi):
         request=EmptyInput,
         parameters=[IDEMPOTENCY_PARAMETER],
         responses=responses({202: DeliveryOutput}, WRITE_ERRORS, codes=("webhook_not_found",)),
+        examples=[
+            OpenApiExample(
+                "queued",
+                response_only=True,
+                status_codes=["202"],
+                value={
+                    **example_of(DeliveryOutput),
+                    "id": 43,
+                    "event_id": 1240,
+                    "event_type": "webhook.test",
+                    "status": "pending",
+                    "attempts": 0,
+                    "last_status_code": None,
+                    "delivered_at": None,
+                    "log": [],
+                },
+            )
+        ],
     )
     def post(self, request: Any, webhook_id: int) -> Response:
         subscription = self.scope.subscription(webhook_id)
