@@ -25,7 +25,7 @@ from apps.outbox.services import event_require_transaction
 from apps.patients.models import Patient, PatientEntitlement, Referral, ScreeningRecord
 from apps.scheduling.models import Slot
 
-from .models import Appointment, ReferralTransition, Registration
+from .models import LIVE_APPOINTMENT, Appointment, FreedSlot, ReferralTransition, Registration
 
 SLOT = Slot._meta.db_table
 REGISTRATION = Registration._meta.db_table
@@ -241,6 +241,144 @@ def booking_write(
     slot = appointment.slot
     slot.status, slot.hold_until, slot.held_by_id, slot.updated_at = Slot.Status.BOOKED, None, None, now
     return True
+
+
+# --- the end of a booking: cancellation, release ------------------------------------------------------
+
+APPOINTMENT_LOCK_SQL = f"""
+SELECT {select_columns(Appointment, "a")}, {select_columns(Service, "svc")}, {select_columns(Facility, "f")},
+    {select_columns(Registration, "r")}
+FROM {APPOINTMENT} a
+JOIN {Service._meta.db_table} svc ON svc.id = a.service_id
+JOIN {Facility._meta.db_table} f ON f.id = a.facility_id
+JOIN {REGISTRATION} r ON r.id = a.registration_id
+WHERE a.id = %(appointment)s
+FOR UPDATE OF a
+"""  # noqa: S608 (table and column names from the models; values are bound)
+
+
+def appointment_lock(*, appointment_id: int) -> Appointment | None:
+    """Lock an appointment and read, in the same round trip, its service, facility and registration
+    (what ending it writes and its event names): `Appointment.objects.select_for_update(of=("self",))
+    .select_related("service", "facility", "registration")`, prepared on the server."""
+    with prepared_cursor() as cursor:
+        cursor.execute(APPOINTMENT_LOCK_SQL, {"appointment": appointment_id})
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    appointment, i = model_from_row(Appointment, row)
+    appointment.service, i = model_from_row(Service, row, i)
+    appointment.facility, i = model_from_row(Facility, row, i)
+    appointment.registration, i = model_from_row(Registration, row, i)
+    return appointment
+
+
+@dataclass
+class Ending:
+    """How `appointment_end_write` ends a live appointment (the state and reason are on the instance)."""
+
+    closed_reason: str  # the registration's `closed_reason`
+    free_slot: bool  # give the slot back to the pool (if still ahead) and queue it for the waiting list
+    referral_from: Sequence[str] = ()  # the e-referral's step, if the registration holds one
+    referral_to: str = ""
+    referral_reason: str = ""
+
+
+_END_APPOINTMENT = f"""ended AS (
+    UPDATE {APPOINTMENT} SET status = %(status)s, reason_id = %(reason)s, ended_at = %(ended_at)s,
+        version = %(version)s, updated_at = %(now)s
+    WHERE id = %(appointment)s AND status = ANY(%(live)s) RETURNING registration_id, slot_id
+),
+closed AS (
+    UPDATE {REGISTRATION} r SET status = %(closed)s, closed_at = %(now)s,
+        closed_reason = %(closed_reason)s, updated_at = %(now)s
+    FROM ended WHERE r.id = ended.registration_id RETURNING r.id
+)"""  # noqa: S608 (table names from the models; values are bound)
+_END_REFERRAL = f"""before AS (
+    SELECT ref.id, ref.status FROM {Referral._meta.db_table} ref, closed
+    WHERE ref.id = %(referral)s AND ref.status = ANY(%(referral_from)s) FOR UPDATE OF ref
+),
+moved AS (
+    UPDATE {Referral._meta.db_table} ref
+    SET status = %(referral_to)s, status_at = %(now)s, updated_at = %(now)s
+    FROM before WHERE ref.id = before.id RETURNING before.status AS from_status
+),
+step AS (
+    INSERT INTO {ReferralTransition._meta.db_table}
+        (referral_id, registration_id, from_status, to_status, reason, at)
+    SELECT %(referral)s, %(registration)s, from_status, %(referral_to)s, %(referral_reason)s, %(now)s
+    FROM moved
+)"""  # noqa: S608 (table names from the models; values are bound)
+_END_SLOT = f"""freed AS (
+    UPDATE {SLOT} s SET status = %(free)s, hold_until = NULL, held_by_id = NULL, updated_at = %(now)s
+    FROM ended WHERE s.id = ended.slot_id AND s.status = %(booked)s AND s.start > %(now)s
+    RETURNING s.id
+),
+queued AS (
+    INSERT INTO {FreedSlot._meta.db_table} (slot_id, freed_at) SELECT id, %(now)s FROM freed
+    ON CONFLICT DO NOTHING
+)"""  # noqa: S608 (table names from the models; values are bound)
+
+
+def _event_insert(columns: list[str], source: str) -> str:
+    """`event AS (INSERT ... SELECT <params e0..eN> FROM source)`: the event written if `source` has a row."""
+    values = ", ".join(f"%(e{i})s" for i in range(len(columns)))
+    table = OutboxEvent._meta.db_table
+    return f"event AS (INSERT INTO {table} ({', '.join(columns)}) SELECT {values} FROM {source})"  # noqa: S608
+
+
+def appointment_end_write(
+    *, appointment: Appointment, ending: Ending, event: OutboxEvent, now: dt.datetime
+) -> int | None:
+    """End a locked, live appointment in one statement, as the ORM steps of the services did one by
+    one: the appointment's state, reason, end time and version (as set on the instance), its
+    registration closed, the e-referral's step recorded (`referral_transition`, if the registration
+    holds one and it is in `referral_from`), the slot back in the pool if it is still booked and ahead
+    (and queued for the waiting list: `booking_freedslot`, as `services.waitlist_queue_freed`), and the
+    event. Returns the id of the freed slot, or None if none was freed. Raises if the appointment was
+    no longer live (the caller holds its lock, so it cannot be)."""
+    event_require_transaction()
+    registration = appointment.registration
+    appointment.updated_at = now
+    registration.status = Registration.Status.CLOSED
+    registration.closed_at = now
+    registration.closed_reason = ending.closed_reason
+    registration.updated_at = now
+    event_columns, event_params = insert_columns(event)
+    parts = [_END_APPOINTMENT, _event_insert(event_columns, "ended")]
+    params: dict[str, object] = {
+        "appointment": appointment.pk,
+        "status": appointment.status,
+        "reason": appointment.reason_id,
+        "ended_at": appointment.ended_at,
+        "version": appointment.version,
+        "now": now,
+        "live": list(LIVE_APPOINTMENT),
+        "closed": Registration.Status.CLOSED,
+        "closed_reason": ending.closed_reason,
+        **{f"e{i}": value for i, value in enumerate(event_params)},
+    }
+    if ending.referral_from and registration.referral_id is not None:
+        parts.append(_END_REFERRAL)
+        params |= {
+            "referral": registration.referral_id,
+            "registration": registration.pk,
+            "referral_from": list(ending.referral_from),
+            "referral_to": ending.referral_to,
+            "referral_reason": ending.referral_reason,
+        }
+    freed = "NULL::bigint"
+    if ending.free_slot:
+        parts.append(_END_SLOT)
+        params |= {"free": Slot.Status.FREE, "booked": Slot.Status.BOOKED}
+        freed = "(SELECT id FROM freed)"
+    with prepared_cursor() as cursor:
+        statement = f"WITH {', '.join(parts)} SELECT (SELECT count(*) FROM ended), {freed}"  # noqa: S608
+        cursor.execute(statement, params)
+        ended, freed_slot_id = cursor.fetchone()
+    if not ended:
+        raise RuntimeError(f"appointment {appointment.pk} was not live under its lock")
+    return int(freed_slot_id) if freed_slot_id is not None else None
 
 
 # --- the e-referral's transitions ---------------------------------------------------------------------
