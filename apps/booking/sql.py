@@ -440,14 +440,14 @@ MATCH_SQL = f"""
     r.service_id = s.service_id
     AND r.status = 'waiting'
     AND s.status = 'free' AND s.kind = 'first'
-    AND s.start > %(now)s
-    AND s.start < %(now)s + make_interval(days => svc.waitlist_lookahead_days)
+    AND s.start > %(now)s::timestamptz
+    AND s.start < %(now)s::timestamptz + make_interval(days => svc.waitlist_lookahead_days)
     AND (r.date_from IS NULL OR s.start >= (r.date_from::timestamp AT TIME ZONE 'Europe/Warsaw'))
     AND (r.date_to IS NULL OR s.start < ((r.date_to + 1)::timestamp AT TIME ZONE 'Europe/Warsaw'))
     AND (r.facility_id IS NULL OR r.facility_id = s.facility_id)
     AND (r.practitioner_id IS NULL OR r.practitioner_id = s.practitioner_id)
-    AND (COALESCE(r.voivodeship_id, %(default_voiv)s) IS NULL
-         OR COALESCE(r.voivodeship_id, %(default_voiv)s) = s.voivodeship_id)
+    AND (COALESCE(r.voivodeship_id, %(default_voiv)s::text) IS NULL
+         OR COALESCE(r.voivodeship_id, %(default_voiv)s::text) = s.voivodeship_id)
     AND (r.locality_id IS NULL
          OR (r.max_distance_km IS NULL AND r.locality_id = s.locality_id)
          OR (r.max_distance_km IS NOT NULL AND {_DISTANCE} <= r.max_distance_km))
@@ -458,30 +458,65 @@ QUEUE_ORDER = "r.priority DESC, r.urgent DESC, r.joined_at, r.id"
 
 @dataclass
 class Candidate:
-    """A waiting registration matching a slot, locked, with the facts the booking rules need."""
+    """A waiting registration matching a slot, locked, with the facts the booking rules need: its
+    patient and screening history, and the registration itself with its e-referral and entitlement
+    (`lock_registration`'s read, done in the same statement)."""
 
     registration_id: int
     patient: Patient
     last_screening: dt.date | None
+    registration: Registration
+
+
+# The registration (r), its e-referral and entitlement, the patient (p) and the screening history of
+# a candidate row, in the order `_candidates_from_rows` reads them.
+_CANDIDATE_COLUMNS = f"""{select_columns(Registration, "r")}, {select_columns(Referral, "ref")},
+    {select_columns(Entitlement, "ent")}, {select_columns(Patient, "p")},
+    {screening_columns("r.service_id", "r.patient_id")}"""
+_CANDIDATE_JOINS = f"""JOIN {Patient._meta.db_table} p ON p.id = r.patient_id
+    LEFT JOIN {Referral._meta.db_table} ref ON ref.id = r.referral_id
+    LEFT JOIN {Entitlement._meta.db_table} ent ON ent.id = r.entitlement_id"""
+
+
+def _candidates_from_rows(rows: Sequence[Sequence[object]], start: int) -> list[Candidate]:
+    """Candidates from rows with `_CANDIDATE_COLUMNS` at `start`; one model per registration (a
+    registration is a candidate of many slots of a batch)."""
+    made: dict[int, Candidate] = {}
+    found = []
+    pk_at = start + [f.primary_key for f in Registration._meta.concrete_fields].index(True)
+    for row in rows:
+        registration_id = int(row[pk_at])  # type: ignore[call-overload]
+        candidate = made.get(registration_id)
+        if candidate is None:
+            registration, i = model_from_row(Registration, row, start)
+            referral, i = model_from_row(Referral, row, i)
+            entitlement, i = model_from_row(Entitlement, row, i)
+            patient, i = model_from_row(Patient, row, i)
+            registration.referral = referral if referral.pk is not None else None
+            registration.entitlement = entitlement if entitlement.pk is not None else None
+            registration.patient = patient
+            last = screening_last(row[i], row[i + 1])  # type: ignore[arg-type]
+            candidate = made[registration_id] = Candidate(registration_id, patient, last, registration)
+        found.append(candidate)
+    return found
 
 
 def waitlist_candidates(*, slot: Slot, now: dt.datetime, skip: Sequence[int], limit: int) -> list[Candidate]:
     """Waiting registrations matching a (locked) slot, in queue order, locked (SKIP LOCKED: one being
-    handled by another worker is passed over), with their patient and screening history; `skip` are
-    ids already found not to qualify."""
-    with connection.cursor() as cursor:
+    handled by another worker is passed over), with their patient, screening history, e-referral and
+    entitlement; `skip` are ids already found not to qualify."""
+    with prepared_cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT r.id AS registration_id, {select_columns(Patient, "p")},
-                {screening_columns("r.service_id", "r.patient_id")}
+            SELECT {_CANDIDATE_COLUMNS}
             FROM {REGISTRATION} r
             JOIN {Service._meta.db_table} svc ON svc.id = r.service_id
-            JOIN {Patient._meta.db_table} p ON p.id = r.patient_id
-            JOIN {SLOT} s ON s.id = %(slot)s
+            JOIN {SLOT} s ON s.id = %(slot)s::bigint
             LEFT JOIN {LOCALITY} loc ON loc.id = r.locality_id
-            WHERE {MATCH_SQL} AND r.id <> ALL(%(skip)s)
+            {_CANDIDATE_JOINS}
+            WHERE {MATCH_SQL} AND r.id <> ALL(%(skip)s::bigint[])
             ORDER BY {QUEUE_ORDER}
-            LIMIT %(limit)s
+            LIMIT %(limit)s::int
             FOR UPDATE OF r SKIP LOCKED
             """,  # noqa: S608 (constant fragments; every value is bound)
             {
@@ -493,12 +528,7 @@ def waitlist_candidates(*, slot: Slot, now: dt.datetime, skip: Sequence[int], li
                 "attended": Appointment.Status.ATTENDED,
             },
         )
-        rows = cursor.fetchall()
-    candidates = []
-    for row in rows:
-        patient, i = model_from_row(Patient, row, 1)
-        candidates.append(Candidate(row[0], patient, screening_last(row[i], row[i + 1])))
-    return candidates
+        return _candidates_from_rows(cursor.fetchall(), 0)
 
 
 def waitlist_candidates_for_slots(
@@ -510,26 +540,25 @@ def waitlist_candidates_for_slots(
     found: dict[int, list[Candidate]] = {slot_id: [] for slot_id in slot_ids}
     if not slot_ids:
         return found
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT c.slot_id, c.registration_id, {select_columns(Patient, "p")},
-                {screening_columns("c.service_id", "c.patient_id")}
+            SELECT c.slot_id, {_CANDIDATE_COLUMNS}
             FROM unnest(%(slots)s::bigint[]) WITH ORDINALITY AS x(slot_id, n)
             CROSS JOIN LATERAL (
-                SELECT x.slot_id, r.id AS registration_id, r.patient_id, r.service_id,
-                    r.priority, r.urgent, r.joined_at
+                SELECT x.slot_id, r.id AS registration_id
                 FROM {REGISTRATION} r
                 JOIN {Service._meta.db_table} svc ON svc.id = r.service_id
                 JOIN {SLOT} s ON s.id = x.slot_id
                 LEFT JOIN {LOCALITY} loc ON loc.id = r.locality_id
                 WHERE {MATCH_SQL}
                 ORDER BY {QUEUE_ORDER}
-                LIMIT %(limit)s
+                LIMIT %(limit)s::int
                 FOR UPDATE OF r SKIP LOCKED
             ) c
-            JOIN {Patient._meta.db_table} p ON p.id = c.patient_id
-            ORDER BY x.n, c.priority DESC, c.urgent DESC, c.joined_at, c.registration_id
+            JOIN {REGISTRATION} r ON r.id = c.registration_id
+            {_CANDIDATE_JOINS}
+            ORDER BY x.n, {QUEUE_ORDER}
             """,  # noqa: S608 (constant fragments; every value is bound)
             {
                 "slots": list(slot_ids),
@@ -540,10 +569,47 @@ def waitlist_candidates_for_slots(
             },
         )
         rows = cursor.fetchall()
-    for row in rows:
-        patient, i = model_from_row(Patient, row, 2)
-        found[row[0]].append(Candidate(row[1], patient, screening_last(row[i], row[i + 1])))
+    for row, candidate in zip(rows, _candidates_from_rows(rows, 1), strict=True):
+        found[int(row[0])].append(candidate)
     return found
+
+
+WAITLIST_POSITIONS_SQL = f"""
+SELECT r.id, 1 + (
+    SELECT count(*) FROM {REGISTRATION} w
+    WHERE w.service_id = r.service_id AND w.status = %(waiting)s
+      AND (w.priority > r.priority
+           OR (w.priority = r.priority AND w.urgent AND NOT r.urgent)
+           OR (w.priority = r.priority AND w.urgent = r.urgent AND w.joined_at < r.joined_at)
+           OR (w.priority = r.priority AND w.urgent = r.urgent AND w.joined_at = r.joined_at AND w.id < r.id))
+) AS position
+FROM {REGISTRATION} r WHERE r.id = ANY(%(ids)s)
+"""  # noqa: S608 (the table name from the model; values are bound)
+
+
+def waitlist_positions(*, registration_ids: Sequence[int]) -> dict[int, int]:
+    """`selectors.waitlist_position` of many registrations in one statement: each one's 1-based place
+    in its service's queue of waiting entries."""
+    if not registration_ids:
+        return {}
+    with prepared_cursor() as cursor:
+        cursor.execute(
+            WAITLIST_POSITIONS_SQL,
+            {"ids": list(registration_ids), "waiting": Registration.Status.WAITING},
+        )
+        return {int(pk): int(position) for pk, position in cursor.fetchall()}
+
+
+NEXT_APPOINTMENT_IDS_SQL = f"""
+SELECT nextval(pg_get_serial_sequence('{APPOINTMENT}', 'id')) FROM generate_series(1, %(n)s::int)
+"""  # noqa: S608 (the table name from the model; the count is bound)
+
+
+def next_appointment_ids(count: int) -> list[int]:
+    """`count` ids for appointments about to be written by `booking_write`, in one round trip."""
+    with prepared_cursor() as cursor:
+        cursor.execute(NEXT_APPOINTMENT_IDS_SQL, {"n": count})
+        return [int(value) for (value,) in cursor.fetchall()]
 
 
 def waitlist_slots(

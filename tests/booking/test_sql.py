@@ -419,3 +419,29 @@ def test_ending_a_booking_in_one_statement_writes_what_the_orm_steps_wrote():
         )
     assert not FreedSlot.objects.filter(slot_id=past.slot_id).exists()
     assert Referral.objects.get(pk=past.registration.referral_id).status == "registered"  # not asked to
+
+
+def test_queue_places_of_many_are_each_ones_selector_place():
+    from apps.booking.selectors import waitlist_position
+
+    service, other = ServiceFactory(), ServiceFactory()
+    joined = timezone.now() - dt.timedelta(hours=3)
+    entries = [
+        RegistrationFactory(
+            service=s, status="waiting", priority=p, urgent=u, joined_at=joined + dt.timedelta(minutes=m)
+        )
+        for s, p, u, m in [
+            (service, 0, False, 5),
+            (service, 10, False, 9),
+            (service, 0, True, 7),
+            (service, 0, False, 5),  # the same time as the first: the id decides
+            (service, 0, False, 1),
+            (other, 0, False, 0),
+        ]
+    ]
+    RegistrationFactory(service=service, status="closed", priority=99)  # not waiting: not counted
+    places = sql.waitlist_positions(registration_ids=[e.pk for e in entries])
+    assert places == {e.pk: waitlist_position(registration=e) for e in entries}
+    assert sql.waitlist_positions(registration_ids=[]) == {}
+    ids = sql.next_appointment_ids(3)
+    assert len(set(ids)) == 3 and ids == sorted(ids)
