@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from apps.booking import services
 from apps.booking.models import Appointment, Registration
+from apps.catalog import reason_cache
 from apps.core.errors import DomainError, message_param
 from apps.outbox.models import OutboxEvent
 from apps.patients.models import ScreeningRecord
@@ -439,6 +440,9 @@ def test_a_patient_cancellation_is_one_locking_read_and_one_write(
     savepoint the test's transaction turns the service's transaction into). The drain is asked for
     after the commit."""
     appointment = book(make_slot(), patient, referral)
+    # The reason codes as a running process has them: loaded and committed (this test's never commit).
+    reason_cache.clear()
+    reason_cache.reason_by_code("PATIENT_REQUEST")
     with django_assert_num_queries(4):
         services.appointment_cancel_by_patient(appointment=appointment)
     stored = Appointment.objects.select_related("registration__referral").get(pk=appointment.pk)
