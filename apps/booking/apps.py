@@ -19,6 +19,7 @@ class BookingConfig(AppConfig):
             transaction.on_commit(tasks.waitlist_drain_request)
 
         after_commit.register(after_commit.SLOT_FREED, slots_freed)
+        after_commit.register(after_commit.FREED_SLOTS_QUEUED, tasks.waitlist_drain_request)
         after_commit.register(
             after_commit.WAITING_ENTRY_CREATED,
             lambda registration_id: tasks.waitlist_allocate_registration_task.delay(registration_id),

@@ -163,7 +163,12 @@ def check(facts: Facts) -> None:
 
 
 def allows(facts: Facts) -> bool:
-    return not failures(facts)
+    """Whether no rule refuses the facts (stops at the first refusal, as `check`)."""
+    try:
+        check(facts)
+    except DomainError:
+        return False
+    return True
 
 
 # --- every path that books, moves or allocates -------------------------------------------------------

@@ -25,7 +25,7 @@ from apps.outbox.services import event_require_transaction
 from apps.patients.models import Patient, PatientEntitlement, Referral, ScreeningRecord
 from apps.scheduling.models import Slot
 
-from .models import Appointment, ReferralTransition, Registration
+from .models import LIVE_APPOINTMENT, Appointment, FreedSlot, ReferralTransition, Registration
 
 SLOT = Slot._meta.db_table
 REGISTRATION = Registration._meta.db_table
@@ -243,6 +243,144 @@ def booking_write(
     return True
 
 
+# --- the end of a booking: cancellation, release ------------------------------------------------------
+
+APPOINTMENT_LOCK_SQL = f"""
+SELECT {select_columns(Appointment, "a")}, {select_columns(Service, "svc")}, {select_columns(Facility, "f")},
+    {select_columns(Registration, "r")}
+FROM {APPOINTMENT} a
+JOIN {Service._meta.db_table} svc ON svc.id = a.service_id
+JOIN {Facility._meta.db_table} f ON f.id = a.facility_id
+JOIN {REGISTRATION} r ON r.id = a.registration_id
+WHERE a.id = %(appointment)s
+FOR UPDATE OF a
+"""  # noqa: S608 (table and column names from the models; values are bound)
+
+
+def appointment_lock(*, appointment_id: int) -> Appointment | None:
+    """Lock an appointment and read, in the same round trip, its service, facility and registration
+    (what ending it writes and its event names): `Appointment.objects.select_for_update(of=("self",))
+    .select_related("service", "facility", "registration")`, prepared on the server."""
+    with prepared_cursor() as cursor:
+        cursor.execute(APPOINTMENT_LOCK_SQL, {"appointment": appointment_id})
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    appointment, i = model_from_row(Appointment, row)
+    appointment.service, i = model_from_row(Service, row, i)
+    appointment.facility, i = model_from_row(Facility, row, i)
+    appointment.registration, i = model_from_row(Registration, row, i)
+    return appointment
+
+
+@dataclass
+class Ending:
+    """How `appointment_end_write` ends a live appointment (the state and reason are on the instance)."""
+
+    closed_reason: str  # the registration's `closed_reason`
+    free_slot: bool  # give the slot back to the pool (if still ahead) and queue it for the waiting list
+    referral_from: Sequence[str] = ()  # the e-referral's step, if the registration holds one
+    referral_to: str = ""
+    referral_reason: str = ""
+
+
+_END_APPOINTMENT = f"""ended AS (
+    UPDATE {APPOINTMENT} SET status = %(status)s, reason_id = %(reason)s, ended_at = %(ended_at)s,
+        version = %(version)s, updated_at = %(now)s
+    WHERE id = %(appointment)s AND status = ANY(%(live)s) RETURNING registration_id, slot_id
+),
+closed AS (
+    UPDATE {REGISTRATION} r SET status = %(closed)s, closed_at = %(now)s,
+        closed_reason = %(closed_reason)s, updated_at = %(now)s
+    FROM ended WHERE r.id = ended.registration_id RETURNING r.id
+)"""  # noqa: S608 (table names from the models; values are bound)
+_END_REFERRAL = f"""before AS (
+    SELECT ref.id, ref.status FROM {Referral._meta.db_table} ref, closed
+    WHERE ref.id = %(referral)s AND ref.status = ANY(%(referral_from)s) FOR UPDATE OF ref
+),
+moved AS (
+    UPDATE {Referral._meta.db_table} ref
+    SET status = %(referral_to)s, status_at = %(now)s, updated_at = %(now)s
+    FROM before WHERE ref.id = before.id RETURNING before.status AS from_status
+),
+step AS (
+    INSERT INTO {ReferralTransition._meta.db_table}
+        (referral_id, registration_id, from_status, to_status, reason, at)
+    SELECT %(referral)s, %(registration)s, from_status, %(referral_to)s, %(referral_reason)s, %(now)s
+    FROM moved
+)"""  # noqa: S608 (table names from the models; values are bound)
+_END_SLOT = f"""freed AS (
+    UPDATE {SLOT} s SET status = %(free)s, hold_until = NULL, held_by_id = NULL, updated_at = %(now)s
+    FROM ended WHERE s.id = ended.slot_id AND s.status = %(booked)s AND s.start > %(now)s
+    RETURNING s.id
+),
+queued AS (
+    INSERT INTO {FreedSlot._meta.db_table} (slot_id, freed_at) SELECT id, %(now)s FROM freed
+    ON CONFLICT DO NOTHING
+)"""  # noqa: S608 (table names from the models; values are bound)
+
+
+def _event_insert(columns: list[str], source: str) -> str:
+    """`event AS (INSERT ... SELECT <params e0..eN> FROM source)`: the event written if `source` has a row."""
+    values = ", ".join(f"%(e{i})s" for i in range(len(columns)))
+    table = OutboxEvent._meta.db_table
+    return f"event AS (INSERT INTO {table} ({', '.join(columns)}) SELECT {values} FROM {source})"  # noqa: S608
+
+
+def appointment_end_write(
+    *, appointment: Appointment, ending: Ending, event: OutboxEvent, now: dt.datetime
+) -> int | None:
+    """End a locked, live appointment in one statement, as the ORM steps of the services did one by
+    one: the appointment's state, reason, end time and version (as set on the instance), its
+    registration closed, the e-referral's step recorded (`referral_transition`, if the registration
+    holds one and it is in `referral_from`), the slot back in the pool if it is still booked and ahead
+    (and queued for the waiting list: `booking_freedslot`, as `services.waitlist_queue_freed`), and the
+    event. Returns the id of the freed slot, or None if none was freed. Raises if the appointment was
+    no longer live (the caller holds its lock, so it cannot be)."""
+    event_require_transaction()
+    registration = appointment.registration
+    appointment.updated_at = now
+    registration.status = Registration.Status.CLOSED
+    registration.closed_at = now
+    registration.closed_reason = ending.closed_reason
+    registration.updated_at = now
+    event_columns, event_params = insert_columns(event)
+    parts = [_END_APPOINTMENT, _event_insert(event_columns, "ended")]
+    params: dict[str, object] = {
+        "appointment": appointment.pk,
+        "status": appointment.status,
+        "reason": appointment.reason_id,
+        "ended_at": appointment.ended_at,
+        "version": appointment.version,
+        "now": now,
+        "live": list(LIVE_APPOINTMENT),
+        "closed": Registration.Status.CLOSED,
+        "closed_reason": ending.closed_reason,
+        **{f"e{i}": value for i, value in enumerate(event_params)},
+    }
+    if ending.referral_from and registration.referral_id is not None:
+        parts.append(_END_REFERRAL)
+        params |= {
+            "referral": registration.referral_id,
+            "registration": registration.pk,
+            "referral_from": list(ending.referral_from),
+            "referral_to": ending.referral_to,
+            "referral_reason": ending.referral_reason,
+        }
+    freed = "NULL::bigint"
+    if ending.free_slot:
+        parts.append(_END_SLOT)
+        params |= {"free": Slot.Status.FREE, "booked": Slot.Status.BOOKED}
+        freed = "(SELECT id FROM freed)"
+    with prepared_cursor() as cursor:
+        statement = f"WITH {', '.join(parts)} SELECT (SELECT count(*) FROM ended), {freed}"  # noqa: S608
+        cursor.execute(statement, params)
+        ended, freed_slot_id = cursor.fetchone()
+    if not ended:
+        raise RuntimeError(f"appointment {appointment.pk} was not live under its lock")
+    return int(freed_slot_id) if freed_slot_id is not None else None
+
+
 # --- the e-referral's transitions ---------------------------------------------------------------------
 
 REFERRAL_TRANSITION_SQL = f"""
@@ -302,14 +440,14 @@ MATCH_SQL = f"""
     r.service_id = s.service_id
     AND r.status = 'waiting'
     AND s.status = 'free' AND s.kind = 'first'
-    AND s.start > %(now)s
-    AND s.start < %(now)s + make_interval(days => svc.waitlist_lookahead_days)
+    AND s.start > %(now)s::timestamptz
+    AND s.start < %(now)s::timestamptz + make_interval(days => svc.waitlist_lookahead_days)
     AND (r.date_from IS NULL OR s.start >= (r.date_from::timestamp AT TIME ZONE 'Europe/Warsaw'))
     AND (r.date_to IS NULL OR s.start < ((r.date_to + 1)::timestamp AT TIME ZONE 'Europe/Warsaw'))
     AND (r.facility_id IS NULL OR r.facility_id = s.facility_id)
     AND (r.practitioner_id IS NULL OR r.practitioner_id = s.practitioner_id)
-    AND (COALESCE(r.voivodeship_id, %(default_voiv)s) IS NULL
-         OR COALESCE(r.voivodeship_id, %(default_voiv)s) = s.voivodeship_id)
+    AND (COALESCE(r.voivodeship_id, %(default_voiv)s::text) IS NULL
+         OR COALESCE(r.voivodeship_id, %(default_voiv)s::text) = s.voivodeship_id)
     AND (r.locality_id IS NULL
          OR (r.max_distance_km IS NULL AND r.locality_id = s.locality_id)
          OR (r.max_distance_km IS NOT NULL AND {_DISTANCE} <= r.max_distance_km))
@@ -320,30 +458,65 @@ QUEUE_ORDER = "r.priority DESC, r.urgent DESC, r.joined_at, r.id"
 
 @dataclass
 class Candidate:
-    """A waiting registration matching a slot, locked, with the facts the booking rules need."""
+    """A waiting registration matching a slot, locked, with the facts the booking rules need: its
+    patient and screening history, and the registration itself with its e-referral and entitlement
+    (`lock_registration`'s read, done in the same statement)."""
 
     registration_id: int
     patient: Patient
     last_screening: dt.date | None
+    registration: Registration
+
+
+# The registration (r), its e-referral and entitlement, the patient (p) and the screening history of
+# a candidate row, in the order `_candidates_from_rows` reads them.
+_CANDIDATE_COLUMNS = f"""{select_columns(Registration, "r")}, {select_columns(Referral, "ref")},
+    {select_columns(Entitlement, "ent")}, {select_columns(Patient, "p")},
+    {screening_columns("r.service_id", "r.patient_id")}"""
+_CANDIDATE_JOINS = f"""JOIN {Patient._meta.db_table} p ON p.id = r.patient_id
+    LEFT JOIN {Referral._meta.db_table} ref ON ref.id = r.referral_id
+    LEFT JOIN {Entitlement._meta.db_table} ent ON ent.id = r.entitlement_id"""
+
+
+def _candidates_from_rows(rows: Sequence[Sequence[object]], start: int) -> list[Candidate]:
+    """Candidates from rows with `_CANDIDATE_COLUMNS` at `start`; one model per registration (a
+    registration is a candidate of many slots of a batch)."""
+    made: dict[int, Candidate] = {}
+    found = []
+    pk_at = start + [f.primary_key for f in Registration._meta.concrete_fields].index(True)
+    for row in rows:
+        registration_id = int(row[pk_at])  # type: ignore[call-overload]
+        candidate = made.get(registration_id)
+        if candidate is None:
+            registration, i = model_from_row(Registration, row, start)
+            referral, i = model_from_row(Referral, row, i)
+            entitlement, i = model_from_row(Entitlement, row, i)
+            patient, i = model_from_row(Patient, row, i)
+            registration.referral = referral if referral.pk is not None else None
+            registration.entitlement = entitlement if entitlement.pk is not None else None
+            registration.patient = patient
+            last = screening_last(row[i], row[i + 1])  # type: ignore[arg-type]
+            candidate = made[registration_id] = Candidate(registration_id, patient, last, registration)
+        found.append(candidate)
+    return found
 
 
 def waitlist_candidates(*, slot: Slot, now: dt.datetime, skip: Sequence[int], limit: int) -> list[Candidate]:
     """Waiting registrations matching a (locked) slot, in queue order, locked (SKIP LOCKED: one being
-    handled by another worker is passed over), with their patient and screening history; `skip` are
-    ids already found not to qualify."""
-    with connection.cursor() as cursor:
+    handled by another worker is passed over), with their patient, screening history, e-referral and
+    entitlement; `skip` are ids already found not to qualify."""
+    with prepared_cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT r.id AS registration_id, {select_columns(Patient, "p")},
-                {screening_columns("r.service_id", "r.patient_id")}
+            SELECT {_CANDIDATE_COLUMNS}
             FROM {REGISTRATION} r
             JOIN {Service._meta.db_table} svc ON svc.id = r.service_id
-            JOIN {Patient._meta.db_table} p ON p.id = r.patient_id
-            JOIN {SLOT} s ON s.id = %(slot)s
+            JOIN {SLOT} s ON s.id = %(slot)s::bigint
             LEFT JOIN {LOCALITY} loc ON loc.id = r.locality_id
-            WHERE {MATCH_SQL} AND r.id <> ALL(%(skip)s)
+            {_CANDIDATE_JOINS}
+            WHERE {MATCH_SQL} AND r.id <> ALL(%(skip)s::bigint[])
             ORDER BY {QUEUE_ORDER}
-            LIMIT %(limit)s
+            LIMIT %(limit)s::int
             FOR UPDATE OF r SKIP LOCKED
             """,  # noqa: S608 (constant fragments; every value is bound)
             {
@@ -355,12 +528,7 @@ def waitlist_candidates(*, slot: Slot, now: dt.datetime, skip: Sequence[int], li
                 "attended": Appointment.Status.ATTENDED,
             },
         )
-        rows = cursor.fetchall()
-    candidates = []
-    for row in rows:
-        patient, i = model_from_row(Patient, row, 1)
-        candidates.append(Candidate(row[0], patient, screening_last(row[i], row[i + 1])))
-    return candidates
+        return _candidates_from_rows(cursor.fetchall(), 0)
 
 
 def waitlist_candidates_for_slots(
@@ -372,26 +540,25 @@ def waitlist_candidates_for_slots(
     found: dict[int, list[Candidate]] = {slot_id: [] for slot_id in slot_ids}
     if not slot_ids:
         return found
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT c.slot_id, c.registration_id, {select_columns(Patient, "p")},
-                {screening_columns("c.service_id", "c.patient_id")}
+            SELECT c.slot_id, {_CANDIDATE_COLUMNS}
             FROM unnest(%(slots)s::bigint[]) WITH ORDINALITY AS x(slot_id, n)
             CROSS JOIN LATERAL (
-                SELECT x.slot_id, r.id AS registration_id, r.patient_id, r.service_id,
-                    r.priority, r.urgent, r.joined_at
+                SELECT x.slot_id, r.id AS registration_id
                 FROM {REGISTRATION} r
                 JOIN {Service._meta.db_table} svc ON svc.id = r.service_id
                 JOIN {SLOT} s ON s.id = x.slot_id
                 LEFT JOIN {LOCALITY} loc ON loc.id = r.locality_id
                 WHERE {MATCH_SQL}
                 ORDER BY {QUEUE_ORDER}
-                LIMIT %(limit)s
+                LIMIT %(limit)s::int
                 FOR UPDATE OF r SKIP LOCKED
             ) c
-            JOIN {Patient._meta.db_table} p ON p.id = c.patient_id
-            ORDER BY x.n, c.priority DESC, c.urgent DESC, c.joined_at, c.registration_id
+            JOIN {REGISTRATION} r ON r.id = c.registration_id
+            {_CANDIDATE_JOINS}
+            ORDER BY x.n, {QUEUE_ORDER}
             """,  # noqa: S608 (constant fragments; every value is bound)
             {
                 "slots": list(slot_ids),
@@ -402,10 +569,47 @@ def waitlist_candidates_for_slots(
             },
         )
         rows = cursor.fetchall()
-    for row in rows:
-        patient, i = model_from_row(Patient, row, 2)
-        found[row[0]].append(Candidate(row[1], patient, screening_last(row[i], row[i + 1])))
+    for row, candidate in zip(rows, _candidates_from_rows(rows, 1), strict=True):
+        found[int(row[0])].append(candidate)
     return found
+
+
+WAITLIST_POSITIONS_SQL = f"""
+SELECT r.id, 1 + (
+    SELECT count(*) FROM {REGISTRATION} w
+    WHERE w.service_id = r.service_id AND w.status = %(waiting)s
+      AND (w.priority > r.priority
+           OR (w.priority = r.priority AND w.urgent AND NOT r.urgent)
+           OR (w.priority = r.priority AND w.urgent = r.urgent AND w.joined_at < r.joined_at)
+           OR (w.priority = r.priority AND w.urgent = r.urgent AND w.joined_at = r.joined_at AND w.id < r.id))
+) AS position
+FROM {REGISTRATION} r WHERE r.id = ANY(%(ids)s)
+"""  # noqa: S608 (the table name from the model; values are bound)
+
+
+def waitlist_positions(*, registration_ids: Sequence[int]) -> dict[int, int]:
+    """`selectors.waitlist_position` of many registrations in one statement: each one's 1-based place
+    in its service's queue of waiting entries."""
+    if not registration_ids:
+        return {}
+    with prepared_cursor() as cursor:
+        cursor.execute(
+            WAITLIST_POSITIONS_SQL,
+            {"ids": list(registration_ids), "waiting": Registration.Status.WAITING},
+        )
+        return {int(pk): int(position) for pk, position in cursor.fetchall()}
+
+
+NEXT_APPOINTMENT_IDS_SQL = f"""
+SELECT nextval(pg_get_serial_sequence('{APPOINTMENT}', 'id')) FROM generate_series(1, %(n)s::int)
+"""  # noqa: S608 (the table name from the model; the count is bound)
+
+
+def next_appointment_ids(count: int) -> list[int]:
+    """`count` ids for appointments about to be written by `booking_write`, in one round trip."""
+    with prepared_cursor() as cursor:
+        cursor.execute(NEXT_APPOINTMENT_IDS_SQL, {"n": count})
+        return [int(value) for (value,) in cursor.fetchall()]
 
 
 def waitlist_slots(

@@ -594,7 +594,12 @@ class DomainError(Exception):
         self.field = field
         self.status = status or MESSAGES[code][0]
         self.headers = headers or {}  # HTTP headers of the API answer (Retry-After, ...)
-        super().__init__(self.message_in("en"))
+        # The text is made when asked for (`__str__`): formatting dates in a language is most of the
+        # cost of a refusal, and the waiting list judges many candidates whose refusals nobody reads.
+        super().__init__(code)
+
+    def __str__(self) -> str:
+        return self.message_in("en")
 
     def message_in(self, language: str, audience: str = "patient") -> str:
         _, pl, en = MESSAGES[self.code]

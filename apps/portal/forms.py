@@ -6,9 +6,13 @@ import datetime as dt
 from typing import Any
 
 from django import forms
+from django.core.exceptions import ValidationError
+from django.db.models import Model
 from django.utils import timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from apps.catalog import reference_cache
 from apps.catalog.models import Facility, Locality, Service, Voivodeship
 from apps.scheduling.selectors import Near
 
@@ -43,17 +47,94 @@ class CodeForm(forms.Form):
     )
 
 
-class _ServiceChoiceField(forms.ModelChoiceField):
-    def label_from_instance(self, obj: Any) -> str:
-        from django.utils.translation import get_language
+class _CachedChoiceIterator(forms.models.ModelChoiceIterator):
+    """The choices from the rows kept in the process (`reference_cache`), not a query per form."""
 
+    field: _CachedModelChoiceField
+
+    def __iter__(self) -> Any:
+        rows = self.field.reference.rows()
+        if rows is None:
+            yield from super().__iter__()
+            return
+        if self.field.empty_label is not None:
+            yield ("", self.field.empty_label)
+        for obj in rows:
+            yield self.choice(obj)
+
+    def __len__(self) -> int:
+        rows = self.field.reference.rows()
+        return super().__len__() if rows is None else len(rows) + (self.field.empty_label is not None)
+
+
+class _CachedSelect(forms.Select):
+    """A select whose HTML is kept per name, value, attributes and language (and, for reference data,
+    per loaded copy of the rows: `generation`): it is the same for every patient, and rendering its
+    options one template each was most of the search form's cost (docs/performance.md)."""
+
+    _rendered: dict[tuple[Any, ...], str] = {}
+    _limit = 2000
+    reference: reference_cache.ReferenceRows | None = None
+
+    def render(self, name: str, value: Any, attrs: Any = None, renderer: Any = None) -> Any:
+        if self.reference is not None:
+            if self.reference.rows() is None:
+                return super().render(name, value, attrs, renderer)
+            options: Any = (id(self.reference), self.reference.generation)
+        else:  # a short fixed list: its values and labels (in this language) are the key
+            options = tuple((str(v), str(label)) for v, label in self.choices)
+        attributes = tuple(sorted((attrs or {}).items()))
+        key = (options, name, str(value), attributes, get_language())
+        html = self._rendered.get(key)
+        if html is None:
+            html = super().render(name, value, attrs, renderer)
+            if len(self._rendered) >= self._limit:
+                self._rendered.clear()
+            self._rendered[key] = html
+        return html
+
+
+class _CachedModelChoiceField(forms.ModelChoiceField):
+    """A choice of reference data served from the process's copy (`reference_cache`): the list, the
+    lookup of the chosen row and the rendered select; the database while the copy is bypassed."""
+
+    iterator = _CachedChoiceIterator
+    reference: reference_cache.ReferenceRows
+
+    def __init__(self, *args: Any, reference: reference_cache.ReferenceRows, **kwargs: Any) -> None:
+        self.reference = reference
+        super().__init__(*args, widget=_CachedSelect, **kwargs)
+        self.widget.reference = reference
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        result = super().__deepcopy__(memo)
+        result.widget.reference = self.reference
+        return result
+
+    def to_python(self, value: Any) -> Any:
+        if value in self.empty_values or self.to_field_name:
+            return super().to_python(value)
+        try:
+            pk = self.reference.model._meta.pk.to_python(  # type: ignore[union-attr]
+                value.pk if isinstance(value, Model) else value
+            )
+            found = self.reference.get(pk)
+        except (ValidationError, LookupError, TypeError, ValueError):
+            return super().to_python(value)
+        if found is None:
+            raise ValidationError(
+                self.error_messages["invalid_choice"], code="invalid_choice", params={"value": value}
+            )
+        return found
+
+
+class _ServiceChoiceField(_CachedModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
         return str(obj.name(get_language() or "pl"))
 
 
-class _VoivodeshipChoiceField(forms.ModelChoiceField):
+class _VoivodeshipChoiceField(_CachedModelChoiceField):
     def label_from_instance(self, obj: Any) -> str:
-        from django.utils.translation import get_language
-
         return str(obj.name if (get_language() or "pl").startswith("pl") else obj.name_en)
 
 
@@ -62,6 +143,7 @@ class PlaceAndDatesForm(forms.Form):
 
     voivodeship = _VoivodeshipChoiceField(
         queryset=Voivodeship.objects.all(),
+        reference=reference_cache.VOIVODESHIPS,
         required=False,
         label=_("Voivodeship"),
         empty_label=_("Anywhere in Poland"),
@@ -73,6 +155,7 @@ class PlaceAndDatesForm(forms.Form):
         required=False,
         coerce=int,
         empty_value=None,
+        widget=_CachedSelect,
     )
     # A text field whose hint is what it accepts: a browser's date picker shows its own locale's order
     # (dd.mm.rrrr, mm/dd/yyyy...), which never matched a fixed hint. ISO still works (links, old URLs).
@@ -133,9 +216,14 @@ MAX_PAGE = 50
 
 class SearchForm(PlaceAndDatesForm):
     service = _ServiceChoiceField(
-        queryset=Service.objects.order_by("name_pl"), label=_("Service"), empty_label=_("Choose a service")
+        queryset=Service.objects.order_by("name_pl"),
+        reference=reference_cache.SERVICES,
+        label=_("Service"),
+        empty_label=_("Choose a service"),
     )
-    time_of_day = forms.ChoiceField(label=_("Time of day"), choices=TIME_OF_DAY_CHOICES, required=False)
+    time_of_day = forms.ChoiceField(
+        label=_("Time of day"), choices=TIME_OF_DAY_CHOICES, required=False, widget=_CachedSelect
+    )
     # Set by the "more dates at this place" link, not typed: one place's dates, page by page.
     facility = forms.ModelChoiceField(
         queryset=Facility.objects.filter(active=True), required=False, widget=forms.HiddenInput

@@ -6,9 +6,11 @@ from django.utils import timezone
 
 from apps.booking import services
 from apps.booking.models import Appointment, Registration
+from apps.catalog import reason_cache
 from apps.core.errors import DomainError, message_param
 from apps.outbox.models import OutboxEvent
 from apps.patients.models import ScreeningRecord
+from apps.scheduling.models import Slot
 from tests.factories import (
     ContractFactory,
     EntitlementFactory,
@@ -428,3 +430,22 @@ def test_a_refused_write_leaves_nothing_behind(make_slot, patient, referral, car
     second.refresh_from_db()
     second_referral.refresh_from_db()
     assert second.status == "free" and second_referral.status == "issued"
+
+
+def test_a_patient_cancellation_is_one_locking_read_and_one_write(
+    make_slot, patient, referral, django_assert_num_queries
+):
+    """The appointment locked with what ending it needs, then one statement: the appointment ended,
+    the registration closed, the e-referral freed, the slot freed and queued, the event (plus the
+    savepoint the test's transaction turns the service's transaction into). The drain is asked for
+    after the commit."""
+    appointment = book(make_slot(), patient, referral)
+    # The reason codes as a running process has them: loaded and committed (this test's never commit).
+    reason_cache.clear()
+    reason_cache.reason_by_code("PATIENT_REQUEST")
+    with django_assert_num_queries(4):
+        services.appointment_cancel_by_patient(appointment=appointment)
+    stored = Appointment.objects.select_related("registration__referral").get(pk=appointment.pk)
+    assert (stored.status, stored.registration.status) == ("cancelled_by_patient", "closed")
+    assert stored.registration.referral.status == "issued"
+    assert Slot.objects.get(pk=appointment.slot_id).status == "free"

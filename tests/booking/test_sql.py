@@ -23,6 +23,7 @@ from tests.factories import (
     FacilityFactory,
     PatientEntitlementFactory,
     PatientFactory,
+    ReasonCodeFactory,
     ReferralFactory,
     RegistrationFactory,
     ScheduleFactory,
@@ -306,3 +307,141 @@ def test_last_screening_and_entitlement_agree_with_the_orm():
     PatientEntitlementFactory(patient=patient, valid_from=dt.date(2020, 1, 1), valid_to=dt.date(2020, 12, 31))
     for on in (dt.date(2020, 6, 1), dt.date(2024, 1, 1)):
         assert sql.entitlement_for(patient=patient, on=on) == _orm_entitlement(patient, on)
+
+
+def test_the_appointment_lock_reads_what_the_orm_reads():
+    appointment = AppointmentFactory(registration__referral=ReferralFactory())
+    with transaction.atomic():
+        fast = sql.appointment_lock(appointment_id=appointment.pk)
+        orm = (
+            Appointment.objects.select_for_update(of=("self",))
+            .select_related("service", "facility", "registration")
+            .get(pk=appointment.pk)
+        )
+    assert fast is not None
+    for attr in (None, "service", "facility", "registration"):
+        a, b = (getattr(x, attr) if attr else x for x in (fast, orm))
+        assert _fields(a) == _fields(b)
+    assert sql.appointment_lock(appointment_id=appointment.pk + 1000) is None
+
+
+def test_ending_a_booking_in_one_statement_writes_what_the_orm_steps_wrote():
+    """`appointment_end_write` against the ORM steps it replaces (appointment_end, close_registration,
+    referral_free, free_slot with its queue row, the event): equal rows but ids and the time of the
+    ORM's auto_now columns."""
+    from apps.booking.models import FreedSlot
+    from apps.booking.services import _transitions as steps
+    from apps.booking.services import referrals, waitlist_queue_freed
+
+    reason = ReasonCodeFactory(code="PATIENT_REQUEST_X", kind="patient_cancel")
+    now = timezone.now()
+
+    def booking():
+        referral = ReferralFactory(status="registered")
+        slot = SlotFactory(schedule__service=referral.service, status="booked")
+        made = AppointmentFactory(
+            slot=slot,
+            registration__referral=referral,
+            registration__patient=referral.patient,
+            registration__service=referral.service,
+        )
+        return Appointment.objects.select_related("service", "facility", "registration").get(pk=made.pk)
+
+    fast, orm = booking(), booking()
+    with transaction.atomic():
+        fast.status, fast.reason, fast.ended_at, fast.version = "cancelled_by_patient", reason, now, 2
+        freed = sql.appointment_end_write(
+            appointment=fast,
+            ending=sql.Ending(
+                closed_reason="cancelled_by_patient",
+                free_slot=True,
+                referral_from=("registered",),
+                referral_to="issued",
+                referral_reason="cancelled_by_patient",
+            ),
+            event=steps.appointment_event_new(fast, "appointment.cancelled", by="patient"),
+            now=now,
+        )
+        assert freed == fast.slot_id
+    with transaction.atomic():
+        steps.appointment_end(orm, status="cancelled_by_patient", reason=reason, now=now)
+        steps.close_registration(orm.registration, "cancelled_by_patient", now)
+        referrals.referral_free(registration=orm.registration, now=now, reason="cancelled_by_patient")
+        Slot.objects.filter(pk=orm.slot_id, status="booked", start__gt=now).update(
+            status="free", hold_until=None, held_by=None, updated_at=now
+        )
+        waitlist_queue_freed(slot_ids=[orm.slot_id], now=now)
+        steps.appointment_event(orm, "appointment.cancelled", by="patient")
+    differing = {"id", "registration_id", "patient_id", "slot_id", "service_id", "facility_id", "start"}
+    differing |= {"created_at", "updated_at", "referral_id", "number", "access_code", "schedule_id"}
+    differing |= {"end", "locality_id", "voivodeship_id", "lat", "lon", "practitioner_id", "joined_at"}
+
+    def stored(model, pk):
+        return {k: v for k, v in _fields(model.objects.get(pk=pk)).items() if k not in differing}
+
+    for model, pick in [
+        (Appointment, lambda a: a.pk),
+        (Registration, lambda a: a.registration_id),
+        (Referral, lambda a: a.registration.referral_id),
+        (Slot, lambda a: a.slot_id),
+    ]:
+        assert stored(model, pick(fast)) == stored(model, pick(orm)), model
+    assert Appointment.objects.get(pk=fast.pk).updated_at == now
+    steps_of = [
+        list(
+            ReferralTransition.objects.filter(referral_id=a.registration.referral_id).values_list(
+                "from_status", "to_status", "reason", "at"
+            )
+        )
+        for a in (fast, orm)
+    ]
+    assert steps_of[0] == steps_of[1] == [("registered", "issued", "cancelled_by_patient", now)]
+    assert FreedSlot.objects.filter(slot_id__in=[fast.slot_id, orm.slot_id]).count() == 2
+    events = [OutboxEvent.objects.get(aggregate_type="appointment", aggregate_id=a.pk) for a in (fast, orm)]
+    assert [e.type for e in events] == ["appointment.cancelled"] * 2
+    ignore = {"appointment_id", "registration_id", "slot_id", "start", "facility", "service"}
+    assert {k: v for k, v in events[0].payload.items() if k not in ignore} == {
+        k: v for k, v in events[1].payload.items() if k not in ignore
+    }
+    # A slot no longer ahead (or not booked) stays where it is and is not queued.
+    past = booking()
+    Slot.objects.filter(pk=past.slot_id).update(status="blocked")
+    with transaction.atomic():
+        past.status, past.reason, past.ended_at = "cancelled_by_patient", reason, now
+        assert (
+            sql.appointment_end_write(
+                appointment=past,
+                ending=sql.Ending(closed_reason="x", free_slot=True),
+                event=steps.appointment_event_new(past, "appointment.cancelled"),
+                now=now,
+            )
+            is None
+        )
+    assert not FreedSlot.objects.filter(slot_id=past.slot_id).exists()
+    assert Referral.objects.get(pk=past.registration.referral_id).status == "registered"  # not asked to
+
+
+def test_queue_places_of_many_are_each_ones_selector_place():
+    from apps.booking.selectors import waitlist_position
+
+    service, other = ServiceFactory(), ServiceFactory()
+    joined = timezone.now() - dt.timedelta(hours=3)
+    entries = [
+        RegistrationFactory(
+            service=s, status="waiting", priority=p, urgent=u, joined_at=joined + dt.timedelta(minutes=m)
+        )
+        for s, p, u, m in [
+            (service, 0, False, 5),
+            (service, 10, False, 9),
+            (service, 0, True, 7),
+            (service, 0, False, 5),  # the same time as the first: the id decides
+            (service, 0, False, 1),
+            (other, 0, False, 0),
+        ]
+    ]
+    RegistrationFactory(service=service, status="closed", priority=99)  # not waiting: not counted
+    places = sql.waitlist_positions(registration_ids=[e.pk for e in entries])
+    assert places == {e.pk: waitlist_position(registration=e) for e in entries}
+    assert sql.waitlist_positions(registration_ids=[]) == {}
+    ids = sql.next_appointment_ids(3)
+    assert len(set(ids)) == 3 and ids == sorted(ids)

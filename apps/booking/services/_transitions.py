@@ -170,6 +170,44 @@ def lock_appointment(
     return locked
 
 
+def lock_for_ending(appointment: Appointment | int) -> Appointment:
+    """The appointment, locked, with its service, facility and registration: `lock_appointment` for
+    the paths that end a booking, in one prepared statement (`sql.appointment_lock`)."""
+    pk = appointment if isinstance(appointment, int) else appointment.pk
+    locked = sql.appointment_lock(appointment_id=pk)
+    if locked is None:
+        raise DomainError("booking_not_found")
+    return locked
+
+
+def end_booking(
+    appointment: Appointment,
+    *,
+    status: str,
+    reason: ReasonCode | None,
+    now: dt.datetime,
+    ending: sql.Ending,
+    event: str,
+    payload: dict[str, Any],
+) -> None:
+    """A locked, live appointment stops being live (`appointment_end`, `close_registration`,
+    `referrals.referral_free` and `free_slot` with its queue row, and its event with `payload` added),
+    in one statement
+    (`sql.appointment_end_write`); a freed slot asks for a drain of the queue after the commit."""
+    appointment.status = status
+    appointment.reason = reason
+    appointment.ended_at = now
+    appointment.version += 1
+    freed = sql.appointment_end_write(
+        appointment=appointment,
+        ending=ending,
+        event=appointment_event_new(appointment, event, **payload),
+        now=now,
+    )
+    if freed is not None:
+        after_commit.later(after_commit.FREED_SLOTS_QUEUED)
+
+
 def facts_for(
     *,
     patient: Patient,

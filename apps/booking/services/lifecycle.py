@@ -10,7 +10,7 @@ from django.utils import timezone
 from apps.catalog.models import ReasonCode, Service
 from apps.core.errors import DomainError, localised
 from apps.outbox.services import event_record
-from apps.patients.models import Patient, ScreeningRecord
+from apps.patients.models import Patient, Referral, ScreeningRecord
 from apps.scheduling.models import Schedule, Slot
 from apps.scheduling.selectors import day_start
 
@@ -25,9 +25,11 @@ from ._transitions import (
     appointment_new,
     check_bookable,
     close_registration,
+    end_booking,
     facts_for,
     free_slot,
     lock_appointment,
+    lock_for_ending,
     lock_slot_facts,
     now_or,
     reason,
@@ -75,16 +77,26 @@ def appointment_cancel_by_patient(
     or on the phone and the facility's system recorded it (the same cancellation)."""
     now = now_or(now)
     with transaction.atomic():
-        # The payload's service and facility and the registration to close; not the slot or referral.
-        appointment = lock_appointment(appointment, related=("service", "facility", "registration"))
+        # Two statements: the appointment locked with its service, facility and registration, then
+        # one that ends it, closes the registration, frees the e-referral and the slot, queues the slot
+        # for the waiting list and writes the event (`sql.appointment_end_write`).
+        appointment = lock_for_ending(appointment)
         require_live(appointment, CANCELLED)
-        cause = reason(reason_code, (ReasonCode.Kind.PATIENT_CANCEL,))
-        appointment_end(appointment, status=Status.CANCELLED_BY_PATIENT, reason=cause, now=now)
-        close_registration(appointment.registration, "cancelled_by_patient", now)
-        referrals.referral_free(registration=appointment.registration, now=now, reason="cancelled_by_patient")
-        free_slot(appointment.slot_id, now)
-        appointment_event(
-            appointment, "appointment.cancelled", by="patient", reason=cause.code, recorded_by=recorded_by
+        cause = reason(reason_code, (ReasonCode.Kind.PATIENT_CANCEL,))  # reference data, in the process
+        end_booking(
+            appointment,
+            status=Status.CANCELLED_BY_PATIENT,
+            reason=cause,
+            now=now,
+            ending=sql.Ending(
+                closed_reason="cancelled_by_patient",
+                free_slot=True,
+                referral_from=(Referral.Status.REGISTERED,),
+                referral_to=Referral.Status.ISSUED,
+                referral_reason="cancelled_by_patient",
+            ),
+            event="appointment.cancelled",
+            payload={"by": "patient", "reason": cause.code, "recorded_by": recorded_by},
         )
         return appointment
 
@@ -371,13 +383,21 @@ def appointments_release_unconfirmed(*, now: dt.datetime | None = None, batch: i
                 .filter(status=Status.BOOKED, confirm_by__lte=now, start__gt=now)[:batch]
             )
             for appointment in due:
-                appointment_end(appointment, status=Status.RELEASED, reason=cause, now=now)
-                close_registration(appointment.registration, "released_unconfirmed", now)
-                referrals.referral_free(
-                    registration=appointment.registration, now=now, reason="released_unconfirmed"
+                end_booking(
+                    appointment,
+                    status=Status.RELEASED,
+                    reason=cause,
+                    now=now,
+                    ending=sql.Ending(
+                        closed_reason="released_unconfirmed",
+                        free_slot=True,
+                        referral_from=(Referral.Status.REGISTERED,),
+                        referral_to=Referral.Status.ISSUED,
+                        referral_reason="released_unconfirmed",
+                    ),
+                    event="appointment.released",
+                    payload={"reason": "unconfirmed"},
                 )
-                free_slot(appointment.slot_id, now)
-                appointment_event(appointment, "appointment.released", reason="unconfirmed")
         released += len(due)
         if len(due) < batch:
             return released

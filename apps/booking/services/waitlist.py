@@ -159,8 +159,9 @@ def waitlist_leave(
         return locked
 
 
-def _explain(registration: Registration, now: dt.datetime) -> dict[str, Any]:
-    """Why this patient got this slot: staff can read it on the appointment (explainable ordering)."""
+def _explain(registration: Registration, now: dt.datetime, position: int | None = None) -> dict[str, Any]:
+    """Why this patient got this slot: staff can read it on the appointment (explainable ordering).
+    `position`: the registration's place in the queue, if the caller counted it already."""
     return {
         "rule": "waitlist",
         "allocated_at": now.isoformat(),
@@ -168,7 +169,7 @@ def _explain(registration: Registration, now: dt.datetime) -> dict[str, Any]:
         "priority": registration.priority,
         "category": registration.category,
         "joined_at": registration.joined_at.isoformat(),
-        "queue_position": waitlist_position(registration=registration),
+        "queue_position": position if position is not None else waitlist_position(registration=registration),
         "preferences": {
             "date_from": registration.date_from.isoformat() if registration.date_from else None,
             "date_to": registration.date_to.isoformat() if registration.date_to else None,
@@ -183,17 +184,26 @@ def _explain(registration: Registration, now: dt.datetime) -> dict[str, Any]:
     }
 
 
-def _book_from_waitlist(registration: Registration, slot: Slot, now: dt.datetime) -> Appointment | None:
-    """Book a locked slot for a locked waiting registration through the one booking writer."""
+def _book_from_waitlist(
+    registration: Registration,
+    slot: Slot,
+    now: dt.datetime,
+    *,
+    position: int | None = None,
+    appointment_id: int | None = None,
+    savepoint: bool = True,
+) -> Appointment | None:
+    """Book a locked slot for a locked waiting registration through the one booking writer (in a
+    savepoint of its own unless the caller holds one around several)."""
     free_since = slot.updated_at  # the slot's last change made it free (the write below moves it)
-    allocation = _explain(registration, now)
+    allocation = _explain(registration, now, position)
     appointment = appointment_new(
         registration=registration, slot=slot, channel=Channel.WAITLIST, now=now, allocation=allocation
     )
-    appointment.pk = sql.next_appointment_id()
+    appointment.pk = appointment_id if appointment_id is not None else sql.next_appointment_id()
     event = appointment_event_new(appointment, "appointment.allocated", allocation=allocation)
     try:
-        with transaction.atomic():
+        with transaction.atomic(savepoint=savepoint):
             if not sql.booking_write(
                 registration=registration, new=False, appointment=appointment, event=event, now=now
             ):
@@ -208,16 +218,17 @@ class _NotWritten(Exception):
     """The booking write found a conflict: its savepoint is rolled back."""
 
 
-def _allocate_locked_slot(
+def _choose(
     slot: Slot,
     now: dt.datetime,
     *,
     first: list[sql.Candidate] | None = None,
     taken: frozenset[int] | set[int] = frozenset(),
-) -> Appointment | None:
-    """Offer a locked free slot to the first matching patient in queue order whom the booking rules
-    allow on the slot's date. `first`: its first candidates, already fetched (and locked) for a batch;
-    `taken`: registrations booked earlier in the same batch (no longer waiting, so passed over)."""
+) -> Registration | None:
+    """The first matching waiting registration, in queue order, whom the booking rules allow on the
+    slot's date (locked), or None. `first`: the slot's first candidates, already fetched (and locked)
+    for a batch; `taken`: registrations booked earlier in the same batch (no longer waiting, so passed
+    over)."""
     judged: list[int] = []
     batch = first
     while len(judged) < SCAN_LIMIT:
@@ -237,8 +248,8 @@ def _allocate_locked_slot(
             )
             if not rules.allows(person):
                 continue
-            registration = lock_registration(candidate.registration_id)
-            registration.patient = candidate.patient
+            # Locked by the candidates' statement, read with its e-referral and entitlement.
+            registration = candidate.registration
             full = facts_for(
                 patient=candidate.patient,
                 slot=slot,
@@ -246,11 +257,18 @@ def _allocate_locked_slot(
                 referral=registration.referral,
             )
             if rules.allows(full):
-                return _book_from_waitlist(registration, slot, now)
+                return registration
         if fetched < BATCH:
             break
         batch = None
     return None
+
+
+def _allocate_locked_slot(slot: Slot, now: dt.datetime) -> Appointment | None:
+    """Offer a locked free slot to the first matching patient in queue order whom the booking rules
+    allow on the slot's date."""
+    registration = _choose(slot, now)
+    return _book_from_waitlist(registration, slot, now) if registration is not None else None
 
 
 def _lock_free_slots(slot_ids: list[int], now: dt.datetime) -> dict[int, Slot]:
@@ -273,21 +291,88 @@ def waitlist_allocate_slot(*, slot_id: int, now: dt.datetime | None = None) -> A
         return _allocate_locked_slot(slot, now)
 
 
+def _queue_key(registration: Registration) -> tuple[int, int, dt.datetime, int]:
+    """The queue order (`sql.QUEUE_ORDER`) as a sort key: entitlement priority, urgent, time, id."""
+    return (-registration.priority, -int(registration.urgent), registration.joined_at, registration.pk)
+
+
+def _positions(picks: list[tuple[int, Registration]]) -> list[int]:
+    """Each pick's place in its queue at the moment it is booked, had the picks been booked one after
+    the other (`selectors.waitlist_position`, as one by one): counted once for all (they are all
+    waiting now), less the picks booked before it that were ahead of it in the same queue."""
+    counted = sql.waitlist_positions(registration_ids=[r.pk for _, r in picks])
+    positions = []
+    for k, (_, registration) in enumerate(picks):
+        key = _queue_key(registration)
+        ahead = sum(
+            1
+            for _, earlier in picks[:k]
+            if earlier.service_id == registration.service_id and _queue_key(earlier) < key
+        )
+        positions.append(counted[registration.pk] - ahead)
+    return positions
+
+
 def _allocate_chunk(slot_ids: list[int], now: dt.datetime) -> dict[int, Appointment | None]:
-    """Allocate freed slots in the order given, inside the caller's transaction: one statement locks
-    the slots, one fetches (and locks) every slot's first candidates; a patient booked for an earlier
-    slot is passed over for the later ones, as they would be once no longer waiting. Only the slots
-    locked here (free, first-time, ahead) are in the result."""
+    """Allocate freed slots in the order given, inside the caller's transaction, with the result of
+    offering them one by one: one statement locks the slots, one fetches (and locks) every slot's first
+    candidates with their registrations; each slot's patient is chosen as `waitlist_allocate_slot`
+    chooses (a patient chosen for an earlier slot is passed over for the later ones, as they would be
+    once no longer booked); then one statement counts the chosen patients' queue places, one draws the
+    appointment ids, and the bookings are written one statement each under one savepoint. Should a
+    write find a conflict (the slot chosen for a patient no longer bookable), the chunk's writes are
+    undone and written again one savepoint each, choosing again after the one that failed, as one by
+    one would. Only the slots locked here (free, first-time, ahead) are in the result."""
     slots = _lock_free_slots(slot_ids, now)
     order = [slot_id for slot_id in dict.fromkeys(slot_ids) if slot_id in slots]
     first = sql.waitlist_candidates_for_slots(slot_ids=order, now=now, limit=BATCH)
-    taken: set[int] = set()
     allocated: dict[int, Appointment | None] = {}
-    for slot_id in order:
-        appointment = _allocate_locked_slot(slots[slot_id], now, first=first[slot_id], taken=taken)
-        allocated[slot_id] = appointment
-        if appointment is not None:
-            taken.add(appointment.registration_id)
+    taken: set[int] = set()
+    remaining, together = order, True
+    while remaining:
+        chosen: dict[int, Registration | None] = {}
+        picked = set(taken)
+        for slot_id in remaining:
+            registration = _choose(slots[slot_id], now, first=first[slot_id], taken=picked)
+            chosen[slot_id] = registration
+            if registration is not None:
+                picked.add(registration.pk)
+        picks = [(slot_id, r) for slot_id, r in chosen.items() if r is not None]
+        places = dict(zip([slot_id for slot_id, _ in picks], _positions(picks), strict=True))
+        ids = iter(sql.next_appointment_ids(len(picks)))
+        written: dict[int, Appointment | None] = {}
+        failed: int | None = None
+        try:
+            with transaction.atomic(savepoint=together):
+                for slot_id in remaining:
+                    registration = chosen[slot_id]
+                    if registration is None:
+                        written[slot_id] = None
+                        continue
+                    appointment = _book_from_waitlist(
+                        registration,
+                        slots[slot_id],
+                        now,
+                        position=places[slot_id],
+                        appointment_id=next(ids),
+                        savepoint=not together,
+                    )
+                    written[slot_id] = appointment
+                    if appointment is None:
+                        if together:
+                            raise _NotWritten
+                        failed = slot_id
+                        break
+        except _NotWritten:
+            together = False  # again, one savepoint per booking
+            continue
+        allocated.update(written)
+        taken |= {a.registration_id for a in written.values() if a is not None}
+        if failed is None:
+            break
+        # After a failed write, the later slots are chosen again without it (as one by one).
+        remaining = remaining[remaining.index(failed) + 1 :]
+        first = {slot_id: first[slot_id] for slot_id in remaining}
     return allocated
 
 
