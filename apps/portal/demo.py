@@ -188,9 +188,10 @@ def _family(today: dt.date) -> list[str]:
             f"; Jan's paediatric cardiology e-referral {referral.number}, access code {referral.access_code}"
         )
     line = (
-        f"patient Anna Demo-Rodzina: PESEL {mother.pesel} (a parent: books for her son Jan, 9, and her "
-        f"daughter Ola, of age on {eighteenth_birthday(daughter)}, and for "
-        f"her mother Halina, who authorised her; choose under 'Rezerwujesz dla'){extra}"
+        f"patient Anna Demo-Rodzina: PESEL {mother.pesel} (a parent: choose under 'Rezerwujesz dla' her son "
+        f"Jan, 9, PESEL {son.pesel} (signing in with it says how a parent books), her daughter Ola, PESEL "
+        f"{daughter.pesel}, of age on {eighteenth_birthday(daughter)} (then refused: she books herself), and "
+        f"her mother Halina, PESEL {grandmother.pesel}, who authorised her){extra}"
     )
     credential_remember("patient:family", line)
     return [line]
