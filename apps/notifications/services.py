@@ -141,6 +141,15 @@ def message_compose(
     return created
 
 
+GUARDIAN_KEY = re.compile(r":g(\d+)$")  # the key's end of a child's message sent to a guardian
+
+
+def guardian_in_key(key: str) -> int | None:
+    """The guardian a child's message was sent to (its key ends with ":g<id>"), or None."""
+    found = GUARDIAN_KEY.search(key)
+    return int(found.group(1)) if found else None
+
+
 def _about(parts: dict[str, str], patient: Patient, language: str) -> dict[str, str]:
     """The same message, opened with whom it is about (a guardian may receive several children's)."""
     with translation.override(language):

@@ -85,15 +85,21 @@ def _posted_choice(request: HttpRequest) -> int | None:
 
 
 def resolve(
-    request: HttpRequest, actor: Patient, *, patient_id: int | None = None, now: dt.datetime | None = None
+    request: HttpRequest,
+    actor: Patient,
+    *,
+    patient_id: int | None = None,
+    from_form: bool = True,
+    now: dt.datetime | None = None,
 ) -> Acting:
     """Whom this request acts for: `patient_id` if given (the owner of the appointment or waiting-list
-    entry the URL names), else the id the form posted, else the session's choice, else the actor.
-    Raises `DomainError` (acting_*) when the registry does not allow it; nothing is stored then."""
+    entry the URL names), else the id the form posted (`from_form`), else the session's choice, else
+    the actor. Raises `DomainError` (acting_*) when the registry does not allow it; nothing is stored
+    then."""
     now = now or timezone.now()
     relationships = registry.relationships_of(representative=actor)
     options = dependants(actor=actor, at=now, relationships=relationships)
-    explicit = patient_id if patient_id is not None else _posted_choice(request)
+    explicit = patient_id if patient_id is not None else (_posted_choice(request) if from_form else None)
     wanted = explicit if explicit is not None else _session_choice(request)
     if wanted is None or wanted == actor.pk:
         acting = Acting(actor=actor, patient=actor, relationship=None, options=options)
@@ -131,7 +137,7 @@ def current(request: HttpRequest) -> Acting | None:
     if actor is None:
         return None
     try:
-        acting = resolve(request, actor)
+        acting = resolve(request, actor, from_form=False)
     except DomainError:
         acting = resolve(request, actor, patient_id=actor.pk)
     request.cer_acting = acting  # type: ignore[attr-defined]

@@ -305,6 +305,25 @@ def test_a_childs_booking_notice_goes_to_the_parents_phone_in_her_language(
     assert Message.objects.filter(patient=son, channel=Message.Channel.IN_APP).exists()
 
 
+def test_a_parents_sms_reply_acts_for_the_child_only_while_she_may(parent, son, paediatric):
+    from apps.notifications.lifecycle import sms_inbound_handle
+
+    _service, schedule = paediatric
+    booked = booking_services.appointment_book(slot_id=_slot(schedule, 10).pk, patient=son)
+    for event in OutboxEvent.objects.filter(aggregate_type="appointment").order_by("id"):
+        notification_for_event(event=event)
+    Message.objects.filter(channel=Message.Channel.SMS).update(state=Message.State.SENT)
+    sender = "48" + parent.phone[-9:]
+    assert sms_inbound_handle(provider_id="op-1", sender=sender, text="TAK") == "confirmed"
+    assert Appointment.objects.get(pk=booked.pk).status == Appointment.Status.CONFIRMED
+    # The registry no longer names her (e.g. a court decision): her reply changes nothing.
+    Relationship.objects.filter(representative=parent, patient=son).update(
+        valid_to=timezone.localdate() - dt.timedelta(days=1)
+    )
+    assert sms_inbound_handle(provider_id="op-2", sender=sender, text="ANULUJ") == "acting_not_allowed"
+    assert Appointment.objects.get(pk=booked.pk).status == Appointment.Status.CONFIRMED
+
+
 def test_a_childs_notice_reads_in_one_language_each(son, parent, paediatric):
     from apps.notifications.services import message_compose
 
