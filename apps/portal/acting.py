@@ -133,7 +133,9 @@ def current(request: HttpRequest) -> Acting | None:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return None
-    actor = Patient.objects.filter(user__pk=user.pk).first()
+    from .selectors import patient_for_user
+
+    actor = patient_for_user(user_id=user.pk)
     if actor is None:
         return None
     try:
