@@ -138,6 +138,7 @@ def test_a_parent_sees_whom_they_book_for_on_every_page_and_can_change_it(client
     for name in ("home", "appointments", "waitlist", "inbox"):
         page = _text(client_parent.get(reverse(f"portal:{name}")))
         assert "Rezerwujesz dla: Jan Nowak (syn)" in page and "Zmień" in page, name
+    assert "Brak nadchodzących wizyt." in _text(client_parent.get(reverse("portal:appointments")))
     client_parent.cookies["django_language"] = "en"
     assert "Booking for: Jan Nowak (son)" in _text(client_parent.get(reverse("portal:appointments")))
     _choose(client_parent, parent)
