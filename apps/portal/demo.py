@@ -122,6 +122,8 @@ def demo_seed(*, out: TextIO) -> None:
 
 
 DAUGHTER_COMES_OF_AGE_IN = dt.timedelta(days=20)  # after the first run: then the age rule refuses
+CHILD_REFERRAL_NUMBER = "DEMO491200000001"  # the son's paediatric cardiology e-referral (demo data only)
+CHILD_REFERRAL_CODE = "4912"
 
 
 def _born_years_ago(today: dt.date, years: int) -> dt.date:
@@ -177,8 +179,8 @@ def _family(today: dt.date) -> list[str]:
         referral = Referral.objects.filter(patient=son, service=service).first()
         if referral is None:
             referral = Referral.objects.create(
-                number=f"DEMO4912{secrets.randbelow(10**8):08d}",
-                access_code=f"{secrets.randbelow(10**4):04d}",
+                number=CHILD_REFERRAL_NUMBER,
+                access_code=CHILD_REFERRAL_CODE,
                 patient=son,
                 service=service,
                 issued_on=today,
