@@ -8,6 +8,10 @@ catalogue (`Service`) and never the database: the facts come from one read by th
 `PATHS` lists every such operation with the rules it evaluates; `docs/booking-rules.md` is generated
 from it (`python manage.py booking_rules_doc`) and a test keeps the two equal, while
 `tests/booking/test_rules_every_path.py` runs each path against each rule.
+
+A parent, legal guardian or authorised person acting for someone on the patient pages calls these same
+paths with that person as `patient` (`apps.portal.acting`), so every rule is judged on the child or
+the adult acted for, never on who clicked (`tests/portal/test_acting_for.py`).
 """
 
 from __future__ import annotations
@@ -188,28 +192,28 @@ PATHS: tuple[Path, ...] = (
     Path(
         "hold",
         "services.holds.slot_hold",
-        "patient pages",
+        "patient pages (also acting for a dependant)",
         "the slot's date",
         {"referral": "entered on the booking step, which checks it (`book`)"},
     ),
     Path(
         "book",
         "services.book.appointment_book",
-        "patient pages, API (desk/phone/e-mail)",
+        "patient pages (also acting for a dependant), API (desk/phone/e-mail)",
         "the slot's date",
         {},
     ),
     Path(
         "reschedule",
         "services.lifecycle.appointment_reschedule",
-        "patient pages, API",
+        "patient pages (also acting for a dependant), API",
         "the new slot's date",
         {},
     ),
     Path(
         "waitlist_join",
         "services.waitlist.waitlist_join",
-        "patient pages, API",
+        "patient pages (also acting for a dependant), API",
         "the first day of the entry's window (or today)",
         {"slot_kind": "no slot yet; every allocation checks it"},
     ),

@@ -393,6 +393,30 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
         "Nie ma takiego pliku wyciągu badawczego.",
         "There is no such research extract file.",
     ),
+    # --- patient pages: acting for another person (apps.patients.services.acting_check) ---
+    "acting_not_allowed": (
+        403,
+        "Nie możesz działać w imieniu tej osoby: rejestr pacjentów nie wskazuje Cię jako jej rodzica, "
+        "opiekuna prawnego ani osoby upoważnionej. Nic nie zostało zmienione.",
+        "You cannot act for this person: the patient registry does not name you as their parent, legal "
+        "guardian or authorised person. Nothing was changed.",
+    ),
+    "acting_child_adult": (
+        403,
+        "Ta osoba jest pełnoletnia od {date}: rodzic ani opiekun prawny nie działa już w jej imieniu. "
+        "Może ona sama umawiać wizyty albo upoważnić Cię w Internetowym Koncie Pacjenta. Nic nie zostało "
+        "zmienione.",
+        "This person has been of age since {date}: a parent or legal guardian no longer acts for them. "
+        "They can book for themselves or authorise you in their Internet Patient Account. Nothing was "
+        "changed.",
+    ),
+    "acting_authorisation_expired": (
+        403,
+        "Upoważnienie do działania w imieniu tej osoby wygasło {date}. Może ona udzielić nowego w "
+        "Internetowym Koncie Pacjenta. Nic nie zostało zmienione.",
+        "The authorisation to act for this person expired on {date}. They can give a new one in their "
+        "Internet Patient Account. Nothing was changed.",
+    ),
 }
 
 
@@ -481,6 +505,9 @@ ACTIONS: dict[str, str] = {
     "fhir_unsupported": "Use an interaction listed in the CapabilityStatement.",
     "opendata_invalid_parameter": "Correct the parameter's value (docs/open-data.md).",
     "extract_not_found": "Use an extract listed on the extracts page.",
+    "acting_not_allowed": 'Choose yourself or a person listed under "Booking for".',
+    "acting_child_adult": "The person books for themselves, or authorises you in their IKP.",
+    "acting_authorisation_expired": "Ask the person for a new authorisation in their IKP.",
 }
 
 # Secondary texts of API answers (field errors, the reason of an authentication failure): composed in
@@ -639,6 +666,11 @@ OTHER_INTERFACES: dict[str, tuple[str, ...]] = {
     ),
     "Open data (/opendata/)": ("opendata_invalid_parameter",),
     "SMS gateway callback": ("signature_invalid",),
+    "Patient pages (acting for another person)": (
+        "acting_not_allowed",
+        "acting_child_adult",
+        "acting_authorisation_expired",
+    ),
 }
 
 

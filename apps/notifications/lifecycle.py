@@ -23,11 +23,13 @@ from apps.catalog.models import Contract, Service
 from apps.core.errors import DomainError
 from apps.outbox.models import OutboxEvent
 from apps.outbox.selectors import event_list_after
+from apps.patients.models import Patient
+from apps.patients.services import acting_check
 from apps.portal.manage import manage_url
 from apps.scheduling.models import Slot
 
 from .models import ComplianceCheck, ConsumerCursor, InboundSms, Message
-from .services import message_compose
+from .services import guardian_in_key, message_compose
 
 logger = logging.getLogger("cer.notifications")
 
@@ -220,6 +222,7 @@ def sms_inbound_handle(*, provider_id: str, sender: str, text: str) -> str:
         else:
             inbound.appointment = last.appointment
             try:
+                _guardian_may_still_act(last)
                 if word in CANCEL_WORDS:
                     booking_services.appointment_cancel_by_patient(appointment=last.appointment)
                     outcome = "cancelled"
@@ -231,6 +234,19 @@ def sms_inbound_handle(*, provider_id: str, sender: str, text: str) -> str:
     inbound.outcome = outcome
     inbound.save(update_fields=["appointment", "outcome"])
     return outcome
+
+
+def _guardian_may_still_act(message: Message) -> None:
+    """A child's SMS went to a parent or guardian (its key ends with ":g<their id>"): their reply acts
+    for the child only while the registry still lets them (the child may have come of age since).
+    Raises `DomainError` (acting_*) otherwise."""
+    guardian_id = guardian_in_key(message.key)
+    if guardian_id is None or message.appointment is None:
+        return
+    guardian = Patient.objects.filter(pk=guardian_id).first()
+    if guardian is None:
+        raise DomainError("acting_not_allowed")
+    acting_check(actor=guardian, patient=message.appointment.patient_id)
 
 
 def _local_day(instant: dt.datetime) -> dt.date:

@@ -5,12 +5,17 @@ patient's language and inserts one `Message` per channel under a unique key; del
 after commit. `message_deliver` claims a message with a conditional UPDATE (so two workers never
 both send it), checks its time-to-live and, for reminders, that the booking is still live, then
 transmits it outside any transaction and records the outcome.
+
+A child's messages go to the contact details of the parents and legal guardians the patient registry
+names (`apps.patients.services.guardians_for_notices`), in their language, each saying whom it is
+about; the message stays the child's (`Message.patient`: their inbox, their appointment).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,10 +26,13 @@ from django.db.models import F, Q
 from django.template.exceptions import TemplateDoesNotExist
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
+from django.utils.html import escape
+from django.utils.translation import gettext as _
 
 from apps.booking.models import LIVE_APPOINTMENT, Appointment
 from apps.operations.metrics import notifications_expired_observed
 from apps.patients.models import Patient
+from apps.patients.services import guardians_for_notices
 
 from .channels import DeliveryError, channel_for
 from .models import Message
@@ -82,35 +90,44 @@ def message_compose(
     the others are handed to a Celery task after commit (unless `deliver_later` is False, when the
     caller delivers them itself, outside the transaction).
     """
-    language = patient.language or "pl"
-    parts = message_render(template=template, language=language, context={"patient": patient, **context})
+    guardians = guardians_for_notices(patient=patient)
+    rendered: dict[tuple[str, bool], dict[str, str]] = {}
+
+    def parts_in(language: str, about_child: bool) -> dict[str, str]:
+        if (language, about_child) not in rendered:
+            parts = message_render(
+                template=template, language=language, context={"patient": patient, **context}
+            )
+            rendered[language, about_child] = _about(parts, patient, language) if about_child else parts
+        return rendered[language, about_child]
+
     created: list[Message] = []
     for channel in channels:
-        to = _recipient(patient, channel)
-        if to is None:
-            continue
-        in_app = channel == Message.Channel.IN_APP
-        try:
-            with transaction.atomic():
-                message = Message.objects.create(
-                    key=f"{key}:{channel}",
-                    kind=kind,
-                    channel=channel,
-                    patient=patient,
-                    appointment=appointment,
-                    requires_live_appointment=requires_live_appointment,
-                    to=to,
-                    language=language,
-                    subject=parts["subject"],
-                    body_text=parts["sms"] if channel == Message.Channel.SMS else parts["text"],
-                    body_html=parts["html"] if channel == Message.Channel.EMAIL else "",
-                    expires_at=expires_at,
-                    state=Message.State.SENT if in_app else Message.State.PENDING,
-                    sent_at=timezone.now() if in_app else None,
-                )
-        except IntegrityError:
-            continue  # already composed (a second run, or another worker): send it once
-        created.append(message)
+        # (recipient's contact, the key's suffix, language, whether the text names the child)
+        recipients: list[tuple[str | None, str, str, bool]]
+        if not guardians:
+            recipients = [(_recipient(patient, channel), "", patient.language or "pl", False)]
+        elif channel == Message.Channel.IN_APP:  # the child's inbox, read by a guardian acting for them
+            recipients = [("", "", guardians[0].language or "pl", True)]
+        else:
+            recipients = [(_recipient(g, channel), f":g{g.pk}", g.language or "pl", True) for g in guardians]
+        for to, suffix, language, about_child in recipients:
+            if to is None:
+                continue
+            message = _create(
+                key=f"{key}:{channel}{suffix}",
+                kind=kind,
+                channel=channel,
+                patient=patient,
+                appointment=appointment,
+                requires_live_appointment=requires_live_appointment,
+                to=to,
+                language=language,
+                parts=parts_in(language, about_child),
+                expires_at=expires_at,
+            )
+            if message is not None:
+                created.append(message)
     ids = [m.pk for m in created if m.state == Message.State.PENDING]
     if ids and deliver_later:
 
@@ -122,6 +139,65 @@ def message_compose(
 
         transaction.on_commit(enqueue)
     return created
+
+
+GUARDIAN_KEY = re.compile(r":g(\d+)$")  # the key's end of a child's message sent to a guardian
+
+
+def guardian_in_key(key: str) -> int | None:
+    """The guardian a child's message was sent to (its key ends with ":g<id>"), or None."""
+    found = GUARDIAN_KEY.search(key)
+    return int(found.group(1)) if found else None
+
+
+def _about(parts: dict[str, str], patient: Patient, language: str) -> dict[str, str]:
+    """The same message, opened with whom it is about (a guardian may receive several children's)."""
+    with translation.override(language):
+        line = _("For: %(name)s.") % {"name": f"{patient.first_name} {patient.last_name}"}
+    html = re.sub(r"(<body[^>]*>)", lambda m: f"{m.group(1)}\n<p>{escape(line)}</p>", parts["html"], count=1)
+    return {
+        **parts,
+        "text": f"{line}\n\n{parts['text']}",
+        "html": html,
+        "sms": f"{line} {parts['sms']}",
+    }
+
+
+def _create(
+    *,
+    key: str,
+    kind: str,
+    channel: str,
+    patient: Patient,
+    appointment: Appointment | None,
+    requires_live_appointment: bool,
+    to: str,
+    language: str,
+    parts: dict[str, str],
+    expires_at: dt.datetime,
+) -> Message | None:
+    """Insert one message, or None when its key exists (composed before: it is sent once)."""
+    in_app = channel == Message.Channel.IN_APP
+    try:
+        with transaction.atomic():
+            return Message.objects.create(
+                key=key,
+                kind=kind,
+                channel=channel,
+                patient=patient,
+                appointment=appointment,
+                requires_live_appointment=requires_live_appointment,
+                to=to,
+                language=language,
+                subject=parts["subject"],
+                body_text=parts["sms"] if channel == Message.Channel.SMS else parts["text"],
+                body_html=parts["html"] if channel == Message.Channel.EMAIL else "",
+                expires_at=expires_at,
+                state=Message.State.SENT if in_app else Message.State.PENDING,
+                sent_at=timezone.now() if in_app else None,
+            )
+    except IntegrityError:
+        return None  # already composed (a second run, or another worker): send it once
 
 
 def _claim(*, message_id: int, now: dt.datetime) -> Message | None:

@@ -126,3 +126,49 @@ class ScreeningRecord(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["patient", "service", "-performed_on"])]
+
+
+class Relationship(TimeStampedModel):
+    """Who may act for whom, as the patient registry states it (`apps.patients.registry`): a parent or
+    legal guardian for a child, or a person an adult has authorised ("upoważnienie", given in the
+    Internet Patient Account). This is the registry's data kept locally (`source`, `reference`), never
+    entered by the person who acts; `apps.patients.services.can_act_for` judges it on a given day.
+
+    `valid_to` is the last day it holds (inclusive; null: until revoked). A parent's or guardian's right
+    also ends when the child turns 18, which is judged from the child's PESEL birth date, not stored.
+    """
+
+    class Kind(models.TextChoices):
+        PARENT = "parent", "rodzic"
+        LEGAL_GUARDIAN = "legal_guardian", "opiekun prawny"
+        AUTHORISATION = "authorisation", "upoważnienie"
+
+    id = models.BigAutoField(primary_key=True)
+    representative = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="represents")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="represented_by")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    valid_from = models.DateField()
+    valid_to = models.DateField(null=True, blank=True)
+    source = models.CharField(max_length=16, choices=Patient.Source.choices, default=Patient.Source.REGISTRY)
+    # The registry's own identifier of the record (refreshing the local copy finds the row by it).
+    reference = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["valid_from", "id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(representative=F("patient")), name="relationship_not_self"),
+            models.CheckConstraint(
+                condition=Q(valid_to__isnull=True) | Q(valid_to__gte=F("valid_from")),
+                name="relationship_validity",
+            ),
+            models.UniqueConstraint(
+                fields=["representative", "patient", "kind", "valid_from"], name="relationship_once"
+            ),
+            models.UniqueConstraint(
+                fields=["source", "reference"], condition=~Q(reference=""), name="relationship_reference"
+            ),
+        ]
+        indexes = [models.Index(fields=["patient", "kind"], name="relationship_by_patient")]
+
+    def __str__(self) -> str:
+        return f"relationship {self.pk} {self.kind}"

@@ -8,14 +8,20 @@ source of truth can change without touching any caller:
 - `LocalRegistry` (the default, `settings.CER_PATIENT_REGISTRY`) keeps what the facility confirmed
   and records where it came from (`Patient.source`, `source_facility`, `source_channel`; when:
   `created_at`). Sex and date of birth are never taken from the caller: they come from the PESEL.
-- A national backend (P1 / the population register behind it) must provide the same two functions;
+- A national backend (P1 / the population register behind it) must provide the same functions;
   docs/patient-registry.md says what it must guarantee.
+
+Who may act for whom (a parent or legal guardian for a child, a person an adult authorised) is registry
+data too: `relationships_of` and `representatives_of` answer it from the local copy
+(`Relationship`, source "registry"), which a national backend refreshes (`relationship_record`).
+`apps.patients.services.can_act_for` judges it on a given day.
 
 The PESEL is personal data: nothing here logs it or puts it in an error message.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -32,7 +38,7 @@ from apps.catalog.models import Facility
 from apps.core import pesel as pesel_rules
 from apps.core.errors import DomainError, localised
 
-from .models import Patient
+from .models import Patient, Relationship
 
 NAME_MAX = 100  # Patient.first_name / last_name
 PHONE_MAX = 20  # Patient.phone
@@ -74,6 +80,15 @@ class PatientRegistry(Protocol):
 
     def patient_find(self, *, pesel: str) -> Patient | None:
         """The patient with this PESEL, or None if the registry does not know them."""
+        ...
+
+    def relationships_of(self, *, representative: Patient) -> list[Relationship]:
+        """Every relationship in which this person may act for someone (as a parent, legal guardian
+        or authorised person), valid or not, with `patient` loaded; the caller judges the day."""
+        ...
+
+    def representatives_of(self, *, patient: Patient) -> list[Relationship]:
+        """Every relationship in which someone may act for this person, with `representative` loaded."""
         ...
 
 
@@ -127,6 +142,12 @@ class LocalRegistry:
 
     def patient_find(self, *, pesel: str) -> Patient | None:
         return Patient.objects.filter(pesel=pesel).first()
+
+    def relationships_of(self, *, representative: Patient) -> list[Relationship]:
+        return list(Relationship.objects.filter(representative=representative).select_related("patient"))
+
+    def representatives_of(self, *, patient: Patient) -> list[Relationship]:
+        return list(Relationship.objects.filter(patient=patient).select_related("representative"))
 
     def patient_identify(
         self,
@@ -199,3 +220,51 @@ def patient_identify(
 
 def patient_find(*, pesel: str) -> Patient | None:
     return patient_registry().patient_find(pesel=pesel)
+
+
+def relationships_of(*, representative: Patient) -> list[Relationship]:
+    return patient_registry().relationships_of(representative=representative)
+
+
+def representatives_of(*, patient: Patient) -> list[Relationship]:
+    return patient_registry().representatives_of(patient=patient)
+
+
+def relationship_record(
+    *,
+    representative: Patient,
+    patient: Patient,
+    kind: str,
+    valid_from: dt.date,
+    valid_to: dt.date | None = None,
+    reference: str = "",
+    source: str = Patient.Source.REGISTRY,
+) -> Relationship:
+    """Keep the local copy of a relationship the registry states (idempotent).
+
+    A backend refreshing its copy finds the row by the registry's `reference` (an authorisation that
+    was revoked comes back with its last day in `valid_to`); without one, by who, for whom, what kind
+    and since when. Writes only what the registry said: nothing here comes from the person who acts.
+    """
+    if kind not in Relationship.Kind.values:
+        raise ValueError(f"unknown relationship kind {kind!r}")
+    if representative.pk == patient.pk or (valid_to is not None and valid_to < valid_from):
+        raise DomainError("validation_error", field="relationship")
+    values = {"valid_to": valid_to, "source": source}
+    if reference:
+        row, _created = Relationship.objects.update_or_create(
+            source=source,
+            reference=reference,
+            defaults={
+                **values,
+                "representative": representative,
+                "patient": patient,
+                "kind": kind,
+                "valid_from": valid_from,
+            },
+        )
+    else:
+        row, _created = Relationship.objects.update_or_create(
+            representative=representative, patient=patient, kind=kind, valid_from=valid_from, defaults=values
+        )
+    return row

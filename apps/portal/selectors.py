@@ -24,6 +24,15 @@ def patient_for_user(*, user_id: int | None) -> Patient | None:
     return Patient.objects.filter(user__pk=user_id).first()
 
 
+def appointment_owner(*, appointment_id: int) -> int | None:
+    """Whose appointment this is (the pages then check that the signed-in person may act for them)."""
+    return Appointment.objects.filter(pk=appointment_id).values_list("patient_id", flat=True).first()
+
+
+def registration_owner(*, registration_id: int) -> int | None:
+    return Registration.objects.filter(pk=registration_id).values_list("patient_id", flat=True).first()
+
+
 def live_appointment_on_slot(*, patient: Patient, slot_id: int) -> Appointment | None:
     """The patient's live booking of this slot (a second click on "book" finds the first one)."""
     return Appointment.objects.filter(patient=patient, slot_id=slot_id, status__in=LIVE_APPOINTMENT).first()

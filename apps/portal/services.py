@@ -43,9 +43,11 @@ class SignInError(Exception):
         "wrong_code": _("The code is not correct. Check it and try again."),
         "code_expired": _("The code has expired or was used too many times. Request a new code."),
         "unavailable": _("Sign-in by code is temporarily unavailable. Try again in a few minutes."),
+        # Points to acting for a child (issue 18): the parent signs in and chooses the child.
         "child": _(
-            "A child under 18 does not sign in with their own PESEL. A parent or legal guardian books "
-            "for the child at the facility or through the NFZ helpline 800 190 590."
+            "A child under 18 does not sign in with their own PESEL. A parent or legal guardian signs in "
+            'with their own PESEL and chooses the child under "Booking for"; they can also book at the '
+            "facility or through the NFZ helpline 800 190 590."
         ),
     }
 

@@ -11,6 +11,7 @@ urlpatterns = [
     path("login/code/", views.login_code_view, name="login_code"),
     path("logout/", views.logout_view, name="logout"),
     path("dev/outbox/", views.dev_outbox, name="dev_outbox"),
+    path("acting-for/", views.acting_for_view, name="acting_for"),
     path("slots/<int:slot_id>/", views.slot_page, name="slot"),
     path("facilities/<int:facility_id>/", views.facility_page, name="facility"),
     path("slots/<int:slot_id>/hold/", views.slot_hold_view, name="slot_hold"),

@@ -3,6 +3,10 @@
 Another patient's appointment id behaves exactly like a missing one (404), every write is a POST
 with a CSRF token, and a refusal from a booking rule is shown in the page language with nothing
 changed. The PESEL is only ever read from a POST body and never stored in the session.
+
+A parent, legal guardian or authorised person acts for someone else through the same pages and the
+same booking services (`apps.portal.acting`): `patient_required` hands each view the person acted
+for, checked against the patient registry on every request.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from apps.patients.models import Patient
 from apps.scheduling.models import Slot
 from apps.scheduling.selectors import Near, slot_search
 
+from . import acting as acting_lib
 from . import ics, manage, selectors
 from .forms import CodeForm, PeselForm, ReferralForm, SearchForm, WaitlistJoinForm
 from .services import SignInError, login_code_request, login_code_verify, patient_user_link
@@ -63,13 +68,59 @@ def _patient(request: HttpRequest) -> Patient:
     return patient
 
 
-def patient_required(view: View) -> View:
-    @login_required
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        return view(request, _patient(request), *args, **kwargs)
+def patient_required(view: View | None = None, *, owner: Callable[..., int | None] | None = None) -> Any:
+    """The view gets the patient the signed-in person acts for (themselves, or a person the registry
+    lets them act for: `acting_lib.resolve`). `owner(**url kwargs)`: the patient the URL's object
+    (appointment, waiting-list entry) belongs to; it decides, and a stranger's object is a 404."""
 
-    return wrapper
+    def decorate(view: View) -> View:
+        @login_required
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            actor = _patient(request)
+            patient_id = None
+            if owner is not None:
+                patient_id = owner(**kwargs)
+                if patient_id is None:
+                    raise Http404
+            try:
+                acting = acting_lib.resolve(request, actor, patient_id=patient_id)
+            except DomainError as exc:
+                portal_refused(exc)
+                if owner is not None and exc.code == "acting_not_allowed":
+                    raise Http404 from None  # another patient's appointment: as if it did not exist
+                return _acting_refused(request, actor, exc)
+            request.cer_acting = acting  # type: ignore[attr-defined]
+            match = request.resolver_match
+            page = match.url_name if match else view.__name__
+            details = " ".join(f"{k}={v}" for k, v in kwargs.items())
+            method = (request.method or "").lower()
+            acting_lib.audit(request, acting, action=f"portal.{page}.{method} {details}".strip())
+            return view(request, acting.patient, *args, **kwargs)
+
+        return wrapper
+
+    return decorate(view) if view is not None else decorate
+
+
+def _appointment_owner(appointment_id: int, **_kwargs: Any) -> int | None:
+    return selectors.appointment_owner(appointment_id=appointment_id)
+
+
+def _registration_owner(registration_id: int, **_kwargs: Any) -> int | None:
+    return selectors.registration_owner(registration_id=registration_id)
+
+
+def _acting_refused(request: HttpRequest, actor: Patient, exc: DomainError) -> HttpResponse:
+    """Acting for someone the registry does not allow: the choice page says why; nothing changed."""
+    acting = acting_lib.resolve(request, actor, patient_id=actor.pk)
+    request.cer_acting = acting  # type: ignore[attr-defined]
+    return render(
+        request,
+        "portal/acting_for.html",
+        {"acting": acting, "refusal": exc.message, "next": _safe_next(request, "")},
+        status=exc.status,
+    )
 
 
 def _safe_next(request: HttpRequest, default: str) -> str:
@@ -177,6 +228,21 @@ def dev_outbox(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/dev_outbox.html", {"entries": cache.get(DEV_OUTBOX_KEY) or []})
 
 
+# --- whom the signed-in person books for --------------------------------------------------------------
+
+
+@patient_required
+@require_http_methods(["GET", "POST"])
+def acting_for_view(request: HttpRequest, patient: Patient) -> HttpResponse:
+    """Choose for whom to book: oneself, a child under 18, or an adult who authorised one (the patient
+    registry's list). `patient_required` has checked and stored the posted choice already."""
+    acting = request.cer_acting  # type: ignore[attr-defined]
+    if request.method == "POST":
+        messages.success(request, _("You are now booking for: %(name)s.") % {"name": acting.label})
+        return redirect(_safe_next(request, reverse("portal:appointments")))
+    return render(request, "portal/acting_for.html", {"acting": acting, "next": _safe_next(request, "")})
+
+
 # --- search and booking ------------------------------------------------------------------------------
 
 
@@ -265,11 +331,11 @@ def _page_query(request: HttpRequest, page: int, **changes: Any) -> str:
 
 
 def _existing_for_service(request: HttpRequest, service: Any) -> dict[str, Any]:
-    if not request.user.is_authenticated:
+    acting = acting_lib.current(request)  # the person the search is for: the signed-in one or a dependant
+    if acting is None:
         return {}
-    patient = selectors.patient_for_user(user_id=request.user.pk)
-    if patient is None:
-        return {}
+    patient = acting.patient
+    acting_lib.audit(request, acting, action="portal.home.get registrations")
     for entry, position in booking_selectors.waitlist_entries_for_patient(patient=patient):
         if entry.service_id == service.pk:
             return {"waiting_entry": entry, "waiting_position": position}
@@ -438,7 +504,7 @@ def _own_appointment(patient: Patient, appointment_id: int) -> Appointment:
     return appointment
 
 
-@patient_required
+@patient_required(owner=_appointment_owner)
 def appointment_detail(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
     appointment = _own_appointment(patient, appointment_id)
     just_booked = request.session.get(SESSION_JUST_BOOKED) == appointment.pk
@@ -480,7 +546,7 @@ def _act(
     return redirect("portal:appointment", appointment_id=appointment.pk)
 
 
-@patient_required
+@patient_required(owner=_appointment_owner)
 @require_http_methods(["GET", "POST"])
 def appointment_confirm(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
     appointment = _own_appointment(patient, appointment_id)
@@ -494,7 +560,7 @@ def appointment_confirm(request: HttpRequest, patient: Patient, appointment_id: 
     )
 
 
-@patient_required
+@patient_required(owner=_appointment_owner)
 @require_http_methods(["GET", "POST"])
 def appointment_cancel(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
     appointment = _own_appointment(patient, appointment_id)
@@ -510,7 +576,7 @@ def appointment_cancel(request: HttpRequest, patient: Patient, appointment_id: i
     return render(request, "portal/appointment_cancel.html", {"appointment": appointment})
 
 
-@patient_required
+@patient_required(owner=_appointment_owner)
 @require_http_methods(["GET", "POST"])
 def appointment_release(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
     appointment = _own_appointment(patient, appointment_id)
@@ -526,7 +592,7 @@ def appointment_release(request: HttpRequest, patient: Patient, appointment_id: 
     return redirect("portal:appointments")
 
 
-@patient_required
+@patient_required(owner=_appointment_owner)
 @require_http_methods(["GET", "POST"])
 def appointment_reschedule(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
     appointment = _own_appointment(patient, appointment_id)
@@ -570,7 +636,7 @@ def appointment_reschedule(request: HttpRequest, patient: Patient, appointment_i
     )
 
 
-@patient_required
+@patient_required(owner=_appointment_owner)
 def appointment_ics(request: HttpRequest, patient: Patient, appointment_id: int) -> HttpResponse:
     appointment = _own_appointment(patient, appointment_id)
     response = HttpResponse(
@@ -688,7 +754,7 @@ def waitlist(request: HttpRequest, patient: Patient) -> HttpResponse:
     return render(request, "portal/waitlist.html", {"entries": entries})
 
 
-@patient_required
+@patient_required(owner=_registration_owner)
 @require_http_methods(["GET", "POST"])
 def waitlist_leave(request: HttpRequest, patient: Patient, registration_id: int) -> HttpResponse:
     if request.method == "GET":

@@ -113,6 +113,12 @@ class _NationalStandIn:
             source=Patient.Source.REGISTRY,
         )
 
+    def relationships_of(self, *, representative: Patient) -> list:
+        return []
+
+    def representatives_of(self, *, patient: Patient) -> list:
+        return []
+
 
 class _NotARegistry:
     pass

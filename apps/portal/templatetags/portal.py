@@ -53,3 +53,35 @@ def wall_time(value: dt.datetime | None) -> str:
     if naive.replace(tzinfo=zone, fold=0).utcoffset() != naive.replace(tzinfo=zone, fold=1).utcoffset():
         text += f" ({_('summer time') if local.dst() else _('winter time')})"
     return text
+
+
+@register.simple_tag(takes_context=True)
+def acting_for(context: template.Context) -> Any:
+    """Whom the signed-in person books for (`apps.portal.acting.Acting`), or None.
+
+    `{% acting_for as acting %}`"""
+    import redis
+    from django.db import Error as DatabaseError
+
+    from apps.portal.acting import current
+
+    request = context.get("request")
+    if request is None:
+        return None
+    try:
+        return current(request)
+    except (DatabaseError, redis.exceptions.RedisError):
+        return None  # an error page while the database or Redis is down: no line, not a second error
+
+
+@register.filter
+def dependant_label(option: Any) -> str:
+    """ "Jan Kowalski (syn)": a person one may book for (`apps.patients.services.Dependant`)."""
+    from apps.portal.acting import person_label
+
+    return person_label(option.patient, option.relationship)
+
+
+@register.filter
+def add_days(day: dt.date | None, days: int) -> dt.date | None:
+    return None if day is None else day + dt.timedelta(days=int(days))
