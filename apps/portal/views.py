@@ -45,7 +45,7 @@ from apps.scheduling.selectors import Near, slot_search
 
 from . import acting as acting_lib
 from . import ics, manage, selectors
-from .forms import CodeForm, PeselForm, ReferralForm, SearchForm, WaitlistJoinForm
+from .forms import CodeForm, PeselForm, ReferralForm, SearchForm, WaitlistJoinForm, WaitlistPreferencesForm
 from .services import SignInError, login_code_request, login_code_verify, patient_user_link
 
 SESSION_LOGIN_CODE = "portal_login_code"
@@ -289,6 +289,15 @@ def home(request: HttpRequest) -> HttpResponse:
             slots = [slot for place in places for slot in place.slots]
             for place in places:
                 place.more_url = _page_query(request, 1, facility=place.facility.pk)
+        # The place filter lists the places of the searched area (kept across pages: it is in the query).
+        form.offer_places(
+            selectors.facilities_in_area(
+                service=data["service"],
+                voivodeship=data.get("voivodeship"),
+                locality=data.get("locality"),
+                near=near,
+            )
+        )
         if not slots and page == 1:
             # One registration per service: someone already waiting (or booked) is shown that entry,
             # not offered to join again.
@@ -357,6 +366,7 @@ def facility_page(request: HttpRequest, facility_id: int) -> HttpResponse:
         "portal/facility.html",
         {
             "facility": facility,
+            "services": selectors.services_at_facility(facility=facility),
             "map_url": f"https://www.openstreetmap.org/?mlat={lat}&mlon={lon}#map=17/{lat}/{lon}",
             "directions_url": f"https://www.openstreetmap.org/directions?to={lat}%2C{lon}",
             "accessibility": [
@@ -732,6 +742,7 @@ def waitlist_join(request: HttpRequest, patient: Patient) -> HttpResponse:
                 voivodeship=data.get("voivodeship"),
                 locality=data.get("locality"),
                 max_distance_km=data.get("radius_km"),
+                facility=data.get("facility"),
             )
         except DomainError as exc:
             portal_refused(exc)
@@ -752,6 +763,74 @@ def waitlist_join(request: HttpRequest, patient: Patient) -> HttpResponse:
 def waitlist(request: HttpRequest, patient: Patient) -> HttpResponse:
     entries = booking_selectors.waitlist_entries_for_patient(patient=patient)
     return render(request, "portal/waitlist.html", {"entries": entries})
+
+
+def _entry_gone() -> str:
+    return _("This entry is no longer on the waiting list. A date booked for you is in My appointments.")
+
+
+@patient_required(owner=_registration_owner)
+@require_http_methods(["GET", "POST"])
+def waitlist_preferences(request: HttpRequest, patient: Patient, registration_id: int) -> HttpResponse:
+    """See and change a waiting entry's preferences; its place in the queue stays (the order does not
+    depend on preferences: `booking_services.waitlist_preferences_update`)."""
+    entry = selectors.waiting_registration_get(patient=patient, registration_id=registration_id)
+    if entry is None:  # allocated or left meanwhile (another patient's entry is a 404, as elsewhere)
+        messages.info(request, _entry_gone())
+        return redirect("portal:waitlist")
+    form = WaitlistPreferencesForm(request.POST or None, registration=entry)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data
+            facility = data.get("facility")
+            try:
+                booking_services.waitlist_preferences_update(
+                    registration=entry,
+                    date_from=data.get("date_from"),
+                    date_to=data.get("date_to"),
+                    voivodeship=data.get("voivodeship"),
+                    locality=data.get("locality"),
+                    max_distance_km=data.get("radius_km"),
+                    facility=facility,
+                    # A doctor (set by the facility that registered the entry) goes with their place.
+                    practitioner=entry.practitioner
+                    if facility and facility.pk == entry.facility_id
+                    else None,
+                )
+            except DomainError as exc:
+                portal_refused(exc)
+                if exc.code == "waitlist_entry_not_found":
+                    messages.error(request, _entry_gone())
+                    return redirect("portal:waitlist")
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                messages.success(
+                    request, _("Your preferences are saved. Your place in the queue has not changed.")
+                )
+                return redirect("portal:waitlist")
+        status = 400
+    area = form.cleaned_data if form.is_bound and hasattr(form, "cleaned_data") else None
+    form.offer_places(
+        selectors.facilities_in_area(
+            service=entry.service,
+            voivodeship=area.get("voivodeship") if area else entry.voivodeship,
+            locality=area.get("locality") if area else entry.locality,
+            near=form.near() if area else _entry_near(entry),
+        )
+    )
+    return render(
+        request,
+        "portal/waitlist_preferences.html",
+        {"entry": entry, "form": form, "position": booking_selectors.waitlist_position(registration=entry)},
+        status=status,
+    )
+
+
+def _entry_near(entry: Any) -> Near | None:
+    if entry.locality is not None and entry.max_distance_km:
+        return Near(lat=entry.locality.lat, lon=entry.locality.lon, radius_km=float(entry.max_distance_km))
+    return None
 
 
 @patient_required(owner=_registration_owner)
