@@ -298,15 +298,14 @@ def home(request: HttpRequest) -> HttpResponse:
                 near=near,
             )
         )
-        if not slots and page == 1:
-            # One registration per service: someone already waiting (or booked) is shown that entry,
-            # not offered to join again.
-            already = _existing_for_service(request, data["service"])
-            if not already:
-                join_form = WaitlistJoinForm(initial={**request.GET.dict()})
-                if data["service"].referral_required:
-                    for name in ("referral_number", "referral_code"):
-                        join_form.fields[name].required = True  # marked as required on the page
+        # One registration per service: someone already waiting (or booked) is shown that entry, beside
+        # the dates found (booking one of them takes the entry's place), or instead of joining again.
+        already = _existing_for_service(request, data["service"])
+        if not slots and page == 1 and not already:
+            join_form = WaitlistJoinForm(initial={**request.GET.dict()})
+            if data["service"].referral_required:
+                for name in ("referral_number", "referral_code"):
+                    join_form.fields[name].required = True  # marked as required on the page
     return render(
         request,
         "portal/home.html",

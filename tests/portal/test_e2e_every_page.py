@@ -140,6 +140,10 @@ def world(transactional_db, mammography, cardiology):
         referral_number=referral.number,
         referral_code=referral.access_code,
     )
+    # Waiting for a mammography after the dates found (so the waiting list does not book one of them).
+    booking_services.waitlist_join(
+        patient=w.patient, service=mammography, date_from=timezone.localdate() + dt.timedelta(days=30)
+    )
     w.held = SlotFactory(schedule=schedules["referral"], start=_later(12))
     booking_services.slot_hold(slot_id=w.held.pk, patient=w.patient)
     for n in range(2):
@@ -337,6 +341,20 @@ APPOINTMENTS = [
     ),
 ]
 BOOKING_AND_WAITLIST = [
+    State(
+        "dates found, already waiting",
+        "home",
+        "patient",
+        _open("/?service={w.services.mammography.pk}"),
+        "main p.notice a[href='/waitlist/']",
+    ),
+    State(
+        "dates found, already booked",
+        "home",
+        "patient",
+        _open("/?service={w.services.booked.pk}"),
+        "main p.notice a[href$='/reschedule/']",
+    ),
     State(
         "nothing found, join",
         "home",

@@ -287,3 +287,22 @@ def test_joining_from_one_places_search_keeps_that_place(client, man, cardiology
     client.post(reverse("portal:waitlist_join"), data)
     entry = Registration.objects.get(patient=man)
     assert entry.status == Registration.Status.WAITING and entry.facility_id == first.pk
+
+
+def test_dates_found_say_the_patient_is_already_waiting_or_booked(client, man, cardiology, facility_a):
+    from tests.factories import ScheduleFactory, SlotFactory
+
+    ContractFactory(facility=facility_a, service=cardiology)
+    schedule = ScheduleFactory(facility=facility_a, service=cardiology)
+    slots = [SlotFactory(schedule=schedule) for _ in range(2)]
+    join(PatientFactory(), cardiology)
+    entry = join(man, cardiology)
+    body = client.get(reverse("portal:home"), {"service": cardiology.pk}).content.decode()
+    assert "Jesteś w Poczekalni na to świadczenie (Twoje miejsce w kolejce: 2)." in body
+    assert "rezerwacja zastąpi Twój wpis w Poczekalni" in body and 'href="/waitlist/"' in body
+
+    booked = booking_services.appointment_book(slot_id=slots[0].pk, patient=man, channel="web")
+    assert booked.registration_id == entry.pk  # the entry became the booking, as the page said
+    body = client.get(reverse("portal:home"), {"service": cardiology.pk}).content.decode()
+    assert "Masz już wizytę na to świadczenie" in body
+    assert f'href="{reverse("portal:appointment_reschedule", args=[booked.pk])}"' in body
