@@ -140,10 +140,11 @@ class _VoivodeshipChoiceField(_CachedModelChoiceField):
 
 class _FacilityChoiceField(forms.ModelChoiceField):
     """A place: its select lists only the places a view offers (`offer_places`), never every facility
-    of the country (the queryset only validates the choice)."""
+    of the country (the queryset only validates the choice). The select's HTML is kept per list of
+    places, value and language (`_CachedSelect`): the same area gives every patient the same list."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, widget=_CachedSelect, **kwargs)
         self.widget.choices = [("", self.empty_label)]
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Any:

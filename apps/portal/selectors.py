@@ -10,7 +10,7 @@ from django.db.models import Exists, F, OuterRef, QuerySet, Subquery, Window
 from django.db.models.functions import ExtractHour, RowNumber
 from django.utils import timezone
 
-from apps.booking.models import LIVE_APPOINTMENT, Appointment, Registration
+from apps.booking.models import LIVE_APPOINTMENT, LIVE_REGISTRATION, Appointment, Registration
 from apps.catalog.models import Contract, Facility, Service
 from apps.core.dbrouter import replica_reads
 from apps.patients.models import Patient
@@ -43,6 +43,22 @@ def held_slot_get(*, patient: Patient, slot_id: int, now: dt.datetime) -> Slot |
     return (
         Slot.objects.select_related("service", "facility", "locality", "practitioner")
         .filter(pk=slot_id, status=Slot.Status.HELD, held_by=patient, hold_until__gt=now)
+        .first()
+    )
+
+
+def live_registration_of(*, patient: Patient, service: Any) -> Registration | None:
+    """A patient's live registration (waiting or booked) for a service, if any: one per patient and
+    service (a partial unique index)."""
+    return Registration.objects.filter(patient=patient, service=service, status__in=LIVE_REGISTRATION).first()
+
+
+def upcoming_appointment_of(*, registration: Registration) -> Appointment | None:
+    return (
+        Appointment.objects.filter(
+            registration=registration, status__in=LIVE_APPOINTMENT, start__gte=timezone.now()
+        )
+        .order_by("start")
         .first()
     )
 

@@ -339,19 +339,21 @@ def _page_query(request: HttpRequest, page: int, **changes: Any) -> str:
 
 
 def _existing_for_service(request: HttpRequest, service: Any) -> dict[str, Any]:
-    acting = acting_lib.current(request)  # the person the search is for: the signed-in one or a dependant
+    """The live registration for the service of the person the search is for (the signed-in patient
+    or a dependant): their waiting-list entry and place, or their upcoming appointment. One query when
+    there is none (the usual search)."""
+    acting = acting_lib.current(request)
     if acting is None:
         return {}
-    patient = acting.patient
     acting_lib.audit(request, acting, action="portal.home.get registrations")
-    for entry, position in booking_selectors.waitlist_entries_for_patient(patient=patient):
-        if entry.service_id == service.pk:
-            return {"waiting_entry": entry, "waiting_position": position}
-    booked = booking_selectors.appointment_list_for_patient(patient=patient, upcoming=True).filter(
-        service=service
-    )
-    first = booked.first()
-    return {"booked_appointment": first} if first is not None else {}
+    registration = selectors.live_registration_of(patient=acting.patient, service=service)
+    if registration is None:
+        return {}
+    if registration.status == registration.Status.WAITING:
+        position = booking_selectors.waitlist_position(registration=registration)
+        return {"waiting_entry": registration, "waiting_position": position}
+    booked = selectors.upcoming_appointment_of(registration=registration)
+    return {"booked_appointment": booked} if booked is not None else {}
 
 
 def facility_page(request: HttpRequest, facility_id: int) -> HttpResponse:

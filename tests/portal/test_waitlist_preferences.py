@@ -306,3 +306,17 @@ def test_dates_found_say_the_patient_is_already_waiting_or_booked(client, man, c
     body = client.get(reverse("portal:home"), {"service": cardiology.pk}).content.decode()
     assert "Masz już wizytę na to świadczenie" in body
     assert f'href="{reverse("portal:appointment_reschedule", args=[booked.pk])}"' in body
+
+
+def test_no_page_lists_every_facility_of_the_country(client, man, cardiology, places):
+    """The place select lists the places a view offers; a form rendered without them (the join error
+    page, a form before a search) keeps a chosen place as a hidden field, never a national list."""
+    from apps.portal.forms import SearchForm
+
+    _warsaw, first, _second, _far = places
+    page = client.post(reverse("portal:waitlist_join"), {"service": cardiology.pk, "facility": first.pk})
+    body = page.content.decode()
+    assert page.status_code == 400 and '<select name="facility"' not in body
+    assert f'<input type="hidden" name="facility" value="{first.pk}"' in body
+    unbound = str(SearchForm()["facility"])
+    assert unbound.count("<option") == 1 and "Kardio Centrum" not in unbound
