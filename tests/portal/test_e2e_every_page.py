@@ -271,6 +271,7 @@ ANONYMOUS = [
     ),
 ]
 LINKS_AND_EMPTY = [
+    State("whom for", "acting_for", "newcomer", _open("/acting-for/"), "input[name=acting_for]"),
     State("manage: live", "manage", "anonymous", _manage("live"), "button[value=cancel]"),
     State("manage: cancelled", "manage", "anonymous", _manage("ended"), "dd.status"),
     State(
