@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from apps.core import api_errors, health
 from apps.operations.metrics import metrics_view
 
+handler400 = "apps.portal.errors.bad_request"  # the API's problem+json under /api/
 handler404 = "apps.core.api_errors.api_or_html_404"
 handler500 = "apps.portal.errors.server_error"  # the API's problem+json under /api/
 

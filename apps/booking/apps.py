@@ -20,10 +20,10 @@ class BookingConfig(AppConfig):
 
         after_commit.register(after_commit.SLOT_FREED, slots_freed)
         after_commit.register(after_commit.FREED_SLOTS_QUEUED, tasks.waitlist_drain_request)
-        after_commit.register(
-            after_commit.WAITING_ENTRY_CREATED,
-            lambda registration_id: tasks.waitlist_allocate_registration_task.delay(registration_id),
-        )
+        for name in (after_commit.WAITING_ENTRY_CREATED, after_commit.WAITING_ENTRY_CHANGED):
+            after_commit.register(
+                name, lambda registration_id: tasks.waitlist_allocate_registration_task.delay(registration_id)
+            )
         after_commit.register(
             after_commit.SLOTS_PUBLISHED, lambda service_id: tasks.waitlist_sweep_request(service_id)
         )

@@ -25,7 +25,7 @@ def waitlist_position(*, registration: Registration) -> int:
 
 def waitlist_entries_for_patient(*, patient: Patient) -> list[tuple[Registration, int]]:
     entries = Registration.objects.filter(patient=patient, status=Registration.Status.WAITING).select_related(
-        "service", "voivodeship", "locality", "facility"
+        "service", "voivodeship", "locality", "facility", "practitioner", "entitlement"
     )
     return [(entry, waitlist_position(registration=entry)) for entry in entries.order_by("joined_at")]
 

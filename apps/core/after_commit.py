@@ -16,12 +16,15 @@ from django.db import transaction
 
 SLOT_FREED = "slot_freed"  # slots went back to the pool: queue them for the waiting list (`record`)
 WAITING_ENTRY_CREATED = "waiting_entry_created"  # look for a slot for a new waiting-list entry
+WAITING_ENTRY_CHANGED = "waiting_entry_changed"  # ...and for an entry whose preferences changed
 SLOTS_PUBLISHED = "slots_published"  # new free slots of a service: sweep its waiting list
 # Freed slots were queued by the statement that freed them (`booking.sql.appointment_end_write`): ask
 # for a drain of the queue (`later`).
 FREED_SLOTS_QUEUED = "freed_slots_queued"
 
-NAMES = frozenset({SLOT_FREED, WAITING_ENTRY_CREATED, SLOTS_PUBLISHED, FREED_SLOTS_QUEUED})
+NAMES = frozenset(
+    {SLOT_FREED, WAITING_ENTRY_CREATED, WAITING_ENTRY_CHANGED, SLOTS_PUBLISHED, FREED_SLOTS_QUEUED}
+)
 _handlers: dict[str, Callable[..., Any]] = {}
 
 

@@ -131,6 +131,11 @@ def api_or_html_404(request: HttpRequest, exception: Exception | None = None) ->
     return page_not_found(request, exception or Http404())
 
 
+def api_or_html_400(request: HttpRequest) -> Any:
+    """A request Django would not read, under /api/: problem+json like every other refusal."""
+    return _json_problem(request, 400, "validation_error")
+
+
 def api_or_html_500(request: HttpRequest) -> Any:
     if request.path.startswith("/api/"):
         return _json_problem(request, 500, "server_error")

@@ -66,6 +66,14 @@ class RegistrationWaitingPayload(RegistrationPayload):
     after = serializers.ChoiceField(choices=["joined", "facility_cancellation"])
 
 
+class RegistrationPreferencesChangedPayload(RegistrationPayload):
+    changes = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Names of the changed preferences (date_from, date_to, voivodeship, locality, "
+        "max_distance_km, facility, practitioner); the entry keeps its place in the queue",
+    )
+
+
 class RegistrationClosedPayload(RegistrationPayload):
     reason = serializers.CharField(help_text="e.g. left_waitlist")
 
@@ -153,6 +161,10 @@ EVENT_TYPES: dict[str, EventType] = {
     "registration.waiting": EventType(
         "A patient is on the waiting list (joined, or back after a facility cancellation).",
         RegistrationWaitingPayload,
+    ),
+    "registration.preferences_changed": EventType(
+        "A waiting patient changed the preferences of their entry (its place in the queue is kept).",
+        RegistrationPreferencesChangedPayload,
     ),
     "registration.closed": EventType(
         "A waiting-list entry ended without a booking.", RegistrationClosedPayload

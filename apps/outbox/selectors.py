@@ -58,3 +58,19 @@ def event_list_after(
         txid, event_id = after
         qs = qs.filter(Q(txid__gt=txid) | Q(txid=txid, id__gt=event_id))
     return list(qs.order_by("txid", "id")[:limit])
+
+
+def registration_registered_by(*, registration_id: int) -> int | None:
+    """The facility that put a waiting-list entry on the list (the facility of its join event,
+    `registration.waiting` with after=joined, over the `outbox_waitlist_joins` index), or None when
+    the patient joined on the patient pages."""
+    return (
+        OutboxEvent.objects.filter(
+            aggregate_type="registration",
+            type="registration.waiting",
+            aggregate_id=registration_id,
+            payload__after="joined",
+        )
+        .values_list("facility_id", flat=True)
+        .first()
+    )

@@ -1,9 +1,9 @@
-"""Branded error pages (issue 18): 404, 403 (a CSRF failure too) and 500 in the page language, with
-the site's navigation and the helpline, also with DEBUG off. The API keeps its problem+json answers.
+"""Branded error pages (issue 18): 400, 404, 403 (a CSRF failure too) and 500 in the page language,
+with the site's navigation and the helpline, also with DEBUG off. The API keeps its problem+json answers.
 
 404 and 403 are Django's own handlers rendering `templates/404.html` and `403.html` (with the request,
-so the menu and the language switch work). A CSRF failure and a server error need these views: Django
-renders those pages without the request.
+so the menu and the language switch work). A bad request (400), a CSRF failure and a server error need
+these views: Django renders those pages without the request.
 """
 
 from __future__ import annotations
@@ -12,7 +12,13 @@ import logging
 import sys
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseServerError
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseForbidden,
+    HttpResponseServerError,
+)
 from django.template import loader
 from django.views import csrf
 
@@ -29,6 +35,14 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
         return csrf.csrf_failure(request, reason)
     html = loader.render_to_string("403_csrf.html", {"csrf_failure": True}, request=request)
     return HttpResponseForbidden(html)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler400: a request Django refused to read (a suspicious operation: too many fields, a damaged
+    upload) gets the branded page, not Django's bare English "Bad Request (400)"; the API a problem."""
+    if request.path.startswith("/api/"):
+        return api_errors.api_or_html_400(request)
+    return HttpResponseBadRequest(loader.render_to_string("400.html", {}, request=request))
 
 
 def server_error(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:

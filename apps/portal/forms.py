@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -138,6 +138,37 @@ class _VoivodeshipChoiceField(_CachedModelChoiceField):
         return str(obj.name if (get_language() or "pl").startswith("pl") else obj.name_en)
 
 
+class _FacilityChoiceField(forms.ModelChoiceField):
+    """A place: its select lists only the places a view offers (`offer_places`), never every facility
+    of the country (the queryset only validates the choice). The select's HTML is kept per list of
+    places, value and language (`_CachedSelect`): the same area gives every patient the same list."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, widget=_CachedSelect, **kwargs)
+        self.widget.choices = [("", self.empty_label)]
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        result = super().__deepcopy__(memo)  # a form's copy: its queryset's setter listed every row
+        result.widget.choices = [("", result.empty_label)]
+        return result
+
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.name} ({obj.locality.name})"
+
+
+def offer_places(form: forms.Form, places: list[Facility] | None) -> None:
+    """The select of a form's `facility` field lists these places (by name), plus the chosen one if it
+    is not among them; with None (too many to list) the field is left out of the page (`places_offered`
+    is False) and only a chosen place is kept, as a hidden field."""
+    field = cast(_FacilityChoiceField, form.fields["facility"])
+    chosen = str(form["facility"].value() or "").strip()
+    form.places_offered = places is not None  # type: ignore[attr-defined]
+    listed = list(places or [])
+    if chosen.isdigit() and chosen not in {str(f.pk) for f in listed}:
+        listed = [*Facility.objects.select_related("locality").filter(pk=int(chosen), active=True), *listed]
+    field.widget.choices = [("", field.empty_label), *((f.pk, field.label_from_instance(f)) for f in listed)]
+
+
 class PlaceAndDatesForm(forms.Form):
     """Where and when: the preferences shared by search and the waiting list."""
 
@@ -224,13 +255,21 @@ class SearchForm(PlaceAndDatesForm):
     time_of_day = forms.ChoiceField(
         label=_("Time of day"), choices=TIME_OF_DAY_CHOICES, required=False, widget=_CachedSelect
     )
-    # Set by the "more dates at this place" link, not typed: one place's dates, page by page.
-    facility = forms.ModelChoiceField(
-        queryset=Facility.objects.filter(active=True), required=False, widget=forms.HiddenInput
+    # One place's dates, page by page: chosen in the select of the area's places (offered once the
+    # service is known: `offer_places`), or by a result's "more dates at this place" link.
+    facility = _FacilityChoiceField(
+        queryset=Facility.objects.filter(active=True),
+        required=False,
+        label=_("Place"),
+        empty_label=_("All places in the area"),
+        help_text=_("The places with an NFZ contract for this service in the area you chose."),
     )
     page = forms.IntegerField(min_value=1, max_value=MAX_PAGE, required=False, widget=forms.HiddenInput)
 
     field_order = ["service", "voivodeship", "city", "radius_km", "date_from", "date_to", "time_of_day"]
+
+    def offer_places(self, places: list[Facility] | None) -> None:
+        offer_places(self, places)
 
 
 class ReferralForm(forms.Form):
@@ -261,8 +300,9 @@ class WaitlistJoinForm(SearchForm, ReferralForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for name in ("time_of_day", "facility", "page"):  # search-only: the waiting list does not take them
+        for name in ("time_of_day", "page"):  # search-only: the waiting list does not take them
             del self.fields[name]
+        self.fields["facility"].widget = forms.HiddenInput()  # the place chosen in the search, if any
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -272,3 +312,73 @@ class WaitlistJoinForm(SearchForm, ReferralForm):
                 if not data.get(name) and name not in self.errors:
                     self.add_error(name, _("This service needs an e-referral: enter this field."))
         return data
+
+
+class WaitlistPreferencesForm(PlaceAndDatesForm):
+    """A waiting entry's preferences, all of them at once: an empty field means "any"."""
+
+    facility = _FacilityChoiceField(
+        queryset=Facility.objects.filter(active=True),
+        required=False,
+        label=_("Place"),
+        empty_label=_("Any place in the area"),
+        help_text=_("The places with an NFZ contract for this service in the area you chose."),
+    )
+
+    field_order = ["voivodeship", "city", "radius_km", "facility", "date_from", "date_to"]
+
+    def __init__(self, *args: Any, registration: Any, **kwargs: Any) -> None:
+        entry = registration
+        kwargs.setdefault(
+            "initial",
+            {
+                "voivodeship": entry.voivodeship_id,
+                "city": entry.locality.name if entry.locality else "",
+                "radius_km": str(entry.max_distance_km) if entry.max_distance_km else "",
+                "facility": entry.facility_id,
+                "date_from": entry.date_from,
+                "date_to": entry.date_to,
+            },
+        )
+        super().__init__(*args, **kwargs)
+        self.registration = entry
+        facility = cast(_FacilityChoiceField, self.fields["facility"])
+        facility.queryset = Facility.objects.filter(
+            active=True, contracts__service=entry.service_id
+        ).distinct()
+        facility.widget.choices = [("", facility.empty_label)]  # the view offers the area's places
+        radius = cast(forms.TypedChoiceField, self.fields["radius_km"])
+        if entry.max_distance_km and str(entry.max_distance_km) not in {v for v, _label in RADIUS_CHOICES}:
+            # A distance a facility entered over the API (any number of km) stays a choice.
+            radius.choices = [*RADIUS_CHOICES, (str(entry.max_distance_km), f"{entry.max_distance_km} km")]
+
+    def offer_places(self, places: list[Facility] | None) -> None:
+        offer_places(self, places)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        entry = self.registration
+        city = (data.get("city") or "").strip()
+        voivodeship = data.get("voivodeship")
+        # The same name keeps the same town (names repeat: "Nowa Wieś" is in every voivodeship).
+        same_town = entry.locality is not None and city.lower() == entry.locality.name.lower()
+        if same_town and (voivodeship is None or voivodeship.pk == entry.locality.voivodeship_id):
+            data["locality"] = entry.locality
+        facility = data.get("facility")
+        if facility is not None and "facility" not in self.errors and not self._in_area(facility, data):
+            self.add_error(
+                "facility",
+                _("This place is not in the area you chose. Choose a place in it, or any place in the area."),
+            )
+        return data
+
+    def _in_area(self, facility: Facility, data: dict[str, Any]) -> bool:
+        from apps.scheduling.selectors import distance_km
+
+        voivodeship, locality = data.get("voivodeship"), data.get("locality")
+        if voivodeship is not None and facility.voivodeship_id != voivodeship.pk:
+            return False
+        near = self.near()
+        if near is not None:
+            return distance_km(near.lat, near.lon, facility.lat, facility.lon) <= near.radius_km
+        return locality is None or facility.locality_id == locality.pk

@@ -10,8 +10,8 @@ from django.db.models import Exists, F, OuterRef, QuerySet, Subquery, Window
 from django.db.models.functions import ExtractHour, RowNumber
 from django.utils import timezone
 
-from apps.booking.models import LIVE_APPOINTMENT, Appointment, Registration
-from apps.catalog.models import Contract, Facility
+from apps.booking.models import LIVE_APPOINTMENT, LIVE_REGISTRATION, Appointment, Registration
+from apps.catalog.models import Contract, Facility, Service
 from apps.core.dbrouter import replica_reads
 from apps.patients.models import Patient
 from apps.scheduling.models import Slot
@@ -47,10 +47,28 @@ def held_slot_get(*, patient: Patient, slot_id: int, now: dt.datetime) -> Slot |
     )
 
 
+def live_registration_of(*, patient: Patient, service: Any) -> Registration | None:
+    """A patient's live registration (waiting or booked) for a service, if any: one per patient and
+    service (a partial unique index)."""
+    return Registration.objects.filter(patient=patient, service=service, status__in=LIVE_REGISTRATION).first()
+
+
+def upcoming_appointment_of(*, registration: Registration) -> Appointment | None:
+    return (
+        Appointment.objects.filter(
+            registration=registration, status__in=LIVE_APPOINTMENT, start__gte=timezone.now()
+        )
+        .order_by("start")
+        .first()
+    )
+
+
 def waiting_registration_get(*, patient: Patient, registration_id: int) -> Registration | None:
-    return Registration.objects.filter(
-        pk=registration_id, patient=patient, status=Registration.Status.WAITING
-    ).first()
+    return (
+        Registration.objects.filter(pk=registration_id, patient=patient, status=Registration.Status.WAITING)
+        .select_related("service", "voivodeship", "locality", "facility", "practitioner", "entitlement")
+        .first()
+    )
 
 
 def slot_for_page(*, slot_id: int) -> Slot | None:
@@ -178,3 +196,49 @@ def slot_page_search(
     ).select_related("facility", "practitioner")
     rows = list(qs[offset : offset + limit + 1])
     return rows[:limit], len(rows) > limit
+
+
+# --- one place: the facility filter and the waiting list's place preference ----------------------------
+
+FACILITY_CHOICES_MAX = 100  # longer than this, a select helps nobody: the page asks to narrow the area
+
+
+def facilities_in_area(
+    *,
+    service: Any,
+    voivodeship: Any = None,
+    locality: Any = None,
+    near: Near | None = None,
+    limit: int | None = None,
+) -> list[Facility] | None:
+    """The active places with a contract for the service in the area (taken as `place_search` takes it:
+    a voivodeship, a town, or a distance from one), by name; None when there are more than `limit`
+    (`FACILITY_CHOICES_MAX` unless given)."""
+    limit = FACILITY_CHOICES_MAX if limit is None else limit
+    facilities = Facility.objects.filter(
+        Exists(Contract.objects.filter(facility=OuterRef("pk"), service=service)), active=True
+    ).select_related("locality")
+    if voivodeship is not None:
+        facilities = facilities.filter(voivodeship=voivodeship)
+    if near is not None:
+        lat_min, lat_max, lon_min, lon_max = near.bounding_box()
+        facilities = facilities.filter(lat__range=(lat_min, lat_max), lon__range=(lon_min, lon_max))
+    elif locality is not None:
+        facilities = facilities.filter(locality=locality)
+    # The box's corners lie outside the circle: read a few more than the limit, then measure.
+    read = limit * 2 if near is not None else limit
+    rows = list(facilities.order_by("name", "pk")[: read + 1])
+    if len(rows) > read:
+        return None
+    if near is not None:
+        rows = [f for f in rows if distance_km(near.lat, near.lon, f.lat, f.lon) <= near.radius_km]
+    return rows if len(rows) <= limit else None
+
+
+def services_at_facility(*, facility: Facility) -> list[Service]:
+    """The services a place has a contract for: its page links to each one's dates there."""
+    return list(
+        Service.objects.filter(
+            Exists(Contract.objects.filter(facility=facility, service=OuterRef("pk")))
+        ).order_by("name_pl")
+    )

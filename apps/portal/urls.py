@@ -30,6 +30,11 @@ urlpatterns = [
     path("manage/<str:token>/", views.manage_view, name="manage"),
     path("waitlist/", views.waitlist, name="waitlist"),
     path("waitlist/join/", views.waitlist_join, name="waitlist_join"),
+    path(
+        "waitlist/<int:registration_id>/preferences/",
+        views.waitlist_preferences,
+        name="waitlist_preferences",
+    ),
     path("waitlist/<int:registration_id>/leave/", views.waitlist_leave, name="waitlist_leave"),
     path("messages/", views.inbox, name="inbox"),
     # The SMS gateway's webhook (HMAC-signed). Lives in apps.notifications; mounted here until the

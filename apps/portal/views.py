@@ -45,7 +45,7 @@ from apps.scheduling.selectors import Near, slot_search
 
 from . import acting as acting_lib
 from . import ics, manage, selectors
-from .forms import CodeForm, PeselForm, ReferralForm, SearchForm, WaitlistJoinForm
+from .forms import CodeForm, PeselForm, ReferralForm, SearchForm, WaitlistJoinForm, WaitlistPreferencesForm
 from .services import SignInError, login_code_request, login_code_verify, patient_user_link
 
 SESSION_LOGIN_CODE = "portal_login_code"
@@ -289,15 +289,23 @@ def home(request: HttpRequest) -> HttpResponse:
             slots = [slot for place in places for slot in place.slots]
             for place in places:
                 place.more_url = _page_query(request, 1, facility=place.facility.pk)
-        if not slots and page == 1:
-            # One registration per service: someone already waiting (or booked) is shown that entry,
-            # not offered to join again.
-            already = _existing_for_service(request, data["service"])
-            if not already:
-                join_form = WaitlistJoinForm(initial={**request.GET.dict()})
-                if data["service"].referral_required:
-                    for name in ("referral_number", "referral_code"):
-                        join_form.fields[name].required = True  # marked as required on the page
+        # The place filter lists the places of the searched area (kept across pages: it is in the query).
+        form.offer_places(
+            selectors.facilities_in_area(
+                service=data["service"],
+                voivodeship=data.get("voivodeship"),
+                locality=data.get("locality"),
+                near=near,
+            )
+        )
+        # One registration per service: someone already waiting (or booked) is shown that entry, beside
+        # the dates found (booking one of them takes the entry's place), or instead of joining again.
+        already = _existing_for_service(request, data["service"])
+        if not slots and page == 1 and not already:
+            join_form = WaitlistJoinForm(initial={**request.GET.dict()})
+            if data["service"].referral_required:
+                for name in ("referral_number", "referral_code"):
+                    join_form.fields[name].required = True  # marked as required on the page
     return render(
         request,
         "portal/home.html",
@@ -331,19 +339,21 @@ def _page_query(request: HttpRequest, page: int, **changes: Any) -> str:
 
 
 def _existing_for_service(request: HttpRequest, service: Any) -> dict[str, Any]:
-    acting = acting_lib.current(request)  # the person the search is for: the signed-in one or a dependant
+    """The live registration for the service of the person the search is for (the signed-in patient
+    or a dependant): their waiting-list entry and place, or their upcoming appointment. One query when
+    there is none (the usual search)."""
+    acting = acting_lib.current(request)
     if acting is None:
         return {}
-    patient = acting.patient
     acting_lib.audit(request, acting, action="portal.home.get registrations")
-    for entry, position in booking_selectors.waitlist_entries_for_patient(patient=patient):
-        if entry.service_id == service.pk:
-            return {"waiting_entry": entry, "waiting_position": position}
-    booked = booking_selectors.appointment_list_for_patient(patient=patient, upcoming=True).filter(
-        service=service
-    )
-    first = booked.first()
-    return {"booked_appointment": first} if first is not None else {}
+    registration = selectors.live_registration_of(patient=acting.patient, service=service)
+    if registration is None:
+        return {}
+    if registration.status == registration.Status.WAITING:
+        position = booking_selectors.waitlist_position(registration=registration)
+        return {"waiting_entry": registration, "waiting_position": position}
+    booked = selectors.upcoming_appointment_of(registration=registration)
+    return {"booked_appointment": booked} if booked is not None else {}
 
 
 def facility_page(request: HttpRequest, facility_id: int) -> HttpResponse:
@@ -357,6 +367,7 @@ def facility_page(request: HttpRequest, facility_id: int) -> HttpResponse:
         "portal/facility.html",
         {
             "facility": facility,
+            "services": selectors.services_at_facility(facility=facility),
             "map_url": f"https://www.openstreetmap.org/?mlat={lat}&mlon={lon}#map=17/{lat}/{lon}",
             "directions_url": f"https://www.openstreetmap.org/directions?to={lat}%2C{lon}",
             "accessibility": [
@@ -732,6 +743,7 @@ def waitlist_join(request: HttpRequest, patient: Patient) -> HttpResponse:
                 voivodeship=data.get("voivodeship"),
                 locality=data.get("locality"),
                 max_distance_km=data.get("radius_km"),
+                facility=data.get("facility"),
             )
         except DomainError as exc:
             portal_refused(exc)
@@ -752,6 +764,74 @@ def waitlist_join(request: HttpRequest, patient: Patient) -> HttpResponse:
 def waitlist(request: HttpRequest, patient: Patient) -> HttpResponse:
     entries = booking_selectors.waitlist_entries_for_patient(patient=patient)
     return render(request, "portal/waitlist.html", {"entries": entries})
+
+
+def _entry_gone() -> str:
+    return _("This entry is no longer on the waiting list. A date booked for you is in My appointments.")
+
+
+@patient_required(owner=_registration_owner)
+@require_http_methods(["GET", "POST"])
+def waitlist_preferences(request: HttpRequest, patient: Patient, registration_id: int) -> HttpResponse:
+    """See and change a waiting entry's preferences; its place in the queue stays (the order does not
+    depend on preferences: `booking_services.waitlist_preferences_update`)."""
+    entry = selectors.waiting_registration_get(patient=patient, registration_id=registration_id)
+    if entry is None:  # allocated or left meanwhile (another patient's entry is a 404, as elsewhere)
+        messages.info(request, _entry_gone())
+        return redirect("portal:waitlist")
+    form = WaitlistPreferencesForm(request.POST or None, registration=entry)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data
+            facility = data.get("facility")
+            try:
+                booking_services.waitlist_preferences_update(
+                    registration=entry,
+                    date_from=data.get("date_from"),
+                    date_to=data.get("date_to"),
+                    voivodeship=data.get("voivodeship"),
+                    locality=data.get("locality"),
+                    max_distance_km=data.get("radius_km"),
+                    facility=facility,
+                    # A doctor (set by the facility that registered the entry) goes with their place.
+                    practitioner=entry.practitioner
+                    if facility and facility.pk == entry.facility_id
+                    else None,
+                )
+            except DomainError as exc:
+                portal_refused(exc)
+                if exc.code == "waitlist_entry_not_found":
+                    messages.error(request, _entry_gone())
+                    return redirect("portal:waitlist")
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                messages.success(
+                    request, _("Your preferences are saved. Your place in the queue has not changed.")
+                )
+                return redirect("portal:waitlist")
+        status = 400
+    area = form.cleaned_data if form.is_bound and hasattr(form, "cleaned_data") else None
+    form.offer_places(
+        selectors.facilities_in_area(
+            service=entry.service,
+            voivodeship=area.get("voivodeship") if area else entry.voivodeship,
+            locality=area.get("locality") if area else entry.locality,
+            near=form.near() if area else _entry_near(entry),
+        )
+    )
+    return render(
+        request,
+        "portal/waitlist_preferences.html",
+        {"entry": entry, "form": form, "position": booking_selectors.waitlist_position(registration=entry)},
+        status=status,
+    )
+
+
+def _entry_near(entry: Any) -> Near | None:
+    if entry.locality is not None and entry.max_distance_km:
+        return Near(lat=entry.locality.lat, lon=entry.locality.lon, radius_km=float(entry.max_distance_km))
+    return None
 
 
 @patient_required(owner=_registration_owner)

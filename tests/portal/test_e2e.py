@@ -65,6 +65,14 @@ def browser_page():
         browser.close()
 
 
+# Every `aria-describedby` of the page names elements that exist (the error text of a field was tied
+# to an id nothing had, issue 18): "<element>: <missing id>" for each one that does not.
+DESCRIBED_BY_NOTHING = """() => [...document.querySelectorAll('[aria-describedby]')].flatMap(element =>
+    element.getAttribute('aria-describedby').split(/\\s+/)
+        .filter(id => id && !document.getElementById(id))
+        .map(id => `${element.id || element.getAttribute('name') || element.tagName}: ${id}`))"""
+
+
 class Accessibility:
     def __init__(self, page):
         from axe_playwright_python.sync_playwright import Axe
@@ -72,6 +80,7 @@ class Accessibility:
         self.page = page
         self.axe = Axe()
         self.checked: list[str] = []
+        self.described = 0  # aria-describedby references checked
 
     def check(self) -> None:
         results = self.axe.run(self.page, options=WCAG_21_AA)
@@ -80,6 +89,9 @@ class Accessibility:
         assert self.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), (
             self.page.url
         )
+        missing = self.page.evaluate(DESCRIBED_BY_NOTHING)
+        assert not missing, f"{self.page.url}: aria-describedby points at nothing: {missing}"
+        self.described += self.page.locator("[aria-describedby]").count()
         self.checked.append(self.page.url)
 
 

@@ -102,6 +102,9 @@ def test_slot_sign_in_hold_warning_outcome_cancelled_and_waiting_list(live_serve
     page.get_by_text("Trzymamy dla Ciebie ten termin przez kolejne 2 min.").wait_for()
     _english(page)
     page.get_by_role("heading", name="Check and book").wait_for()
+    # The warning in English too (the extended hold again ends within the warning time).
+    page.locator("[data-hold-warning].hold-warning-shown").wait_for()
+    assert "Your hold on this date ends at" in warning.inner_text()
     a11y.check()
     page.get_by_role("button", name="Book this appointment").click()
 
@@ -179,6 +182,7 @@ def test_every_error_page_is_branded_in_both_languages(live_server, page, world,
         ("/no-such-page/", "Nie ma takiej strony", "We cannot find this page"),
         ("/forbidden/", "Nie możesz otworzyć tej strony", "You cannot open this page"),
         ("/broken/", "Wystąpił błąd po naszej stronie", "Something went wrong on our side"),
+        ("/damaged/", "Nie udało się odczytać tego żądania", "We could not read this request"),
     ]
     for language in ("pl", "en"):
         for path, polish, english in pages:

@@ -184,8 +184,24 @@ def test_a_page_whose_redis_is_down_is_the_branded_503_with_retry_after():
     assert int(response["Retry-After"]) > 0
 
 
+@override_settings(DEBUG=False, ROOT_URLCONF="tests.portal.urls_broken")
+def test_branded_400_in_both_languages():
+    # A request Django will not read (a SuspiciousOperation: too many fields, a damaged upload) gave
+    # Django's bare English "Bad Request (400)".
+    browser = Client(raise_request_exception=False)
+    polish = browser.get("/damaged/")
+    _assert_branded(polish, 400, "pl", "Nie udało się odczytać tego żądania")
+    # Rendered with the request: the language switch comes back to this address.
+    assert 'name="next" value="/damaged/"' in polish.content.decode()
+    browser.cookies["django_language"] = "en"
+    _assert_branded(browser.get("/damaged/"), 400, "en", "We could not read this request")
+    api = browser.get("/api/damaged/")
+    assert api.status_code == 400 and api.headers["Content-Type"].startswith("application/problem+json")
+
+
 def test_the_branded_handlers_are_wired_for_every_settings_module(settings):
     from config import urls
 
+    assert urls.handler400 == "apps.portal.errors.bad_request"
     assert urls.handler500 == "apps.portal.errors.server_error"
     assert settings.CSRF_FAILURE_VIEW == "apps.portal.errors.csrf_failure"  # base settings: production too

@@ -115,3 +115,70 @@ def test_more_places_by_paging_in_two_queries_whatever_the_page(
     with django_assert_num_queries(2):
         places, more = selectors.place_search(service=mammography, places=PLACES_PER_PAGE, per_place=3)
     assert more and [len(p.slots) for p in places] == [3] * PLACES_PER_PAGE
+
+
+def test_a_place_filter_lists_the_places_of_the_area_and_survives_paging(client, mammography, facility_a):
+    """GIVEN two places in Warsaw with dates and one place without a contract WHEN the patient picks one
+    place in the filter (with a time of day) THEN only its dates are shown, page by page, with both
+    filters kept; "show all places" drops only the place."""
+    import datetime as dt
+
+    from tests.factories import FacilityFactory, SlotFactory
+
+    other = FacilityFactory(name="Druga przychodnia")
+    FacilityFactory(name="Bez umowy")  # no contract: not a choice
+    _slots_at(facility_a, mammography, day=5, hour=8, count=2)
+    later = _slots_at(other, mammography, day=6, hour=12, count=14)
+    SlotFactory(schedule=later[0].schedule, start=later[0].start + dt.timedelta(days=1, hours=-7))  # morning
+    searched = client.get(reverse("portal:home"), {"service": mammography.pk, "city": "Warszawa"})
+    form = searched.context["form"]
+    assert [label for value, label in form.fields["facility"].widget.choices] == [
+        "Wszystkie miejsca w wybranym obszarze",
+        "Druga przychodnia (Warszawa)",
+        "Facility A (Warszawa)",
+    ]
+    body = searched.content.decode()
+    assert '<label for="id_facility">Miejsce</label>' in body and 'name="facility"' in body
+
+    query = {"service": mammography.pk, "city": "Warszawa", "facility": other.pk, "time_of_day": "afternoon"}
+    one = client.get(reverse("portal:home"), query)
+    assert one.context["one_place"] == other
+    assert [s.pk for s in one.context["slots"]] == [s.pk for s in later[:10]]  # afternoons only
+    assert f'<option value="{other.pk}" selected>' in one.content.decode()
+    next_page = one.context["next_page"]
+    assert f"facility={other.pk}" in next_page and "time_of_day=afternoon" in next_page
+    second = client.get(reverse("portal:home") + next_page)
+    assert [s.pk for s in second.context["slots"]] == [s.pk for s in later[10:14]]
+    assert not second.context["next_page"] and "facility=" in second.context["previous_page"]
+    everywhere = client.get(reverse("portal:home") + second.context["all_places"])
+    assert everywhere.context["one_place"] is None and "time_of_day=afternoon" in second.context["all_places"]
+    assert [p.facility.pk for p in everywhere.context["places"]] == [other.pk]
+
+
+def test_too_many_places_to_list_ask_for_a_narrower_area(client, mammography, facility_a, monkeypatch):
+    from apps.portal import selectors
+    from tests.factories import FacilityFactory
+
+    monkeypatch.setattr(selectors, "FACILITY_CHOICES_MAX", 1)
+    _slots_at(facility_a, mammography, day=5, hour=8, count=1)
+    _slots_at(FacilityFactory(), mammography, day=5, hour=9, count=1)
+    page = client.get(reverse("portal:home"), {"service": mammography.pk, "facility": facility_a.pk})
+    body = page.content.decode()
+    assert not page.context["form"].places_offered
+    assert "wybierz województwo lub miejscowość: wtedy wybierzesz tu miejsce" in body
+    assert f'<input type="hidden" name="facility" value="{facility_a.pk}"' in body  # the choice is kept
+    assert page.context["one_place"] == facility_a
+
+
+def test_the_facility_page_links_to_its_dates_for_each_service(client, mammography, cardiology, facility_a):
+    from tests.factories import ContractFactory
+
+    _slots_at(facility_a, mammography, day=5, hour=8, count=1)
+    ContractFactory(facility=facility_a, service=cardiology)
+    body = client.get(reverse("portal:facility", args=[facility_a.pk])).content.decode()
+    assert "<h2>Terminy w tym miejscu</h2>" in body
+    for service in (mammography, cardiology):
+        link = f'href="/?service={service.pk}&amp;facility={facility_a.pk}"'
+        assert link in body and f"Wolne terminy tutaj: {service.name_pl}" in body
+    one = client.get(reverse("portal:home"), {"service": mammography.pk, "facility": facility_a.pk})
+    assert one.context["one_place"] == facility_a and len(one.context["slots"]) == 1

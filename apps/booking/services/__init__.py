@@ -42,6 +42,7 @@ from .waitlist import (
     waitlist_drain,
     waitlist_join,
     waitlist_leave,
+    waitlist_preferences_update,
     waitlist_queue_freed,
     waitlist_sweep,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "waitlist_drain",
     "waitlist_join",
     "waitlist_leave",
+    "waitlist_preferences_update",
     "waitlist_queue_freed",
     "waitlist_sweep",
 ]

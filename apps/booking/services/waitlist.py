@@ -12,12 +12,14 @@ import datetime as dt
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from apps.catalog.models import Entitlement, Facility, Locality, Service, Voivodeship
 from apps.core import after_commit
 from apps.core.errors import DomainError, localised
 from apps.operations.metrics import waitlist_allocation_observed
+from apps.outbox.selectors import registration_registered_by
 from apps.patients.models import Patient
 from apps.scheduling.models import Practitioner, Slot
 from apps.scheduling.selectors import day_start
@@ -157,6 +159,84 @@ def waitlist_leave(
             facility_id=facility.pk if facility else None,
         )
         return locked
+
+
+# The preferences a waiting-list entry holds, in the order the change event names them.
+PREFERENCES = (
+    "date_from",
+    "date_to",
+    "voivodeship",
+    "locality",
+    "max_distance_km",
+    "facility",
+    "practitioner",
+)
+_RELATED = frozenset({"voivodeship", "locality", "facility", "practitioner"})
+
+
+def waitlist_preferences_update(
+    *,
+    registration: Registration,
+    date_from: dt.date | None,
+    date_to: dt.date | None,
+    voivodeship: Voivodeship | None,
+    locality: Locality | None,
+    max_distance_km: int | None,
+    facility: Facility | None,
+    practitioner: Practitioner | None,
+) -> Registration:
+    """Replace a waiting entry's preferences (all of them: what is not given is "any").
+
+    The entry keeps its place: the queue order is entitlement, medical category and time of joining
+    (DESIGN.md), none of which a preference touches, so `joined_at`, `priority`, `urgent`, the
+    e-referral it holds and the slots the patient released (`declined_slot_ids`) stay as they are.
+    Not a booking path (`rules.PATHS`): nothing is booked here; the allocation asked for after the
+    commit judges every offered slot by the rules, as for a new entry. An entry that is no longer
+    waiting (the waiting list booked it meanwhile, or it was left) is refused under the row lock.
+    """
+    if date_from and date_to and date_to < date_from:
+        raise DomainError("validation_error", field="date_to")
+    if max_distance_km is not None and locality is None:
+        raise DomainError("validation_error", field="locality")
+    if practitioner is not None and (facility is None or practitioner.facility_id != facility.pk):
+        raise DomainError("validation_error", field="practitioner")  # a doctor is seen at their facility
+    wanted = {
+        "date_from": date_from,
+        "date_to": date_to,
+        "voivodeship": voivodeship,
+        "locality": locality,
+        "max_distance_km": max_distance_km,
+        "facility": facility,
+        "practitioner": practitioner,
+    }
+    with transaction.atomic():
+        locked = lock_registration(registration.pk)
+        if locked.status != Registration.Status.WAITING:
+            raise DomainError("waitlist_entry_not_found")
+        changes = [name for name in PREFERENCES if _comparable(wanted[name]) != _stored(locked, name)]
+        if not changes:
+            return locked
+        for name in PREFERENCES:
+            setattr(locked, name, wanted[name])
+        locked.save(update_fields=[*PREFERENCES, "updated_at"])
+        # Told to the facility that registered the entry (if one did): it reads the entry over the API.
+        registration_event(
+            locked,
+            "registration.preferences_changed",
+            changes=changes,
+            facility_id=registration_registered_by(registration_id=locked.pk),
+        )
+        # The new preferences may match a free slot at once: look for one, as after joining.
+        after_commit.later(after_commit.WAITING_ENTRY_CHANGED, locked.pk)
+        return locked
+
+
+def _comparable(value: Any) -> Any:
+    return value.pk if isinstance(value, Model) else value
+
+
+def _stored(registration: Registration, name: str) -> Any:
+    return getattr(registration, f"{name}_id" if name in _RELATED else name)
 
 
 def _explain(registration: Registration, now: dt.datetime, position: int | None = None) -> dict[str, Any]:
