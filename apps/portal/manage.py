@@ -4,20 +4,24 @@ The link opens a page where the patient confirms, cancels or moves that one appo
 without signing in again. The token names only the appointment and its purpose (a salted signature
 of the app's secret key: nothing to guess, nothing personal in it), expires (`MAX_AGE`, and never
 acts on a visit that has begun), is rate-limited per token and per address, and every use of it is
-written to the access log.
+written to the access log. A child's messages go to a parent: a link made while the patient was a
+minor stops working when they come of age (the parent no longer acts for them).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 
 from django.conf import settings
 from django.core import signing
 from django.urls import reverse
+from django.utils import timezone
 
 from apps.audit.services import access_record
 from apps.booking.models import Appointment
 from apps.integration.ratelimit import window_hit
+from apps.patients.services import adult_on
 
 SALT = "cer.portal.manage-appointment"  # single purpose: this salt signs nothing else
 MAX_AGE = 90 * 24 * 3600  # seconds; longer than the booking horizon of the services it is sent for
@@ -43,11 +47,23 @@ def appointment_for_token(token: str) -> Appointment | None:
         return None
     if not isinstance(payload, dict) or not isinstance(payload.get("a"), int):
         return None
-    return (
+    appointment = (
         Appointment.objects.select_related("service", "facility", "slot", "patient")
         .filter(pk=payload["a"])
         .first()
     )
+    if appointment is not None and _came_of_age_since(appointment, token):
+        return None
+    return appointment
+
+
+def _came_of_age_since(appointment: Appointment, token: str) -> bool:
+    """Whether the patient was a minor on the day the link was made (it went to a parent) and is an
+    adult today."""
+    signed_at = signing.b62_decode(token.rsplit(signing.Signer().sep, 2)[1])  # the signature is valid
+    made_on = timezone.localdate(dt.datetime.fromtimestamp(signed_at, tz=dt.UTC))
+    patient = appointment.patient
+    return not adult_on(patient, made_on) and adult_on(patient, timezone.localdate())
 
 
 def limited(*, token: str, address: str) -> bool:

@@ -87,6 +87,22 @@ def test_a_forged_altered_or_expired_link_does_nothing(booked):
     assert Appointment.objects.get(pk=booked.pk).status == Appointment.Status.BOOKED
 
 
+def test_a_link_sent_to_a_parent_stops_when_the_child_comes_of_age(booked):
+    """A child's messages go to a parent; from the 18th birthday the parent no longer acts for them."""
+    from apps.patients.models import Patient
+
+    today = dt.date.today()
+    turns_18 = today + dt.timedelta(days=10)
+    born = turns_18.replace(year=turns_18.year - 18, day=min(turns_18.day, 28))  # 29 February: a day early
+    Patient.objects.filter(pk=booked.patient_id).update(birth_date=born)
+    token = manage.manage_token(appointment_id=booked.pk)
+    assert manage.appointment_for_token(token) is not None  # still a minor: the parent's link works
+    with time_machine.travel(dt.datetime.now(dt.UTC) + dt.timedelta(days=11)):
+        assert manage.appointment_for_token(token) is None
+        fresh = manage.manage_token(appointment_id=booked.pk)  # a link made for the adult herself
+        assert manage.appointment_for_token(fresh) is not None
+
+
 def test_the_link_is_rate_limited(booked):
     browser = Client()
     path = reverse("portal:manage", args=[manage.manage_token(appointment_id=booked.pk)])
