@@ -24,10 +24,9 @@ run: install
 	@PORT=$(PORT) $(PY) -m scripts.services run
 
 ## test: the whole suite against PostgreSQL and Redis (from the environment, or the embedded pair).
-## The suite runs on TEST_WORKERS pytest-xdist processes (two per core, at most 8: much of it waits on
-## PostgreSQL, browsers and subprocesses), a test module per process at a time; TEST_WORKERS=0 runs it
-## in this process.
-TEST_WORKERS ?= $(shell python3 -c "import os; print(min(8, 2 * (os.cpu_count() or 1)))")
+## The suite runs on TEST_WORKERS pytest-xdist processes (one per core, at most 8), a test module per
+## process at a time; TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= auto
 test: install
 	@$(PY) -m scripts.services exec -- $(PY) -m pytest \
 		$(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --maxprocesses 8 --dist loadfile) $(PYTEST_ARGS)
