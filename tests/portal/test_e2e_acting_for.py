@@ -18,7 +18,7 @@ from apps.notifications.channels import MemorySmsGateway
 from apps.patients import registry
 from apps.patients.models import Relationship
 from tests.factories import ContractFactory, PatientFactory, ScheduleFactory, ServiceFactory, SlotFactory
-from tests.portal.test_e2e import ARGS, CHROMIUM, Accessibility, pytestmark
+from tests.portal.test_e2e import Accessibility, pytestmark
 from tests.portal.test_e2e_patient_pages import _english, _polish
 
 pytestmark = pytestmark  # e2e, slow, skipped without Chromium (CI requires it)
@@ -27,25 +27,6 @@ FORGE = """(id) => { const r = document.querySelector('input[name=acting_for]');
     r.value = String(id); r.checked = true; }"""
 MISSING_TARGETS = """() => [...document.querySelectorAll('[aria-describedby]')].flatMap(el =>
     el.getAttribute('aria-describedby').split(/\\s+/).filter(id => id && !document.getElementById(id)))"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 320, "height": 800}, locale="pl-PL")
-    context.set_default_timeout(10_000)
-    yield context.new_page()
-    context.close()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-import pytest
 from django.conf import settings
 from django.test import Client
 from django.utils import timezone
@@ -26,30 +25,9 @@ from tests.factories import (
     SlotFactory,
 )
 from tests.factories.portal import SignedInPatientFactory
-from tests.portal.test_e2e import ARGS, CHROMIUM, Accessibility, pytestmark
+from tests.portal.test_e2e import Accessibility, pytestmark
 
 pytestmark = pytestmark  # e2e, slow, skipped without Chromium (CI requires it)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread for the whole module; the ORM calls the
-    # tests make between browser steps are synchronous and safe. Scoped to this module only.
-    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 320, "height": 800}, locale="pl-PL")
-    context.set_default_timeout(10_000)
-    yield context.new_page()
-    context.close()
 
 
 def sign_in(page, live_server, patient) -> None:
