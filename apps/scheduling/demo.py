@@ -1,5 +1,5 @@
 """Demo schedules: one per demo contract, two mornings a week, slots generated for 90 days, so every
-covered service has free slots in every voivodeship (`make run`)."""
+covered service has free slots in every voivodeship (`make run`; a later run adds only the new days)."""
 
 from __future__ import annotations
 
@@ -39,5 +39,9 @@ def demo_seed(*, out: TextIO) -> None:
                     for d in (first_day, second_day)
                 ],
             )
-        created += schedule_generate_slots(schedule=schedule, until=today + dt.timedelta(days=DAYS_AHEAD))
+        until = today + dt.timedelta(days=DAYS_AHEAD)
+        # Generation is idempotent but builds every candidate slot of the 90 days in Python: a schedule
+        # already generated this far (an earlier `make run` today) is skipped, so a restart is quick.
+        if schedule.generated_until is None or schedule.generated_until < until:
+            created += schedule_generate_slots(schedule=schedule, until=until)
     out.write(f"demo schedules: {contracts.count()}, new slots: {created}")
