@@ -193,19 +193,21 @@ def test_a_change_racing_an_allocation_waits_for_it_and_is_refused(cardiology):
     patient_save = threading.Thread(target=change)
     patient_save.start()
     # Let the allocation commit only once the save is waiting for the row lock (seen in pg_stat_activity).
+    waiting = False
     with connection.cursor() as cursor:
         for _ in range(3000):
             cursor.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock' AND query LIKE '%%FOR UPDATE%%'"
+                "AND wait_event_type = 'Lock'"
             )
-            if cursor.fetchone()[0]:
+            if waiting := bool(cursor.fetchone()[0]):
                 break
             threading.Event().wait(0.01)
     release.set()
     worker.join(timeout=30)
     patient_save.join(timeout=30)
     close_old_connections()
+    assert waiting, "the save never waited for the allocation's row lock"
     (result,) = outcome
     assert isinstance(result, DomainError) and result.code == "waitlist_entry_not_found"
     entry.refresh_from_db()
