@@ -128,7 +128,7 @@ def _cases() -> tuple[dict[str, tuple[str, bool, str]], Any, Any]:
 
 def normalised(html: str) -> str:
     html = re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', 'name="csrfmiddlewaretoken" value=""', html)
-    return re.sub(r"\s+", " ", html).strip()
+    return re.sub(r">\s+<", "><", re.sub(r"\s+", " ", html)).strip()
 
 
 def main(argv: list[str] | None = None) -> int:
