@@ -59,9 +59,10 @@ def distance_text(distance_km: float | None, centre: Any) -> SafeString | None:
     return mark_safe(text)  # noqa: S308 (the catalogue's text; both values escaped)
 
 
-def cards(slots: Iterable[Any], *, centre: Any = None) -> list[Card]:
+def cards(slots: Iterable[Any], *, centre: Any = None, distances: bool = True) -> list[Card]:
     """The cards of these slots (each with `facility` and `practitioner` loaded, and `distance_km` when
-    the search was by distance) in the active language."""
+    the search was by distance) in the active language; `distances=False` when the place's heading
+    says it (grouped results)."""
     facility_url, slot_url = _link("portal:facility"), _link("portal:slot")
     hold_url = _link("portal:slot_hold")
     days: dict[dt.date, tuple[str, str]] = {}
@@ -82,7 +83,7 @@ def cards(slots: Iterable[Any], *, centre: Any = None) -> list[Card]:
                 facility_url=facility_url(slot.facility_id),
                 address=slot.facility.address,
                 practitioner=slot.practitioner.name if slot.practitioner is not None else "",
-                distance=distance_text(getattr(slot, "distance_km", None), centre),
+                distance=distance_text(getattr(slot, "distance_km", None), centre) if distances else None,
                 hold_url=hold_url(slot.pk),
                 slot_url=slot_url(slot.pk),
             )

@@ -293,7 +293,7 @@ def home(request: HttpRequest) -> HttpResponse:
             for place in places:
                 place.more_url = _page_query(request, 1, facility=place.facility.pk)
                 place.distance = results.distance_text(place.distance_km, centre)
-                place.cards = results.cards(place.slots)
+                place.cards = results.cards(place.slots, distances=False)
         # The place filter lists the places of the searched area (kept across pages: it is in the query).
         form.offer_places(
             selectors.facilities_in_area(

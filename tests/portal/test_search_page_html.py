@@ -21,6 +21,7 @@ import pytest
 import time_machine
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 
 from apps.catalog.models import Voivodeship
 from apps.patients import registry
@@ -202,7 +203,8 @@ def _cases(world) -> dict[str, tuple[dict, str | None, str]]:
 def test_the_search_page_is_what_it_was_in_every_state(world):
     update = os.environ.get("UPDATE_SNAPSHOTS") == "1"
     differ = []
-    with time_machine.travel(NOW, tick=False):
+    # The pages activate their language in this thread: it is put back afterwards for the next test.
+    with time_machine.travel(NOW, tick=False), translation.override("pl"):
         clients = {None: Client()}
         for who in ("patient", "waiting", "booked", "parent"):
             clients[who] = Client()
@@ -239,3 +241,29 @@ def test_the_comparison_sees_text_attributes_and_tags_but_not_layout_whitespace(
     assert normalised(page) != normalised(
         '<ul><li class="card" id="x"><a href="/a">Jutro, 9:00</a> · tak</li></ul>'
     )
+
+
+def test_the_field_tag_draws_what_the_field_template_draws(world):
+    """`{% field_html %}` (the search page) and `portal/_field.html` (the other pages) stay the same markup:
+    with and without a value, a hint, an error, a required mark, hidden; in both languages."""
+    from django.template.loader import render_to_string
+
+    from apps.portal.forms import SearchForm, WaitlistJoinForm
+    from apps.portal.templatetags.portal import field_html
+
+    wrong = {"service": "x", "city": "Atlantyda", "radius_km": "7", "date_from": "31.02.2027", "page": "0"}
+    good = {"service": world["service"].pk, "city": "Warszawa", "date_from": "1.11.2027", "page": "2"}
+    forms = [
+        SearchForm(),
+        SearchForm(good),
+        SearchForm(wrong),
+        WaitlistJoinForm({"service": world["service"].pk}, required=True),
+    ]
+    for language in ("pl", "en"):
+        with translation.override(language):
+            for form in forms:
+                form.is_bound and form.is_valid()
+                for field in form:
+                    drawn = render_to_string("portal/_field.html", {"field": field})
+                    assert normalised(field_html(field)) == normalised(drawn), (language, field.name)
+    assert forms[2].errors and forms[3].errors and forms[3]["referral_number"].field.required
