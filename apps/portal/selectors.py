@@ -6,8 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Exists, OuterRef, QuerySet
-from django.db.models.functions import ExtractHour
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from apps.booking.models import LIVE_APPOINTMENT, LIVE_REGISTRATION, Appointment, Registration
@@ -15,7 +14,7 @@ from apps.catalog.models import Contract, Facility, Service
 from apps.core.dbrouter import replica_reads
 from apps.patients.models import Patient
 from apps.scheduling.models import Slot
-from apps.scheduling.selectors import WARSAW, Near, day_start, distance_km, slot_search_queryset
+from apps.scheduling.selectors import Near, day_start, distance_km
 
 from . import sql
 
@@ -95,6 +94,20 @@ def _pk(obj: Any) -> Any:
     return getattr(obj, "pk", obj)
 
 
+def _matching(
+    service: Any, date_from: dt.date | None, date_to: dt.date | None, time_of_day: str | None
+) -> sql.Matching:
+    """The free first-time slots a search matches (as `slot_search_queryset` takes them), in the local
+    hours of a time of day."""
+    now = timezone.now()
+    return sql.Matching(
+        service_id=_pk(service),
+        start_after=max(now, day_start(date_from)) if date_from else now,
+        start_before=day_start(date_to + dt.timedelta(days=1)) if date_to else None,
+        hours=TIMES_OF_DAY.get(time_of_day or ""),
+    )
+
+
 def _area(voivodeship: Any, locality: Any, near: Near | None) -> sql.Area:
     return sql.Area(
         voivodeship_id=None if voivodeship is None else _pk(voivodeship),
@@ -116,15 +129,6 @@ class Place:
     more_url: str = ""  # the page's link to this place's further dates
     distance: Any = None  # what the page says of the distance (`results.distance_text`)
     cards: list[Any] = field(default_factory=list)  # the slots as the page shows them (`results.cards`)
-
-
-def _time_of_day(qs: QuerySet[Slot], time_of_day: str | None) -> QuerySet[Slot]:
-    if time_of_day not in TIMES_OF_DAY:
-        return qs
-    low, high = TIMES_OF_DAY[time_of_day]
-    return qs.annotate(local_hour=ExtractHour("start", tzinfo=WARSAW)).filter(
-        local_hour__gte=low, local_hour__lt=high
-    )
 
 
 @replica_reads()  # like slot_search: a replica's lag is harmless, booking re-checks in the database
@@ -149,14 +153,7 @@ def place_search(
     correlated probe of the `slot_by_facility` index); then the slots of the page's places (a window
     function numbers them per place). Distances are computed here, on the facilities of the area only.
     """
-    now = timezone.now()
-    start_after = max(now, day_start(date_from)) if date_from else now
-    matching = sql.Matching(
-        service_id=_pk(service),
-        start_after=start_after,
-        start_before=day_start(date_to + dt.timedelta(days=1)) if date_to else None,
-        hours=TIMES_OF_DAY.get(time_of_day or ""),
-    )
+    matching = _matching(service, date_from, date_to, time_of_day)
     found = []
     for facility, first in sql.places_with_first(matching=matching, area=_area(voivodeship, locality, near)):
         distance = None
@@ -193,12 +190,13 @@ def slot_page_search(
     date_from: dt.date | None = None,
     date_to: dt.date | None = None,
 ) -> tuple[list[Slot], bool]:
-    """More dates at one place: its free slots in date order, one page at a time."""
-    qs = _time_of_day(
-        slot_search_queryset(service=service, facility=facility, date_from=date_from, date_to=date_to),
-        time_of_day,
-    ).select_related("facility", "practitioner")
-    rows = list(qs[offset : offset + limit + 1])
+    """More dates at one place: its free slots in date order, one page at a time (`sql.place_slots`)."""
+    rows = sql.place_slots(
+        matching=_matching(service, date_from, date_to, time_of_day),
+        facility_id=_pk(facility),
+        limit=limit + 1,
+        offset=offset,
+    )
     return rows[:limit], len(rows) > limit
 
 

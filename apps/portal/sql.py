@@ -1,5 +1,6 @@
 """The hand-written SQL of the patient search page (issue 19): the places of an area with their first
-matching slot, the earliest slots of a page of places, and the area's places for the place select.
+matching slot, the earliest slots of a page of places, one place's slots page by page, and the area's
+places for the place select.
 
 Composing these three querysets (a correlated subquery, a window function, an EXISTS, the optional
 filters) cost the page more CPU than PostgreSQL spent answering them (docs/performance.md, section a).
@@ -155,6 +156,36 @@ def earliest_slots(
         slot, after = model_from_row(Slot, row)
         practitioner = model_from_row(Practitioner, row, after)[0] if row[after] is not None else None
         slot.practitioner = practitioner
+        slots.append(slot)
+    return slots
+
+
+@cache
+def _place_slots_sql(matching: str) -> str:
+    return f"""
+    SELECT {select_columns(Slot, "s")}, {select_columns(Facility, "f")}, {select_columns(Practitioner, "p")}
+    FROM {SLOT} s
+    JOIN {FACILITY} f ON f.id = s.facility_id
+    LEFT JOIN {PRACTITIONER} p ON p.id = s.practitioner_id
+    WHERE {matching} AND s.facility_id = %(facility)s
+    ORDER BY s.start, s.id
+    LIMIT %(limit)s OFFSET %(offset)s
+    """  # noqa: S608 (table and column names from the models; every value bound)
+
+
+def place_slots(*, matching: Matching, facility_id: int, limit: int, offset: int) -> list[Slot]:
+    """One place's matching slots by date (then id), `limit` from `offset`; each with its facility and
+    practitioner (or None) loaded."""
+    sql = _place_slots_sql(matching.sql("s"))
+    params = {**matching.params(), "facility": facility_id, "limit": limit, "offset": offset}
+    with prepared_cursor(using=read_alias()) as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    slots = []
+    for row in rows:
+        slot, after = model_from_row(Slot, row)
+        slot.facility, after = model_from_row(Facility, row, after)
+        slot.practitioner = model_from_row(Practitioner, row, after)[0] if row[after] is not None else None
         slots.append(slot)
     return slots
 

@@ -7,15 +7,16 @@ import datetime as dt
 import itertools
 
 import pytest
+import time_machine
 from django.db.models import Exists, F, OuterRef, Subquery, Window
-from django.db.models.functions import RowNumber
+from django.db.models.functions import ExtractHour, RowNumber
 from django.utils import timezone
 
 from apps.catalog.models import Contract, Facility
 from apps.portal import sql
-from apps.portal.selectors import TIMES_OF_DAY, _area, _time_of_day
+from apps.portal.selectors import TIMES_OF_DAY, _area, _matching
 from apps.scheduling.models import Slot
-from apps.scheduling.selectors import Near, day_start, slot_search_queryset
+from apps.scheduling.selectors import WARSAW, Near, day_start, slot_search_queryset
 from tests.factories import (
     ContractFactory,
     FacilityFactory,
@@ -85,6 +86,15 @@ def _areas(country):
         (None, warsaw, near),
         (warsaw.voivodeship, warsaw, near),
     ]
+
+
+def _time_of_day(qs, time_of_day):
+    if time_of_day not in TIMES_OF_DAY:
+        return qs
+    low, high = TIMES_OF_DAY[time_of_day]
+    return qs.annotate(local_hour=ExtractHour("start", tzinfo=WARSAW)).filter(
+        local_hour__gte=low, local_hour__lt=high
+    )
 
 
 def _orm_facilities(service, voivodeship, locality, near):
@@ -160,3 +170,26 @@ def test_the_area_s_places_are_what_the_orm_reads(country):
             (_fields(f), _fields(f.locality)) for f in orm
         ], (voivodeship, locality, near, limit)
     assert len(found) >= 3  # the last case: everything within 30 km of Warsaw, up to 50
+
+
+def _shown(slot) -> tuple:
+    return _fields(slot), _fields(slot.facility), slot.practitioner and _fields(slot.practitioner)
+
+
+def test_one_place_s_slots_page_by_page_are_what_the_orm_reads(country):
+    service, start = country["service"], country["start"]
+    alfa = Facility.objects.get(name="Alfa")
+    windows = [(None, None), (start.date() + dt.timedelta(days=1), start.date() + dt.timedelta(days=2))]
+    checked = 0
+    cases = itertools.product([None, *TIMES_OF_DAY], windows, [0, 3])
+    for time_of_day, (date_from, date_to), offset in cases:
+        with time_machine.travel(timezone.now(), tick=False):  # one "now" for both
+            orm = _time_of_day(
+                slot_search_queryset(service=service, facility=alfa, date_from=date_from, date_to=date_to),
+                time_of_day,
+            ).select_related("facility", "practitioner")[offset : offset + 4]
+            matching = _matching(service, date_from, date_to, time_of_day)
+            slots = sql.place_slots(matching=matching, facility_id=alfa.pk, limit=4, offset=offset)
+        assert [_shown(s) for s in slots] == [_shown(s) for s in orm]
+        checked += len(slots)
+    assert checked > 20
