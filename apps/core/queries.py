@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from functools import cache
 from typing import Any, TypeVar
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Model, QuerySet
 
 M = TypeVar("M", bound=Model)
@@ -34,17 +34,19 @@ def _prepared_cursor_class() -> type:
 
 
 @contextmanager
-def prepared_cursor() -> Iterator[Any]:
+def prepared_cursor(using: str = DEFAULT_DB_ALIAS) -> Iterator[Any]:
     """A cursor for the statements of the hot paths, run on every booking request: PostgreSQL parses and
     plans each distinct statement once per connection (a server-side prepared statement) instead of on
     every call, which was most of their database time (docs/performance.md). Same connection and
     transaction as the ORM, same error translation and query logging; parameters are bound on the
     server, so each must have a type PostgreSQL can infer. The ORM itself keeps Django's default
     (client-side binding, no prepared statements), which works behind any connection pooler; a pooler
-    in transaction mode would need prepared-statement support (PgBouncer 1.21+) for these."""
-    connection.ensure_connection()
-    raw = _prepared_cursor_class()(connection.connection)
-    cursor = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+    in transaction mode would need prepared-statement support (PgBouncer 1.21+) for these. `using`: the
+    database alias (a read that may go to the replica passes `dbrouter.read_alias()`)."""
+    db = connections[using]
+    db.ensure_connection()
+    raw = _prepared_cursor_class()(db.connection)
+    cursor = db.make_debug_cursor(raw) if db.queries_logged else db.make_cursor(raw)
     with cursor:
         yield cursor
 

@@ -67,31 +67,58 @@ class _CachedChoiceIterator(forms.models.ModelChoiceIterator):
         return super().__len__() if rows is None else len(rows) + (self.field.empty_label is not None)
 
 
-class _CachedSelect(forms.Select):
-    """A select whose HTML is kept per name, value, attributes and language (and, for reference data,
-    per loaded copy of the rows: `generation`): it is the same for every patient, and rendering its
-    options one template each was most of the search form's cost (docs/performance.md)."""
+class _Kept:
+    """A widget whose HTML is kept per class, name, value, attributes and language (shared by the
+    processes' requests, at most `_limit` pieces): the search form's widgets are the same for every
+    patient who searches the same way, and rendering each through the form renderer's templates was a
+    visible share of the page (docs/performance.md)."""
 
     _rendered: dict[tuple[Any, ...], str] = {}
     _limit = 2000
-    reference: reference_cache.ReferenceRows | None = None
+    attrs: dict[str, Any]
+
+    def _kept_options(self) -> Any:
+        return None
 
     def render(self, name: str, value: Any, attrs: Any = None, renderer: Any = None) -> Any:
-        if self.reference is not None:
-            if self.reference.rows() is None:
-                return super().render(name, value, attrs, renderer)
-            options: Any = (id(self.reference), self.reference.generation)
-        else:  # a short fixed list: its values and labels (in this language) are the key
-            options = tuple((str(v), str(label)) for v, label in self.choices)
-        attributes = tuple(sorted((attrs or {}).items()))
-        key = (options, name, str(value), attributes, get_language())
+        options = self._kept_options()
+        if options is _NOT_KEPT:
+            return super().render(name, value, attrs, renderer)  # type: ignore[misc]
+        attributes = tuple(sorted({**self.attrs, **(attrs or {})}.items()))
+        shown = (type(value).__name__, str(value))  # a date and its ISO text are drawn differently
+        key = (type(self), getattr(self, "format", None), options, name, shown, attributes, get_language())
         html = self._rendered.get(key)
         if html is None:
-            html = super().render(name, value, attrs, renderer)
+            html = super().render(name, value, attrs, renderer)  # type: ignore[misc]
             if len(self._rendered) >= self._limit:
                 self._rendered.clear()
             self._rendered[key] = html
         return html
+
+
+_NOT_KEPT = object()
+
+
+class _CachedSelect(_Kept, forms.Select):
+    """A select whose HTML is kept (`_Kept`), also per list of options: for reference data per loaded
+    copy of the rows (`generation`), else its values and labels in this language."""
+
+    reference: reference_cache.ReferenceRows | None = None
+
+    def _kept_options(self) -> Any:
+        if self.reference is not None:
+            if self.reference.rows() is None:
+                return _NOT_KEPT
+            return (id(self.reference), self.reference.generation)
+        return tuple((str(v), str(label)) for v, label in self.choices)
+
+
+class _CachedTextInput(_Kept, forms.TextInput):
+    pass
+
+
+class _CachedDateInput(_Kept, forms.DateInput):
+    pass
 
 
 class _CachedModelChoiceField(forms.ModelChoiceField):
@@ -179,7 +206,7 @@ class PlaceAndDatesForm(forms.Form):
         label=_("Voivodeship"),
         empty_label=_("Anywhere in Poland"),
     )
-    city = forms.CharField(label=_("City or town"), required=False, max_length=100)
+    city = forms.CharField(label=_("City or town"), required=False, max_length=100, widget=_CachedTextInput)
     radius_km = forms.TypedChoiceField(
         label=_("Distance from the city"),
         choices=RADIUS_CHOICES,
@@ -194,14 +221,14 @@ class PlaceAndDatesForm(forms.Form):
         label=_("From date"),
         required=False,
         input_formats=DATE_INPUT_FORMATS,
-        widget=forms.DateInput(format="%d.%m.%Y", attrs={"inputmode": "numeric", "autocomplete": "off"}),
+        widget=_CachedDateInput(format="%d.%m.%Y", attrs={"inputmode": "numeric", "autocomplete": "off"}),
         help_text=_("Format: DD.MM.YYYY, e.g. 05.03.2027"),
     )
     date_to = forms.DateField(
         label=_("To date"),
         required=False,
         input_formats=DATE_INPUT_FORMATS,
-        widget=forms.DateInput(format="%d.%m.%Y", attrs={"inputmode": "numeric", "autocomplete": "off"}),
+        widget=_CachedDateInput(format="%d.%m.%Y", attrs={"inputmode": "numeric", "autocomplete": "off"}),
         help_text=_("Format: DD.MM.YYYY, e.g. 05.03.2027"),
     )
 

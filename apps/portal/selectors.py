@@ -6,8 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Exists, F, OuterRef, QuerySet, Subquery, Window
-from django.db.models.functions import ExtractHour, RowNumber
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from apps.booking.models import LIVE_APPOINTMENT, LIVE_REGISTRATION, Appointment, Registration
@@ -15,7 +14,9 @@ from apps.catalog.models import Contract, Facility, Service
 from apps.core.dbrouter import replica_reads
 from apps.patients.models import Patient
 from apps.scheduling.models import Slot
-from apps.scheduling.selectors import WARSAW, Near, distance_km, slot_search_queryset
+from apps.scheduling.selectors import Near, day_start, distance_km
+
+from . import sql
 
 
 def patient_for_user(*, user_id: int | None) -> Patient | None:
@@ -85,6 +86,35 @@ def facility_for_page(*, facility_id: int) -> Facility | None:
 
 
 # --- choosing a place (issue 18) ------------------------------------------------------------------------
+# The statements are hand-written (`apps/portal/sql.py`, each with an ORM twin in tests/portal/test_sql.py):
+# composing them with the ORM cost the search page more than running them (issue 19).
+
+
+def _pk(obj: Any) -> Any:
+    return getattr(obj, "pk", obj)
+
+
+def _matching(
+    service: Any, date_from: dt.date | None, date_to: dt.date | None, time_of_day: str | None
+) -> sql.Matching:
+    """The free first-time slots a search matches (as `slot_search_queryset` takes them), in the local
+    hours of a time of day."""
+    now = timezone.now()
+    return sql.Matching(
+        service_id=_pk(service),
+        start_after=max(now, day_start(date_from)) if date_from else now,
+        start_before=day_start(date_to + dt.timedelta(days=1)) if date_to else None,
+        hours=TIMES_OF_DAY.get(time_of_day or ""),
+    )
+
+
+def _area(voivodeship: Any, locality: Any, near: Near | None) -> sql.Area:
+    return sql.Area(
+        voivodeship_id=None if voivodeship is None else _pk(voivodeship),
+        locality_id=None if locality is None else _pk(locality),
+        near=near,
+    )
+
 
 TIMES_OF_DAY = {"morning": (0, 12), "afternoon": (12, 17), "evening": (17, 24)}  # local hours [from, to)
 PLACE_WINDOW = dt.timedelta(days=14)  # a place's earliest slots: within this of its first one
@@ -97,15 +127,8 @@ class Place:
     distance_km: float | None = None
     slots: list[Slot] = field(default_factory=list)
     more_url: str = ""  # the page's link to this place's further dates
-
-
-def _time_of_day(qs: QuerySet[Slot], time_of_day: str | None) -> QuerySet[Slot]:
-    if time_of_day not in TIMES_OF_DAY:
-        return qs
-    low, high = TIMES_OF_DAY[time_of_day]
-    return qs.annotate(local_hour=ExtractHour("start", tzinfo=WARSAW)).filter(
-        local_hour__gte=low, local_hour__lt=high
-    )
+    distance: Any = None  # what the page says of the distance (`results.distance_text`)
+    cards: list[Any] = field(default_factory=list)  # the slots as the page shows them (`results.cards`)
 
 
 @replica_reads()  # like slot_search: a replica's lag is harmless, booking re-checks in the database
@@ -125,52 +148,30 @@ def place_search(
     """The places with free slots for a service in the area, each with its earliest `per_place` slots;
     places ordered by their first slot, then distance. Returns (one page of places, more after it).
 
-    Two queries whatever the page: the facilities of the area with a contract for the service, each
-    with its first matching slot (a correlated probe of the `slot_by_facility` index); then the slots
-    of the page's places (a window function numbers them per place). Distances are computed here, on
-    the facilities of the area only.
+    Two prepared statements whatever the page (`sql.places_with_first`, `sql.earliest_slots`): the
+    facilities of the area with a contract for the service, each with its first matching slot (a
+    correlated probe of the `slot_by_facility` index); then the slots of the page's places (a window
+    function numbers them per place). Distances are computed here, on the facilities of the area only.
     """
-    now = timezone.now()
-    matching = _time_of_day(
-        slot_search_queryset(service=service, date_from=date_from, date_to=date_to, now=now).order_by(),
-        time_of_day,
-    )
-    facilities = Facility.objects.filter(
-        Exists(Contract.objects.filter(facility=OuterRef("pk"), service=service)), active=True
-    )
-    if voivodeship is not None:
-        facilities = facilities.filter(voivodeship=voivodeship)
-    if near is not None:
-        lat_min, lat_max, lon_min, lon_max = near.bounding_box()
-        facilities = facilities.filter(lat__range=(lat_min, lat_max), lon__range=(lon_min, lon_max))
-    elif locality is not None:
-        facilities = facilities.filter(locality=locality)
-    first = matching.filter(facility=OuterRef("pk")).order_by("start").values("start")[:1]
-    rows = facilities.annotate(first=Subquery(first)).filter(first__isnull=False)
+    matching = _matching(service, date_from, date_to, time_of_day)
     found = []
-    for facility in rows.only("id", "name", "address", "lat", "lon", "locality_id"):
+    for facility, first in sql.places_with_first(matching=matching, area=_area(voivodeship, locality, near)):
         distance = None
         if near is not None:
             distance = distance_km(near.lat, near.lon, facility.lat, facility.lon)
             if distance > near.radius_km:
                 continue
-        found.append(Place(facility=facility, first=facility.first, distance_km=distance))  # type: ignore[attr-defined]
+        found.append(Place(facility=facility, first=first, distance_km=distance))
     found.sort(key=lambda p: (p.first, p.distance_km or 0.0, p.facility.pk))
     page = found[offset : offset + places]
     if page:
         by_facility = {p.facility.pk: p for p in page}
-        numbered = (
-            matching.filter(
-                facility_id__in=list(by_facility), start__lt=max(p.first for p in page) + PLACE_WINDOW
-            )
-            .select_related("practitioner")
-            .annotate(
-                rank=Window(RowNumber(), partition_by=[F("facility_id")], order_by=[F("start"), F("id")])
-            )
-            .filter(rank__lte=per_place)
-            .order_by("start", "id")
-        )
-        for slot in numbered:
+        for slot in sql.earliest_slots(
+            matching=matching,
+            facility_ids=list(by_facility),
+            window_end=max(p.first for p in page) + PLACE_WINDOW,
+            per_place=per_place,
+        ):
             place = by_facility[slot.facility_id]
             slot.facility = place.facility
             slot.distance_km = place.distance_km  # type: ignore[attr-defined]
@@ -189,12 +190,13 @@ def slot_page_search(
     date_from: dt.date | None = None,
     date_to: dt.date | None = None,
 ) -> tuple[list[Slot], bool]:
-    """More dates at one place: its free slots in date order, one page at a time."""
-    qs = _time_of_day(
-        slot_search_queryset(service=service, facility=facility, date_from=date_from, date_to=date_to),
-        time_of_day,
-    ).select_related("facility", "practitioner")
-    rows = list(qs[offset : offset + limit + 1])
+    """More dates at one place: its free slots in date order, one page at a time (`sql.place_slots`)."""
+    rows = sql.place_slots(
+        matching=_matching(service, date_from, date_to, time_of_day),
+        facility_id=_pk(facility),
+        limit=limit + 1,
+        offset=offset,
+    )
     return rows[:limit], len(rows) > limit
 
 
@@ -215,19 +217,10 @@ def facilities_in_area(
     a voivodeship, a town, or a distance from one), by name; None when there are more than `limit`
     (`FACILITY_CHOICES_MAX` unless given)."""
     limit = FACILITY_CHOICES_MAX if limit is None else limit
-    facilities = Facility.objects.filter(
-        Exists(Contract.objects.filter(facility=OuterRef("pk"), service=service)), active=True
-    ).select_related("locality")
-    if voivodeship is not None:
-        facilities = facilities.filter(voivodeship=voivodeship)
-    if near is not None:
-        lat_min, lat_max, lon_min, lon_max = near.bounding_box()
-        facilities = facilities.filter(lat__range=(lat_min, lat_max), lon__range=(lon_min, lon_max))
-    elif locality is not None:
-        facilities = facilities.filter(locality=locality)
     # The box's corners lie outside the circle: read a few more than the limit, then measure.
     read = limit * 2 if near is not None else limit
-    rows = list(facilities.order_by("name", "pk")[: read + 1])
+    area = _area(voivodeship, locality, near)
+    rows = sql.facilities_in_area(service_id=_pk(service), area=area, limit=read + 1)
     if len(rows) > read:
         return None
     if near is not None:

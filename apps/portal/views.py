@@ -44,7 +44,7 @@ from apps.scheduling.models import Slot
 from apps.scheduling.selectors import Near, slot_search
 
 from . import acting as acting_lib
-from . import ics, manage, selectors
+from . import ics, manage, results, selectors
 from .forms import CodeForm, PeselForm, ReferralForm, SearchForm, WaitlistJoinForm, WaitlistPreferencesForm
 from .services import SignInError, login_code_request, login_code_verify, patient_user_link
 
@@ -258,6 +258,7 @@ def home(request: HttpRequest) -> HttpResponse:
     join_form = None
     already: dict[str, Any] = {}
     page = 1
+    cards: list[results.Card] = []
     if request.GET and form.is_valid():
         searched = True
         data = form.cleaned_data
@@ -273,6 +274,7 @@ def home(request: HttpRequest) -> HttpResponse:
                 limit=RESULTS,
                 offset=(page - 1) * RESULTS,
             )
+            cards = results.cards(slots, centre=near and data.get("locality"))
         else:
             places, more = selectors.place_search(
                 service=data["service"],
@@ -287,8 +289,11 @@ def home(request: HttpRequest) -> HttpResponse:
                 offset=(page - 1) * PLACES_PER_PAGE,
             )
             slots = [slot for place in places for slot in place.slots]
+            centre = near and data.get("locality")
             for place in places:
                 place.more_url = _page_query(request, 1, facility=place.facility.pk)
+                place.distance = results.distance_text(place.distance_km, centre)
+                place.cards = results.cards(place.slots, distances=False)
         # The place filter lists the places of the searched area (kept across pages: it is in the query).
         form.offer_places(
             selectors.facilities_in_area(
@@ -312,6 +317,7 @@ def home(request: HttpRequest) -> HttpResponse:
         {
             "form": form,
             "slots": slots,
+            "cards": cards,
             "places": places,
             "one_place": form.cleaned_data.get("facility") if searched else None,
             "searched": searched,

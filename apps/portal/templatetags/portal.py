@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo
 from django import template
 from django.conf import settings
 from django.utils import timezone
+from django.utils.html import conditional_escape, format_html
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
@@ -85,3 +87,24 @@ def dependant_label(option: Any) -> str:
 @register.filter
 def add_days(day: dt.date | None, days: int) -> dt.date | None:
     return None if day is None else day + dt.timedelta(days=int(days))
+
+
+@register.simple_tag
+def field_html(field: Any) -> SafeString:
+    """`{% field_html form.city %}`: the markup of `portal/_field.html` for one form field, made in Python
+    (the search page draws eight fields on every request: an included template each was a visible
+    share of its CPU). tests/portal/test_search_page_html.py keeps the two the same."""
+    errors = field.errors
+    widget = conditional_escape(str(field))  # the widget (and its hidden initial, if the field has one)
+    if field.is_hidden:
+        inner = widget
+    else:
+        required = mark_safe(' <span aria-hidden="true">*</span>') if field.field.required else ""
+        inner = format_html('<label for="{}">{}{}</label>', field.id_for_label, field.label, required)
+        if field.help_text:
+            inner += format_html('<p class="hint" id="{}_helptext">{}</p>', field.auto_id, field.help_text)
+        if errors:
+            shown = mark_safe("".join(format_html("<p>{}</p>", error) for error in errors))  # noqa: S308
+            inner += format_html('<div class="error-message" id="{}_error">{}</div>', field.auto_id, shown)
+        inner += widget
+    return format_html('<div class="field{}">{}</div>', " field-error" if errors else "", inner)

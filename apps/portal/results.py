@@ -1,0 +1,91 @@
+"""The search results as the page shows them, formatted once per page (issue 19).
+
+The search page drew each result through two included templates, an inclusion tag, three `{% url %}`
+reversals and four date filters; at 15 results that was most of the page's CPU (docs/performance.md).
+Here each card's text is made once: the dates in Warsaw time in the page's language (the formats and
+month and day names of the message catalogue, as the `date` filter takes them), each link from one
+reversal per page, the distance sentence per place. `templates/portal/_search_cards.html` only places
+these strings; `tests/portal/test_search_page_html.py` keeps the page what the templates drew before.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.template.defaultfilters import floatformat
+from django.urls import reverse
+from django.utils import dateformat, timezone
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext
+
+from .templatetags.portal import wall_time
+
+_SENTINEL = 9_876_543_210
+
+
+def _link(name: str) -> Callable[[int], str]:
+    """`reverse(name, args=[pk])` for any pk, from one reversal (the pattern's other parts are fixed)."""
+    before, after = reverse(name, args=[_SENTINEL]).split(str(_SENTINEL))
+    return lambda pk: f"{before}{pk}{after}"
+
+
+@dataclass
+class Card:
+    pk: int
+    heading: str  # "środa, 3 listopada 2027, 09:20" (the card's title)
+    short: str  # "3 listopada 2027 09:20" (the button's hidden text)
+    facility_name: str
+    facility_url: str
+    address: str
+    practitioner: str
+    distance: SafeString | None  # "4 km od centrum miejscowości Warszawa" (escaped), one place's dates only
+    hold_url: str
+    slot_url: str
+
+
+def distance_text(distance_km: float | None, centre: Any) -> SafeString | None:
+    """What the distance is measured from, as the page says it (the catalogue's sentences)."""
+    if distance_km is None:
+        return None
+    km = escape(floatformat(distance_km, 0))
+    if centre is not None:
+        text = gettext("%(km)s km from the centre of %(place)s") % {"km": km, "place": escape(centre.name)}
+    else:
+        text = gettext("%(km)s km from the searched town") % {"km": km}
+    return mark_safe(text)  # noqa: S308 (the catalogue's text; both values escaped)
+
+
+def cards(slots: Iterable[Any], *, centre: Any = None, distances: bool = True) -> list[Card]:
+    """The cards of these slots (each with `facility` and `practitioner` loaded, and `distance_km` when
+    the search was by distance) in the active language; `distances=False` when the place's heading
+    says it (grouped results)."""
+    facility_url, slot_url = _link("portal:facility"), _link("portal:slot")
+    hold_url = _link("portal:slot_hold")
+    days: dict[dt.date, tuple[str, str]] = {}
+    out = []
+    for slot in slots:
+        local = timezone.localtime(slot.start)
+        day = days.get(local.date())
+        if day is None:  # the names of days and months in the page's language, as the date filter has them
+            day = (dateformat.format(local, "l, j E Y"), dateformat.format(local, "j E Y"))
+            days[local.date()] = day
+        time = wall_time(slot.start)
+        out.append(
+            Card(
+                pk=slot.pk,
+                heading=f"{day[0]}, {time}",
+                short=f"{day[1]} {time}",
+                facility_name=slot.facility.name,
+                facility_url=facility_url(slot.facility_id),
+                address=slot.facility.address,
+                practitioner=slot.practitioner.name if slot.practitioner is not None else "",
+                distance=distance_text(getattr(slot, "distance_km", None), centre) if distances else None,
+                hold_url=hold_url(slot.pk),
+                slot_url=slot_url(slot.pk),
+            )
+        )
+    return out
