@@ -339,7 +339,11 @@ def test_two_simultaneous_clicks_on_book_make_one_booking_and_show_it_twice(woma
             client.cookies = session_cookie
             barrier.wait()
             response = client.post(reverse("portal:booking_summary", args=[slot.pk]), {"book": "1"})
-            landed.append(response.url)
+            # The status and the page too, so that a click that did not land says why.
+            landed.append(response.get("Location") or f"{response.status_code} {response.content[:2000]!r}")
+        except BaseException as exc:  # reported by the assertion below
+            landed.append(repr(exc))
+            raise
         finally:
             connection.close()
 
