@@ -441,13 +441,16 @@ def booking_summary(request: HttpRequest, patient: Patient, slot_id: int) -> Htt
 
     A second click on "book" (or a replayed form) finds the booking already made and shows it.
     """
-    existing = selectors.live_appointment_on_slot(patient=patient, slot_id=slot_id)
-    if existing is not None:
-        messages.info(request, _("This appointment is booked."))
-        return redirect("portal:appointment", appointment_id=existing.pk)
     back = _safe_next(request, reverse("portal:home"))
     slot = selectors.held_slot_get(patient=patient, slot_id=slot_id, now=timezone.now())
     if slot is None:
+        # Not held (any more): booked by this patient (a replayed form, or the other click of a
+        # double-click that has just committed), or the hold ran out. Asked in this order, there is no
+        # moment in which a booking just made reads as an expired hold.
+        existing = selectors.live_appointment_on_slot(patient=patient, slot_id=slot_id)
+        if existing is not None:
+            messages.info(request, _("This appointment is booked."))
+            return redirect("portal:appointment", appointment_id=existing.pk)
         portal_refused(DomainError("hold_expired"))
         messages.error(request, DomainError("hold_expired").message)
         return redirect(back)

@@ -316,6 +316,30 @@ def test_a_user_without_a_patient_record_gets_404(client, django_user_model):
     assert client.get(reverse("portal:appointments")).status_code == 404
 
 
+def test_a_click_that_reads_the_hold_just_after_the_other_click_booked_lands_on_the_booking(
+    client_woman, woman, mammo_slots, monkeypatch
+):
+    """The moment of a double-click that threads rarely hit: the other click commits its booking just
+    before this one reads the hold. This click must show the booking, not "your hold expired"."""
+    from apps.portal import selectors
+
+    slot = mammo_slots[0]
+    client_woman.post(reverse("portal:slot_hold", args=[slot.pk]))
+    read_hold = selectors.held_slot_get
+
+    def other_click_books_first(**kwargs):
+        if Slot.objects.get(pk=slot.pk).status == Slot.Status.HELD:
+            booking_services.appointment_book(slot_id=slot.pk, patient=woman, channel="web")
+        return read_hold(**kwargs)
+
+    monkeypatch.setattr(selectors, "held_slot_get", other_click_books_first)
+    response = client_woman.post(reverse("portal:booking_summary", args=[slot.pk]), {"book": "1"})
+
+    appointment = Appointment.objects.get(patient=woman)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("portal:appointment", args=[appointment.pk])
+
+
 @pytest.mark.django_db(transaction=True)
 def test_two_simultaneous_clicks_on_book_make_one_booking_and_show_it_twice(woman, mammo_slots):
     """GIVEN a held slot
