@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import models
-from django.db.models import F, Func, Q
+from django.db.models import ExpressionWrapper, F, Func, Q
+from django.db.models.lookups import LessThanOrEqual
 
 from apps.catalog.models import SLOT_MAX_MINUTES, Facility, Locality, Service, Voivodeship
 from apps.core.models import TimeStampedModel
@@ -148,8 +149,13 @@ class Slot(models.Model):
                 condition=~Q(status="held") | Q(hold_until__isnull=False), name="slot_held_has_deadline"
             ),
             # The catalogue's longest slot: the overlap rule across month partitions counts on it.
+            # (A difference of instants, exact: `start + interval '1 day'` would be 23 or 25 hours on a
+            # DST day in a session whose time zone is Warsaw.)
             models.CheckConstraint(
-                condition=Q(end__lte=F("start") + dt.timedelta(minutes=SLOT_MAX_MINUTES)),
+                condition=LessThanOrEqual(
+                    ExpressionWrapper(F("end") - F("start"), output_field=models.DurationField()),
+                    dt.timedelta(minutes=SLOT_MAX_MINUTES),
+                ),
                 name="slot_max_length",
             ),
             models.UniqueConstraint(fields=["schedule", "start"], name="slot_unique_start"),

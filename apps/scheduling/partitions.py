@@ -422,7 +422,9 @@ def overlap_rules_build(
         return
     with connection.cursor() as cur:
         cur.execute(
-            "SELECT relname FROM pg_class WHERE relname = ANY(%s) ORDER BY reltuples DESC, relname", [names]
+            "SELECT relname FROM pg_class WHERE relname = ANY(%s) AND relkind = 'r' "
+            "ORDER BY pg_relation_size(oid) DESC, relname",
+            [names],
         )
         names = [row[0] for row in cur.fetchall()]
 

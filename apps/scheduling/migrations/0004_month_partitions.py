@@ -15,6 +15,7 @@ Reversible: back to one table with the whole-table exclusion constraint of 0003.
 import datetime
 
 import django.db.models.expressions
+import django.db.models.lookups
 from django.conf import settings
 from django.db import migrations, models
 from django.utils import timezone
@@ -53,13 +54,14 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name="slot",
             constraint=models.CheckConstraint(
-                condition=models.Q(
-                    (
-                        "end__lte",
+                condition=django.db.models.lookups.LessThanOrEqual(
+                    django.db.models.expressions.ExpressionWrapper(
                         django.db.models.expressions.CombinedExpression(
-                            models.F("start"), "+", models.Value(datetime.timedelta(days=1))
+                            models.F("end"), "-", models.F("start")
                         ),
-                    )
+                        output_field=models.DurationField(),
+                    ),
+                    datetime.timedelta(days=1),
                 ),
                 name="slot_max_length",
             ),
