@@ -104,6 +104,9 @@ def constraints(conn: psycopg.Connection[Any]) -> set[tuple[str, str, str, bool]
         SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid), c.convalidated
         FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
         WHERE n.nspname = 'public'
+          -- not PostgreSQL's own copies of a partitioned table's constraint (a foreign key into the
+          -- month-partitioned slot table has one per partition, numbered anew by a restore)
+          AND c.conparentid = 0
         """
     ).fetchall()
     return {(r[0], r[1], r[2], r[3]) for r in rows}

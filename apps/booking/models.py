@@ -116,7 +116,10 @@ class Appointment(TimeStampedModel):
 
     id = models.BigAutoField(primary_key=True)
     registration = models.ForeignKey(Registration, on_delete=models.PROTECT, related_name="appointments")
-    slot = models.ForeignKey(Slot, on_delete=models.PROTECT, related_name="appointments")
+    # The database's foreign key is (slot_id, start) -> the slot table's (id, start), declared in
+    # apps/scheduling/partitions.py (a partitioned table's key holds its partition key); `start` is
+    # always the slot's. PROTECT still holds in Django, and the database refuses the delete too.
+    slot = models.ForeignKey(Slot, on_delete=models.PROTECT, related_name="appointments", db_constraint=False)
     # Denormalised from slot and registration for reconciliation and facility reads.
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="appointments")
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="+")

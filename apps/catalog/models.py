@@ -10,10 +10,16 @@ from __future__ import annotations
 import datetime as dt
 
 from django.contrib.postgres.fields import ArrayField
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import F, Q
 
 from apps.core.models import TimeStampedModel
+
+# The longest slot any service may publish, and a CHECK on every slot: month partitions of the slot
+# table rely on it to find the slots that could overlap across a month boundary
+# (apps/scheduling/partitions.py).
+SLOT_MAX_MINUTES = 24 * 60
 
 
 class Voivodeship(models.Model):
@@ -78,7 +84,9 @@ class Service(TimeStampedModel):
     # Bounds on what a facility may publish (issue 15: a slot in year 9999 and one three-year slot
     # were accepted and broke the compliance check and the schedule's listing).
     publish_horizon_days = models.PositiveSmallIntegerField(default=730)
-    max_slot_minutes = models.PositiveSmallIntegerField(default=480)
+    max_slot_minutes = models.PositiveSmallIntegerField(
+        default=480, validators=[MaxValueValidator(SLOT_MAX_MINUTES)]
+    )
     reminder_offsets_days = ArrayField(models.PositiveSmallIntegerField(), default=list, blank=True)
     confirmation_required = models.BooleanField(default=False)
     confirm_deadline_hours = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -114,6 +122,9 @@ class Service(TimeStampedModel):
                 name="service_publish_horizon_covers_minimum",
             ),
             models.CheckConstraint(condition=Q(max_slot_minutes__gte=5), name="service_max_slot_minutes"),
+            models.CheckConstraint(
+                condition=Q(max_slot_minutes__lte=SLOT_MAX_MINUTES), name="service_max_slot_minutes_day"
+            ),
         ]
 
     def __str__(self) -> str:

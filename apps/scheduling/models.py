@@ -6,12 +6,13 @@ converts each occurrence separately, so DST days neither lose nor double a slot.
 
 from __future__ import annotations
 
-from django.contrib.postgres.constraints import ExclusionConstraint
-from django.contrib.postgres.fields import RangeOperators
-from django.db import models
-from django.db.models import F, Func, Q
+import datetime as dt
 
-from apps.catalog.models import Facility, Locality, Service, Voivodeship
+from django.db import models
+from django.db.models import ExpressionWrapper, F, Func, Q
+from django.db.models.lookups import LessThanOrEqual
+
+from apps.catalog.models import SLOT_MAX_MINUTES, Facility, Locality, Service, Voivodeship
 from apps.core.models import TimeStampedModel
 
 
@@ -91,13 +92,22 @@ class SlotSpan(Func):
     schedule*10^10 + end epoch) in whole seconds (rounded down). Two spans overlap when the slots share a
     schedule and overlap in time by a second or more, so a plain GiST range exclusion enforces "no
     overlap within a schedule" without the btree_gist extension (which the embedded PostgreSQL does not
-    ship). Defined in migration 0003 (int8range: its GiST builds ~3.5x faster than 0001's numrange)."""
+    ship). Defined in migration 0003 (int8range: its GiST builds ~3.5x faster than 0001's numrange).
+    Since migration 0004 the constraint is declared per month partition (apps/scheduling/partitions.py)."""
 
     function = "cer_slot_span"
     output_field = models.JSONField()  # only used inside the exclusion constraint
 
 
 class Slot(models.Model):
+    """One bookable time of a schedule.
+
+    The table is partitioned by month on `start` (scheduling migration 0004; all partition DDL in
+    `apps/scheduling/partitions.py`): its real primary key is (id, start), and the overlap rule
+    ("no two live slots of one schedule overlap", `slot_no_overlap`) is an exclusion constraint on
+    every partition plus a trigger for the slots at a month boundary, which Django does not see.
+    """
+
     class Status(models.TextChoices):
         FREE = "free", "wolny"
         HELD = "held", "wstrzymany"
@@ -138,13 +148,19 @@ class Slot(models.Model):
             models.CheckConstraint(
                 condition=~Q(status="held") | Q(hold_until__isnull=False), name="slot_held_has_deadline"
             ),
-            models.UniqueConstraint(fields=["schedule", "start"], name="slot_unique_start"),
-            # No two live slots of one schedule overlap in time.
-            ExclusionConstraint(
-                name="slot_no_overlap",
-                expressions=[(SlotSpan("schedule", "start", "end"), RangeOperators.OVERLAPS)],
-                condition=~Q(status="cancelled"),
+            # The catalogue's longest slot: the overlap rule across month partitions counts on it.
+            # (A difference of instants, exact: `start + interval '1 day'` would be 23 or 25 hours on a
+            # DST day in a session whose time zone is Warsaw.)
+            models.CheckConstraint(
+                condition=LessThanOrEqual(
+                    ExpressionWrapper(F("end") - F("start"), output_field=models.DurationField()),
+                    dt.timedelta(minutes=SLOT_MAX_MINUTES),
+                ),
+                name="slot_max_length",
             ),
+            models.UniqueConstraint(fields=["schedule", "start"], name="slot_unique_start"),
+            # No two live slots of one schedule overlap in time: `slot_no_overlap`, per partition
+            # (partitions.overlap_rule_sql) and across month boundaries (partitions.OVERLAP_TRIGGER_SQL).
         ]
         indexes = [
             # Search: earliest free first-time slots of a service, optionally by voivodeship. Partial,

@@ -9,6 +9,7 @@ ever starts at a wall-clock time that does not exist.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import itertools
 from collections.abc import Iterable, Sequence
@@ -175,6 +176,32 @@ def _template_slots(schedule: Schedule, first: dt.date, last: dt.date) -> Iterab
         day += dt.timedelta(days=1)
 
 
+def _not_overlapping(schedule: Schedule, candidates: list[Slot]) -> list[Slot]:
+    """The template slots that overlap no live slot of the schedule. ON CONFLICT DO NOTHING skips the
+    others within a month partition, but an overlap across a month boundary is refused by the slot
+    table's trigger (apps/scheduling/partitions.py), which would fail the whole generation; so they
+    are left out here (the schedule row is locked: no slot of it appears meanwhile)."""
+    if not candidates:
+        return []
+    live = sorted(
+        Slot.objects.filter(schedule=schedule, start__lt=max(c.end for c in candidates))
+        .filter(end__gt=min(c.start for c in candidates))
+        .exclude(status=Slot.Status.CANCELLED)
+        .values_list("start", "end")
+    )
+    starts = [start for start, _end in live]
+    kept = []
+    for slot in candidates:
+        # Live slots never overlap each other, so only the last one starting before this slot's end
+        # can reach into it.
+        # A slot already generated (same start) is left out too: the trigger runs before the unique
+        # constraint's ON CONFLICT, and a re-run would otherwise fail on the 1st of a month.
+        i = bisect.bisect_left(starts, slot.end) - 1
+        if i < 0 or live[i][1] <= slot.start:
+            kept.append(slot)
+    return kept
+
+
 @transaction.atomic
 def schedule_generate_slots(
     *, schedule: Schedule, until: dt.date | None = None, today: dt.date | None = None
@@ -190,7 +217,9 @@ def schedule_generate_slots(
         days=max(DEFAULT_GENERATION_DAYS, schedule.service.min_horizon_days)
     )
     now = timezone.now()
-    candidates = [s for s in _template_slots(schedule, today, until) if s.start > now]
+    candidates = _not_overlapping(
+        schedule, [s for s in _template_slots(schedule, today, until) if s.start > now]
+    )
     before = Slot.objects.filter(schedule=schedule).count()
     # ON CONFLICT DO NOTHING: existing slots (unique start) and overlaps with hand-published slots
     # (exclusion constraint) are skipped rather than failing the whole generation.

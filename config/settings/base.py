@@ -260,6 +260,11 @@ OAUTH2_PROVIDER = {
 
 # --- Domain knobs that are deployment choices, not rules (rules live in the catalogue) ----------
 CER_HOLD_SECONDS = env.int("CER_HOLD_SECONDS", default=600)
+# Month partitions of the slot table (apps/scheduling/partitions.py): made this many months ahead of
+# the current one (and at least as far as the catalogue's longest publish horizon); detached once
+# they ended this many months ago (0: never).
+CER_SLOT_PARTITIONS_AHEAD = env.int("CER_SLOT_PARTITIONS_AHEAD", default=3)
+CER_SLOT_PARTITIONS_KEEP_MONTHS = env.int("CER_SLOT_PARTITIONS_KEEP_MONTHS", default=36)
 # The public address of the patient pages, for links in SMS and e-mail (composed off any request).
 CER_PUBLIC_URL = env.str("CER_PUBLIC_URL", default="http://localhost:8000")
 # Wrong e-referral access codes: this many tries for one referral number lock it for this long.

@@ -11,6 +11,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.utils import timezone
 
 from apps.booking.models import Appointment, Registration
 from apps.catalog.models import Facility, Voivodeship
@@ -22,6 +23,7 @@ from apps.core.management.commands.generate_national_data import (
     table_schema_objects,
 )
 from apps.patients.models import Patient
+from apps.scheduling import partitions
 from apps.scheduling.models import Schedule, Slot
 from tests.factories import FacilityFactory, PatientFactory
 
@@ -155,6 +157,7 @@ UNION ALL
 SELECT 'constraint', c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid),
        concat_ws(',', c.convalidated, c.condeferrable, c.condeferred)
 FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = 'public'
+  AND c.conparentid = 0  -- not PostgreSQL's own per-partition copies of a partitioned table's constraint
 """
 
 
@@ -166,16 +169,30 @@ def _schema() -> set[tuple[str, ...]]:
 
 def test_after_generation_the_schema_has_exactly_the_migrated_indexes_and_constraints(db):
     """The generator drops the big tables' secondary indexes and constraints for the bulk insert:
-    afterwards every one of them is back, with the same name, definition and deferral, validated."""
+    afterwards every one of them is back, with the same name, definition and deferral, validated.
+    The month partitions it made for its slots have the same objects as a migrated partition."""
     migrated = _schema()
-    assert any(row[2] == "slot_no_overlap" for row in migrated)  # the GiST exclusion constraint
+    before = set(partitions.partition_names())
+    assert any(row[2].endswith("_no_overlap") for row in migrated)  # a partition's GiST exclusion constraint
     _generate(seed=3)
-    assert _schema() == migrated
+    made = set(partitions.partition_names()) - before
+    assert made, "the generated months have partitions of their own"
+    after = _schema()
+    assert {row for row in after if row[1] not in made} == migrated
+    model = partitions.partition_name(partitions.month_of(timezone.now()))
+
+    def shape(name: str) -> list[tuple[str, ...]]:
+        return sorted((row[0], row[3].replace(name, "P"), row[4]) for row in after if row[1] == name)
+
+    assert model in before
+    assert all(shape(name) == shape(model) for name in made)
+    assert not partitions.partitions_missing_overlap_rule()
 
 
 def test_inside_a_bulk_load_the_table_has_no_secondary_indexes_and_they_come_back(db):
     before = table_schema_objects("scheduling_slot")
-    assert {name for _what, name, _d, _t in before} >= {"slot_no_overlap", "slot_free_by_service"}
+    names = {name for _what, name, *_ in before}
+    assert "slot_free_by_service" in names and f"{partitions.DEFAULT_PARTITION}_no_overlap" in names
     with BulkLoad("scheduling_slot"):
         assert table_schema_objects("scheduling_slot") == []
     assert sorted(table_schema_objects("scheduling_slot")) == sorted(before)

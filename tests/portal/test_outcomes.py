@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from apps.booking import services as booking_services
 from apps.booking.models import Appointment
+from apps.scheduling.models import Slot
 from tests.factories import AppointmentFactory, ContractFactory, ReferralFactory, ScheduleFactory, SlotFactory
 from tests.factories.portal import SignedInPatientFactory
 
@@ -89,9 +90,10 @@ def test_a_moved_appointment_points_at_the_new_date(client_woman, appointment, m
 
 
 def test_a_past_appointment_says_so(client_woman, appointment):
-    Appointment.objects.filter(pk=appointment.pk).update(
-        start=timezone.now() - dt.timedelta(days=2), status=Appointment.Status.ATTENDED
-    )
+    # The slot moves with it: an appointment's start is its slot's (the database's key is both).
+    past = timezone.now() - dt.timedelta(days=2)
+    Slot.objects.filter(pk=appointment.slot_id).update(start=past, end=past + dt.timedelta(minutes=20))
+    Appointment.objects.filter(pk=appointment.pk).update(start=past, status=Appointment.Status.ATTENDED)
     client_woman.cookies["django_language"] = "en"
     body = client_woman.get(reverse("portal:appointment", args=[appointment.pk])).content.decode()
     assert "This appointment is in the past." in body

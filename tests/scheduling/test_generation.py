@@ -87,6 +87,27 @@ def test_generation_is_idempotent_and_skips_holidays_and_closures(schedule):
     assert OutboxEvent.objects.filter(type="slots.published").count() == 1
 
 
+def test_generation_at_a_month_boundary_skips_overlaps_and_runs_again(schedule):
+    """The slot table is partitioned by month: a template slot at midnight on the 1st overlapping a
+    published slot that crosses midnight from the month before is skipped (not a failed generation),
+    and a second run leaves the 1st's slots alone."""
+    from apps.scheduling import partitions
+
+    partitions.partitions_ensure(dt.date(2027, 1, 1), dt.date(2027, 2, 1))
+    services.template_set(schedule=schedule, templates=[template(0, dt.time(0), dt.time(1))])  # Mondays
+    midnight = dt.datetime(2027, 2, 1, tzinfo=WARSAW)  # Monday 1 February 2027
+    with time_machine.travel(dt.datetime(2027, 1, 20, tzinfo=dt.UTC)):
+        services.slots_publish(
+            schedule=schedule,
+            slots=[(midnight - dt.timedelta(minutes=20), midnight + dt.timedelta(minutes=20), "first")],
+        )
+        created = services.schedule_generate_slots(schedule=schedule, until=dt.date(2027, 2, 1))
+        assert services.schedule_generate_slots(schedule=schedule, until=dt.date(2027, 2, 1)) == 0
+    on_the_1st = [t.strftime("%H:%M") for t in local_times(schedule, dt.date(2027, 2, 1))]
+    assert on_the_1st == ["00:20", "00:40"]  # 00:00 overlaps the published slot
+    assert created == 2 + 3  # and Monday 25 January's three
+
+
 def test_publishing_explicit_slots_refuses_overlaps_and_the_past_and_skips_repeats(schedule):
     start = dt.datetime(2027, 1, 11, 8, tzinfo=dt.UTC)
     batch = [

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -37,6 +38,8 @@ from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
 
+from apps.scheduling import partitions
+
 FACILITY_PREFIX = "GEN-"
 FULL = {
     "schedules": 10_000,
@@ -44,6 +47,9 @@ FULL = {
     "waiting": 200_000,
 }
 DAYS = 90
+# The partitions' overlap rules (one GiST build each) are built this many at a time after the slot
+# load, one session and one core each (2 on this 2-core box).
+PARALLEL_BUILDS = max(1, min(8, os.cpu_count() or 1))
 SLOT_CHUNK_SCHEDULES = 500  # ~750,000 slots per INSERT (one sort in work_mem), all in one transaction
 # Index builds and foreign-key validation after the bulk inserts: the sorts of 19 M-row indexes.
 BULK_MAINTENANCE_WORK_MEM = "1GB"
@@ -82,23 +88,33 @@ def plan_for(scale: float) -> dict[str, int]:
 
 # The secondary indexes and the unique, exclusion and foreign-key constraints of one table, as
 # PostgreSQL itself prints them (pg_get_indexdef / pg_get_constraintdef): what a bulk load drops and
-# recreates. The primary key and CHECK constraints stay (cheap per row); so do indexes that back a
-# constraint (they go with it).
+# recreates, with the relation each belongs to. The primary key and CHECK constraints stay (cheap per
+# row); so do indexes that back a constraint (they go with it). A partitioned table's own objects
+# carry its partitions' copies with them; what a partition has of its own (the slot table's overlap
+# rule, one exclusion constraint per partition) is listed with the partition.
 SCHEMA_OBJECTS_SQL = """
-SELECT 'constraint' AS what, c.conname AS name, pg_get_constraintdef(c.oid) AS definition, c.contype::text
-FROM pg_constraint c
-WHERE c.conrelid = %(table)s::regclass AND c.contype IN ('f', 'u', 'x')
+WITH rel AS (
+    SELECT %(table)s::regclass AS oid
+    UNION ALL
+    SELECT inhrelid FROM pg_inherits WHERE inhparent = %(table)s::regclass
+)
+SELECT 'constraint' AS what, c.conname AS name, pg_get_constraintdef(c.oid) AS definition, c.contype::text,
+       c.conrelid::regclass::text AS relation
+FROM pg_constraint c JOIN rel ON rel.oid = c.conrelid
+WHERE c.contype IN ('f', 'u', 'x') AND c.conparentid = 0
 UNION ALL
-SELECT 'index', i.relname, pg_get_indexdef(i.oid), ''
-FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
-WHERE x.indrelid = %(table)s::regclass AND NOT x.indisprimary
+SELECT 'index', i.relname, pg_get_indexdef(i.oid), '', x.indrelid::regclass::text
+FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN rel ON rel.oid = x.indrelid
+WHERE NOT x.indisprimary
   AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid
                   AND c.conrelid = x.indrelid AND c.contype IN ('p', 'u', 'x'))
+  AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = x.indexrelid)
 """
 
 
-def table_schema_objects(table: str) -> list[tuple[str, str, str, str]]:
-    """(what, name, definition, constraint type) of the objects `BulkLoad` drops and recreates."""
+def table_schema_objects(table: str) -> list[tuple[str, str, str, str, str]]:
+    """(what, name, definition, constraint type, relation) of the objects `BulkLoad` drops and
+    recreates."""
     with connection.cursor() as cur:
         cur.execute(SCHEMA_OBJECTS_SQL, {"table": table})
         return [tuple(row) for row in cur.fetchall()]  # type: ignore[misc]
@@ -140,16 +156,30 @@ class BulkLoad:
     Everything happens in one transaction (DDL is transactional in PostgreSQL): if anything fails,
     the drop is rolled back with the rows. Meant for the generator's empty data set only: the
     ACCESS EXCLUSIVE locks block every other use of the tables until commit.
+
+    The month-partitioned slot table: a parent's index or constraint is rebuilt once per partition
+    by PostgreSQL; the overlap rule is one exclusion constraint per partition, and its cross-month
+    trigger is switched off for the load and replaced by one set-based check
+    (apps/scheduling/partitions.py). With `parallel` > 1 and no transaction around the load, the
+    partitions' overlap rules (GiST builds, single-threaded in PostgreSQL: most of a national load)
+    are built after the commit, `parallel` partitions at a time in sessions of their own; a row that
+    breaks one then fails the load after its rows were committed (the error says which partition).
     """
 
-    def __init__(self, *tables: str, out: Callable[[str], None] = lambda _line: None) -> None:
+    def __init__(
+        self, *tables: str, out: Callable[[str], None] = lambda _line: None, parallel: int = 1
+    ) -> None:
         self.tables = tables
         self.out = out
-        self.saved: list[tuple[str, str, str, str]] = []  # (table, kind, name, CREATE/ALTER statement)
+        self.parallel = parallel
+        self.saved: list[tuple[str, str, str, str]] = []  # (relation, kind, name, CREATE/ALTER statement)
+        self.after_commit: list[str] = []  # partitions whose overlap rule is built in parallel sessions
         self.atomic = transaction.atomic()
         self.rebuild_seconds = 0.0
+        self.slot_table = False
 
     def __enter__(self) -> BulkLoad:
+        deferrable = self.parallel > 1 and not connection.in_atomic_block
         self.atomic.__enter__()
         with connection.cursor() as cur:
             # Fire the checks still queued in this transaction (ALTER TABLE refuses a table with
@@ -158,22 +188,34 @@ class BulkLoad:
             for table in self.tables:
                 objects = table_schema_objects(table)
                 from_meta = _meta_sql(table)
-                for what, name, definition, contype in objects:
+                for what, name, definition, contype, relation in objects:
                     if name in from_meta:
                         statement = from_meta[name]
                     elif what == "index":
-                        statement = definition
+                        # A partitioned table's index prints as ON ONLY (the parent alone): rebuilt
+                        # with its partitions.
+                        statement = definition.replace(" ON ONLY ", " ON ", 1)
                     else:
-                        statement = f"ALTER TABLE {_quote(table)} ADD CONSTRAINT {_quote(name)} {definition}"
-                    self.saved.append((table, "index" if what == "index" else contype, name, statement))
+                        statement = (
+                            f"ALTER TABLE {_quote(relation)} ADD CONSTRAINT {_quote(name)} {definition}"
+                        )
+                    if deferrable and contype == "x" and relation != table:
+                        self.after_commit.append(relation)
+                    else:
+                        self.saved.append(
+                            (relation, "index" if what == "index" else contype, name, statement)
+                        )
                 # Foreign keys first, then unique/exclusion constraints (with their indexes), then indexes.
-                for what, name, _definition, _contype in sorted(
+                for what, name, _definition, _contype, relation in sorted(
                     objects, key=lambda o: (o[0] != "constraint", o[3] != "f")
                 ):
                     if what == "constraint":
-                        cur.execute(f"ALTER TABLE {_quote(table)} DROP CONSTRAINT {_quote(name)}")
+                        cur.execute(f"ALTER TABLE {_quote(relation)} DROP CONSTRAINT {_quote(name)}")
                     else:
                         cur.execute(f"DROP INDEX {_quote(name)}")
+                if table == partitions.TABLE and partitions.is_partitioned():
+                    self.slot_table = True
+                    partitions.overlap_trigger_set(enabled=False)
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -184,6 +226,16 @@ class BulkLoad:
                 self.atomic.__exit__(type(error), error, error.__traceback__)  # rolls the drop back too
                 raise
         self.atomic.__exit__(exc_type, exc, tb)
+        if exc_type is None and self.after_commit:
+            began = time.perf_counter()
+            self.out(f"    overlap rules of {len(self.after_commit)} partitions, {self.parallel} at a time")
+            partitions.overlap_rules_build(
+                self.after_commit,
+                workers=self.parallel,
+                setup=[f"SET maintenance_work_mem = '{BULK_MAINTENANCE_WORK_MEM}'"],
+                out=self.out,
+            )
+            self.rebuild_seconds += time.perf_counter() - began
 
     def _recreate(self) -> None:
         began = time.perf_counter()
@@ -192,10 +244,15 @@ class BulkLoad:
             # Plain indexes, then unique/exclusion constraints, then foreign keys (which need the
             # referenced keys and, for the table's own references, nothing else).
             order = {"index": 0, "u": 1, "x": 1, "f": 2}
-            for _table, _kind, name, statement in sorted(self.saved, key=lambda o: order[o[1]]):
+            for _relation, _kind, name, statement in sorted(self.saved, key=lambda o: order[o[1]]):
                 t0 = time.perf_counter()
                 cur.execute(statement)
                 self.out(f"    {name:<60} {time.perf_counter() - t0:6.1f} s")
+        if self.slot_table:
+            t0 = time.perf_counter()
+            partitions.overlap_trigger_set(enabled=True)
+            partitions.cross_month_overlaps_check()
+            self.out(f"    {'overlaps across month boundaries':<60} {time.perf_counter() - t0:6.1f} s")
         self.rebuild_seconds = time.perf_counter() - began
 
 
@@ -752,10 +809,15 @@ class Generator:
             return False
         return model._meta.db_table in connection.introspection.table_names()
 
+    def slot_partitions(self) -> int:
+        """The month partitions the slots go to (from the reconciliation month to the last day), made
+        before the load so that it fills them without their indexes."""
+        return len(partitions.partitions_ensure(self.month_first, self.start + dt.timedelta(days=self.days)))
+
     @contextlib.contextmanager
-    def _bulk(self, label: str, *tables: str) -> Iterator[None]:
+    def _bulk(self, label: str, *tables: str, parallel: int = 1) -> Iterator[None]:
         """The big tables are filled without their secondary indexes and constraints (BulkLoad)."""
-        with BulkLoad(*tables, out=self.out) as load:
+        with BulkLoad(*tables, out=self.out, parallel=parallel) as load:
             yield
             self.out(f"  {label}: recreating indexes and constraints")
         self.timings[f"{label} indexes+constraints"] = round(load.rebuild_seconds, 3)
@@ -770,7 +832,9 @@ class Generator:
             self._step("schedules+contracts", self.schedules)
             with self._bulk("patients", "patients_patient"):
                 self._step("patients", self.patients)
-            with self._bulk("slots", "scheduling_slot"):
+            if partitions.is_partitioned():
+                self._step("slot partitions", self.slot_partitions, atomic=False)
+            with self._bulk("slots", "scheduling_slot", parallel=PARALLEL_BUILDS):
                 self._step("slots", self.slots, atomic=False)
             with self._bulk("bookings", "booking_registration", "booking_appointment"):
                 self._step("registrations+appointments", self.bookings)
