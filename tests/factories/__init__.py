@@ -196,7 +196,11 @@ class ScheduleFactory(factory.django.DjangoModelFactory):
 
 
 class SlotFactory(factory.django.DjangoModelFactory):
-    """A free first-time slot, by default tomorrow + n hours (so never in the past)."""
+    """A free first-time slot, by default tomorrow + 20 min x n (so never in the past).
+
+    n wraps every 1,440 slots (20 days): one xdist worker makes thousands of slots in a run, and an
+    ever-growing n put slots beyond windows the tests assume (the waiting list's 40 days) late in
+    long runs. Slots made one after the other still never share a start below 1,440 per schedule."""
 
     class Meta:
         model = Slot
@@ -212,7 +216,7 @@ class SlotFactory(factory.django.DjangoModelFactory):
     start = factory.Sequence(
         lambda n: (
             (timezone.now() + dt.timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
-            + dt.timedelta(minutes=20 * n)
+            + dt.timedelta(minutes=20 * (n % 1440))
         )
     )
     end = factory.LazyAttribute(lambda o: o.start + dt.timedelta(minutes=20))
