@@ -19,7 +19,14 @@ from django.db import connection
 from django.utils import timezone
 
 from apps.catalog.models import Entitlement, Facility, Locality, Service
-from apps.core.queries import insert_columns, mark_saved, model_from_row, prepared_cursor, select_columns
+from apps.core.queries import (
+    column_names,
+    insert_columns,
+    mark_saved,
+    model_from_row,
+    prepared_cursor,
+    select_columns,
+)
 from apps.outbox.models import OutboxEvent
 from apps.outbox.services import event_require_transaction
 from apps.patients.models import Patient, PatientEntitlement, Referral, ScreeningRecord
@@ -152,7 +159,7 @@ def slot_facts(*, slot_id: int, patient_id: int, today: dt.date) -> SlotFacts | 
             },
         )
         row = cursor.fetchone()
-        names = [column.name for column in cursor.description]
+        names = column_names(cursor, BOOK_FACTS_SQL)
     if row is None:
         return None
     slot, i = model_from_row(Slot, row)
