@@ -234,7 +234,7 @@ NEAR_VALID = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(NEAR_VALID, VALUES))
 def test_any_body_gets_the_serializers_answer(body):
     _same_answer(body)
