@@ -19,7 +19,14 @@ from django.db import connection
 from django.utils import timezone
 
 from apps.catalog.models import Entitlement, Facility, Locality, Service
-from apps.core.queries import insert_columns, mark_saved, model_from_row, prepared_cursor, select_columns
+from apps.core.queries import (
+    column_names,
+    insert_columns,
+    mark_saved,
+    model_from_row,
+    prepared_cursor,
+    select_columns,
+)
 from apps.outbox.models import OutboxEvent
 from apps.outbox.services import event_require_transaction
 from apps.patients.models import Patient, PatientEntitlement, Referral, ScreeningRecord
@@ -152,7 +159,7 @@ def slot_facts(*, slot_id: int, patient_id: int, today: dt.date) -> SlotFacts | 
             },
         )
         row = cursor.fetchone()
-        names = [column.name for column in cursor.description]
+        names = column_names(cursor, BOOK_FACTS_SQL)
     if row is None:
         return None
     slot, i = model_from_row(Slot, row)
@@ -181,17 +188,31 @@ def next_appointment_id() -> int:
 # --- the one booking writer --------------------------------------------------------------------------
 
 
+class PartialBookingWrite(RuntimeError):
+    """`booking_write` wrote the registration but met a live appointment on the slot or of the patient,
+    with no savepoint of the caller's to undo it. Unreachable while the invariants hold (the slot is
+    locked and free, and a live appointment has a live registration, which the registration's own
+    index settles first); the request fails and its transaction rolls back rather than commit it."""
+
+
 def booking_write(
-    *, registration: Registration, new: bool, appointment: Appointment, event: OutboxEvent, now: dt.datetime
+    *,
+    registration: Registration,
+    new: bool,
+    appointment: Appointment,
+    event: OutboxEvent,
+    now: dt.datetime,
+    in_savepoint: bool = True,
 ) -> bool:
     """Write a booking in one statement: the registration (a new one, or an existing one now booked:
     a waiting entry given a slot, or a booked one moved to another slot), the appointment, the slot
     taken and the event. Each part is written only if the one before it was; nothing is written if the
     patient already has another live registration for the service, if the slot already has a live
     appointment, or if the referral is held by another live registration (partial unique indexes,
-    settled by PostgreSQL, also against concurrent transactions). False when nothing was written; the
-    caller's savepoint undoes a partial write. Every path that books (book, reschedule, waiting-list
-    allocation, rebooking after a facility cancellation) writes through here."""
+    settled by PostgreSQL, also against concurrent transactions). False when nothing was written, or
+    only the registration: the caller's savepoint (or transaction) undoes that partial write; a caller
+    without one (`in_savepoint=False`) gets `PartialBookingWrite` instead. Every path that books (book,
+    reschedule, waiting-list allocation, rebooking after a facility cancellation) writes through here."""
     event_require_transaction()
     if new:
         columns, reg_params = insert_columns(registration)
@@ -230,12 +251,14 @@ def booking_write(
         INSERT INTO {OutboxEvent._meta.db_table} ({", ".join(event_columns)})
         SELECT {", ".join(["%s"] * len(event_columns))} FROM taken
     )
-    SELECT count(*) FROM taken
+    SELECT (SELECT count(*) FROM reg) AS registered, (SELECT count(*) FROM taken) AS written
     """  # noqa: S608 (table and column names from the models; values are bound)
     with prepared_cursor() as cursor:
         cursor.execute(sql, [*reg_params, *appointment_params, Slot.Status.BOOKED, now, *event_params])
-        (written,) = cursor.fetchone()
-    if not written:
+        row = dict(zip(column_names(cursor, sql), cursor.fetchone(), strict=True))
+    if not row["written"]:
+        if row["registered"] and not in_savepoint:
+            raise PartialBookingWrite(f"registration {registration.pk} written, appointment refused")
         return False
     mark_saved(registration, appointment)
     slot = appointment.slot

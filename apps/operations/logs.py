@@ -77,11 +77,13 @@ class ContextFilter(logging.Filter):
 
 class ExpectedRefusalFilter(logging.Filter):
     """`django.request` logs every 4xx as a warning; a 409 (a lost race, a repeated request) is an
-    expected answer and goes out at INFO instead."""
+    expected answer and goes out at INFO instead, and not at all where INFO is not logged
+    (LOG_LEVEL=WARNING): the logger's own level check ran before the record was lowered."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "status_code", None) in EXPECTED_REFUSALS and record.levelno == logging.WARNING:
             record.levelno, record.levelname = logging.INFO, "INFO"
+            return logging.getLogger(record.name).isEnabledFor(logging.INFO)
         return True
 
 

@@ -379,17 +379,19 @@ def test_a_whole_session_is_cancelled_and_every_patient_keeps_a_place(schedule, 
 
 def test_a_booking_is_one_locking_read_and_one_write(make_slot, patient, django_assert_num_queries):
     """The busiest write of the system: the slot lock with every fact the rules need, then one
-    statement for registration, appointment, slot and event (plus the savepoint around them)."""
+    statement for registration, appointment, slot and event. In a caller's transaction (the API's;
+    here the test's) no savepoint is taken unless an e-referral is claimed before the write."""
     slot = make_slot()
     referral = ReferralFactory(patient=patient, service=slot.service, access_code="4321")
-    with django_assert_num_queries(6):  # + the referral's row lock and its use
+    with django_assert_num_queries(6):  # the referral's row lock, a savepoint, its claim, the release
         book(slot, patient, referral)
     other = PatientFactory()
     screening = ServiceFactory(code="NOREF", referral_required=False)
     ContractFactory(facility=slot.facility, service=screening)
     free = SlotFactory(schedule=ScheduleFactory(facility=slot.facility, service=screening))
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(2) as ran:
         book(free, other)
+    assert not any("SAVEPOINT" in str(q["sql"]) for q in ran.captured_queries)
 
 
 def test_the_one_statement_writes_what_the_rules_decided(make_slot, patient, referral):
@@ -430,6 +432,43 @@ def test_a_refused_write_leaves_nothing_behind(make_slot, patient, referral, car
     second.refresh_from_db()
     second_referral.refresh_from_db()
     assert second.status == "free" and second_referral.status == "issued"
+
+
+def test_a_refused_write_without_a_referral_leaves_nothing_behind_without_a_savepoint(make_slot, patient):
+    """In the caller's transaction and with no referral to claim, the one statement is the only write:
+    refused, it wrote nothing, so the caller may commit (the API stores the refusal)."""
+    screening = ServiceFactory(code="NOREF", referral_required=False)
+    facility = make_slot().facility
+    ContractFactory(facility=facility, service=screening)
+    schedule = ScheduleFactory(facility=facility, service=screening)
+    book(SlotFactory(schedule=schedule), patient)
+    second = SlotFactory(schedule=schedule, start=in_days(9))
+    before = (Appointment.objects.count(), Registration.objects.count(), OutboxEvent.objects.count())
+    assert refusal(book, second, patient) == "active_registration_exists"
+    assert (Appointment.objects.count(), Registration.objects.count(), OutboxEvent.objects.count()) == before
+    second.refresh_from_db()
+    assert second.status == "free"
+
+
+def test_a_partial_write_without_a_savepoint_fails_the_callers_transaction(make_slot, patient):
+    """A slot marked free with a live appointment on it (a broken invariant) lets the statement write
+    the registration and then refuse the appointment. With no savepoint to undo it, the booking is not
+    refused (the API would commit the registration with its stored 409) but fails, and the caller's
+    transaction rolls back; on its own (the patient's page) the booking's transaction does."""
+    from django.db import transaction
+
+    from apps.booking.sql import PartialBookingWrite
+
+    screening = ServiceFactory(code="NOREF", referral_required=False)
+    facility = make_slot().facility
+    ContractFactory(facility=facility, service=screening)
+    slot = SlotFactory(schedule=ScheduleFactory(facility=facility, service=screening))
+    book(slot, PatientFactory())
+    Slot.objects.filter(pk=slot.pk).update(status="free")
+    registrations = Registration.objects.count()
+    with pytest.raises(PartialBookingWrite), transaction.atomic():
+        book(slot, patient)
+    assert Registration.objects.count() == registrations
 
 
 def test_a_patient_cancellation_is_one_locking_read_and_one_write(

@@ -10,7 +10,7 @@ from django.forms.models import model_to_dict
 from apps.audit.models import AccessLog
 from apps.booking.models import Appointment
 from apps.catalog.models import Service
-from apps.core.queries import insert_rows, model_from_row, prepared_cursor, select_columns
+from apps.core.queries import column_names, insert_rows, model_from_row, prepared_cursor, select_columns
 from apps.patients.models import Patient
 from tests.factories import AppointmentFactory, PatientFactory, ServiceFactory
 
@@ -94,6 +94,21 @@ def test_the_prepared_cursor_prepares_on_the_server_and_shares_the_orm_transacti
             assert cursor.fetchone() == (other.pesel,)
         transaction.savepoint_rollback(sid)
     assert not Patient.objects.filter(pk=other.pk).exists()
+
+
+def test_column_names_are_the_cursors_read_once_per_statement():
+    sql = "SELECT 1 AS one, 'x' AS two, NULL::date AS three"
+    with prepared_cursor() as cursor:
+        cursor.execute(sql)
+        expected = tuple(column.name for column in cursor.description)
+        assert column_names(cursor, sql) == expected == ("one", "two", "three")
+
+    class NoDescription:
+        @property
+        def description(self):
+            raise AssertionError("read again")
+
+    assert column_names(NoDescription(), sql) == expected
 
 
 def test_the_prepared_cursor_raises_djangos_errors():

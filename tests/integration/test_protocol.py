@@ -240,3 +240,33 @@ def test_the_rate_limit_counts_per_window_and_its_counter_expires_with_the_windo
     assert (first.exceeded, second.exceeded, third.exceeded) == (False, False, True)
     keys = _redis().keys("cer:api-rate:7:*")
     assert len(keys) == 1 and 0 < _redis().ttl(keys[0]) <= 31
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_refused_from_committed_state_opens_no_transaction(api_a, world_a):
+    """A lost race (the slot already taken) is refused before the request's transaction begins: its
+    reads run without BEGIN and COMMIT and nothing is claimed. A booking's claim, write and stored
+    answer still run in one transaction."""
+    from django.db import connection
+
+    ran: list[tuple[bool, str]] = []
+
+    def record(execute, sql, params, many, context):
+        ran.append((connection.in_atomic_block, str(sql)))
+        return execute(sql, params, many, context)
+
+    taken = {"slot_id": world_a.booking.slot.pk, "pesel": PatientFactory().pesel, "channel": "desk"}
+    free = {"slot_id": world_a.free_slots[0].pk, "pesel": PatientFactory().pesel, "channel": "desk"}
+    with connection.execute_wrapper(record):
+        refused = api_a.post("/api/v1/bookings", taken, **{"Idempotency-Key": "lost-race"})
+        statements_refused = list(ran)
+        ran.clear()
+        booked = api_a.post("/api/v1/bookings", free, **{"Idempotency-Key": "won"})
+
+    assert (refused.status_code, booked.status_code) == (409, 201)
+    assert statements_refused and not any(in_transaction for in_transaction, _ in statements_refused)
+    assert not IdempotencyRecord.objects.filter(key="lost-race").exists()
+    table = IdempotencyRecord._meta.db_table
+    claim_and_after = [i for i, (_, sql) in enumerate(ran) if f"INSERT INTO {table}" in sql]
+    assert claim_and_after and all(in_transaction for in_transaction, _ in ran[claim_and_after[0] :])
+    assert IdempotencyRecord.objects.get(key="won").status_code == 201

@@ -102,6 +102,34 @@ def test_a_lost_race_409_is_logged_at_info_not_warning(api_a, world_a, caplog):
     assert body["pesel"] not in json.dumps(formatted)
 
 
+class _Kept(logging.Handler):
+    """Every record that reaches it, whatever its level (as the console handler of the settings)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_a_lost_race_409_is_not_logged_where_info_is_not_wanted(api_a, world_a):
+    body = {"slot_id": world_a.booking.slot.pk, "pesel": PatientFactory().pesel, "channel": "desk"}
+    logger, kept = logging.getLogger("django.request"), _Kept()
+    level = logger.level
+    logger.addHandler(kept)
+    logger.setLevel(logging.WARNING)  # LOG_LEVEL=WARNING
+    try:
+        response = api_a.post("/api/v1/bookings", body)
+        missing = api_a.get("/api/v1/bookings/999999999")
+    finally:
+        logger.removeHandler(kept)
+        logger.setLevel(level)
+
+    assert response.status_code == 409 and missing.status_code == 404
+    assert [r.status_code for r in kept.records] == [404]
+
+
 @pytest.mark.django_db
 def test_a_staff_users_id_is_in_the_log_but_never_a_name(client, django_user_model, caplog):
     staff = django_user_model.objects.create_user("anna.nowak", password="x" * 16)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 from django.db import transaction
@@ -63,7 +64,13 @@ def appointment_book(
     if channel not in Channel.values or channel == Channel.WAITLIST:
         raise DomainError("validation_error", field="channel")
     today = timezone.localdate(now)
-    with transaction.atomic():
+    # Its own transaction when called alone (the patient's page); the caller's when there is one (the
+    # API's request transaction, which stores a refusal under the Idempotency-Key and commits it). Then a
+    # refusal must leave nothing written, and a savepoint is taken only where a write comes before a
+    # possible refusal: an e-referral claimed before the booking's statement. Without one, that statement
+    # is the only write, and it writes nothing or all (`sql.booking_write`, `in_savepoint=False`).
+    in_callers = transaction.get_connection().in_atomic_block
+    with contextlib.nullcontext() if in_callers else transaction.atomic():
         facts = lock_slot_facts(slot_id=slot_id, patient=patient, now=now)
         slot, service = facts.slot, facts.slot.service
         if facility is not None and slot.facility_id != facility.pk:
@@ -76,6 +83,7 @@ def appointment_book(
                 .select_related("referral")
                 .filter(pk=facts.waiting_id, status=Registration.Status.WAITING)
             )
+        referral = None
         if waiting is not None:
             # The waiting-list entry already holds its referral (checked when the patient joined).
             rules.check(
@@ -110,18 +118,25 @@ def appointment_book(
                 entitlement=facts.entitlement,
             )
             registration.pk, new = facts.registration_id, True
+        savepoint = in_callers and referral is not None
+        with transaction.atomic() if savepoint else contextlib.nullcontext():
             if referral is not None:
                 referrals.referral_register(
                     referral=referral, registration_id=registration.pk, now=now, reason="booked"
                 )
-        appointment = appointment_new(registration=registration, slot=slot, channel=channel, now=now)
-        appointment.pk = facts.appointment_id
-        event = appointment_event_new(appointment, "appointment.booked")
-        if not sql.booking_write(
-            registration=registration, new=new, appointment=appointment, event=event, now=now
-        ):
-            # Another live registration of the patient for the service (a concurrent booking, or one
-            # that was waiting and has just been given a slot): nothing was written.
-            raise refuse_second_registration(patient, service)
+            appointment = appointment_new(registration=registration, slot=slot, channel=channel, now=now)
+            appointment.pk = facts.appointment_id
+            event = appointment_event_new(appointment, "appointment.booked")
+            if not sql.booking_write(
+                registration=registration,
+                new=new,
+                appointment=appointment,
+                event=event,
+                now=now,
+                in_savepoint=savepoint or not in_callers,
+            ):
+                # Another live registration of the patient for the service (a concurrent booking, or
+                # one that was waiting and has just been given a slot): nothing was written.
+                raise refuse_second_registration(patient, service)
         appointment.patient = patient
         return appointment

@@ -4,6 +4,7 @@ Idempotency-Key, problem+json and the OpenAPI error responses. One subclass per 
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -322,6 +323,7 @@ class FacilityApi(APIView):
     scope: FacilityScope
     _rate: RateState | None = None
     _idempotency_id: int | None = None
+    _atomic: Any = None  # the write request's transaction (`_transaction_begin`)
 
     def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # authentication and scope check
@@ -348,6 +350,8 @@ class FacilityApi(APIView):
             if not writes or not idempotency_known(client=self.principal.client, key=str(key)):
                 raise
             refusal = exc
+        if request.method in WRITE_METHODS:
+            self._transaction_begin()
         if writes:
             digest = request_hash(method=request.method, path=request.get_full_path(), body=request.body)
             record_id, first = idempotency_claim(
@@ -394,24 +398,40 @@ class FacilityApi(APIView):
                 response[name] = value
         return response
 
+    def _transaction_begin(self) -> None:
+        """The write request's transaction, begun once its early refusal has passed (`initial`), so a
+        request refused from committed state alone (most lost races) pays no BEGIN and COMMIT."""
+        atomic = transaction.atomic()
+        atomic.__enter__()
+        self._atomic = atomic
+
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         if request.method not in WRITE_METHODS:
             return super().dispatch(request, *args, **kwargs)
-        # One transaction per write request: the change, its outbox events and the stored
-        # idempotent response commit together (or not at all).
-        with transaction.atomic():
+        # One transaction per write request: the key's claim, the change, its outbox events and the
+        # stored idempotent response commit together (or not at all). It begins in `initial`, before the
+        # claim; what runs earlier (authentication, the rate limit, the early refusal) writes nothing.
+        self._atomic = None
+        try:
             response = cast(Response, super().dispatch(request, *args, **kwargs))
-            if response.status_code >= 500 or transaction.get_rollback():
-                transaction.set_rollback(True)
-            elif self._idempotency_id is not None:
-                response.render()
-                headers = dict(response.items())
-                idempotency_store(
-                    record_id=self._idempotency_id,
-                    status_code=response.status_code,
-                    content=response.content,
-                    headers=headers,
-                )
+            if self._atomic is not None:
+                if response.status_code >= 500 or transaction.get_rollback():
+                    transaction.set_rollback(True)
+                elif self._idempotency_id is not None:
+                    response.render()
+                    headers = dict(response.items())
+                    idempotency_store(
+                        record_id=self._idempotency_id,
+                        status_code=response.status_code,
+                        content=response.content,
+                        headers=headers,
+                    )
+        except BaseException:
+            if self._atomic is not None:
+                self._atomic.__exit__(*sys.exc_info())
+            raise
+        if self._atomic is not None:
+            self._atomic.__exit__(None, None, None)
         return response
 
 

@@ -212,6 +212,65 @@ class BookingCreateInput(StrictSerializer):
     patient = PatientInput(required=False, help_text=PATIENT_HELP)
 
 
+# The everyday desk booking body, validated without a serializer instance (issue 19): `BookingCreateInput`
+# deep-copies its declared fields, the nested `patient` serializer's included, every time it is made, the
+# largest single Python item of a booking request and of every refused one. Only a body the serializer
+# is certain to accept, and to give back unchanged, is taken here; any other (a `patient`, a referral
+# number typed with spaces or hyphens, a string slot id, a missing, unknown, empty or hostile field...)
+# goes to the serializer, which stays the one definition of the field rules, their refusals and the
+# OpenAPI schema. tests/integration/test_booking_input.py runs both on valid and hostile bodies.
+_BOOK_REQUIRED = frozenset({"slot_id", "pesel", "channel"})
+_BOOK_PLAIN = _BOOK_REQUIRED | {"referral_number", "referral_code"}
+_BOOK_CHANNELS = frozenset(str(c.value) for c in API_CHANNELS)
+_ID_MAX = 2**63 - 1  # a bigint; the serializer takes any larger int too, so those go to it
+
+
+def _ascii_of(value: Any, sizes: range, *, digits: bool) -> bool:
+    """An ASCII string of digits (or letters and digits) of a length in `sizes`: no whitespace to trim,
+    no NUL, no surrogate, nothing a CharField or its validators would change or refuse."""
+    return (
+        type(value) is str
+        and len(value) in sizes
+        and value.isascii()
+        and (value.isdigit() if digits else value.isalnum())
+    )
+
+
+def booking_input_plain(data: Any) -> dict[str, Any] | None:
+    """`BookingCreateInput(data=data).validated_data` for a body in the plainest form (JSON integers and
+    ASCII strings, nothing to trim or convert), else None: the caller then asks the serializer."""
+    if type(data) is not dict or not _BOOK_REQUIRED <= data.keys() <= _BOOK_PLAIN:
+        return None
+    slot_id, pesel, channel = data["slot_id"], data["pesel"], data["channel"]
+    if type(slot_id) is not int or not 1 <= slot_id <= _ID_MAX:
+        return None
+    if not _ascii_of(pesel, range(11, 12), digits=True):
+        return None
+    if type(channel) is not str or channel not in _BOOK_CHANNELS:
+        return None
+    validated: dict[str, Any] = {"slot_id": slot_id, "pesel": pesel, "channel": channel}
+    if "referral_number" in data:
+        number = data["referral_number"]
+        if number is not None and not _ascii_of(number, range(1, 45), digits=False):
+            return None
+        validated["referral_number"] = number
+    if "referral_code" in data:
+        code = data["referral_code"]
+        if code is not None and not _ascii_of(code, range(4, 5), digits=True):
+            return None
+        validated["referral_code"] = code
+    return validated
+
+
+def booking_input(data: Any) -> dict[str, Any]:
+    """The validated booking body: the plain form directly, anything else through the serializer (its
+    answers, refusals included, unchanged)."""
+    plain = booking_input_plain(data)
+    if plain is not None:
+        return plain
+    return _parse(BookingCreateInput, data).validated_data  # type: ignore[no-any-return]
+
+
 @example({"reason_code": "DOCTOR_ILLNESS"})
 class CancelInput(StrictSerializer):
     reason_code = serializers.CharField(
@@ -324,7 +383,7 @@ class BookingCreateApi(BookingApi):
     def refuse_early(self, request: Any) -> None:
         # Validated once, here, before the Idempotency-Key is claimed; a slot already taken ends the
         # request without a transaction (most lost races of a busy day).
-        self.data = _parse(BookingCreateInput, request.data).validated_data
+        self.data = booking_input(request.data)
         booking.slot_refuse_if_taken(slot_id=self.data["slot_id"], facility_id=self.principal.facility.pk)
 
     @extend_schema(
