@@ -9,8 +9,10 @@ import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from django.test import Client
-from hypothesis import HealthCheck, seed, settings
+from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import strategies as st
 from openapi_spec_validator import validate
+from schemathesis import GenerationMode
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
@@ -73,23 +75,51 @@ def demo_token(world_a, issued_a):
         request_finished.connect(close_old_connections)
 
 
-@API.parametrize()
-@settings(
-    max_examples=3,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    derandomize=True,
-)
-def test_the_api_matches_its_schema_and_never_fails_with_5xx(case, demo_token):
-    _call_and_validate(case, demo_token)
+# One pytest test per API operation. Schemathesis's own `@API.parametrize()` runs the operations as
+# subtests of one test, and under pytest-xdist (`make test`) it ran only the first operation and passed
+# whatever the others did (found 2026-12-01 with a deliberately failing operation: `1 passed`, exit 0).
+OPERATIONS = {
+    operation.label: operation for operation in (result.ok() for result in API.get_all_operations())
+}
 
+
+def each_operation(check, hypothesis_settings, fixed_seed=None):
+    """A test, parametrized by operation, that runs `check(case, token)` on valid and invalid cases
+    (schemathesis's positive and negative generation modes) under the given settings and seed."""
+
+    @pytest.mark.parametrize("label", sorted(OPERATIONS))
+    def test(label, demo_token):
+        operation = OPERATIONS[label]
+        cases = st.one_of(
+            operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE)
+        )
+
+        @hypothesis_settings
+        @given(case=cases)
+        def run(case):
+            check(case, demo_token)
+
+        (seed(fixed_seed)(run) if fixed_seed is not None else run)()
+
+    return test
+
+
+test_the_api_matches_its_schema_and_never_fails_with_5xx = each_operation(
+    lambda case, token: _call_and_validate(case, token),
+    settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True),
+)
 
 # Issue 17: no failure with a second seed either (other generated inputs, same short budget).
-@API.parametrize()
-@seed(20261201)
-@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
-def test_the_api_matches_its_schema_with_a_second_seed(case, demo_token):
-    _call_and_validate(case, demo_token)
+test_the_api_matches_its_schema_with_a_second_seed = each_operation(
+    lambda case, token: _call_and_validate(case, token),
+    settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck)),
+    fixed_seed=20261201,
+)
+
+
+def test_every_operation_of_the_schema_has_its_own_test():
+    assert len(OPERATIONS) >= 30  # the schema's operations, not one lazy test that xdist cuts short
+    assert {"POST /api/v1/bookings", "GET /api/v1/schedules"} <= set(OPERATIONS)
 
 
 def _call_and_validate(case, token: str) -> None:

@@ -4,10 +4,10 @@ its documented content type."""
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, seed, settings
+from hypothesis import HealthCheck, settings
 from schemathesis.checks import content_type_conformance, not_a_server_error
 
-from tests.integration.test_openapi import API, demo_token  # noqa: F401 (the fixture)
+from tests.integration.test_openapi import demo_token, each_operation  # noqa: F401 (the fixture)
 
 SETTINGS = settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
 
@@ -18,15 +18,5 @@ def _check(case, token: str) -> None:
     )
 
 
-@API.parametrize()
-@SETTINGS
-@seed(15)
-def test_no_5xx_under_seed_15(case, demo_token):  # noqa: F811
-    _check(case, demo_token)
-
-
-@API.parametrize()
-@SETTINGS
-@seed(20261201)
-def test_no_5xx_under_seed_20261201(case, demo_token):  # noqa: F811
-    _check(case, demo_token)
+test_no_5xx_under_seed_15 = each_operation(_check, SETTINGS, fixed_seed=15)
+test_no_5xx_under_seed_20261201 = each_operation(_check, SETTINGS, fixed_seed=20261201)
