@@ -26,19 +26,7 @@ KEEP = 146  # months before May 2032: March 2020
 
 
 def _slot(schedule, start: dt.datetime, end: dt.datetime, **fields) -> Slot:
-    facility = schedule.facility
-    return Slot.objects.create(
-        schedule=schedule,
-        facility=facility,
-        service=schedule.service,
-        voivodeship_id=facility.voivodeship_id,
-        locality=facility.locality,
-        lat=facility.lat,
-        lon=facility.lon,
-        start=start,
-        end=end,
-        **fields,
-    )
+    return SlotFactory(schedule=schedule, start=start, end=end, **fields)
 
 
 def _refused(schedule, start, end, **fields) -> IntegrityError:
