@@ -96,7 +96,7 @@ def test_the_waiting_list_shows_every_preference_and_links_to_change_them(client
     body = client.get(reverse("portal:waitlist")).content.decode()
     for text in (
         "Twoje miejsce w kolejce: 1",
-        f"<dt>W Poczekalni od</dt><dd>{entry.joined_at:%-d}",
+        f"<dt>W Poczekalni od</dt><dd>{timezone.localtime(entry.joined_at):%-d}",
         "<dt>Kategoria medyczna</dt><dd>stabilny</dd>",
         "<dt>Uprawnienie do świadczeń poza kolejnością</dt><dd>Zasłużony Honorowy Dawca Krwi</dd>",
         "<dd>Warszawa i do 25 km od tej miejscowości</dd>",
