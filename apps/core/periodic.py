@@ -8,7 +8,9 @@ Each app may declare `PERIODIC_TASKS` in its `tasks.py`:
     ]
 
 `manage.py setup_periodic_tasks` (run by `make run` and at every deploy) writes them into
-django-celery-beat's tables, idempotently; beat's DatabaseScheduler then runs them.
+django-celery-beat's tables, idempotently, and deletes the entries of this project's tasks that are no
+longer declared (a renamed or removed task would otherwise be sent by beat forever, to no worker);
+beat's DatabaseScheduler then runs them.
 """
 
 from __future__ import annotations
@@ -52,4 +54,5 @@ def periodic_tasks_register() -> list[str]:
             defaults["kwargs"] = json.dumps(spec["kwargs"])
         PeriodicTask.objects.update_or_create(name=spec["name"], defaults=defaults)
         names.append(spec["name"])
+    PeriodicTask.objects.filter(task__startswith="apps.").exclude(name__in=names).delete()
     return names

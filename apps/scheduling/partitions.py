@@ -26,54 +26,75 @@ What PostgreSQL 15 cannot declare on a partitioned parent, and how it still hold
   its row (READ COMMITTED: each statement of the trigger takes a new snapshot), and refuses an
   overlap with SQLSTATE 23P01 `exclusion_violation`, as the constraint itself would.
 
-Maintenance (`partitions_maintain`, the periodic task `scheduling: slot partitions`): partitions are
-made `CER_SLOT_PARTITIONS_AHEAD` months ahead of the current one, and at least as far as the
-catalogue's longest publish horizon, so published slots do not pile up in DEFAULT; rows already in
-DEFAULT for a new month are moved into it (PostgreSQL refuses to attach a partition whose range has
-rows in DEFAULT). Partitions that ended more than `CER_SLOT_PARTITIONS_KEEP_MONTHS` months ago are
-detached (plain DETACH: CONCURRENTLY cannot run with a DEFAULT partition, nor in a transaction) and
-left as standalone tables for archiving; PostgreSQL refuses to detach one that appointments still
-refer to, and such a partition is kept and reported. Each step is its own short transaction under an
-advisory lock, with a lock timeout: the task is idempotent and two runs at once do each step once.
+Maintenance is `apps.core.partitions` (the periodic task `core: month partitions`, for every
+partitioned table): partitions are made `CER_SLOT_PARTITIONS_AHEAD` months ahead of the current one,
+and at least as far as the catalogue's longest publish horizon, so published slots do not pile up in
+DEFAULT; partitions that ended more than `CER_SLOT_PARTITIONS_KEEP_MONTHS` months ago are detached,
+unless appointments still refer to them. This module declares the table (`SLOTS`) and what is the
+slot table's own: the overlap rule on each partition and across months, and its bulk-load helpers.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from apps.catalog.models import SLOT_MAX_MINUTES
+from apps.core import partitions as core
+from apps.core.partitions import MaintenanceReport, Reference, add_months, month_bounds, month_of
 
-log = logging.getLogger(__name__)
+__all__ = ["MaintenanceReport", "add_months", "month_bounds", "month_of"]
 
-WARSAW = ZoneInfo("Europe/Warsaw")
 TABLE = "scheduling_slot"
 DEFAULT_PARTITION = "scheduling_slot_default"
-PARTITION_NAME = re.compile(r"^scheduling_slot_p(\d{4})_(\d{2})$")
-# pg_advisory_xact_lock(int, int): the first key names the use (booking's core uses 19_000).
-LOCK_CLASS_MAINTENANCE = 19_019
 LOCK_CLASS_SCHEDULE = 19_020
-LOCK_TIMEOUT = "5s"  # a DDL lock request never queues long behind readers (and everyone behind it)
 
 APPOINTMENT_TABLE = "booking_appointment"
 APPOINTMENT_FK = "booking_appointment_slot_start_fk"
-APPOINTMENT_FK_SQL = (
-    f"ALTER TABLE {APPOINTMENT_TABLE} ADD CONSTRAINT {APPOINTMENT_FK} FOREIGN KEY (slot_id, start) "
-    f"REFERENCES {TABLE} (id, start) DEFERRABLE INITIALLY DEFERRED"
-)
 
 # The same span and condition as the constraint of migration 0003 (Django's SQL for it).
 OVERLAP_RULE = """EXCLUDE USING gist (cer_slot_span(schedule_id, start, "end") WITH &&)
     WHERE (NOT (status = 'cancelled'))"""
+
+
+def overlap_rule_name(partition: str) -> str:
+    return f"{partition}_no_overlap"
+
+
+def overlap_rule_sql(partition: str) -> str:
+    """The overlap rule on one partition (its GiST index is built with it)."""
+    q = connection.ops.quote_name
+    return f"ALTER TABLE {q(partition)} ADD CONSTRAINT {q(overlap_rule_name(partition))} {OVERLAP_RULE}"
+
+
+def months_ahead() -> int:
+    """The setting, and at least the catalogue's longest publish horizon (slots may be published
+    that far ahead: without a partition they would all land in DEFAULT)."""
+    from apps.catalog.models import Service
+
+    days = max(Service.objects.values_list("publish_horizon_days", flat=True), default=0)
+    return max(settings.CER_SLOT_PARTITIONS_AHEAD, -(-days // 28))
+
+
+SLOTS = core.register(
+    core.MonthPartitioned(
+        table=TABLE,
+        column="start",
+        lock=0,
+        ahead=months_ahead,
+        keep=lambda: settings.CER_SLOT_PARTITIONS_KEEP_MONTHS,
+        # An appointment's `start` is its slot's (booking.services._transitions.appointment_new), and
+        # no path moves a slot.
+        references=(Reference(APPOINTMENT_TABLE, APPOINTMENT_FK, ("slot_id", "start")),),
+        own_constraints=lambda partition: [overlap_rule_sql(partition)],
+    )
+)
+APPOINTMENT_FK_SQL = SLOTS.references[0].sql(SLOTS)
 
 OVERLAP_FUNCTION = "cer_slot_overlap_across_months"
 OVERLAP_TRIGGER_INSERT = "slot_overlap_across_months_insert"
@@ -136,77 +157,17 @@ LIMIT 1
 """
 
 
-def _q(name: str) -> str:
-    return connection.ops.quote_name(name)
-
-
-# --- months and names ---------------------------------------------------------------------------------
-
-
-def month_of(instant: dt.datetime | dt.date) -> dt.date:
-    """The first day of the Warsaw month holding an instant (or of a date's month)."""
-    if isinstance(instant, dt.datetime):
-        instant = instant.astimezone(WARSAW).date()
-    return instant.replace(day=1)
-
-
-def add_months(month: dt.date, months: int) -> dt.date:
-    index = month.year * 12 + month.month - 1 + months
-    return dt.date(index // 12, index % 12 + 1, 1)
-
-
-def month_bounds(month: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    """[midnight of the 1st, midnight of the next 1st) in Warsaw, as aware instants."""
-    lower = dt.datetime.combine(month.replace(day=1), dt.time(), tzinfo=WARSAW)
-    return lower, dt.datetime.combine(add_months(month, 1), dt.time(), tzinfo=WARSAW)
-
-
 def partition_name(month: dt.date) -> str:
-    return f"{TABLE}_p{month:%Y_%m}"
-
-
-def overlap_rule_name(partition: str) -> str:
-    return f"{partition}_no_overlap"
-
-
-def overlap_rule_sql(partition: str) -> str:
-    """The overlap rule on one partition (its GiST index is built with it)."""
-    return f"ALTER TABLE {_q(partition)} ADD CONSTRAINT {_q(overlap_rule_name(partition))} {OVERLAP_RULE}"
-
-
-def _literal(instant: dt.datetime) -> str:
-    return f"'{instant.isoformat()}'"
-
-
-# --- what exists ------------------------------------------------------------------------------------
+    return SLOTS.partition_name(month)
 
 
 def is_partitioned() -> bool:
-    with connection.cursor() as cur:
-        cur.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", [TABLE])
-        row = cur.fetchone()
-    return bool(row and row[0] == "p")
+    return core.is_partitioned(SLOTS)
 
 
 def partition_names() -> list[str]:
     """Every partition of the slot table (month partitions in month order, then DEFAULT)."""
-    with connection.cursor() as cur:
-        cur.execute(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE i.inhparent = to_regclass(%s)",
-            [TABLE],
-        )
-        names = [row[0] for row in cur.fetchall()]
-    return sorted(names, key=lambda n: (n == DEFAULT_PARTITION, n))
-
-
-def partition_months() -> list[dt.date]:
-    months = []
-    for name in partition_names():
-        match = PARTITION_NAME.match(name)
-        if match:
-            months.append(dt.date(int(match[1]), int(match[2]), 1))
-    return months
+    return core.partition_names(SLOTS)
 
 
 def partitions_missing_overlap_rule() -> list[str]:
@@ -224,161 +185,16 @@ def partitions_missing_overlap_rule() -> list[str]:
         return [row[0] for row in cur.fetchall()]
 
 
-# --- creating partitions --------------------------------------------------------------------------
-
-
-def create_month_partition(month: dt.date, *, overlap_rule: bool = True) -> bool:
-    """Create the month's partition if it does not exist, moving its rows out of DEFAULT. In the
-    caller's transaction. Returns whether it was created.
-
-    The table is made standalone and then attached: ATTACH takes SHARE UPDATE EXCLUSIVE on the parent
-    (bookings go on), where CREATE TABLE ... PARTITION OF would take ACCESS EXCLUSIVE until commit.
-    The parent's indexes, foreign keys and triggers are added to it by the ATTACH (on an empty or
-    small table: instant); the overlap rule is added before, unless a bulk load builds it later.
-    """
-    name = partition_name(month)
-    lower, upper = month_bounds(month)
-    with connection.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
-        if cur.fetchone()[0]:
-            return False
-        cur.execute(
-            f"CREATE TABLE {_q(name)} (LIKE {_q(TABLE)} INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
-            "INCLUDING STORAGE)"
-        )
-        moved = _move_out_of_default(cur, name, lower, upper)
-        if overlap_rule:
-            cur.execute(overlap_rule_sql(name))
-        cur.execute(
-            f"ALTER TABLE {_q(TABLE)} ATTACH PARTITION {_q(name)} "
-            f"FOR VALUES FROM ({_literal(lower)}) TO ({_literal(upper)})"
-        )
-        if moved:
-            _restore_appointment_fk(cur)
-    return True
-
-
-def _move_out_of_default(cur, name: str, lower: dt.datetime, upper: dt.datetime) -> bool:
-    """Move DEFAULT's rows of [lower, upper) into the new table. Returns whether the appointments'
-    foreign key had to be dropped for it (re-added by the caller after the ATTACH).
-
-    PostgreSQL checks a row deleted from a referenced partition against the referencing rows with
-    that partition alone in view, even when the same key is inserted elsewhere in the transaction:
-    moving a slot that an appointment refers to fails the deferred check at commit. So when such a
-    slot is among the moved rows, the foreign key is dropped for the move and added back NOT VALID
-    (enforced for every new write at once) and validated afterwards without blocking writes.
-    """
-    if not _exists(DEFAULT_PARTITION):
-        return False
-    params = {"lower": lower, "upper": upper}
-    cur.execute(
-        f"SELECT EXISTS (SELECT 1 FROM {_q(DEFAULT_PARTITION)} "
-        "WHERE start >= %(lower)s AND start < %(upper)s)",
-        params,
-    )
-    if not cur.fetchone()[0]:
-        return False
-    cur.execute(
-        f"""SELECT EXISTS (SELECT 1 FROM {_q(DEFAULT_PARTITION)} d
-                           JOIN {APPOINTMENT_TABLE} a ON a.slot_id = d.id AND a.start = d.start
-                           WHERE d.start >= %(lower)s AND d.start < %(upper)s)""",
-        params,
-    )
-    referenced = bool(cur.fetchone()[0])
-    if referenced:
-        cur.execute("SET CONSTRAINTS ALL IMMEDIATE")  # ALTER TABLE refuses pending trigger events
-        cur.execute(f"ALTER TABLE {APPOINTMENT_TABLE} DROP CONSTRAINT {APPOINTMENT_FK}")
-    cur.execute(
-        f"""WITH moved AS (DELETE FROM {_q(DEFAULT_PARTITION)}
-                           WHERE start >= %(lower)s AND start < %(upper)s RETURNING *)
-            INSERT INTO {_q(name)} SELECT * FROM moved""",
-        params,
-    )
-    log.info("slot partition %s: %s rows moved out of the DEFAULT partition", name, cur.rowcount)
-    return referenced
-
-
-def _restore_appointment_fk(cur) -> None:
-    cur.execute(f"{APPOINTMENT_FK_SQL} NOT VALID")
-    cur.execute(f"ALTER TABLE {APPOINTMENT_TABLE} VALIDATE CONSTRAINT {APPOINTMENT_FK}")
-
-
-def _exists(relation: str) -> bool:
-    with connection.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s) IS NOT NULL", [relation])
-        return bool(cur.fetchone()[0])
-
-
 def partitions_ensure(first: dt.date, last: dt.date, *, overlap_rule: bool = True) -> list[str]:
-    """Month partitions for every month from `first`'s to `last`'s, each in its own transaction (or in
-    the caller's). Returns the names created."""
-    created = []
-    month = month_of(first)
-    while month <= month_of(last):
-        with transaction.atomic():
-            _lock_maintenance()
-            if create_month_partition(month, overlap_rule=overlap_rule):
-                created.append(partition_name(month))
-        month = add_months(month, 1)
-    return created
-
-
-def _lock_maintenance() -> None:
-    with connection.cursor() as cur:
-        cur.execute("SET LOCAL lock_timeout = %s", [LOCK_TIMEOUT])
-        cur.execute("SELECT pg_advisory_xact_lock(%s, 0)", [LOCK_CLASS_MAINTENANCE])
-
-
-# --- maintenance ------------------------------------------------------------------------------------
-
-
-@dataclass
-class MaintenanceReport:
-    created: list[str] = field(default_factory=list)
-    detached: list[str] = field(default_factory=list)
-    kept: dict[str, str] = field(default_factory=dict)  # partition -> why it was not detached
-
-
-def months_ahead() -> int:
-    """The setting, and at least the catalogue's longest publish horizon (slots may be published
-    that far ahead: without a partition they would all land in DEFAULT)."""
-    from apps.catalog.models import Service
-
-    days = max(Service.objects.values_list("publish_horizon_days", flat=True), default=0)
-    return max(settings.CER_SLOT_PARTITIONS_AHEAD, -(-days // 28))
+    """Month partitions of the slot table for every month from `first`'s to `last`'s (a bulk load
+    builds their overlap rules afterwards: `overlap_rule=False`)."""
+    return core.partitions_ensure(SLOTS, first, last, own_constraints=overlap_rule)
 
 
 def partitions_maintain(
     *, now: dt.datetime, ahead: int | None = None, keep: int | None = None
 ) -> MaintenanceReport:
-    """Create the partitions up to `ahead` months after the current one and detach those that ended
-    more than `keep` months before it (0: never). Idempotent; concurrent runs do each step once."""
-    ahead = months_ahead() if ahead is None else ahead
-    keep = settings.CER_SLOT_PARTITIONS_KEEP_MONTHS if keep is None else keep
-    current = month_of(now)
-    report = MaintenanceReport(created=partitions_ensure(current, add_months(current, ahead)))
-    if keep > 0:
-        oldest_kept = add_months(current, -keep)
-        for month in partition_months():
-            if month < oldest_kept:
-                _detach(partition_name(month), report)
-    return report
-
-
-def _detach(name: str, report: MaintenanceReport) -> None:
-    try:
-        with transaction.atomic():
-            _lock_maintenance()
-            if name not in partition_names():
-                return  # a concurrent run detached it
-            with connection.cursor() as cur:
-                cur.execute(f"ALTER TABLE {_q(TABLE)} DETACH PARTITION {_q(name)}")
-        report.detached.append(name)
-        log.info("slot partition %s detached (archive and drop it)", name)
-    except DatabaseError as exc:
-        # Appointments still refer to its slots (or the lock timed out): kept, tried again next run.
-        report.kept[name] = str(exc).splitlines()[0]
-        log.warning("slot partition %s kept: %s", name, report.kept[name])
+    return core.partitions_maintain(SLOTS, now=now, ahead=ahead, keep=keep)
 
 
 # --- bulk loads (the data generator) -----------------------------------------------------------------
@@ -390,7 +206,7 @@ def overlap_trigger_set(*, enabled: bool) -> None:
     action = "ENABLE" if enabled else "DISABLE"
     with connection.cursor() as cur:
         for trigger in (OVERLAP_TRIGGER_INSERT, OVERLAP_TRIGGER_UPDATE):
-            cur.execute(f"ALTER TABLE {_q(TABLE)} {action} TRIGGER {_q(trigger)}")
+            cur.execute(f"ALTER TABLE {TABLE} {action} TRIGGER {trigger}")
 
 
 def cross_month_overlaps_check() -> None:
@@ -449,122 +265,18 @@ def overlap_rules_build(
 
 # --- the migration: from one table to partitions and back ----------------------------------------------
 
-# What the table carries besides columns, NOT NULL and CHECK constraints (LIKE copies those): foreign
-# keys, unique constraints and indexes, as PostgreSQL prints them, to replay verbatim on the new table.
-DEFINITIONS_SQL = """
-SELECT 1 AS step, 'ALTER TABLE scheduling_slot ADD CONSTRAINT ' || quote_ident(c.conname) || ' '
-       || pg_get_constraintdef(c.oid)
-FROM pg_constraint c WHERE c.conrelid = 'scheduling_slot'::regclass AND c.contype = 'u'
-UNION ALL
-SELECT 0, pg_get_indexdef(x.indexrelid)
-FROM pg_index x WHERE x.indrelid = 'scheduling_slot'::regclass AND NOT x.indisprimary
-  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid
-                  AND c.conrelid = x.indrelid)
-UNION ALL
-SELECT 2, 'ALTER TABLE scheduling_slot ADD CONSTRAINT ' || quote_ident(c.conname) || ' '
-       || pg_get_constraintdef(c.oid)
-FROM pg_constraint c WHERE c.conrelid = 'scheduling_slot'::regclass AND c.contype = 'f'
-  AND c.conparentid = 0
-ORDER BY 1, 2
-"""
 # The constraint of migration 0003 on the unpartitioned table.
 WHOLE_TABLE_OVERLAP_RULE_SQL = f"ALTER TABLE {TABLE} ADD CONSTRAINT slot_no_overlap {OVERLAP_RULE}"
 
 
-def _definitions(cur) -> list[str]:
-    cur.execute(DEFINITIONS_SQL)
-    return [row[1] for row in cur.fetchall()]
-
-
-def _sequence_state(cur) -> tuple[int, bool]:
-    cur.execute(f"SELECT pg_get_serial_sequence('{TABLE}', 'id')")
-    sequence = cur.fetchone()[0]
-    cur.execute(f"SELECT last_value, is_called FROM {sequence}")
-    last_value, is_called = cur.fetchone()
-    return int(last_value), bool(is_called)
-
-
-def _rebuild(cur, *, partitioned: bool) -> tuple[list[str], str]:
-    """Rename the table aside, create its replacement (partitioned or not) with the same columns,
-    CHECK constraints and a fresh identity, copy the rows, drop the old one and give the sequence its
-    old name and position. Returns the definitions to replay and the old table's name."""
-    cur.execute(f"LOCK TABLE {TABLE} IN ACCESS EXCLUSIVE MODE")
-    definitions = _definitions(cur)
-    last_value, is_called = _sequence_state(cur)
-    old = f"{TABLE}_old"
-    cur.execute(f"ALTER TABLE {TABLE} RENAME TO {old}")
-    cur.execute(
-        f"CREATE TABLE {TABLE} (LIKE {old} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING IDENTITY "
-        "INCLUDING STORAGE)" + (" PARTITION BY RANGE (start)" if partitioned else "")
-    )
-    cur.execute(f"SELECT pg_get_serial_sequence('{TABLE}', 'id')")
-    sequence = cur.fetchone()[0]
-    cur.execute("SELECT setval(%s, %s, %s)", [sequence, last_value, is_called])
-    return definitions, old
-
-
-def _finish(cur, old: str, definitions: list[str]) -> None:
-    cur.execute(f"DROP TABLE {old} CASCADE")  # CASCADE: the old partitions, when going back
-    cur.execute(f"SELECT pg_get_serial_sequence('{TABLE}', 'id')")
-    sequence = cur.fetchone()[0]
-    cur.execute(f"ALTER SEQUENCE {sequence} RENAME TO {TABLE}_id_seq")
-    for statement in definitions:
-        cur.execute(statement)
-
-
 def table_partition(*, now: dt.datetime, ahead: int, keep: int) -> None:
-    """Turn the slot table into month partitions, rows, ids and sequence kept (scheduling 0004).
-
-    Partitions: every month that has rows from `keep` months before the current one on (up to five
-    years ahead), and the current month plus `ahead`; everything else goes to DEFAULT. The rows are
-    copied into bare partitions, then each index and constraint is built once per partition.
-    """
-    with connection.cursor() as cur:
-        cur.execute("SET CONSTRAINTS ALL IMMEDIATE")  # ALTER TABLE refuses pending trigger events
-        current = month_of(now)
-        first, last = add_months(current, -keep if keep > 0 else -1200), add_months(current, 60)
-        cur.execute(
-            f"""SELECT DISTINCT date_trunc('month', start AT TIME ZONE 'Europe/Warsaw')::date FROM {TABLE}
-                WHERE start >= %s AND start < %s""",
-            [month_bounds(first)[0], month_bounds(last)[1]],
-        )
-        months = {row[0] for row in cur.fetchall()}
-        months |= {add_months(current, n) for n in range(ahead + 1)}
-        cur.execute(
-            "SELECT c.conname FROM pg_constraint c WHERE c.confrelid = %s::regclass AND c.contype = 'f' "
-            "AND c.conrelid = %s::regclass",
-            [TABLE, APPOINTMENT_TABLE],
-        )
-        for (name,) in cur.fetchall():  # Django's FK, if booking 0005 did not drop it
-            cur.execute(f"ALTER TABLE {APPOINTMENT_TABLE} DROP CONSTRAINT {_q(name)}")
-        definitions, old = _rebuild(cur, partitioned=True)
-    create_default_partition_bare()
-    for month in sorted(months):
-        create_month_partition(month, overlap_rule=False)
-    with connection.cursor() as cur:
-        cur.execute(f"INSERT INTO {TABLE} SELECT * FROM {old}")
-        _finish(cur, old, definitions)
-        cur.execute(f"ALTER TABLE {TABLE} ADD CONSTRAINT {TABLE}_pkey PRIMARY KEY (id, start)")
-        for name in partition_names():
-            cur.execute(overlap_rule_sql(name))
-        cur.execute(OVERLAP_TRIGGER_SQL)
-        cur.execute(APPOINTMENT_FK_SQL)
-
-
-def create_default_partition_bare() -> None:
-    with connection.cursor() as cur:
-        cur.execute(f"CREATE TABLE {_q(DEFAULT_PARTITION)} PARTITION OF {_q(TABLE)} DEFAULT")
+    """Turn the slot table into month partitions, rows, ids and sequence kept (scheduling 0004): the
+    overlap rule on each partition, the cross-month trigger, and the appointments' foreign key on
+    (slot_id, start)."""
+    core.table_partition(SLOTS, now=now, ahead=ahead, keep=keep, after=[OVERLAP_TRIGGER_SQL])
 
 
 def table_unpartition() -> None:
     """Back to one table with the whole-table overlap constraint (scheduling 0004 reversed). The
     appointments' plain foreign key is Django's, added back by reversing booking 0005."""
-    with connection.cursor() as cur:
-        cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        cur.execute(f"ALTER TABLE {APPOINTMENT_TABLE} DROP CONSTRAINT IF EXISTS {APPOINTMENT_FK}")
-        cur.execute(OVERLAP_TRIGGER_DROP_SQL)
-        definitions, old = _rebuild(cur, partitioned=False)
-        cur.execute(f"INSERT INTO {TABLE} SELECT * FROM {old}")
-        _finish(cur, old, definitions)
-        cur.execute(f"ALTER TABLE {TABLE} ADD CONSTRAINT {TABLE}_pkey PRIMARY KEY (id)")
-        cur.execute(WHOLE_TABLE_OVERLAP_RULE_SQL)
+    core.table_unpartition(SLOTS, before=[OVERLAP_TRIGGER_DROP_SQL], after=[WHOLE_TABLE_OVERLAP_RULE_SQL])
