@@ -36,11 +36,15 @@ class Registration(TimeStampedModel):
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="registrations")
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="+")
     status = models.CharField(max_length=10, choices=Status.choices)
-    referral = models.ForeignKey(Referral, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # The optional foreign keys are indexed only where set (partial indexes in `Meta.indexes`): a
+    # booking's registration has none of them, and a plain index would take its NULLs on every booking.
+    referral = models.ForeignKey(
+        Referral, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     # Queue order (DESIGN.md: entitlement, then medical category, then time of registration).
     # `joined_at` is kept when a facility cancels, so the patient keeps their place.
     entitlement = models.ForeignKey(
-        Entitlement, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        Entitlement, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     priority = models.PositiveSmallIntegerField(default=0)
     urgent = models.BooleanField(default=False, help_text="Medical category from the referral: pilny")
@@ -49,13 +53,17 @@ class Registration(TimeStampedModel):
     date_from = models.DateField(null=True, blank=True)
     date_to = models.DateField(null=True, blank=True)
     voivodeship = models.ForeignKey(
-        Voivodeship, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        Voivodeship, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
-    locality = models.ForeignKey(Locality, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    locality = models.ForeignKey(
+        Locality, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     max_distance_km = models.PositiveIntegerField(null=True, blank=True)
-    facility = models.ForeignKey(Facility, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    facility = models.ForeignKey(
+        Facility, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     practitioner = models.ForeignKey(
-        Practitioner, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        Practitioner, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     declined_slot_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -85,6 +93,12 @@ class Registration(TimeStampedModel):
                 "id",
                 name="waitlist_order",
                 condition=Q(status="waiting"),
+            ),
+            *(
+                models.Index(
+                    fields=[name], name=f"registration_by_{name}", condition=Q(**{f"{name}__isnull": False})
+                )
+                for name in ("referral", "entitlement", "voivodeship", "locality", "facility", "practitioner")
             ),
         ]
 
@@ -121,9 +135,14 @@ class Appointment(TimeStampedModel):
     # always the slot's. PROTECT still holds in Django, and the database refuses the delete too.
     slot = models.ForeignKey(Slot, on_delete=models.PROTECT, related_name="appointments", db_constraint=False)
     # Denormalised from slot and registration for reconciliation and facility reads.
-    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="appointments")
+    # No index of their own: `appointment_patient_service` and `appointment_facility_start` lead with them.
+    patient = models.ForeignKey(
+        Patient, on_delete=models.PROTECT, related_name="appointments", db_index=False
+    )
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="+")
-    facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="appointments")
+    facility = models.ForeignKey(
+        Facility, on_delete=models.PROTECT, related_name="appointments", db_index=False
+    )
     start = models.DateTimeField()
     status = models.CharField(max_length=24, choices=Status.choices, default=Status.BOOKED)
     channel = models.CharField(max_length=10, choices=Channel.choices)

@@ -120,15 +120,21 @@ class Slot(models.Model):
         FOLLOW_UP = "follow_up", "kontynuacja"
 
     id = models.BigAutoField(primary_key=True)
-    schedule = models.ForeignKey(Schedule, on_delete=models.PROTECT, related_name="slots")
+    # Foreign keys without an index of their own where another index leads with the column, or with a
+    # partial one where most rows have none (`Meta.indexes`; tests/core/test_indexes.py): every index
+    # is paid by each booking, whose status change is not a HOT update, and by the national load.
+    schedule = models.ForeignKey(Schedule, on_delete=models.PROTECT, related_name="slots", db_index=False)
     # Denormalised from the schedule/facility so the hottest query (search) touches one table.
-    facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="+")
+    facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="+", db_index=False)
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="+")
     practitioner = models.ForeignKey(
-        Practitioner, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        Practitioner, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
-    voivodeship = models.ForeignKey(Voivodeship, on_delete=models.PROTECT, related_name="+")
-    locality = models.ForeignKey(Locality, on_delete=models.PROTECT, related_name="+")
+    voivodeship = models.ForeignKey(Voivodeship, on_delete=models.PROTECT, related_name="+", db_index=False)
+    # Not indexed: no read selects slots by locality (search goes through the facility), and a
+    # locality (TERYT reference data) is never deleted while slots name it; PROTECT's check of such a
+    # delete scans the table.
+    locality = models.ForeignKey(Locality, on_delete=models.PROTECT, related_name="+", db_index=False)
     lat = models.FloatField()
     lon = models.FloatField()
     start = models.DateTimeField()
@@ -137,7 +143,7 @@ class Slot(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.FREE)
     hold_until = models.DateTimeField(null=True, blank=True)
     held_by = models.ForeignKey(
-        "patients.Patient", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "patients.Patient", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     from_template = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -178,6 +184,14 @@ class Slot(models.Model):
             ),
             models.Index(fields=["facility", "start"], name="slot_by_facility"),
             models.Index(fields=["hold_until"], name="slot_held_expiry", condition=Q(status="held")),
+            # The SMART bulk files, one per voivodeship (a plain B-tree: Django's own index of a
+            # character key would add a second, varchar_pattern_ops one for LIKE, which nothing uses).
+            models.Index(fields=["voivodeship"], name="slot_by_voivodeship"),
+            # A patient's holds, and the foreign keys' checks: only the rows that have one.
+            models.Index(fields=["held_by"], name="slot_held_by", condition=Q(held_by__isnull=False)),
+            models.Index(
+                fields=["practitioner"], name="slot_by_practitioner", condition=Q(practitioner__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:
