@@ -182,6 +182,14 @@ class Slot(models.Model):
                 name="slot_free_by_voiv",
                 condition=Q(status="free", kind="first"),
             ),
+            # The patient search's places: each place's first free slot of the service (one probe per
+            # place of the area). Without it the probe read the place's schedule of every service, free
+            # or not, in date order until it met one (docs/performance.md a).
+            models.Index(
+                fields=["facility", "service", "start"],
+                name="slot_free_by_facility",
+                condition=Q(status="free", kind="first"),
+            ),
             models.Index(fields=["facility", "start"], name="slot_by_facility"),
             models.Index(fields=["hold_until"], name="slot_held_expiry", condition=Q(status="held")),
             # The SMART bulk files, one per voivodeship (a plain B-tree: Django's own index of a

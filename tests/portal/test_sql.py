@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 
 import pytest
 import time_machine
@@ -156,6 +157,33 @@ def test_places_with_their_first_slot_and_their_earliest_slots_are_what_the_orm_
             ]
             checked += len(slots)
     assert checked > 50  # the cases found slots, with and without a doctor
+
+
+def test_the_places_probe_reads_each_places_first_free_slot_from_the_free_slots_index(country):
+    """At national size a place's whole schedule (every service, free or not) lies before its first
+    free slot of the service: the probe must go straight to it, through `slot_free_by_facility` in
+    every month partition (each partition's copy of the parent's index). Scans other than index scans
+    are switched off, as they would lose on a national table and win on this small one."""
+    from django.db import connection
+
+    matching = sql.Matching(service_id=country["service"].pk, start_after=timezone.now())
+    area = _area(None, None, None)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        cursor.execute(
+            "EXPLAIN " + sql._first_sql(matching.sql("s"), sql._in_area(area)),
+            {**matching.params(), **area.params()},
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        scanned = re.findall(r"Index (?:Only )?Scan using (\S+) on (scheduling_slot\S*)", plan)
+        assert scanned, plan
+        cursor.execute(
+            "SELECT DISTINCT COALESCE(i.inhparent::regclass::text, x) FROM unnest(%s::text[]) x "
+            "LEFT JOIN pg_inherits i ON i.inhrelid = x::regclass",
+            [[index for index, _table in scanned]],
+        )
+        assert [row[0] for row in cursor.fetchall()] == ["slot_free_by_facility"], plan
 
 
 def test_the_area_s_places_are_what_the_orm_reads(country):
