@@ -27,11 +27,12 @@ What PostgreSQL 15 cannot declare on a partitioned parent, and how it still hold
   overlap with SQLSTATE 23P01 `exclusion_violation`, as the constraint itself would.
 
 Maintenance is `apps.core.partitions` (the periodic task `core: month partitions`, for every
-partitioned table): partitions are made `CER_SLOT_PARTITIONS_AHEAD` months ahead of the current one,
-and at least as far as the catalogue's longest publish horizon, so published slots do not pile up in
-DEFAULT; partitions that ended more than `CER_SLOT_PARTITIONS_KEEP_MONTHS` months ago are detached,
-unless appointments still refer to them. This module declares the table (`SLOTS`) and what is the
-slot table's own: the overlap rule on each partition and across months, and its bulk-load helpers.
+partitioned table): partitions are made `CER_SLOT_PARTITIONS_AHEAD` months ahead of the current one
+(not as far as the catalogue's publish horizon: `months_ahead`), the rare slot published further
+waiting in DEFAULT until its month is made; partitions that ended more than
+`CER_SLOT_PARTITIONS_KEEP_MONTHS` months ago are detached, unless appointments still refer to them.
+This module declares the table (`SLOTS`) and what is the slot table's own: the overlap rule on each
+partition and across months, and its bulk-load helpers.
 """
 
 from __future__ import annotations
@@ -73,12 +74,12 @@ def overlap_rule_sql(partition: str) -> str:
 
 
 def months_ahead() -> int:
-    """The setting, and at least the catalogue's longest publish horizon (slots may be published
-    that far ahead: without a partition they would all land in DEFAULT)."""
-    from apps.catalog.models import Service
-
-    days = max(Service.objects.values_list("publish_horizon_days", flat=True), default=0)
-    return max(settings.CER_SLOT_PARTITIONS_AHEAD, -(-days // 28))
+    """`CER_SLOT_PARTITIONS_AHEAD`, whatever the catalogue's publish horizon (730 days): every attached
+    partition costs each booking statement a lock per index, because a slot named by id cannot be
+    pruned (docs/scaling.md, "What each attached partition costs a booking"). Schedules are published
+    1-3 months ahead (the catalogue's minimum horizons are 30-60 days); a slot published further waits
+    in DEFAULT and moves into its month when the month is made."""
+    return int(settings.CER_SLOT_PARTITIONS_AHEAD)
 
 
 SLOTS = core.register(

@@ -15,7 +15,7 @@ from django.db.models import ProtectedError
 from apps.booking.models import Appointment
 from apps.scheduling import partitions
 from apps.scheduling.models import Slot
-from tests.factories import AppointmentFactory, ScheduleFactory, SlotFactory
+from tests.factories import AppointmentFactory, ScheduleFactory, ServiceFactory, SlotFactory
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 # A month boundary far from today's partitions: both months made by the test itself.
@@ -367,3 +367,24 @@ def test_the_migration_partitions_a_populated_table_keeping_rows_ids_sequence_ke
         _refused(schedule, slots[0].start + 10 * MIN, slots[0].end + 10 * MIN)  # within January
     finally:
         _migrate(None)
+
+
+def test_partitions_are_made_the_setting_ahead_whatever_the_catalogues_publish_horizon(db, settings):
+    """Every attached partition costs each booking statement a lock per index (a slot named by id
+    cannot be pruned: docs/scaling.md), so the months made ahead are the setting's, not the 27 months
+    of a 730-day publish horizon; a slot published further waits in DEFAULT until its month is made."""
+    ServiceFactory(publish_horizon_days=730)
+    settings.CER_SLOT_PARTITIONS_AHEAD = 2
+    now = dt.datetime(2034, 3, 10, 12, tzinfo=WARSAW)
+    schedule = ScheduleFactory()
+    far = _slot(
+        schedule, dt.datetime(2034, 9, 1, 9, tzinfo=WARSAW), dt.datetime(2034, 9, 1, 9, 20, tzinfo=WARSAW)
+    )
+
+    report = partitions.partitions_maintain(now=now, keep=0)
+
+    assert report.created == [partitions.partition_name(dt.date(2034, m, 1)) for m in (3, 4, 5)]
+    assert _partition_of(far) == partitions.DEFAULT_PARTITION
+    later = partitions.partitions_maintain(now=dt.datetime(2034, 7, 2, tzinfo=WARSAW), keep=0)
+    assert partitions.partition_name(dt.date(2034, 9, 1)) in later.created
+    assert _partition_of(far) == partitions.partition_name(dt.date(2034, 9, 1))
