@@ -81,7 +81,7 @@ def main() -> None:
     django.setup()
     for line in measure(months_back=args.months_back, ahead=args.ahead, runs=args.runs):
         print(
-            f"{line.partitions:4d} partitions ({line.label}): {line.micros:7.0f} us, {line.locks} locks taken"
+            f"{line.partitions:4d} partitions ({line.label}): {line.micros:7.0f} us, {line.locks} locks held"
         )
 
 
