@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import connection
 from django.utils import timezone
@@ -524,6 +525,43 @@ def _candidates_from_rows(rows: Sequence[Sequence[object]], start: int) -> list[
     return found
 
 
+# The slot side of `MATCH_SQL` (`s`), from the locked rows the caller holds: the candidates' statements
+# do not read the slot table. Joined to it by id, which the month partitions no longer make unique (their
+# key is (id, start)), the planner could not tell that one slot row comes out: it joined every matching
+# entry of the queue (7,000 of 35,000 for a national cardiology queue) with its patient and e-referral and
+# sorted them, 80-200 ms a slot, where one row in front of the `waitlist_order` index scan stops after
+# `limit` matches (docs/performance.md e). A slot's row cannot change under its lock, so its values are
+# the row's. One slot: a row without FROM (the planner knows it is one); many: the rows of `unnest`, each
+# in front of its own LATERAL scan of the queue.
+_SLOT_SIDE = (
+    ("id", "bigint"),
+    ("service_id", "bigint"),
+    ("status", "text"),
+    ("kind", "text"),
+    ("start", "timestamptz"),
+    ("facility_id", "bigint"),
+    ("practitioner_id", "bigint"),
+    ("voivodeship_id", "text"),
+    ("locality_id", "bigint"),
+    ("lat", "float8"),
+    ("lon", "float8"),
+)
+_SLOTS_AS_ROWS = (
+    "unnest("
+    + ", ".join(f"%(s_{name})s::{kind}[]" for name, kind in _SLOT_SIDE)
+    + ") WITH ORDINALITY AS s("
+    + ", ".join(name for name, _kind in _SLOT_SIDE)
+    + ", n)"
+)
+
+
+_SLOT_AS_ROW = "(SELECT " + ", ".join(f"%(s_{name})s::{kind} AS {name}" for name, kind in _SLOT_SIDE) + ") s"
+
+
+def _slot_side(slots: Sequence[Slot]) -> dict[str, list[Any]]:
+    return {f"s_{name}": [getattr(slot, name) for slot in slots] for name, _kind in _SLOT_SIDE}
+
+
 def waitlist_candidates(*, slot: Slot, now: dt.datetime, skip: Sequence[int], limit: int) -> list[Candidate]:
     """Waiting registrations matching a (locked) slot, in queue order, locked (SKIP LOCKED: one being
     handled by another worker is passed over), with their patient, screening history, e-referral and
@@ -534,7 +572,7 @@ def waitlist_candidates(*, slot: Slot, now: dt.datetime, skip: Sequence[int], li
             SELECT {_CANDIDATE_COLUMNS}
             FROM {REGISTRATION} r
             JOIN {Service._meta.db_table} svc ON svc.id = r.service_id
-            JOIN {SLOT} s ON s.id = %(slot)s::bigint
+            CROSS JOIN {_SLOT_AS_ROW}
             LEFT JOIN {LOCALITY} loc ON loc.id = r.locality_id
             {_CANDIDATE_JOINS}
             WHERE {MATCH_SQL} AND r.id <> ALL(%(skip)s::bigint[])
@@ -543,7 +581,7 @@ def waitlist_candidates(*, slot: Slot, now: dt.datetime, skip: Sequence[int], li
             FOR UPDATE OF r SKIP LOCKED
             """,  # noqa: S608 (constant fragments; every value is bound)
             {
-                "slot": slot.pk,
+                **{f"s_{name}": getattr(slot, name) for name, _kind in _SLOT_SIDE},
                 "now": now,
                 "default_voiv": None,
                 "skip": list(skip),
@@ -555,24 +593,23 @@ def waitlist_candidates(*, slot: Slot, now: dt.datetime, skip: Sequence[int], li
 
 
 def waitlist_candidates_for_slots(
-    *, slot_ids: Sequence[int], now: dt.datetime, limit: int
+    *, slots: Sequence[Slot], now: dt.datetime, limit: int
 ) -> dict[int, list[Candidate]]:
     """`waitlist_candidates` for many (locked) slots in one statement: for each slot, its first
     `limit` matching waiting registrations in queue order, locked (SKIP LOCKED). A registration may
     be a candidate of several slots; the caller skips one it has booked meanwhile."""
-    found: dict[int, list[Candidate]] = {slot_id: [] for slot_id in slot_ids}
-    if not slot_ids:
+    found: dict[int, list[Candidate]] = {slot.pk: [] for slot in slots}
+    if not slots:
         return found
     with prepared_cursor() as cursor:
         cursor.execute(
             f"""
             SELECT c.slot_id, {_CANDIDATE_COLUMNS}
-            FROM unnest(%(slots)s::bigint[]) WITH ORDINALITY AS x(slot_id, n)
+            FROM {_SLOTS_AS_ROWS}
             CROSS JOIN LATERAL (
-                SELECT x.slot_id, r.id AS registration_id
+                SELECT s.id AS slot_id, r.id AS registration_id
                 FROM {REGISTRATION} r
                 JOIN {Service._meta.db_table} svc ON svc.id = r.service_id
-                JOIN {SLOT} s ON s.id = x.slot_id
                 LEFT JOIN {LOCALITY} loc ON loc.id = r.locality_id
                 WHERE {MATCH_SQL}
                 ORDER BY {QUEUE_ORDER}
@@ -581,10 +618,10 @@ def waitlist_candidates_for_slots(
             ) c
             JOIN {REGISTRATION} r ON r.id = c.registration_id
             {_CANDIDATE_JOINS}
-            ORDER BY x.n, {QUEUE_ORDER}
+            ORDER BY s.n, {QUEUE_ORDER}
             """,  # noqa: S608 (constant fragments; every value is bound)
             {
-                "slots": list(slot_ids),
+                **_slot_side(slots),
                 "now": now,
                 "default_voiv": None,
                 "limit": limit,

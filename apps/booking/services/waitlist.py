@@ -405,7 +405,9 @@ def _allocate_chunk(slot_ids: list[int], now: dt.datetime) -> dict[int, Appointm
     one would. Only the slots locked here (free, first-time, ahead) are in the result."""
     slots = _lock_free_slots(slot_ids, now)
     order = [slot_id for slot_id in dict.fromkeys(slot_ids) if slot_id in slots]
-    first = sql.waitlist_candidates_for_slots(slot_ids=order, now=now, limit=BATCH)
+    first = sql.waitlist_candidates_for_slots(
+        slots=[slots[slot_id] for slot_id in order], now=now, limit=BATCH
+    )
     allocated: dict[int, Appointment | None] = {}
     taken: set[int] = set()
     remaining, together = order, True
