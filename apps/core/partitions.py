@@ -20,7 +20,8 @@ Maintenance (`partitions_maintain`, the periodic task `core: month partitions`):
 `ahead` months past the current one, rows already in DEFAULT for a new month are moved into it
 (PostgreSQL refuses to attach a partition whose range has rows in DEFAULT), and partitions that ended
 more than `keep` months ago are detached (plain DETACH: CONCURRENTLY cannot run with a DEFAULT
-partition, nor in a transaction) and left as standalone tables for archiving; PostgreSQL refuses to
+partition, nor in a transaction) and left as standalone tables for archiving; a reference may first
+let go of the referencing rows it no longer needs (`Reference.release`), and PostgreSQL refuses to
 detach one that other rows still refer to, and such a partition is kept and reported. Each step is its
 own short transaction under an advisory lock, with a lock timeout: the task is idempotent and two runs
 at once do each step once.
@@ -88,6 +89,11 @@ class Reference:
     name: str
     columns: tuple[str, str]
     on_delete: str = ""  # e.g. "ON DELETE CASCADE"; empty: NO ACTION, as Django's PROTECT and CASCADE
+    # What the referencing side lets go of before a partition is detached: statements run in the
+    # detach's transaction, with %(lower)s and %(upper)s the partition's bounds (the referencing rows
+    # whose copy of the partition column lies in them). Rows they leave still refer to the partition,
+    # and PostgreSQL then refuses the detach: the partition is kept, the deletes rolled back with it.
+    release: tuple[str, ...] = ()
 
     def sql(self, target: MonthPartitioned) -> str:
         return (
@@ -138,6 +144,9 @@ REGISTRY: dict[str, MonthPartitioned] = {}
 
 
 def register(table: MonthPartitioned) -> MonthPartitioned:
+    taken = {other.lock: name for name, other in REGISTRY.items() if name != table.table}
+    if table.lock in taken:
+        raise ValueError(f"{table.table}: maintenance lock {table.lock} is already {taken[table.lock]}'s")
     REGISTRY[table.table] = table
     return table
 
@@ -325,6 +334,7 @@ def _detach(table: MonthPartitioned, name: str, report: MaintenanceReport) -> No
             if name not in partition_names(table):
                 return  # a concurrent run detached it
             with connection.cursor() as cur:
+                _release(cur, table, name)
                 cur.execute(f"ALTER TABLE {_q(table.table)} DETACH PARTITION {_q(name)}")
         report.detached.append(name)
         log.info("partition %s detached (archive and drop it)", name)
@@ -332,6 +342,19 @@ def _detach(table: MonthPartitioned, name: str, report: MaintenanceReport) -> No
         # Rows elsewhere still refer to its rows (or the lock timed out): kept, tried again next run.
         report.kept[name] = str(exc).splitlines()[0]
         log.warning("partition %s kept: %s", name, report.kept[name])
+
+
+def _release(cur, table: MonthPartitioned, name: str) -> None:
+    """Run the references' `release` statements for a month partition about to be detached."""
+    month = table.month_of_partition(name)
+    statements = [statement for reference in table.references for statement in reference.release]
+    if month is None or not statements:
+        return
+    lower, upper = table.bounds(month)
+    cur.execute("SET CONSTRAINTS ALL IMMEDIATE")  # ALTER TABLE refuses pending trigger events
+    for statement in statements:
+        cur.execute(statement, {"lower": lower, "upper": upper})
+        log.info("partition %s: %s referencing rows released", name, cur.rowcount)
 
 
 # --- the migration: from one table to partitions and back ----------------------------------------------
