@@ -1,10 +1,12 @@
-"""Test helpers for month-partitioned tables (apps.core.partitions) with committed data."""
+"""Test helpers for month-partitioned tables (apps.core.partitions): committed data, and migrations
+tested on populated data."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from django.db import close_old_connections, connection
 
@@ -57,3 +59,20 @@ def at_once(*works: Callable[[], object]) -> list[object]:
         thread.join(timeout=120)
     close_old_connections()
     return results
+
+
+def migrate(targets: list[tuple[str, str]] | None) -> None:
+    """Migrate the test database to `targets` (None: the latest migrations)."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets or executor.loader.graph.leaf_nodes())
+
+
+def models_at(targets: list[tuple[str, str]]) -> Any:
+    """The models as they were at `targets` (the app registry of that migration state): rows of a
+    model whose table a later migration changed are written through these, not the factories."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    return MigrationExecutor(connection).loader.project_state(targets).apps

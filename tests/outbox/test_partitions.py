@@ -20,7 +20,7 @@ from apps.outbox import partitions
 from apps.outbox.models import OutboxEvent
 from apps.outbox.selectors import event_list_after, events_after
 from apps.outbox.services import event_record
-from tests.core.partitions import own_partitions
+from tests.core.partitions import migrate, models_at, own_partitions
 from tests.factories import FacilityFactory, PatientFactory, ServiceFactory
 
 WARSAW = ZoneInfo("Europe/Warsaw")
@@ -219,20 +219,6 @@ BEFORE = [
 EVENT_COLUMNS = "id, txid, created_at, type, aggregate_type, aggregate_id, payload, facility_id, patient_id"
 
 
-def _migrate(targets) -> None:
-    from django.db.migrations.executor import MigrationExecutor
-
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets or executor.loader.graph.leaf_nodes())
-
-
-def _state_apps(targets):
-    from django.db.migrations.executor import MigrationExecutor
-
-    return MigrationExecutor(connection).loader.project_state(targets).apps
-
-
 def _rows(sql: str, params=()) -> list[tuple]:
     with connection.cursor() as cur:
         cur.execute(sql, params)
@@ -276,9 +262,9 @@ def test_the_migration_partitions_a_populated_outbox_keeping_rows_ids_sequence_k
     the same rows, Django's key and the join index, the sequence still going on."""
     with own_partitions(partitions.EVENTS, truncate=("outbox_outboxevent", "integration_webhookdelivery")):
         try:
-            _migrate(BEFORE)
+            migrate(BEFORE)
             assert not partitions.is_partitioned()
-            old = _state_apps(BEFORE)
+            old = models_at(BEFORE)
             facility = FacilityFactory()
             service = ServiceFactory()
             entries = [
@@ -308,7 +294,7 @@ def test_the_migration_partitions_a_populated_outbox_keeping_rows_ids_sequence_k
             rows = _rows(f"SELECT {EVENT_COLUMNS} FROM outbox_outboxevent ORDER BY id")
             last_value = _rows("SELECT last_value FROM outbox_outboxevent_id_seq")[0][0]
 
-            _migrate(None)
+            migrate(None)
 
             assert partitions.is_partitioned()
             assert _rows(f"SELECT {EVENT_COLUMNS} FROM outbox_outboxevent ORDER BY id") == rows
@@ -344,7 +330,7 @@ def test_the_migration_partitions_a_populated_outbox_keeping_rows_ids_sequence_k
             ]
             assert not _rows("SELECT 1 FROM pg_class WHERE relname = 'outbox_waitlist_joins'")
 
-            _migrate(BEFORE)
+            migrate(BEFORE)
 
             assert not partitions.is_partitioned()
             assert (
@@ -364,4 +350,4 @@ def test_the_migration_partitions_a_populated_outbox_keeping_rows_ids_sequence_k
             assert _rows("SELECT 1 FROM pg_class WHERE relname = 'outbox_waitlist_joins'") == [(1,)]
             assert _insert_event(dt.datetime.now(tz=dt.UTC), "test.after", 0) == last_value + 2
         finally:
-            _migrate(None)
+            migrate(None)
