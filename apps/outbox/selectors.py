@@ -58,13 +58,17 @@ def events_after(
     *, horizon: int, after: tuple[int, int] | None, facility_id: int | None = None
 ) -> QuerySet[OutboxEvent]:
     """Events of transactions older than `horizon` after the cursor, in (txid, id) order: each month
-    partition's `outbox_feed` (or `outbox_facility_feed`) index read in order and merged, no sort
-    (apps/outbox/partitions.py)."""
+    partition's `outbox_feed` (or `outbox_facility_feed`) index read in order from the cursor on and
+    merged, no sort (apps/outbox/partitions.py).
+
+    `txid >= cursor` is implied by the cursor condition, but PostgreSQL only seeks the index to a bound
+    it can read off the query: without it each index is read from its first entry and the events
+    before the cursor filtered out one by one, a poll costing the whole history."""
     qs: QuerySet[OutboxEvent] = OutboxEvent.objects.filter(txid__lt=horizon)
     if facility_id is not None:
         qs = qs.filter(facility_id=facility_id)
     if after is not None:
         txid, event_id = after
-        qs = qs.filter(Q(txid__gt=txid) | Q(txid=txid, id__gt=event_id))
+        qs = qs.filter(Q(txid__gt=txid) | Q(txid=txid, id__gt=event_id), txid__gte=txid)
     return qs.order_by("txid", "id")
 
