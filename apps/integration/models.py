@@ -152,6 +152,9 @@ class WebhookDelivery(models.Model):
             models.Index(
                 fields=["next_attempt_at"], name="webhook_delivery_due", condition=Q(status="pending")
             ),
+            # The deliveries of one outbox month: released and checked when the month is detached
+            # (apps/outbox/partitions.py), with the outbox locked for the check.
+            models.Index(fields=["event_created_at"], name="webhook_delivery_event_month"),
         ]
 
 

@@ -60,9 +60,7 @@ EVENTS = core.register(
         ahead=lambda: settings.CER_OUTBOX_PARTITIONS_AHEAD,
         keep=lambda: settings.CER_OUTBOX_PARTITIONS_KEEP_MONTHS,
         references=(
-            Reference(
-                _DELIVERIES, DELIVERY_FK, ("event_id", "event_created_at"), release=RELEASE_DELIVERIES
-            ),
+            Reference(_DELIVERIES, DELIVERY_FK, ("event_id", "event_created_at"), release=RELEASE_DELIVERIES),
         ),
     )
 )

@@ -71,4 +71,3 @@ def events_after(
         txid, event_id = after
         qs = qs.filter(Q(txid__gt=txid) | Q(txid=txid, id__gt=event_id), txid__gte=txid)
     return qs.order_by("txid", "id")
-

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
 from django.db import connection
 
@@ -73,7 +74,7 @@ def test_two_runs_at_once_create_and_detach_each_partition_once(name, transactio
         assert (again.created, again.detached, again.kept) == ([], [], {})
 
 
-# --- a reference's release, on a table pair of the test's own (rolled back with it) ---------------
+# --- a reference into the table, on a table pair of the test's own -----------------------------------
 
 PARENT = core.MonthPartitioned(
     table="test_month_parent",
@@ -95,8 +96,7 @@ PARENT = core.MonthPartitioned(
 )
 
 
-@pytest.fixture
-def parent_and_child(db):
+def _parent_and_child_create() -> None:
     with connection.cursor() as cur:
         cur.execute(
             """
@@ -110,6 +110,25 @@ def parent_and_child(db):
         )
         cur.execute(PARENT.references[0].sql(PARENT))
     core.partitions_ensure(PARENT, dt.date(2020, 1, 1), dt.date(2020, 2, 1))
+
+
+@pytest.fixture
+def parent_and_child(db):
+    """Rolled back with the test."""
+    _parent_and_child_create()
+
+
+@pytest.fixture
+def committed_parent_and_child(transactional_db):
+    _parent_and_child_create()
+    yield
+    with connection.cursor() as cur:
+        cur.execute("DROP TABLE test_month_child, test_month_parent")
+        cur.execute(
+            "SELECT relname FROM pg_class WHERE relname LIKE 'test_month_parent_p%' AND relkind = 'r'"
+        )
+        for (name,) in cur.fetchall():
+            cur.execute(f"DROP TABLE {name}")  # detached by the test
 
 
 def _parent(at: dt.datetime, *children_done: bool) -> None:
@@ -154,3 +173,33 @@ def test_a_reference_releases_what_it_no_longer_needs_and_a_row_it_keeps_keeps_t
     with connection.cursor() as cur:
         cur.execute("SELECT count(*) FROM test_month_parent_p2020_01")  # a table to archive
         assert cur.fetchone()[0] == 1
+
+
+def test_a_row_coming_to_refer_to_the_partition_during_the_detach_keeps_it(
+    committed_parent_and_child, monkeypatch
+):
+    """GIVEN a transaction writing a row that refers to January, not yet committed (the job's first,
+    unlocked check cannot see it) WHEN the job detaches January THEN its check under lock waits for the
+    writer and gives up at the lock timeout: January is kept (tried again the next day), and the
+    writer's row commits with the foreign key satisfied, never pointing at a detached month."""
+    monkeypatch.setattr(core, "LOCK_TIMEOUT", "300ms")
+    january = dt.datetime(2020, 1, 15, tzinfo=WARSAW)
+    _parent(january)
+    # The current month made first: attaching a partition locks the referencing table too.
+    core.partitions_ensure(PARENT, NOW, NOW)
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    with psycopg.connect(**params) as writer:
+        writer.execute(
+            "INSERT INTO test_month_child (parent_id, parent_at, done) "
+            "SELECT id, at, false FROM test_month_parent"
+        )
+        report = core.partitions_maintain(PARENT, now=NOW, ahead=0, keep=KEEP)
+        writer.commit()
+
+    # February too: any write to the referencing table holds a detach off until it ends.
+    assert list(report.kept) == ["test_month_parent_p2020_01", "test_month_parent_p2020_02"]
+    assert not report.detached and all("lock timeout" in why for why in report.kept.values())
+    assert "test_month_parent_p2020_01" in core.partition_names(PARENT)
+    assert _children(january, NOW) == [False]
