@@ -314,7 +314,7 @@ def partitions_maintain(
         for month in partition_months(table):
             if month < oldest_kept:
                 _detach(table, table.partition_name(month), report)
-        _references_validate(table)
+    _references_validate(table)  # those a detach added back NOT VALID, this run's or an earlier one's
     return report
 
 
