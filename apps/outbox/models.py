@@ -27,8 +27,9 @@ class OutboxEvent(models.Model):
     txid = models.BigIntegerField(editable=False, db_default=models.Value(0))  # real default set in SQL
     created_at = models.DateTimeField(auto_now_add=True)
     type = models.CharField(max_length=64)  # e.g. appointment.booked
+    # No index of its own: `outbox_facility_feed` leads with it (every booking writes this table).
     facility = models.ForeignKey(
-        "catalog.Facility", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "catalog.Facility", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     patient = models.ForeignKey(
         "patients.Patient", null=True, blank=True, on_delete=models.PROTECT, related_name="+"

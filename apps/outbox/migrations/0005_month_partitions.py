@@ -10,11 +10,14 @@ webhook deliveries' foreign key (event_id, event_created_at) (integration 0004 a
 whole table is locked and copied in this transaction: at national size, run it with writes stopped.
 
 The partial index `outbox_waitlist_joins` is dropped first: who put a waiting-list entry on the list is
-the registration's `registered_by` since booking 0007, so nothing reads old join events any more.
+the registration's `registered_by` since booking 0007, so nothing reads old join events any more. So is
+the facility key's own index, a copy of the start of `outbox_facility_feed` (every booking writes this
+table: tests/core/test_indexes.py).
 
 Reversible: back to one table with the key (id), and the index rebuilt.
 """
 
+import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 from django.utils import timezone
@@ -41,5 +44,17 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RemoveIndex(model_name="outboxevent", name="outbox_waitlist_joins"),
+        migrations.AlterField(
+            model_name="outboxevent",
+            name="facility",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="catalog.facility",
+            ),
+        ),
         migrations.RunPython(forward, backward),
     ]
