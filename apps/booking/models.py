@@ -68,6 +68,13 @@ class Registration(TimeStampedModel):
     declined_slot_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     closed_reason = models.CharField(max_length=32, blank=True)
+    # The facility that put the entry on the waiting list (its system, through the integration API),
+    # or None when the patient joined on the patient pages: what that facility may read, change and
+    # remove over the API (`FacilityScope.waitlist_entries`). Once read from the join's outbox event;
+    # the outbox keeps events for months only (apps/outbox/partitions.py), an entry may wait longer.
+    registered_by = models.ForeignKey(
+        Facility, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
 
     class Meta:
         constraints = [
@@ -98,7 +105,15 @@ class Registration(TimeStampedModel):
                 models.Index(
                     fields=[name], name=f"registration_by_{name}", condition=Q(**{f"{name}__isnull": False})
                 )
-                for name in ("referral", "entitlement", "voivodeship", "locality", "facility", "practitioner")
+                for name in (
+                    "referral",
+                    "entitlement",
+                    "voivodeship",
+                    "locality",
+                    "facility",
+                    "practitioner",
+                    "registered_by",
+                )
             ),
         ]
 

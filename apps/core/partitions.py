@@ -20,8 +20,11 @@ Maintenance (`partitions_maintain`, the periodic task `core: month partitions`):
 `ahead` months past the current one, rows already in DEFAULT for a new month are moved into it
 (PostgreSQL refuses to attach a partition whose range has rows in DEFAULT), and partitions that ended
 more than `keep` months ago are detached (plain DETACH: CONCURRENTLY cannot run with a DEFAULT
-partition, nor in a transaction) and left as standalone tables for archiving; PostgreSQL refuses to
-detach one that other rows still refer to, and such a partition is kept and reported. Each step is its
+partition, nor in a transaction) and left as standalone tables for archiving; a reference may first
+let go of the referencing rows it no longer needs (`Reference.release`), and a partition that other
+rows still refer to is kept and reported (checked on the referencing table's copy of the partition
+column, the foreign key dropped for the DETACH and added back: PostgreSQL's own check would hold the
+parent locked while it joins the whole partition). Each step is its
 own short transaction under an advisory lock, with a lock timeout: the task is idempotent and two runs
 at once do each step once.
 
@@ -40,7 +43,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,11 @@ class Reference:
     name: str
     columns: tuple[str, str]
     on_delete: str = ""  # e.g. "ON DELETE CASCADE"; empty: NO ACTION, as Django's PROTECT and CASCADE
+    # What the referencing side lets go of before a partition is detached: statements run in the
+    # detach's transaction, with %(lower)s and %(upper)s the partition's bounds (the referencing rows
+    # whose copy of the partition column lies in them). Rows they leave still refer to the partition,
+    # and PostgreSQL then refuses the detach: the partition is kept, the deletes rolled back with it.
+    release: tuple[str, ...] = ()
 
     def sql(self, target: MonthPartitioned) -> str:
         return (
@@ -138,6 +146,9 @@ REGISTRY: dict[str, MonthPartitioned] = {}
 
 
 def register(table: MonthPartitioned) -> MonthPartitioned:
+    taken = {other.lock: name for name, other in REGISTRY.items() if name != table.table}
+    if table.lock in taken:
+        raise ValueError(f"{table.table}: maintenance lock {table.lock} is already {taken[table.lock]}'s")
     REGISTRY[table.table] = table
     return table
 
@@ -303,6 +314,7 @@ def partitions_maintain(
         for month in partition_months(table):
             if month < oldest_kept:
                 _detach(table, table.partition_name(month), report)
+    _references_validate(table)  # those a detach added back NOT VALID, this run's or an earlier one's
     return report
 
 
@@ -325,13 +337,83 @@ def _detach(table: MonthPartitioned, name: str, report: MaintenanceReport) -> No
             if name not in partition_names(table):
                 return  # a concurrent run detached it
             with connection.cursor() as cur:
+                _release(cur, table, name)
+                dropped = _references_let_go(cur, table, name)
                 cur.execute(f"ALTER TABLE {_q(table.table)} DETACH PARTITION {_q(name)}")
+                for reference in dropped:
+                    cur.execute(f"{reference.sql(table)} NOT VALID")
         report.detached.append(name)
         log.info("partition %s detached (archive and drop it)", name)
     except DatabaseError as exc:
         # Rows elsewhere still refer to its rows (or the lock timed out): kept, tried again next run.
         report.kept[name] = str(exc).splitlines()[0]
         log.warning("partition %s kept: %s", name, report.kept[name])
+
+
+def _release(cur, table: MonthPartitioned, name: str) -> None:
+    """Run the references' `release` statements for a month partition about to be detached."""
+    month = table.month_of_partition(name)
+    statements = [statement for reference in table.references for statement in reference.release]
+    if month is None or not statements:
+        return
+    lower, upper = table.bounds(month)
+    cur.execute("SET CONSTRAINTS ALL IMMEDIATE")  # ALTER TABLE refuses pending trigger events
+    for statement in statements:
+        cur.execute(statement, {"lower": lower, "upper": upper})
+        log.info("partition %s: %s referencing rows released", name, cur.rowcount)
+
+
+def _references_let_go(cur, table: MonthPartitioned, name: str) -> list[Reference]:
+    """Drop the foreign keys into the table for a partition's detach, once no row refers to the
+    partition; raise IntegrityError (the partition is kept) if one does. Returns those dropped, to be
+    added back NOT VALID by the caller after the DETACH (enforced at once for every new write) and
+    validated after the commit (`_references_validate`, without blocking writes).
+
+    With the foreign key in place, PostgreSQL checks it during the DETACH by joining the whole
+    partition to the referencing table, holding ACCESS EXCLUSIVE on the parent: every write waits
+    for it (2 s for a partition of 756,000 events; minutes at national size). Here the check is a
+    range query on the referencing table's copy of the partition column: a row refers to the partition
+    exactly when its copy lies in the partition's bounds (the foreign key guaranteed a match, and
+    that row can only live in this partition). It is made once without locks (a partition that is
+    still referred to costs no lock), then again with the referencing table locked against writes
+    until the commit, so no row can come to refer to the partition before it is gone."""
+    month = table.month_of_partition(name)
+    if month is None or not table.references:
+        return []
+    lower, upper = table.bounds(month)
+    dropped: list[Reference] = []
+    for reference in table.references:
+        key = reference.columns[1]
+        referring = f"SELECT EXISTS (SELECT 1 FROM {reference.table} WHERE {key} >= %s AND {key} < %s)"
+        for lock in (False, True):
+            if lock:
+                cur.execute(f"LOCK TABLE {reference.table} IN SHARE ROW EXCLUSIVE MODE")
+            cur.execute(referring, [lower, upper])
+            if cur.fetchone()[0]:
+                raise IntegrityError(
+                    f"rows of {reference.table} still refer to partition {name} "
+                    f'(foreign key "{reference.name}")'
+                )
+        cur.execute(f"ALTER TABLE {reference.table} DROP CONSTRAINT {reference.name}")
+        dropped.append(reference)
+    return dropped
+
+
+def _references_validate(table: MonthPartitioned) -> None:
+    """Validate the table's foreign keys added back NOT VALID by a detach (SHARE UPDATE EXCLUSIVE on
+    the referencing table: its writes go on), each in its own transaction."""
+    for reference in table.references:
+        with transaction.atomic():
+            _lock_maintenance(table)
+            with connection.cursor() as cur:
+                cur.execute(
+                    "SELECT NOT convalidated FROM pg_constraint "
+                    "WHERE conname = %s AND conrelid = to_regclass(%s)",
+                    [reference.name, reference.table],
+                )
+                row = cur.fetchone()
+                if row and row[0]:
+                    cur.execute(f"ALTER TABLE {reference.table} VALIDATE CONSTRAINT {reference.name}")
 
 
 # --- the migration: from one table to partitions and back ----------------------------------------------

@@ -128,7 +128,13 @@ class WebhookDelivery(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     subscription = models.ForeignKey(WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries")
-    event = models.ForeignKey("outbox.OutboxEvent", on_delete=models.PROTECT, related_name="+")
+    # The outbox is month-partitioned on `created_at` (apps/outbox/partitions.py): its key is
+    # (id, created_at), so the database's foreign key is (event_id, event_created_at), declared there,
+    # and a delivery carries its event's `created_at` (`webhooks.delivery_new`).
+    event = models.ForeignKey(
+        "outbox.OutboxEvent", on_delete=models.PROTECT, related_name="+", db_constraint=False
+    )
+    event_created_at = models.DateTimeField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
@@ -146,6 +152,9 @@ class WebhookDelivery(models.Model):
             models.Index(
                 fields=["next_attempt_at"], name="webhook_delivery_due", condition=Q(status="pending")
             ),
+            # The deliveries of one outbox month: released and checked when the month is detached
+            # (apps/outbox/partitions.py), with the outbox locked for the check.
+            models.Index(fields=["event_created_at"], name="webhook_delivery_event_month"),
         ]
 
 

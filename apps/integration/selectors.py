@@ -13,7 +13,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 
 from apps.catalog.models import Entitlement, Facility, ReasonCode, Service
 from apps.core.errors import DomainError
@@ -73,19 +73,11 @@ class FacilityScope:
         return Appointment.objects.filter(facility=self.facility)
 
     def waitlist_entries(self):  # -> QuerySet[Registration]
-        """Waiting-list entries this facility registered. Who registered an entry is read from the
-        event its join wrote in the same transaction (`registration.waiting`, after=joined, with the
-        facility), over a partial index (`outbox_waitlist_joins`): no second copy of the fact."""
+        """Waiting-list entries this facility registered (`Registration.registered_by`, written by the
+        join; not its outbox event, which the outbox does not keep for as long as an entry may wait)."""
         from apps.booking.models import Registration
 
-        joined = OutboxEvent.objects.filter(
-            aggregate_type="registration",
-            type="registration.waiting",
-            aggregate_id=OuterRef("pk"),
-            facility=self.facility,
-            payload__after="joined",
-        )
-        return Registration.objects.filter(Exists(joined))
+        return Registration.objects.filter(registered_by=self.facility)
 
     def waitlist_entry(self, pk: Any):
         return self._one(

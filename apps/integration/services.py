@@ -32,6 +32,7 @@ from .auth import principal_cache_forget
 from .crypto import secret_encrypt
 from .models import SCOPES, ApiClient, ApiCredential, WebhookDelivery, WebhookSubscription
 from .selectors import not_found, patient_by_pesel
+from .webhooks import delivery_new
 
 ROTATION_OVERLAP = dt.timedelta(days=7)
 
@@ -398,7 +399,8 @@ def webhook_test_send(*, subscription: WebhookSubscription) -> WebhookDelivery:
         aggregate_id=subscription.pk,
         payload={"subscription_id": subscription.pk, "message": "Test event from CeR: your receiver works."},
     )
-    delivery = WebhookDelivery.objects.create(subscription=subscription, event=event)
+    delivery = delivery_new(subscription=subscription, event=event)
+    delivery.save(force_insert=True)
     from .tasks import webhook_deliver_task
 
     transaction.on_commit(lambda: webhook_deliver_task.delay(delivery.pk))

@@ -62,6 +62,12 @@ def event_body(event: OutboxEvent) -> str:
     )
 
 
+def delivery_new(*, subscription: WebhookSubscription, event: OutboxEvent) -> WebhookDelivery:
+    """A delivery of one event to one subscription, not yet written. It carries the event's
+    `created_at`, the other half of the outbox's key (its foreign key is (event_id, event_created_at))."""
+    return WebhookDelivery(subscription=subscription, event=event, event_created_at=event.created_at)
+
+
 def webhooks_fan_out(*, limit: int = 1000) -> list[int]:
     """Create deliveries for committed events after the fan-out cursor. Returns new delivery ids.
 
@@ -78,7 +84,7 @@ def webhooks_fan_out(*, limit: int = 1000) -> list[int]:
         for subscription in WebhookSubscription.objects.filter(facility_id__in=facility_ids, active=True):
             by_facility[subscription.facility_id].append(subscription)
         rows = [
-            WebhookDelivery(subscription=subscription, event=event)
+            delivery_new(subscription=subscription, event=event)
             for event in events
             if event.facility_id
             for subscription in by_facility.get(event.facility_id, [])

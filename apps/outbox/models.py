@@ -19,12 +19,17 @@ from django.db import models
 
 
 class OutboxEvent(models.Model):
+    """Month-partitioned on `created_at` (outbox migration 0005, apps/outbox/partitions.py): the
+    database's key is (id, created_at), old months are detached after CER_OUTBOX_PARTITIONS_KEEP_MONTHS,
+    so nothing but the feeds may depend on an event being kept."""
+
     id = models.BigAutoField(primary_key=True)
     txid = models.BigIntegerField(editable=False, db_default=models.Value(0))  # real default set in SQL
     created_at = models.DateTimeField(auto_now_add=True)
     type = models.CharField(max_length=64)  # e.g. appointment.booked
+    # No index of its own: `outbox_facility_feed` leads with it (every booking writes this table).
     facility = models.ForeignKey(
-        "catalog.Facility", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "catalog.Facility", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     patient = models.ForeignKey(
         "patients.Patient", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -39,14 +44,6 @@ class OutboxEvent(models.Model):
         indexes = [
             models.Index(fields=["facility", "txid", "id"], name="outbox_facility_feed"),
             models.Index(fields=["txid", "id"], name="outbox_feed"),
-            # Which facility put an entry on the waiting list (`registration.waiting` with
-            # after=joined and its facility): the integration API's scope for waiting-list entries.
-            # Partial, so no other event (bookings above all) pays for it.
-            models.Index(
-                fields=["aggregate_id"],
-                name="outbox_waitlist_joins",
-                condition=models.Q(aggregate_type="registration", type="registration.waiting"),
-            ),
         ]
 
     def __str__(self) -> str:

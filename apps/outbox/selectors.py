@@ -51,26 +51,23 @@ def event_list_after(
     *, after: tuple[int, int] | None, facility_id: int | None = None, limit: int = 100
 ) -> list[OutboxEvent]:
     """Committed events after the cursor (txid, id), in (txid, id) order, never skipping one."""
-    qs: QuerySet[OutboxEvent] = OutboxEvent.objects.filter(txid__lt=visible_horizon())
+    return list(events_after(horizon=visible_horizon(), after=after, facility_id=facility_id)[:limit])
+
+
+def events_after(
+    *, horizon: int, after: tuple[int, int] | None, facility_id: int | None = None
+) -> QuerySet[OutboxEvent]:
+    """Events of transactions older than `horizon` after the cursor, in (txid, id) order: each month
+    partition's `outbox_feed` (or `outbox_facility_feed`) index read in order from the cursor on and
+    merged, no sort (apps/outbox/partitions.py).
+
+    `txid >= cursor` is implied by the cursor condition, but PostgreSQL only seeks the index to a bound
+    it can read off the query: without it each index is read from its first entry and the events
+    before the cursor filtered out one by one, a poll costing the whole history."""
+    qs: QuerySet[OutboxEvent] = OutboxEvent.objects.filter(txid__lt=horizon)
     if facility_id is not None:
         qs = qs.filter(facility_id=facility_id)
     if after is not None:
         txid, event_id = after
-        qs = qs.filter(Q(txid__gt=txid) | Q(txid=txid, id__gt=event_id))
-    return list(qs.order_by("txid", "id")[:limit])
-
-
-def registration_registered_by(*, registration_id: int) -> int | None:
-    """The facility that put a waiting-list entry on the list (the facility of its join event,
-    `registration.waiting` with after=joined, over the `outbox_waitlist_joins` index), or None when
-    the patient joined on the patient pages."""
-    return (
-        OutboxEvent.objects.filter(
-            aggregate_type="registration",
-            type="registration.waiting",
-            aggregate_id=registration_id,
-            payload__after="joined",
-        )
-        .values_list("facility_id", flat=True)
-        .first()
-    )
+        qs = qs.filter(Q(txid__gt=txid) | Q(txid=txid, id__gt=event_id), txid__gte=txid)
+    return qs.order_by("txid", "id")

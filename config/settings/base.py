@@ -265,6 +265,12 @@ CER_HOLD_SECONDS = env.int("CER_HOLD_SECONDS", default=600)
 # they ended this many months ago (0: never).
 CER_SLOT_PARTITIONS_AHEAD = env.int("CER_SLOT_PARTITIONS_AHEAD", default=3)
 CER_SLOT_PARTITIONS_KEEP_MONTHS = env.int("CER_SLOT_PARTITIONS_KEEP_MONTHS", default=36)
+# Month partitions of the outbox (apps/outbox/partitions.py), detached with the delivery log of their
+# events once they ended this many months ago (0: never). The outbox is a transport: every event must
+# outlive the longest outage of a consumer (a facility system reading the changes feed, a webhook
+# receiver whose failed deliveries are re-sent on demand: days), and nothing else reads old events.
+CER_OUTBOX_PARTITIONS_AHEAD = env.int("CER_OUTBOX_PARTITIONS_AHEAD", default=2)
+CER_OUTBOX_PARTITIONS_KEEP_MONTHS = env.int("CER_OUTBOX_PARTITIONS_KEEP_MONTHS", default=3)
 # The public address of the patient pages, for links in SMS and e-mail (composed off any request).
 CER_PUBLIC_URL = env.str("CER_PUBLIC_URL", default="http://localhost:8000")
 # Wrong e-referral access codes: this many tries for one referral number lock it for this long.

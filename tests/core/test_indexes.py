@@ -10,7 +10,7 @@ from django.db import connection
 
 pytestmark = pytest.mark.django_db
 
-HOT_TABLES = ("scheduling_slot", "booking_appointment", "booking_registration")
+HOT_TABLES = ("scheduling_slot", "booking_appointment", "booking_registration", "outbox_outboxevent")
 
 # Foreign keys of the hot tables with no index leading with their column, and why that is right.
 UNINDEXED_FOREIGN_KEYS = {

@@ -186,7 +186,9 @@ def extras(world_a, issued_a) -> dict[str, Any]:
         facility=world_a.facility, client=issued_a.client, url="https://his.example.org/x", event_types=[]
     )
     event = OutboxEvent.objects.filter(facility=world_a.facility).first()
-    delivery = WebhookDelivery.objects.create(subscription=created.subscription, event=event, status="failed")
+    delivery = WebhookDelivery.objects.create(
+        subscription=created.subscription, event=event, event_created_at=event.created_at, status="failed"
+    )
     entry = waitlist_join(patient=PatientFactory(), service=world_a.service, registered_by=world_a.facility)
     return {
         "webhook": created.subscription.pk,

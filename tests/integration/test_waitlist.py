@@ -7,12 +7,15 @@ import datetime as dt
 import time
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from apps.audit.models import AccessLog
 from apps.booking import services as booking
 from apps.booking.models import Registration
+from apps.core import partitions as core
 from apps.core import pesel
+from apps.outbox import partitions as outbox_partitions
 from apps.outbox.models import OutboxEvent
 from apps.patients.models import Patient, PatientEntitlement, Referral
 from apps.scheduling.models import Slot
@@ -323,6 +326,41 @@ def test_an_entry_the_patient_made_is_not_visible_to_a_facility(api_a, world_a):
     assert api_a.get(f"/api/v1/waitlist/{own.pk}").status_code == 404
     assert api_a.post(f"/api/v1/waitlist/{own.pk}/leave", {}).status_code == 404
     assert api_a.get("/api/v1/waitlist/99999999999999999999999").status_code == 404
+
+
+def test_the_facility_keeps_its_entry_once_the_outbox_month_of_the_join_is_detached(api_a, world_a):
+    """GIVEN an entry facility A put on the list, its join event in a month the outbox no longer keeps
+    WHEN the daily job detaches that month THEN facility A still reads the entry, is still told of a
+    change of its preferences, and can still remove it (who registered it is the entry's own)."""
+    entry_id = _join(api_a, {"pesel": PatientFactory().pesel, "service": world_a.service.code}).json()["id"]
+    january = dt.date(2020, 1, 1)
+    core.partitions_ensure(outbox_partitions.EVENTS, january, january)
+    OutboxEvent.objects.filter(aggregate_type="registration", aggregate_id=entry_id).update(
+        created_at=dt.datetime(2020, 1, 15, tzinfo=dt.UTC)  # moved into January 2020's partition
+    )
+    with connection.cursor() as cur:
+        cur.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the job's steps are transactions of their own
+    today = timezone.localdate()
+    keep = today.year * 12 + today.month - (2020 * 12 + 2)  # from February 2020 on
+
+    report = outbox_partitions.partitions_maintain(now=timezone.now(), ahead=0, keep=keep)
+
+    assert report.detached == ["outbox_outboxevent_p2020_01"]
+    assert not OutboxEvent.objects.filter(aggregate_type="registration", aggregate_id=entry_id).exists()
+    assert api_a.get(f"/api/v1/waitlist/{entry_id}").status_code == 200
+    booking.waitlist_preferences_update(
+        registration=Registration.objects.get(pk=entry_id),
+        date_from=None,
+        date_to=today + dt.timedelta(days=30),
+        voivodeship=None,
+        locality=None,
+        max_distance_km=None,
+        facility=None,
+        practitioner=None,
+    )
+    changed = OutboxEvent.objects.get(type="registration.preferences_changed", aggregate_id=entry_id)
+    assert changed.facility_id == world_a.facility.pk
+    assert api_a.post(f"/api/v1/waitlist/{entry_id}/leave", {}).status_code == 200
 
 
 def test_a_retried_join_is_replayed_not_doubled(api_a, world_a):

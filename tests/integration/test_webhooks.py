@@ -73,7 +73,9 @@ def subscription(world_a, issued_a, receiver):
 
 def _delivery(subscription, world_a) -> WebhookDelivery:
     event = OutboxEvent.objects.filter(facility=world_a.facility, type="appointment.booked").first()
-    return WebhookDelivery.objects.create(subscription=subscription.subscription, event=event)
+    return WebhookDelivery.objects.create(
+        subscription=subscription.subscription, event=event, event_created_at=event.created_at
+    )
 
 
 @LOCAL
@@ -154,7 +156,7 @@ def test_the_api_subscribes_lists_logs_and_redelivers(
     subscription = WebhookSubscription.objects.get()
     event = OutboxEvent.objects.filter(facility=world_a.facility, type="appointment.booked").first()
     delivery = WebhookDelivery.objects.create(
-        subscription=subscription, event=event, status="failed", attempts=8
+        subscription=subscription, event=event, event_created_at=event.created_at, status="failed", attempts=8
     )
 
     with django_capture_on_commit_callbacks() as callbacks:

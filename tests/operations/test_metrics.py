@@ -59,7 +59,9 @@ def test_the_series_move_after_a_booking_a_refusal_a_webhook_and_a_reconciliatio
         facility=world_a.facility, client=issued_a.client, url=receiver.url, event_types=[]
     )
     event = OutboxEvent.objects.get(type="appointment.booked", aggregate_id=booked.json()["id"])
-    delivery = WebhookDelivery.objects.create(subscription=subscription.subscription, event=event)
+    delivery = WebhookDelivery.objects.create(
+        subscription=subscription.subscription, event=event, event_created_at=event.created_at
+    )
     delivered = webhook_deliver_task.delay(delivery.pk).get()
     hold_at = timezone.now() - dt.timedelta(hours=1)
     booking.slot_hold(slot_id=world_a.free_slots[1].pk, patient=PatientFactory(), now=hold_at)

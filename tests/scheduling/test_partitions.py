@@ -15,7 +15,8 @@ from django.db.models import ProtectedError
 from apps.booking.models import Appointment
 from apps.scheduling import partitions
 from apps.scheduling.models import Slot
-from tests.factories import AppointmentFactory, ScheduleFactory, ServiceFactory, SlotFactory
+from tests.core.partitions import models_at
+from tests.factories import AppointmentFactory, PatientFactory, ScheduleFactory, ServiceFactory, SlotFactory
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 # A month boundary far from today's partitions: both months made by the test itself.
@@ -283,6 +284,22 @@ def test_overlap_rules_are_built_per_partition_in_parallel_sessions(own_partitio
 BEFORE = [("scheduling", "0003_int8_slot_span"), ("booking", "0004_freed_slot_queue")]
 
 
+def _appointment_before(slot: Slot):
+    old = models_at(BEFORE)
+    registration = old.get_model("booking", "Registration").objects.create(
+        patient_id=PatientFactory().pk, service_id=slot.service_id, status="booked", joined_at=slot.start
+    )
+    return old.get_model("booking", "Appointment").objects.create(
+        registration=registration,
+        patient_id=registration.patient_id,
+        service_id=slot.service_id,
+        facility_id=slot.facility_id,
+        slot_id=slot.pk,
+        start=slot.start,
+        channel="web",
+    )
+
+
 def _migrate(targets) -> None:
     from django.db.migrations.executor import MigrationExecutor
 
@@ -324,7 +341,8 @@ def test_the_migration_partitions_a_populated_table_keeping_rows_ids_sequence_ke
                 end=dt.datetime(9999, 1, 4, 9, 20, tzinfo=dt.UTC),
             ),
         ]
-        appointments = [AppointmentFactory(slot=slots[1]), AppointmentFactory(slot=slots[2])]
+        # Booking migrations after 0004 changed the registration: the rows are written as it was then.
+        appointments = [_appointment_before(slots[1]), _appointment_before(slots[2])]
         rows = list(Slot.objects.order_by("pk").values_list("pk", "schedule_id", "start", "end", "status"))
         with connection.cursor() as cur:
             cur.execute("SELECT last_value FROM scheduling_slot_id_seq")

@@ -181,7 +181,9 @@ def _deliver(world, client, url: str) -> WebhookDelivery:
         facility=world.facility, client=client, url=url, event_types=[]
     )
     event = OutboxEvent.objects.filter(facility=world.facility).first()
-    delivery = WebhookDelivery.objects.create(subscription=subscription.subscription, event=event)
+    delivery = WebhookDelivery.objects.create(
+        subscription=subscription.subscription, event=event, event_created_at=event.created_at
+    )
     webhooks.webhook_deliver(delivery_id=delivery.pk)
     delivery.refresh_from_db()
     return delivery
@@ -248,7 +250,10 @@ def test_redelivery_on_demand_is_rate_limited(api_a, world_a, issued_a, dns):
     )
     event = OutboxEvent.objects.filter(facility=world_a.facility).first()
     delivery = WebhookDelivery.objects.create(
-        subscription=subscription.subscription, event=event, status="failed"
+        subscription=subscription.subscription,
+        event=event,
+        event_created_at=event.created_at,
+        status="failed",
     )
     first = api_a.post(f"/api/v1/webhook-deliveries/{delivery.pk}/redeliver")
     second = api_a.post(f"/api/v1/webhook-deliveries/{delivery.pk}/redeliver")

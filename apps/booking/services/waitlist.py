@@ -19,7 +19,6 @@ from apps.catalog.models import Entitlement, Facility, Locality, Service, Voivod
 from apps.core import after_commit
 from apps.core.errors import DomainError, localised
 from apps.operations.metrics import waitlist_allocation_observed
-from apps.outbox.selectors import registration_registered_by
 from apps.patients.models import Patient
 from apps.scheduling.models import Practitioner, Slot
 from apps.scheduling.selectors import day_start
@@ -124,6 +123,7 @@ def waitlist_join(
                     facility=facility,
                     practitioner=practitioner,
                 )
+                registration.registered_by = registered_by
                 registration.save(force_insert=True)
         except IntegrityError:
             raise refuse_second_registration(patient, service) from None
@@ -224,7 +224,7 @@ def waitlist_preferences_update(
             locked,
             "registration.preferences_changed",
             changes=changes,
-            facility_id=registration_registered_by(registration_id=locked.pk),
+            facility_id=locked.registered_by_id,
         )
         # The new preferences may match a free slot at once: look for one, as after joining.
         after_commit.later(after_commit.WAITING_ENTRY_CHANGED, locked.pk)

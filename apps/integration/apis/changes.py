@@ -60,7 +60,9 @@ class ChangesApi(FacilityApi):
         tags=["changes"],
         summary="Changes feed (poll with the returned cursor)",
         description="Events that concern your facility, in commit order. Pass `next` as `cursor` on "
-        "the next call; an empty page keeps the cursor. No event is skipped or repeated. Each event's "
+        "the next call; an empty page keeps the cursor. No event is skipped or repeated. Events are kept "
+        "for at least three months: a system away longer re-reads what it needs (bookings, schedules, "
+        "waiting-list entries) rather than the feed. Each event's "
         "payload is typed by its `type` (docs/events.md); `request_id` is the X-Request-ID of the request "
         "that made the change.",
         parameters=[ChangesQuery],
