@@ -265,6 +265,14 @@ CER_HOLD_SECONDS = env.int("CER_HOLD_SECONDS", default=600)
 # they ended this many months ago (0: never).
 CER_SLOT_PARTITIONS_AHEAD = env.int("CER_SLOT_PARTITIONS_AHEAD", default=3)
 CER_SLOT_PARTITIONS_KEEP_MONTHS = env.int("CER_SLOT_PARTITIONS_KEEP_MONTHS", default=36)
+# Month partitions of the reported visits and verdicts (apps/reconciliation/partitions.py). Visits are
+# never in the future and runs settle ended periods: 2 months ahead is margin for a failing job. Kept
+# 96 months (8 years): a visit may be reported, and its month settled again, up to the settlement window
+# (730 days) after it, and settlement evidence is kept 5 years counted from the start of the year after
+# the financial year it belongs to (Accounting Act, art. 74): 24 + 12 + 60 = 96. Never fewer months than
+# the settlement window (partitions.months_kept); 0: never detach.
+CER_RECONCILIATION_PARTITIONS_AHEAD = env.int("CER_RECONCILIATION_PARTITIONS_AHEAD", default=2)
+CER_RECONCILIATION_PARTITIONS_KEEP_MONTHS = env.int("CER_RECONCILIATION_PARTITIONS_KEEP_MONTHS", default=96)
 # The public address of the patient pages, for links in SMS and e-mail (composed off any request).
 CER_PUBLIC_URL = env.str("CER_PUBLIC_URL", default="http://localhost:8000")
 # Wrong e-referral access codes: this many tries for one referral number lock it for this long.
