@@ -70,16 +70,19 @@ def months_kept() -> int:
     """The setting (0: never detach), and never fewer months than the settlement window: an import
     accepts visits that old, and a visit of a detached month (its key gone with it) would be new."""
     keep = settings.CER_RECONCILIATION_PARTITIONS_KEEP_MONTHS
-    if keep <= 0:
-        return 0
-    from .models import settlement_policy
-
-    window_days = settlement_policy().settlement_window_days
-    return max(keep, -(-window_days // 28) + 1)
+    return max(keep, months_reported_late()) if keep > 0 else 0
 
 
 def months_ahead() -> int:
     return settings.CER_RECONCILIATION_PARTITIONS_AHEAD
+
+
+def months_reported_late() -> int:
+    """How many months back a visit may still be reported, and its month reconciled: the settlement
+    window (730 days: 27 months of 28 days, and the month it began)."""
+    from .models import settlement_policy
+
+    return -(-settlement_policy().settlement_window_days // 28) + 1
 
 
 def _keys_of_partition(partition: str) -> list[str]:
@@ -212,9 +215,16 @@ def is_partitioned() -> bool:
 
 def tables_partition(*, now, ahead: int, keep: int) -> None:
     """Turn both tables into month partitions, rows, ids and sequences kept (reconciliation 0009): the
-    key trigger on the visits, and the composite foreign keys of the keys, versions and overrides."""
+    key trigger on the visits, and the composite foreign keys of the keys, versions and overrides.
+
+    Besides the months that hold rows and those ahead, every month of the settlement window gets its
+    partitions: visits of a past month still come in, and a month is reconciled after it ended (the
+    maintenance job makes months ahead only; a month it made ahead is there when its runs come)."""
     core.table_partition(VISITS, now=now, ahead=ahead, keep=keep, after=[KEY_TRIGGER_SQL])
     core.table_partition(VERDICTS, now=now, ahead=ahead, keep=keep)
+    first = core.add_months(core.month_of(now), -months_reported_late())
+    for table in (VISITS, VERDICTS):
+        core.partitions_ensure(table, first, now)
     with connection.cursor() as cur:
         # The new partitions have no statistics until autovacuum gets to them; planned without, the
         # duplicate pass scanned a whole run's verdicts instead of probing the few duplicates.

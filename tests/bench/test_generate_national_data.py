@@ -196,7 +196,6 @@ def test_after_generation_the_schema_has_exactly_the_migrated_indexes_and_constr
     made = set(partitions.partition_names()) - before
     visits_made = set(partition_names(VISITS)) - visits_before
     assert made, "the generated months have partitions of their own"
-    assert visits_made == {VISITS.partition_name(dt.date(2026, 10, 1))}
     after = _schema()
     assert {row for row in after if row[1] not in made | visits_made} == migrated
     now = partitions.month_of(timezone.now())
@@ -213,7 +212,7 @@ def test_after_generation_the_schema_has_exactly_the_migrated_indexes_and_constr
     ) == sorted(ReportedVisit.objects.values_list("id", "facility_id", "facility_visit_id", "visit_at"))
     with connection.cursor() as cursor:
         cursor.execute("SELECT DISTINCT tableoid::regclass::text FROM reconciliation_reportedvisit")
-        assert cursor.fetchall() == [(name,) for name in visits_made]
+        assert cursor.fetchall() == [(VISITS.partition_name(dt.date(2026, 10, 1)),)]
 
 
 def test_inside_a_bulk_load_the_table_has_no_secondary_indexes_and_they_come_back(db):

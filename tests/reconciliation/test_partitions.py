@@ -544,9 +544,10 @@ def test_the_migration_partitions_populated_tables_and_back(own_partitions):
     visits in July, at both sides of the July/August boundary in Warsaw, in 2014 and 2099, a kept
     version, a month run's and a day run's verdicts and an override WHEN migrated forward THEN every
     row is kept with its id, each visit in its Warsaw month's partition (or DEFAULT), each verdict in
-    its run's month's, every visit has its key, the sequences go on, and the composite keys hold
-    (validated); WHEN migrated back THEN the plain tables, their unique rules and Django's keys are
-    back with the same rows, and the sequences still go on."""
+    its run's month's, the settlement window's months have partitions, every visit has its key, the
+    sequences go on, and the composite keys hold (validated); WHEN migrated back THEN the plain
+    tables, their unique rules and Django's keys are back with the same rows, and the sequences still
+    go on."""
     try:
         _migrate(BEFORE)
         assert not partitions.is_partitioned()
@@ -557,6 +558,10 @@ def test_the_migration_partitions_populated_tables_and_back(own_partitions):
         _migrate(None)
 
         assert partitions.is_partitioned() and core.is_partitioned(VERDICTS)
+        # Every month of the settlement window has its partitions: late visits and runs of ended months.
+        current = core.month_of(timezone.now())
+        window = {core.add_months(current, -n) for n in range(partitions.months_reported_late() + 1)}
+        assert window <= set(core.partition_months(VISITS)) and window <= set(core.partition_months(VERDICTS))
         # The old tables' columns first, the copies Django added at the end (as ALTER TABLE puts them).
         assert [row[: len(visits[0])] for row in _rows(VISITS.table)] == visits
         assert [row[: len(verdicts[0])] for row in _rows(VERDICTS.table)] == verdicts

@@ -830,11 +830,12 @@ class Generator:
         return len(partitions.partitions_ensure(self.month_first, self.start + dt.timedelta(days=self.days)))
 
     def visit_partitions(self) -> int:
-        """The reconciliation month's partition of the reported visits, made before the load."""
+        """The reconciliation month's partitions of the reported visits (made before the load) and of
+        the verdicts its runs write (normally made by the migration, or ahead by the daily job)."""
         from apps.core.partitions import partitions_ensure
-        from apps.reconciliation.partitions import VISITS
+        from apps.reconciliation.partitions import VERDICTS, VISITS
 
-        return len(partitions_ensure(VISITS, self.month_first, self.month_first))
+        return sum(len(partitions_ensure(t, self.month_first, self.month_first)) for t in (VISITS, VERDICTS))
 
     @contextlib.contextmanager
     def _bulk(self, label: str, *tables: str, parallel: int = 1) -> Iterator[None]:
