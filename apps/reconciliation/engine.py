@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import connection
+from django.db import OperationalError, connection, transaction
 
 from apps.booking.models import Appointment
 from apps.catalog.models import Facility, Service
@@ -170,7 +170,8 @@ def _columns(rows: list[VisitRow], *fields: str) -> list[list[Any]]:
 
 
 def visits_current(rows: list[VisitRow]) -> list[tuple[int, VisitRow]]:
-    """(visit id, current content) of the visits already reported under the rows' keys, locked."""
+    """(visit id, current content) of the visits already reported under the rows' keys, their key rows
+    locked until the transaction ends."""
     if not rows:
         return []
     with connection.cursor() as cursor:
@@ -308,6 +309,7 @@ WHERE run_id = %(run)s AND period_start = %(period)s::date AND visit_id > %(lo)s
 # Patients who registered in CeR after their visit was imported: resolved once per run attempt, for
 # the visits the run has still to decide, through the partial index of unresolved visits (per chunk, the
 # same index scan read every unresolved visit of the table again in every chunk).
+RESOLVE_ATTEMPTS = 3  # see patients_resolve
 RESOLVE_SQL = f"""
 UPDATE {T_VISIT} rv SET patient_id = p.id
 FROM {T_PATIENT} p
@@ -405,10 +407,23 @@ class ChunkResult:
 def patients_resolve(
     *, lo: int, hi: int, start: dt.datetime, end: dt.datetime, facility_id: int | None
 ) -> int:
-    """Set `patient` on the scope's visits with lo < id <= hi whose PESEL CeR knows by now."""
-    with connection.cursor() as cursor:
-        cursor.execute(RESOLVE_SQL, _params(lo=lo, hi=hi, start=start, end=end, facility=facility_id))
-        return cursor.rowcount
+    """Set `patient` on the scope's visits with lo < id <= hi whose PESEL CeR knows by now.
+
+    The one statement of a run that writes visits without their key's lock: a correction committing
+    meanwhile may have moved one of them to another month's partition, and PostgreSQL then refuses to
+    update the moved row (serialization failure) instead of following it. The statement is idempotent
+    and, run again, no longer sees the moved visit: it is retried from a savepoint."""
+    params = _params(lo=lo, hi=hi, start=start, end=end, facility=facility_id)
+    attempt = 1
+    while True:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(RESOLVE_SQL, params)
+                return cursor.rowcount
+        except OperationalError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) != "40001" or attempt >= RESOLVE_ATTEMPTS:
+                raise
+            attempt += 1
 
 
 def chunk_process(

@@ -48,6 +48,8 @@ verdicts have overrides, until those are archived with it.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.db import connection
 
@@ -213,7 +215,7 @@ def is_partitioned() -> bool:
 # --- the migration: from one table to partitions and back ----------------------------------------------
 
 
-def tables_partition(*, now, ahead: int, keep: int) -> None:
+def tables_partition(*, now: dt.datetime, ahead: int, keep: int) -> None:
     """Turn both tables into month partitions, rows, ids and sequences kept (reconciliation 0009): the
     key trigger on the visits, and the composite foreign keys of the keys, versions and overrides.
 
@@ -223,8 +225,8 @@ def tables_partition(*, now, ahead: int, keep: int) -> None:
     core.table_partition(VISITS, now=now, ahead=ahead, keep=keep, after=[KEY_TRIGGER_SQL])
     core.table_partition(VERDICTS, now=now, ahead=ahead, keep=keep)
     first = core.add_months(core.month_of(now), -months_reported_late())
-    for table in (VISITS, VERDICTS):
-        core.partitions_ensure(table, first, now)
+    for partitioned in (VISITS, VERDICTS):
+        core.partitions_ensure(partitioned, first, now)
     with connection.cursor() as cur:
         # The new partitions have no statistics until autovacuum gets to them; planned without, the
         # duplicate pass scanned a whole run's verdicts instead of probing the few duplicates.

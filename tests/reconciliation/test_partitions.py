@@ -366,6 +366,44 @@ def test_the_app_role_moves_an_overridden_visit_to_another_month(app_role, setti
     assert override.visit_at == ReportedVisit.objects.get().visit_at == moved.replace(second=0, microsecond=0)
 
 
+def test_a_runs_pesel_resolution_outlives_a_correction_moving_a_visit_out_of_its_month(own_partitions):
+    """GIVEN an unresolved July visit of a patient CeR now knows, and a correction moving it to August
+    that holds its transaction open WHEN July's run resolves PESELs (waiting on the visit's row) THEN
+    once the correction commits, PostgreSQL refuses to follow the row to August's partition
+    (serialization failure), the resolution is retried and finishes without it."""
+    patient, facility, service = PatientFactory(), FacilityFactory(), ServiceFactory()
+    visit = ReportedVisitFactory(
+        patient=None,
+        patient_pesel=patient.pesel,
+        facility=facility,
+        service=service,
+        facility_visit_id="MV-1",
+    )
+    batch = ImportBatch.objects.create(file_name="corrections", sha256="1" * 64, source="api")
+    corrected = threading.Event()
+
+    def correct() -> int:
+        with transaction.atomic():
+            row = VisitRow(1, patient.pesel, facility.pk, service.pk, warsaw(2026, 8, 3), False, "MV-1")
+            done = engine.visits_correct(batch_id=batch.pk, corrections=[(visit.pk, row)])
+            corrected.set()
+            time.sleep(1)
+        return done
+
+    def resolve() -> int:
+        corrected.wait(timeout=30)
+        with transaction.atomic():
+            return engine.patients_resolve(
+                lo=0, hi=visit.pk, start=warsaw(2026, 7, 1, 0), end=warsaw(2026, 8, 1, 0), facility_id=None
+            )
+
+    results = _in_threads(correct, resolve)
+
+    assert (results.count(1), results.count(0), len(results)) == (1, 1, 2), results  # corrected; none left
+    assert _partition_of(VISITS.table, visit.pk) == VISITS.partition_name(AUGUST)
+    assert ReportedVisit.objects.get(pk=visit.pk).patient_id == patient.pk  # the correction resolved it
+
+
 # --- maintenance -------------------------------------------------------------------------------------
 
 KEEP = 146  # months before May 2032: March 2020
