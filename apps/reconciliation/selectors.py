@@ -39,6 +39,13 @@ def run_verdicts(*, run: ReconciliationRun) -> QuerySet[Verdict]:
     return Verdict.objects.filter(run=run, period_start=run.period_start)
 
 
+def visit_verdicts(*, visit_ids: list[int]) -> QuerySet[Verdict]:
+    """The verdicts of some visits, of every run. A visit's verdicts are in its runs' month partitions
+    (no index leads with the visit): matched on the run's `period_start` as well as its id, each run's
+    verdicts are probed in its own partition (pruned at run time) instead of in every month's."""
+    return Verdict.objects.filter(visit_id__in=visit_ids, period_start=F("run__period_start"))
+
+
 def _summary_aggregates() -> dict[str, Any]:
     aggregates: dict[str, Any] = {
         "visits": Count("id"),
@@ -264,7 +271,7 @@ def verdict_appointment(*, verdict: Verdict) -> AppointmentInfo | None:
 def visit_versions(*, visit: ReportedVisit) -> list[dict[str, Any]]:
     """Every version of a visit, newest first, each with the runs whose verdicts used it."""
     runs: dict[int, list[int]] = {}
-    for version, run_id in Verdict.objects.filter(visit=visit).values_list("visit_version", "run_id"):
+    for version, run_id in visit_verdicts(visit_ids=[visit.pk]).values_list("visit_version", "run_id"):
         runs.setdefault(version, []).append(run_id)
     rows: list[dict[str, Any]] = [
         {

@@ -31,6 +31,7 @@ from .models import (
     VisitKey,
     settlement_policy,
 )
+from .selectors import visit_verdicts
 
 logger = logging.getLogger(__name__)
 
@@ -411,10 +412,14 @@ def verdict_override(*, verdict: Verdict, new_eligible: bool, user: Any, justifi
         user=user,
         justification=justification,
     )
-    current = current_run_ids(run_ids=Verdict.objects.filter(visit_id=locked.visit_id).values("run_id"))
-    Verdict.objects.filter(Q(pk=locked.pk) | Q(visit_id=locked.visit_id, run_id__in=current)).update(
-        final_eligible=new_eligible, override=override
-    )
+    current = current_run_ids(run_ids=visit_verdicts(visit_ids=[locked.visit_id]).values("run_id"))
+    # Each run's verdict of the visit, named with its partition column (the run's period_start).
+    targets = Q(pk=locked.pk, period_start=locked.period_start)
+    for run_id, period_start in ReconciliationRun.objects.filter(pk__in=current).values_list(
+        "pk", "period_start"
+    ):
+        targets |= Q(run_id=run_id, period_start=period_start, visit_id=locked.visit_id)
+    Verdict.objects.filter(targets).update(final_eligible=new_eligible, override=override)
     verdict.refresh_from_db()
     return override
 

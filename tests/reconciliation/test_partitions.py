@@ -31,6 +31,7 @@ from apps.reconciliation.models import (
     VisitKey,
     VisitVersion,
 )
+from apps.reconciliation.selectors import visit_verdicts
 from apps.reconciliation.services import run_create, run_execute, verdict_override, visits_import
 from tests.factories import FacilityFactory, PatientFactory, ServiceFactory
 from tests.factories.reconciliation import ReportedVisitFactory, warsaw
@@ -282,6 +283,11 @@ def test_a_correction_to_another_month_moves_the_visit_and_every_copy_of_its_tim
     august = Verdict.objects.get(run=reconcile(month=AUGUST), visit=visit)
     assert (august.visit_version, august.period_start) == (2, AUGUST)
     assert (august.final_eligible, august.override_id) == (True, override.pk)  # the override stands
+    # Its verdicts across runs, each found in its run's partition: July's and August's.
+    assert sorted(visit_verdicts(visit_ids=[visit.pk]).values_list("run_id", "period_start")) == [
+        (july_run.pk, JULY),
+        (august.run_id, AUGUST),
+    ]
 
     back = warsaw(2026, 7, 20, 8)
     visits_import(
