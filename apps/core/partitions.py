@@ -91,6 +91,9 @@ class Reference:
     name: str
     columns: tuple[str, str]
     on_delete: str = ""  # e.g. "ON DELETE CASCADE"; empty: NO ACTION, as Django's PROTECT and CASCADE
+    # "ON UPDATE CASCADE": the copy follows a row whose partition column changes, also when the row moves
+    # to another partition (PostgreSQL 15 runs the action as an UPDATE of the root); empty: NO ACTION.
+    on_update: str = ""
     # What the referencing side lets go of before a partition is detached: statements run in the
     # detach's transaction, with %(lower)s and %(upper)s the partition's bounds (the referencing rows
     # whose copy of the partition column lies in them). Rows they leave still refer to the partition,
@@ -98,9 +101,10 @@ class Reference:
     release: tuple[str, ...] = ()
 
     def sql(self, target: MonthPartitioned) -> str:
+        actions = " ".join(a for a in (self.on_delete, self.on_update) if a)
         return (
             f"ALTER TABLE {self.table} ADD CONSTRAINT {self.name} FOREIGN KEY ({', '.join(self.columns)}) "
-            f"REFERENCES {target.table} (id, {target.column}) {self.on_delete} DEFERRABLE INITIALLY DEFERRED"
+            f"REFERENCES {target.table} (id, {target.column}) {actions} DEFERRABLE INITIALLY DEFERRED"
         )
 
 
@@ -118,6 +122,9 @@ class MonthPartitioned:
     # What each partition carries of its own, added before it is attached (unless a bulk load builds it
     # later): statements for a partition's name (the slot table's overlap rule).
     own_constraints: Callable[[str], list[str]] = field(default=lambda _partition: [])
+    # Statements run before a partition is detached, in the detach's transaction (rows elsewhere that
+    # exist only for the partition's rows, e.g. a key table's); rolled back with it if PostgreSQL refuses.
+    before_detach: Callable[[str], list[str]] = field(default=lambda _partition: [])
 
     @property
     def default_partition(self) -> str:
@@ -337,6 +344,8 @@ def _detach(table: MonthPartitioned, name: str, report: MaintenanceReport) -> No
             if name not in partition_names(table):
                 return  # a concurrent run detached it
             with connection.cursor() as cur:
+                for statement in table.before_detach(name):
+                    cur.execute(statement)
                 _release(cur, table, name)
                 dropped = _references_let_go(cur, table, name)
                 cur.execute(f"ALTER TABLE {_q(table.table)} DETACH PARTITION {_q(name)}")

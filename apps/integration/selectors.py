@@ -22,6 +22,7 @@ from apps.outbox.models import OutboxEvent
 from apps.outbox.selectors import event_list_after
 from apps.patients.models import Patient
 from apps.reconciliation.models import ReconciliationRun, ReportedVisit, Verdict
+from apps.reconciliation.selectors import visit_verdicts
 from apps.scheduling.models import Schedule, Slot
 
 from .models import WebhookDelivery, WebhookSubscription
@@ -239,7 +240,8 @@ def latest_verdicts(*, visit_ids: list[int]) -> dict[int, Verdict]:
     if not visit_ids:
         return {}
     verdicts = (
-        Verdict.objects.filter(visit_id__in=visit_ids, run__state=ReconciliationRun.State.DONE)
+        visit_verdicts(visit_ids=visit_ids)
+        .filter(run__state=ReconciliationRun.State.DONE)
         .select_related("run")
         .order_by("visit_id", "-run_id")
         .distinct("visit_id")

@@ -28,7 +28,8 @@ from apps.core.demo import credential_remember
 from apps.patients.models import Patient
 
 from .imports import FIELDS, OPTIONAL_FIELDS, WARSAW
-from .models import ImportBatch, ReconciliationRun, ReportedVisit, Tariff, Verdict
+from .models import ImportBatch, ReconciliationRun, ReportedVisit, Tariff
+from .selectors import run_verdicts
 from .services import run_create, run_execute, verdict_override, visits_import
 
 USERNAME = "nfz"
@@ -184,9 +185,9 @@ def _reconcile(month: dt.date) -> ReconciliationRun:
 
 
 def _demo_override(*, run: ReconciliationRun, user: User) -> None:
-    if Verdict.objects.filter(run=run, override__isnull=False).exists():
+    if run_verdicts(run=run).filter(override__isnull=False).exists():
         return
-    verdict = Verdict.objects.filter(run=run, eligible=False).order_by("id").first()
+    verdict = run_verdicts(run=run).filter(eligible=False).order_by("id").first()
     if verdict is None:
         return
     verdict_override(

@@ -36,8 +36,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from django.db import connection
+from django.db import OperationalError, connection, transaction
 
 from apps.booking.models import Appointment
 from apps.catalog.models import Facility, Service
@@ -51,6 +52,7 @@ from .models import (
     Reason,
     ReportedVisit,
     Verdict,
+    VisitKey,
     VisitVersion,
 )
 
@@ -58,6 +60,7 @@ from .models import (
 # (together with the catalogue's per-service `rule_version`).
 RULES_VERSION = "2026.2"
 TIME_ZONE = "Europe/Warsaw"
+WARSAW = ZoneInfo(TIME_ZONE)
 # Appointment states that end a registration; if that happened before the visit, it no longer counts.
 ENDING_STATES = (
     Appointment.Status.CANCELLED_BY_PATIENT,
@@ -74,44 +77,79 @@ T_SERVICE = Service._meta.db_table
 T_FACILITY = Facility._meta.db_table
 T_PATIENT = Patient._meta.db_table
 T_VERSION = VisitVersion._meta.db_table
+T_KEY = VisitKey._meta.db_table
 
 # --- Import: reported visits, their corrections and withdrawals ---------------------------------------
+#
+# Both tables are month partitions (apps/reconciliation/partitions.py): the visits on `visit_at`, the
+# verdicts on the run's `period_start`. A visit is found through its key (`VisitKey`: the unique
+# (facility, visit id) and a copy of the visit's `visit_at`), so each lookup reads one partition.
 
-# The visits already reported under the rows' (facility, visit id) keys, row-locked so that two
-# corrections of one visit cannot interleave.
+# The keys of the rows' (facility, visit id), row-locked so that two corrections of one visit cannot
+# interleave. The key row is locked, not the visit: a correction may move the visit to another month's
+# partition, and a lock waiting on a row that moved fails (serialization error); the key row stays, and
+# the waiter reads its new `visit_at`.
+LOCK_KEYS_SQL = f"""
+SELECT k.visit_id, k.visit_at FROM {T_KEY} k
+JOIN unnest(%s::bigint[], %s::text[]) AS u(facility_id, visit_id)
+  ON k.facility_id = u.facility_id AND k.facility_visit_id = u.visit_id
+ORDER BY k.visit_id
+FOR UPDATE OF k
+"""
+
+# The visits of the locked keys, each in its partition (a new statement: it sees what a correction the
+# lock waited for committed).
 EXISTING_SQL = f"""
 SELECT rv.id, rv.facility_id, rv.facility_visit_id, rv.patient_pesel, rv.service_id, rv.visit_at,
        rv.emergency, rv.withdrawn
 FROM {T_VISIT} rv
-JOIN unnest(%s::bigint[], %s::text[]) AS k(facility_id, visit_id)
-  ON rv.facility_id = k.facility_id AND rv.facility_visit_id = k.visit_id
+JOIN unnest(%s::bigint[], %s::timestamptz[]) AS k(id, visit_at) ON rv.id = k.id AND rv.visit_at = k.visit_at
 ORDER BY rv.id
-FOR UPDATE OF rv
 """
 
-# New visits: a visit id the facility already reported (earlier, or twice in the file) is left as it
-# was; patients are resolved by PESEL in the same statement.
+# New visits: the key first, `ON CONFLICT DO NOTHING` (the rule across every month partition: a visit id
+# the facility already reported, earlier, twice in the file or in an import committing at this moment,
+# which this waits for, is left as it was), then the visits whose keys were written, with the ids the
+# keys took (drawn in line order); patients are resolved by PESEL in the same statement. The visits'
+# trigger finds each key written (partitions.KEY_TRIGGER_SQL).
 INSERT_SQL = f"""
-INSERT INTO {T_VISIT} (facility_id, facility_visit_id, patient_pesel, patient_id, service_id,
+WITH r AS MATERIALIZED (
+    SELECT nextval('{T_VISIT}_id_seq') AS id, r.*
+    FROM (SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bigint[], %s::timestamptz[],
+                               %s::boolean[], %s::int[])
+                 AS r(facility_id, visit_id, pesel, service_id, visit_at, emergency, line)
+          ORDER BY r.line) r
+), keyed AS (
+    INSERT INTO {T_KEY} (visit_id, facility_id, facility_visit_id, visit_at)
+    SELECT id, facility_id, visit_id, visit_at FROM r ORDER BY line
+    ON CONFLICT (facility_id, facility_visit_id) DO NOTHING
+    RETURNING visit_id
+)
+INSERT INTO {T_VISIT} (id, facility_id, facility_visit_id, patient_pesel, patient_id, service_id,
                        visit_at, emergency, batch_id, source_row, created_at)
-SELECT r.facility_id, r.visit_id, r.pesel, p.id, r.service_id, r.visit_at, r.emergency, %s, r.line, now()
-FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bigint[], %s::timestamptz[], %s::boolean[], %s::int[])
-     AS r(facility_id, visit_id, pesel, service_id, visit_at, emergency, line)
+SELECT r.id, r.facility_id, r.visit_id, r.pesel, p.id, r.service_id, r.visit_at, r.emergency, %s, r.line,
+       now()
+FROM keyed JOIN r ON r.id = keyed.visit_id
 LEFT JOIN {T_PATIENT} p ON p.pesel = r.pesel
 ORDER BY r.line
-ON CONFLICT (facility_id, facility_visit_id) DO NOTHING
 """
 
-# A correction keeps the visit's current version in the version table ...
+# A correction keeps the visit's current version in the version table (its `current_visit_at` is the
+# visit's, and follows it when the UPDATE below changes it: ON UPDATE CASCADE) ...
 KEEP_VERSION_SQL = f"""
-INSERT INTO {T_VERSION} (visit_id, version, patient_pesel, service_id, visit_at, emergency, withdrawn,
-                         correction_reason, batch_id, source_row, recorded_at, superseded_at)
-SELECT id, version, patient_pesel, service_id, visit_at, emergency, withdrawn, correction_reason,
-       batch_id, source_row, COALESCE(version_at, created_at), now()
-FROM {T_VISIT} WHERE id = ANY(%s::bigint[])
+INSERT INTO {T_VERSION} (visit_id, current_visit_at, version, patient_pesel, service_id, visit_at,
+                         emergency, withdrawn, correction_reason, batch_id, source_row, recorded_at,
+                         superseded_at)
+SELECT rv.id, rv.visit_at, rv.version, rv.patient_pesel, rv.service_id, rv.visit_at, rv.emergency,
+       rv.withdrawn, rv.correction_reason, rv.batch_id, rv.source_row, COALESCE(rv.version_at, rv.created_at),
+       now()
+FROM {T_KEY} k JOIN {T_VISIT} rv ON rv.id = k.visit_id AND rv.visit_at = k.visit_at
+WHERE k.visit_id = ANY(%s::bigint[])
 """
 
-# ... and makes the visit's row the new version (the row always holds the latest, which runs decide).
+# ... and makes the visit's row the new version (the row always holds the latest, which runs decide). A
+# new time in another month moves the row to that month's partition; the copies of its `visit_at` in
+# the key, versions and overrides follow (ON UPDATE CASCADE).
 CORRECT_SQL = f"""
 UPDATE {T_VISIT} rv
 SET patient_pesel = r.pesel, patient_id = p.id, service_id = r.service_id, visit_at = r.visit_at,
@@ -120,8 +158,9 @@ SET patient_pesel = r.pesel, patient_id = p.id, service_id = r.service_id, visit
 FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::timestamptz[], %s::boolean[], %s::boolean[],
             %s::text[], %s::int[])
      AS r(id, pesel, service_id, visit_at, emergency, withdraw, reason, line)
+JOIN {T_KEY} k ON k.visit_id = r.id
 LEFT JOIN {T_PATIENT} p ON p.pesel = r.pesel
-WHERE rv.id = r.id
+WHERE rv.id = k.visit_id AND rv.visit_at = k.visit_at
 """
 
 
@@ -131,11 +170,16 @@ def _columns(rows: list[VisitRow], *fields: str) -> list[list[Any]]:
 
 
 def visits_current(rows: list[VisitRow]) -> list[tuple[int, VisitRow]]:
-    """(visit id, current content) of the visits already reported under the rows' keys, locked."""
+    """(visit id, current content) of the visits already reported under the rows' keys, their key rows
+    locked until the transaction ends."""
     if not rows:
         return []
     with connection.cursor() as cursor:
-        cursor.execute(EXISTING_SQL, _columns(rows, "facility_id", "visit_id"))
+        cursor.execute(LOCK_KEYS_SQL, _columns(rows, "facility_id", "visit_id"))
+        keys = cursor.fetchall()
+        if not keys:
+            return []
+        cursor.execute(EXISTING_SQL, [[pk for pk, _at in keys], [at for _pk, at in keys]])
         return [
             (pk, VisitRow(0, pesel, facility_id, service_id, at, emergency, visit_id, withdrawn))
             for pk, facility_id, visit_id, pesel, service_id, at, emergency, withdrawn in cursor.fetchall()
@@ -148,7 +192,7 @@ def visits_insert(*, batch_id: int, rows: list[VisitRow]) -> int:
         return 0
     fields = ("facility_id", "visit_id", "pesel", "service_id", "visit_at", "emergency", "line")
     with connection.cursor() as cursor:
-        cursor.execute(INSERT_SQL, [batch_id, *_columns(rows, *fields)])
+        cursor.execute(INSERT_SQL, [*_columns(rows, *fields), batch_id])
         return cursor.rowcount
 
 
@@ -236,10 +280,10 @@ decided AS MATERIALIZED (
 inserted AS (
     -- A plain INSERT: the chunk's rows of this run were deleted just before (CLEAR_SQL), so there is
     -- nothing to conflict with; ON CONFLICT's speculative insertion cost a probe per row for nothing.
-    INSERT INTO {T_VERDICT} (run_id, visit_id, facility_id, service_id, visit_at, eligible, reason,
-                             matched_appointment_id, rule_version, visit_version, final_eligible,
+    INSERT INTO {T_VERDICT} (run_id, period_start, visit_id, facility_id, service_id, visit_at, eligible,
+                             reason, matched_appointment_id, rule_version, visit_version, final_eligible,
                              override_id)
-    SELECT %(run)s, d.visit_id, d.facility_id, d.service_id, d.visit_at,
+    SELECT %(run)s, %(period)s::date, d.visit_id, d.facility_id, d.service_id, d.visit_at,
            d.reason = ANY(%(eligible)s), d.reason,
            CASE WHEN d.reason = ANY(%(claimed)s) THEN d.appointment_id END,
            d.rule_version, d.version, d.reason = ANY(%(eligible)s), NULL
@@ -255,13 +299,17 @@ SELECT count(*), count(*) FILTER (WHERE eligible) FROM inserted
 
 # A chunk runs again only if its transaction never committed (the cursor commits with the verdicts), so
 # this normally deletes nothing; it keeps a re-executed chunk from failing on (run, visit) uniqueness.
+# Every statement on the verdicts names the run's `period_start`: the run's own partition, pruned when
+# the statement is planned.
 CLEAR_SQL = f"""
-DELETE FROM {T_VERDICT} WHERE run_id = %(run)s AND visit_id > %(lo)s AND visit_id <= %(hi)s
+DELETE FROM {T_VERDICT}
+WHERE run_id = %(run)s AND period_start = %(period)s::date AND visit_id > %(lo)s AND visit_id <= %(hi)s
 """
 
 # Patients who registered in CeR after their visit was imported: resolved once per run attempt, for
 # the visits the run has still to decide, through the partial index of unresolved visits (per chunk, the
 # same index scan read every unresolved visit of the table again in every chunk).
+RESOLVE_ATTEMPTS = 3  # see patients_resolve
 RESOLVE_SQL = f"""
 UPDATE {T_VISIT} rv SET patient_id = p.id
 FROM {T_PATIENT} p
@@ -279,13 +327,13 @@ WHERE p.pesel = rv.patient_pesel AND rv.patient_id IS NULL
 # first (`stats_refresh`); for small ones any plan is cheap.
 DUPLICATES_SQL = f"""
 UPDATE {T_VERDICT} t SET eligible = false, final_eligible = false, reason = 'duplicate_claim'
-WHERE t.run_id = %(run)s AND t.visit_id = ANY(ARRAY(
+WHERE t.run_id = %(run)s AND t.period_start = %(period)s::date AND t.visit_id = ANY(ARRAY(
     SELECT ranked.visit_id FROM (
         SELECT visit_id, row_number() OVER (
             PARTITION BY matched_appointment_id ORDER BY visit_at, visit_id
         ) AS claim
         FROM {T_VERDICT}
-        WHERE run_id = %(run)s AND reason = 'matched_registration'
+        WHERE run_id = %(run)s AND period_start = %(period)s::date AND reason = 'matched_registration'
         UNION ALL
         -- Emergency claims have no appointment: the same patient at the same facility for the same
         -- service on the same (Warsaw) day is one emergency; only the first claim of it is paid.
@@ -293,8 +341,10 @@ WHERE t.run_id = %(run)s AND t.visit_id = ANY(ARRAY(
             PARTITION BY rv.patient_id, e.facility_id, e.service_id, (e.visit_at AT TIME ZONE %(tz)s)::date
             ORDER BY e.visit_at, e.visit_id
         ) AS claim
-        FROM {T_VERDICT} e JOIN {T_VISIT} rv ON rv.id = e.visit_id
-        WHERE e.run_id = %(run)s AND e.reason = 'emergency'
+        -- The visit for its patient, in the run's month (the scope the chunks read).
+        FROM {T_VERDICT} e
+        JOIN {T_VISIT} rv ON rv.id = e.visit_id AND rv.visit_at >= %(start)s AND rv.visit_at < %(end)s
+        WHERE e.run_id = %(run)s AND e.period_start = %(period)s::date AND e.reason = 'emergency'
     ) ranked
     WHERE ranked.claim > 1
 ))
@@ -309,7 +359,7 @@ FROM (
     FROM {T_OVERRIDE}
     ORDER BY visit_id, id DESC
 ) o
-WHERE t.run_id = %(run)s AND t.visit_id = o.visit_id
+WHERE t.run_id = %(run)s AND t.period_start = %(period)s::date AND t.visit_id = o.visit_id
   AND t.visit_id = ANY(ARRAY(SELECT visit_id FROM {T_OVERRIDE}))
 """
 
@@ -320,7 +370,15 @@ WHERE rv.visit_at >= %(start)s AND rv.visit_at < %(end)s
 """
 
 
+def run_period(start: dt.datetime) -> dt.date:
+    """A run's `period_start` (its verdicts' partition column) from the start of its scope: the scope
+    begins at Warsaw midnight of that day."""
+    return start.astimezone(WARSAW).date()
+
+
 def _params(**params: Any) -> dict[str, Any]:
+    if "start" in params:
+        params["period"] = run_period(params["start"])
     return {
         "tz": TIME_ZONE,
         "rules": RULES_VERSION,
@@ -349,10 +407,23 @@ class ChunkResult:
 def patients_resolve(
     *, lo: int, hi: int, start: dt.datetime, end: dt.datetime, facility_id: int | None
 ) -> int:
-    """Set `patient` on the scope's visits with lo < id <= hi whose PESEL CeR knows by now."""
-    with connection.cursor() as cursor:
-        cursor.execute(RESOLVE_SQL, _params(lo=lo, hi=hi, start=start, end=end, facility=facility_id))
-        return cursor.rowcount
+    """Set `patient` on the scope's visits with lo < id <= hi whose PESEL CeR knows by now.
+
+    The one statement of a run that writes visits without their key's lock: a correction committing
+    meanwhile may have moved one of them to another month's partition, and PostgreSQL then refuses to
+    update the moved row (serialization failure) instead of following it. The statement is idempotent
+    and, run again, no longer sees the moved visit: it is retried from a savepoint."""
+    params = _params(lo=lo, hi=hi, start=start, end=end, facility=facility_id)
+    attempt = 1
+    while True:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(RESOLVE_SQL, params)
+                return cursor.rowcount
+        except OperationalError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) != "40001" or attempt >= RESOLVE_ATTEMPTS:
+                raise
+            attempt += 1
 
 
 def chunk_process(
@@ -368,22 +439,30 @@ def chunk_process(
     return ChunkResult(decided=decided, eligible=eligible)
 
 
-def stats_refresh() -> None:
-    """ANALYZE the verdict table (a sample of 30,000 rows, about a second): the run's passes and the
-    staff pages then plan with the new run's size."""
+def stats_refresh(*, run_id: int, start: dt.datetime) -> None:
+    """ANALYZE the run's verdict partition (a sample of 30,000 rows, about a second): the run's passes
+    and the staff pages then plan with the new run's size. The partition alone: ANALYZE of the parent
+    would sample every month's partition too."""
     with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {T_VERDICT}")
+        cursor.execute(
+            f"SELECT tableoid::regclass::text FROM {T_VERDICT} WHERE run_id = %s AND period_start = %s"
+            " LIMIT 1",
+            [run_id, run_period(start)],
+        )
+        row = cursor.fetchone()
+        if row:
+            cursor.execute(f"ANALYZE {row[0]}")
 
 
-def duplicates_mark(*, run_id: int) -> int:
+def duplicates_mark(*, run_id: int, start: dt.datetime, end: dt.datetime) -> int:
     with connection.cursor() as cursor:
-        cursor.execute(DUPLICATES_SQL, _params(run=run_id))
+        cursor.execute(DUPLICATES_SQL, _params(run=run_id, start=start, end=end))
         return cursor.rowcount
 
 
-def overrides_apply(*, run_id: int) -> int:
+def overrides_apply(*, run_id: int, start: dt.datetime) -> int:
     with connection.cursor() as cursor:
-        cursor.execute(OVERRIDES_SQL, _params(run=run_id))
+        cursor.execute(OVERRIDES_SQL, _params(run=run_id, start=start))
         return cursor.rowcount
 
 

@@ -110,7 +110,11 @@ class ImportBatch(models.Model):
 
 class ReportedVisit(models.Model):
     """A visit a facility reports for settlement. The PESEL is kept as reported (the patient may be
-    unknown to CeR); `patient` is resolved from it when a patient with that PESEL exists."""
+    unknown to CeR); `patient` is resolved from it when a patient with that PESEL exists.
+
+    Month partitions on `visit_at` (apps/reconciliation/partitions.py): the real primary key is
+    (id, visit_at), and "a facility reports a visit id once" is the unique constraint of the
+    unpartitioned `VisitKey` table, which a trigger keeps one row per visit."""
 
     id = models.BigAutoField(primary_key=True)
     # Indexes are few on purpose (10 M rows a month): facility is led by the unique and scope indexes.
@@ -136,9 +140,8 @@ class ReportedVisit(models.Model):
 
     class Meta:
         ordering = ["id"]
-        constraints = [
-            models.UniqueConstraint(fields=["facility", "facility_visit_id"], name="visit_once_per_facility"),
-        ]
+        # No unique constraint: (facility, facility_visit_id) does not hold the partition column, so the
+        # rule is VisitKey's.
         indexes = [
             # A run selects its scope (a day or a month, optionally one facility) and walks it by id.
             models.Index(fields=["visit_at", "id"], name="visit_scope"),
@@ -152,12 +155,45 @@ class ReportedVisit(models.Model):
         return f"visit {self.pk} {self.facility_id}/{self.facility_visit_id}"
 
 
+class VisitKey(models.Model):
+    """The rule "a facility reports a visit id once", across every month partition of the visits: one
+    row per visit in this unpartitioned table, whose unique constraint is the rule. The import writes
+    the key and the visit in one statement (`INSERT ... ON CONFLICT DO NOTHING` here: a concurrent
+    import of the same visit id waits for the first and leaves it as it was); a trigger on the visits
+    writes the key of a visit any other writer inserts, and refuses a second visit of a key
+    (apps/reconciliation/partitions.py). `visit_at` is a copy of the visit's (its partition column), kept
+    by the composite foreign key (ON UPDATE CASCADE): it locates the visit in one partition."""
+
+    visit = models.OneToOneField(
+        ReportedVisit, primary_key=True, on_delete=models.CASCADE, related_name="key", db_constraint=False
+    )
+    facility = models.ForeignKey(
+        Facility, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
+    facility_visit_id = models.CharField(max_length=64)
+    visit_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["facility", "facility_visit_id"], name="visit_once_per_facility"),
+        ]
+
+    def __str__(self) -> str:
+        return f"visit key {self.facility_id}/{self.facility_visit_id}"
+
+
 class VisitVersion(models.Model):
     """An earlier version of a reported visit, kept when the facility corrected or withdrew it
     (append-only). Version n was current from `recorded_at` until the next version came."""
 
     id = models.BigAutoField(primary_key=True)
-    visit = models.ForeignKey(ReportedVisit, on_delete=models.PROTECT, related_name="versions")
+    # The composite foreign key (visit_id, current_visit_at) is declared in SQL
+    # (apps/reconciliation/partitions.py): `current_visit_at` is a copy of the visit's current `visit_at`
+    # (its partition column; this version's own time is `visit_at`), and follows it (ON UPDATE CASCADE).
+    visit = models.ForeignKey(
+        ReportedVisit, on_delete=models.PROTECT, related_name="versions", db_constraint=False
+    )
+    current_visit_at = models.DateTimeField()
     version = models.PositiveIntegerField()
     patient_pesel = models.CharField(max_length=11)
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="+", db_index=False)
@@ -302,10 +338,16 @@ class Verdict(models.Model):
         db_constraint=False,
     )
 
+    # A copy of the run's `period_start`: the month partitions' column (apps/reconciliation/partitions.py),
+    # so a run reads and writes its own month's partition only.
+    period_start = models.DateField()
+
     class Meta:
         ordering = ["visit_at", "visit_id"]
         constraints = [
-            models.UniqueConstraint(fields=["run", "visit"], name="verdict_once_per_run"),
+            # (run, visit) once: `period_start` is the run's, so adding it (a unique rule on the
+            # partitioned table must hold the partition column) is the same rule.
+            models.UniqueConstraint(fields=["run", "visit", "period_start"], name="verdict_once_per_run"),
         ]
         indexes = [
             models.Index(fields=["run", "facility", "visit_at"], name="verdict_run_facility"),
@@ -319,8 +361,18 @@ class Override(models.Model):
     """A staff decision replacing a verdict. Append-only: a later override supersedes, never edits."""
 
     id = models.BigAutoField(primary_key=True)
-    verdict = models.ForeignKey(Verdict, on_delete=models.PROTECT, related_name="overrides")
-    visit = models.ForeignKey(ReportedVisit, on_delete=models.PROTECT, related_name="overrides")
+    # Both tables are month-partitioned: the foreign keys (verdict_id, verdict_period_start) and
+    # (visit_id, visit_at) are declared in SQL (apps/reconciliation/partitions.py), with copies of the
+    # verdict's `period_start` and the visit's `visit_at` (which follows a corrected visit: ON UPDATE
+    # CASCADE, the one change the append-only trigger lets through).
+    verdict = models.ForeignKey(
+        Verdict, on_delete=models.PROTECT, related_name="overrides", db_constraint=False
+    )
+    verdict_period_start = models.DateField()
+    visit = models.ForeignKey(
+        ReportedVisit, on_delete=models.PROTECT, related_name="overrides", db_constraint=False
+    )
+    visit_at = models.DateTimeField()
     original_eligible = models.BooleanField()
     original_reason = models.CharField(max_length=24, choices=Reason.choices)
     new_eligible = models.BooleanField()

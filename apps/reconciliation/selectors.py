@@ -33,6 +33,19 @@ def run_get(*, run_id: int) -> ReconciliationRun | None:
     return ReconciliationRun.objects.select_related("facility").filter(pk=run_id).first()
 
 
+def run_verdicts(*, run: ReconciliationRun) -> QuerySet[Verdict]:
+    """A run's verdicts. `period_start` is the run's and the verdicts' partition column: naming it reads
+    the run's month partition only (apps/reconciliation/partitions.py)."""
+    return Verdict.objects.filter(run=run, period_start=run.period_start)
+
+
+def visit_verdicts(*, visit_ids: list[int]) -> QuerySet[Verdict]:
+    """The verdicts of some visits, of every run. A visit's verdicts are in its runs' month partitions
+    (no index leads with the visit): matched on the run's `period_start` as well as its id, each run's
+    verdicts are probed in its own partition (pruned at run time) instead of in every month's."""
+    return Verdict.objects.filter(visit_id__in=visit_ids, period_start=F("run__period_start"))
+
+
 def _summary_aggregates() -> dict[str, Any]:
     aggregates: dict[str, Any] = {
         "visits": Count("id"),
@@ -60,7 +73,7 @@ def _with_reasons(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def run_summary_by_facility(*, run: ReconciliationRun) -> list[dict[str, Any]]:
     rows: Any = (
-        Verdict.objects.filter(run=run)
+        run_verdicts(run=run)
         .values("facility_id", "facility__nfz_code", "facility__name")
         .annotate(**_summary_aggregates())
         .order_by(F("n_ineligible").desc(), "facility__nfz_code")
@@ -70,7 +83,7 @@ def run_summary_by_facility(*, run: ReconciliationRun) -> list[dict[str, Any]]:
 
 def run_summary_by_service(*, run: ReconciliationRun) -> list[dict[str, Any]]:
     rows: Any = (
-        Verdict.objects.filter(run=run)
+        run_verdicts(run=run)
         .values(
             "service_id", "service__code", "service__name_pl", "service__name_en", "service__tariff__amount"
         )
@@ -123,7 +136,9 @@ def ineligibility_by_month(*, limit: int = 24) -> list[MonthPoint]:
     recent = sorted(runs.items(), key=lambda item: item[1])[-limit:]
     counts: dict[int, dict[str, Any]] = {
         row["run_id"]: dict(row)
-        for row in Verdict.objects.filter(run_id__in=[pk for pk, _ in recent])
+        for row in Verdict.objects.filter(
+            run_id__in=[pk for pk, _ in recent], period_start__in=[month for _, month in recent]
+        )
         .values("run_id")
         .annotate(
             visits=Count("id"),
@@ -162,7 +177,7 @@ def verdict_list(
     date_to: dt.date | None = None,
     overridden: bool | None = None,
 ) -> QuerySet[Verdict]:
-    qs = Verdict.objects.filter(run=run).select_related(
+    qs = run_verdicts(run=run).select_related(
         "visit", "facility", "facility__voivodeship", "service", "service__tariff", "override"
     )
     if facility_id is not None:
@@ -256,7 +271,7 @@ def verdict_appointment(*, verdict: Verdict) -> AppointmentInfo | None:
 def visit_versions(*, visit: ReportedVisit) -> list[dict[str, Any]]:
     """Every version of a visit, newest first, each with the runs whose verdicts used it."""
     runs: dict[int, list[int]] = {}
-    for version, run_id in Verdict.objects.filter(visit=visit).values_list("visit_version", "run_id"):
+    for version, run_id in visit_verdicts(visit_ids=[visit.pk]).values_list("visit_version", "run_id"):
         runs.setdefault(version, []).append(run_id)
     rows: list[dict[str, Any]] = [
         {
@@ -322,7 +337,7 @@ def emergency_shares(*, run: ReconciliationRun) -> list[EmergencyShare]:
     """Per facility of a run: visits, visits reported as emergencies and emergencies paid as such;
     highest share first."""
     rows = (
-        Verdict.objects.filter(run=run)
+        run_verdicts(run=run)
         .values("facility_id", "facility__nfz_code", "facility__name")
         .annotate(
             visits=Count("id"),
@@ -364,7 +379,10 @@ def month_over_month(*, months: int = 6, facility_id: int | None = None) -> dict
         month_list.append(month)
         month = (month - dt.timedelta(days=1)).replace(day=1)
     month_list.reverse()
-    qs = Verdict.objects.filter(run_id__in=[runs[m] for m in month_list if m in runs])
+    qs = Verdict.objects.filter(
+        run_id__in=[runs[m] for m in month_list if m in runs],
+        period_start__in=[m for m in month_list if m in runs],
+    )
     if facility_id is not None:
         qs = qs.filter(facility_id=facility_id)
     counts = qs.values("run_id", "facility_id", "facility__nfz_code", "facility__name").annotate(

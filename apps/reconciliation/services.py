@@ -28,8 +28,10 @@ from .models import (
     Override,
     ReconciliationRun,
     Verdict,
+    VisitKey,
     settlement_policy,
 )
+from .selectors import visit_verdicts
 
 logger = logging.getLogger(__name__)
 
@@ -354,10 +356,10 @@ def _run_chunks(run: ReconciliationRun, on_progress: Callable[[ReconciliationRun
     with transaction.atomic():
         _chunk_settings()
         if run.visits_done >= ANALYZE_FROM:
-            engine.stats_refresh()
+            engine.stats_refresh(run_id=run.pk, start=start)
         # Duplicate claims turn eligible verdicts ineligible; overrides change only `final_eligible`.
-        duplicates = engine.duplicates_mark(run_id=run.pk)
-        engine.overrides_apply(run_id=run.pk)
+        duplicates = engine.duplicates_mark(run_id=run.pk, start=start, end=end)
+        engine.overrides_apply(run_id=run.pk, start=start)
         ReconciliationRun.objects.filter(pk=run.pk).update(
             state=ReconciliationRun.State.DONE,
             finished_at=timezone.now(),
@@ -390,22 +392,34 @@ def verdict_override(*, verdict: Verdict, new_eligible: bool, user: Any, justifi
     if not justification:
         # Whitespace or zero-width characters only: nothing anyone could read.
         raise DomainError("justification_required", field="justification")
-    locked = Verdict.objects.select_for_update().get(pk=verdict.pk)
+    locked = Verdict.objects.select_for_update().get(pk=verdict.pk, period_start=verdict.period_start)
     if locked.final_eligible == new_eligible:
         raise DomainError("override_unchanged", field="new_eligible")
+    # The override carries copies of the verdict's and the visit's partition columns (their composite
+    # foreign keys). The visit's key row is locked: a correction, which locks it too, cannot change the
+    # visit's time until this commits (and then updates the copy: ON UPDATE CASCADE).
+    visit_at = (
+        VisitKey.objects.select_for_update().values_list("visit_at", flat=True).get(visit_id=locked.visit_id)
+    )
     override = Override.objects.create(
         verdict=locked,
+        verdict_period_start=locked.period_start,
         visit_id=locked.visit_id,
+        visit_at=visit_at,
         original_eligible=locked.eligible,
         original_reason=locked.reason,
         new_eligible=new_eligible,
         user=user,
         justification=justification,
     )
-    current = current_run_ids(run_ids=Verdict.objects.filter(visit_id=locked.visit_id).values("run_id"))
-    Verdict.objects.filter(Q(pk=locked.pk) | Q(visit_id=locked.visit_id, run_id__in=current)).update(
-        final_eligible=new_eligible, override=override
-    )
+    current = current_run_ids(run_ids=visit_verdicts(visit_ids=[locked.visit_id]).values("run_id"))
+    # Each run's verdict of the visit, named with its partition column (the run's period_start).
+    targets = Q(pk=locked.pk, period_start=locked.period_start)
+    for run_id, period_start in ReconciliationRun.objects.filter(pk__in=current).values_list(
+        "pk", "period_start"
+    ):
+        targets |= Q(run_id=run_id, period_start=period_start, visit_id=locked.visit_id)
+    Verdict.objects.filter(targets).update(final_eligible=new_eligible, override=override)
     verdict.refresh_from_db()
     return override
 

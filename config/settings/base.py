@@ -271,6 +271,14 @@ CER_SLOT_PARTITIONS_KEEP_MONTHS = env.int("CER_SLOT_PARTITIONS_KEEP_MONTHS", def
 # receiver whose failed deliveries are re-sent on demand: days), and nothing else reads old events.
 CER_OUTBOX_PARTITIONS_AHEAD = env.int("CER_OUTBOX_PARTITIONS_AHEAD", default=2)
 CER_OUTBOX_PARTITIONS_KEEP_MONTHS = env.int("CER_OUTBOX_PARTITIONS_KEEP_MONTHS", default=3)
+# Month partitions of the reported visits and verdicts (apps/reconciliation/partitions.py). Visits are
+# never in the future and runs settle ended periods: 2 months ahead is margin for a failing job. Kept
+# 96 months (8 years): a visit may be reported, and its month settled again, up to the settlement window
+# (730 days) after it, and settlement evidence is kept 5 years counted from the start of the year after
+# the financial year it belongs to (Accounting Act, art. 74): 24 + 12 + 60 = 96. Never fewer months than
+# the settlement window (partitions.months_kept); 0: never detach.
+CER_RECONCILIATION_PARTITIONS_AHEAD = env.int("CER_RECONCILIATION_PARTITIONS_AHEAD", default=2)
+CER_RECONCILIATION_PARTITIONS_KEEP_MONTHS = env.int("CER_RECONCILIATION_PARTITIONS_KEEP_MONTHS", default=96)
 # The public address of the patient pages, for links in SMS and e-mail (composed off any request).
 CER_PUBLIC_URL = env.str("CER_PUBLIC_URL", default="http://localhost:8000")
 # Wrong e-referral access codes: this many tries for one referral number lock it for this long.

@@ -326,6 +326,7 @@ def test_the_list_shows_own_visits_with_their_latest_finished_verdict(
     v1_visit = ReportedVisit.objects.get(facility_visit_id="V-1")
     Verdict.objects.create(
         run=running,
+        period_start=dt.date(2026, 7, 14),
         visit=v1_visit,
         facility_id=v1_visit.facility_id,
         service_id=v1_visit.service_id,

@@ -41,16 +41,19 @@ def test_an_override_needs_a_justification(ineligible_verdict, analyst, justific
 
 
 def test_the_database_refuses_an_override_without_justification(ineligible_verdict, analyst):
-    with pytest.raises(IntegrityError), transaction.atomic():
+    with pytest.raises(IntegrityError) as refused, transaction.atomic():
         Override.objects.create(
             verdict=ineligible_verdict,
+            verdict_period_start=ineligible_verdict.period_start,
             visit=ineligible_verdict.visit,
+            visit_at=ineligible_verdict.visit.visit_at,
             original_eligible=False,
             original_reason="no_registration",
             new_eligible=True,
             user=analyst,
             justification=" ",
         )
+    assert "override_justification_required" in str(refused.value)
 
 
 def test_an_override_keeps_the_original_verdict_and_records_who_when_why(ineligible_verdict, analyst):

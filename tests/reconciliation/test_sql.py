@@ -1,7 +1,8 @@
 """The import's hand-written SQL (`engine.visits_current`, `visits_insert`, `visits_correct`) against a
 plain-ORM computation of the same result on generated data: new visits (some sent twice, some already
 reported), the existing visits of a file's keys, and corrections and withdrawals with their kept
-versions."""
+versions. The visits are in July and August, each month's own partition: about half of the corrections
+move a visit to the other month."""
 
 from __future__ import annotations
 
@@ -9,13 +10,16 @@ import datetime as dt
 import random
 
 import pytest
+from django.db import connection
 from django.db.models import Q
 
+from apps.core import partitions as core
 from apps.core import pesel as pesel_lib
 from apps.patients.models import Patient
 from apps.reconciliation import engine
 from apps.reconciliation.imports import VisitRow
-from apps.reconciliation.models import ImportBatch, ReportedVisit, VisitVersion
+from apps.reconciliation.models import ImportBatch, ReportedVisit, VisitKey, VisitVersion
+from apps.reconciliation.partitions import VISITS
 from tests.factories import FacilityFactory, PatientFactory, ServiceFactory
 from tests.factories.reconciliation import ReportedVisitFactory, warsaw
 
@@ -26,6 +30,7 @@ FIELDS = ("patient_pesel", "patient_id", "service_id", "visit_at", "emergency", 
 
 @pytest.fixture
 def world(cardiology):
+    core.partitions_ensure(VISITS, dt.date(2026, 7, 1), dt.date(2026, 8, 1))
     rng = random.Random(14)
     facilities = FacilityFactory.create_batch(3)
     services = [cardiology, ServiceFactory(mammography=True)]
@@ -48,7 +53,9 @@ def world(cardiology):
         values = {
             "pesel": rng.choice(known + unknown),
             "service_id": rng.choice(services).pk,
-            "visit_at": warsaw(2026, 7, rng.randint(1, 31), rng.randint(7, 18), rng.choice((0, 20, 40))),
+            "visit_at": warsaw(
+                2026, rng.choice((7, 8)), rng.randint(1, 31), rng.randint(7, 18), rng.choice((0, 20, 40))
+            ),
             "emergency": rng.random() < 0.2,
             **changes,
         }
@@ -62,6 +69,17 @@ def _state() -> dict[tuple[int, str], tuple]:
         (v["facility_id"], v["facility_visit_id"]): tuple(v[f] for f in FIELDS)
         for v in ReportedVisit.objects.values("facility_id", "facility_visit_id", *FIELDS)
     }
+
+
+def _keys_and_partitions_follow_the_visits() -> None:
+    """Every visit has its key, with its time, and sits in its month's partition."""
+    visits = {v.pk: v.visit_at for v in ReportedVisit.objects.all()}
+    assert dict(VisitKey.objects.values_list("visit_id", "visit_at")) == visits
+    with connection.cursor() as cur:
+        cur.execute("SELECT id, tableoid::regclass::text FROM reconciliation_reportedvisit")
+        assert dict(cur.fetchall()) == {
+            pk: VISITS.partition_name(core.month_of(at)) for pk, at in visits.items()
+        }
 
 
 def _patient_ids(pesels) -> dict[str, int]:
@@ -101,6 +119,7 @@ def test_new_visits_match_the_orm(world):
         "facility_id", "facility_visit_id", "source_row"
     )
     assert {(f, v): line for f, v, line in stored} == first_lines
+    _keys_and_partitions_follow_the_visits()
 
 
 def test_the_existing_visits_of_a_files_keys_match_the_orm(world):
@@ -189,6 +208,9 @@ def test_corrections_and_withdrawals_match_the_orm(world):
             old.batch_id,
             old.version_at or old.created_at,
         )
+        assert kept.current_visit_at == new.visit_at  # the copy followed the visit (ON UPDATE CASCADE)
     for pk in untouched:
         assert [getattr(after[pk], f) for f in FIELDS] == [getattr(before[pk], f) for f in FIELDS]
     assert VisitVersion.objects.count() == len(corrections)
+    assert {r.visit_at.month for _pk, r in corrections} == {7, 8}  # some moved to August
+    _keys_and_partitions_follow_the_visits()

@@ -160,7 +160,9 @@ class BulkLoad:
     The month-partitioned slot table: a parent's index or constraint is rebuilt once per partition
     by PostgreSQL; the overlap rule is one exclusion constraint per partition, and its cross-month
     trigger is switched off for the load and replaced by one set-based check
-    (apps/scheduling/partitions.py). With `parallel` > 1 and no transaction around the load, the
+    (apps/scheduling/partitions.py). The reported visits' key table is loaded with them, its keys
+    written in one statement with the visits' key trigger switched off (apps/reconciliation/partitions.py).
+    With `parallel` > 1 and no transaction around the load, the
     partitions' overlap rules (GiST builds, single-threaded in PostgreSQL: most of a national load)
     are built after the commit, `parallel` partitions at a time in sessions of their own; a row that
     breaks one then fails the load after its rows were committed (the error says which partition).
@@ -737,8 +739,15 @@ class Generator:
     def visits(self) -> int:
         """What facilities report for the past month: every attended visit, plus the usual problems
         (claims without a registration, emergencies, the same registration claimed twice, a visit
-        reported by another facility than the one booked)."""
-        return self._exec(
+        reported by another facility than the one booked). Their keys (the rule "a facility reports a
+        visit id once": apps/reconciliation/partitions.py) are written afterwards in one statement, with
+        the trigger that writes them one row at a time switched off."""
+        from apps.reconciliation import partitions as reconciliation_partitions
+
+        keyed = reconciliation_partitions.is_partitioned()
+        if keyed:
+            reconciliation_partitions.key_trigger_set(enabled=False)
+        rows = self._exec(
             """
             WITH attended AS (
                 SELECT b.slot_id, b.key, b.facility_id, b.service_id, b.start, b.patient_id, p.pesel
@@ -780,6 +789,10 @@ class Generator:
             """,
             {"n": self.plan["patients"]},
         )
+        if keyed:
+            reconciliation_partitions.keys_fill()
+            reconciliation_partitions.key_trigger_set(enabled=True)
+        return rows
 
     def analyze(self) -> None:
         tables = [
@@ -795,6 +808,8 @@ class Generator:
         ]
         if self.has_visits():
             tables.append("reconciliation_reportedvisit")
+            if "reconciliation_visitkey" in connection.introspection.table_names():
+                tables.append("reconciliation_visitkey")
         # VACUUM (visibility map: index-only scans) cannot run inside a transaction, e.g. in tests.
         command = "ANALYZE" if connection.in_atomic_block else "VACUUM ANALYZE"
         for table in tables:
@@ -813,6 +828,14 @@ class Generator:
         """The month partitions the slots go to (from the reconciliation month to the last day), made
         before the load so that it fills them without their indexes."""
         return len(partitions.partitions_ensure(self.month_first, self.start + dt.timedelta(days=self.days)))
+
+    def visit_partitions(self) -> int:
+        """The reconciliation month's partitions of the reported visits (made before the load) and of
+        the verdicts its runs write (normally made by the migration, or ahead by the daily job)."""
+        from apps.core.partitions import partitions_ensure
+        from apps.reconciliation.partitions import VERDICTS, VISITS
+
+        return sum(len(partitions_ensure(t, self.month_first, self.month_first)) for t in (VISITS, VERDICTS))
 
     @contextlib.contextmanager
     def _bulk(self, label: str, *tables: str, parallel: int = 1) -> Iterator[None]:
@@ -841,7 +864,13 @@ class Generator:
                 self._step("waiting list", self.waiting)
                 self._step("waiting-list referrals", self.waiting_referrals)
             if with_visits and self.has_visits():
-                with self._bulk("visits", "reconciliation_reportedvisit"):
+                from apps.reconciliation import partitions as reconciliation_partitions
+
+                visit_tables = ["reconciliation_reportedvisit"]
+                if reconciliation_partitions.is_partitioned():
+                    self._step("visit partitions", self.visit_partitions, atomic=False)
+                    visit_tables.append(reconciliation_partitions.KEY_TABLE)
+                with self._bulk("visits", *visit_tables):
                     self._step("reported visits", self.visits)
             else:
                 self.out("  reported visits              skipped: no reconciliation.ReportedVisit model")
