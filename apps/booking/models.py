@@ -36,11 +36,11 @@ class Registration(TimeStampedModel):
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="registrations")
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="+")
     status = models.CharField(max_length=10, choices=Status.choices)
-    # The optional foreign keys are indexed only where set (partial indexes in `Meta.indexes`): a
+    # The optional foreign keys below are indexed only where set (partial indexes in `Meta.indexes`): a
     # booking's registration has none of them, and a plain index would take its NULLs on every booking.
-    referral = models.ForeignKey(
-        Referral, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
-    )
+    # Not `referral`'s: dropping a column's own index with AlterField drops every single-column index
+    # of that column, `one_live_registration_per_referral` included (tests/core/test_indexes.py).
+    referral = models.ForeignKey(Referral, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     # Queue order (DESIGN.md: entitlement, then medical category, then time of registration).
     # `joined_at` is kept when a facility cancels, so the patient keeps their place.
     entitlement = models.ForeignKey(
@@ -106,7 +106,6 @@ class Registration(TimeStampedModel):
                     fields=[name], name=f"registration_by_{name}", condition=Q(**{f"{name}__isnull": False})
                 )
                 for name in (
-                    "referral",
                     "entitlement",
                     "voivodeship",
                     "locality",

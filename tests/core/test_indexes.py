@@ -80,3 +80,23 @@ def test_every_foreign_key_of_a_hot_table_has_an_index_leading_with_it_or_a_reas
     leading = {columns[0] for _n, columns, predicate, _d in _indexes(table) if columns}
     missing = {(table, column) for column in _foreign_key_columns(table) if column not in leading}
     assert missing <= UNINDEXED_FOREIGN_KEYS
+
+
+def test_every_constraint_and_index_the_models_declare_is_in_the_database():
+    """What the models say the database enforces, it does: a migration step can drop more than it
+    names (AlterField removing a column's own index drops every single-column index of that column,
+    a partial unique one included)."""
+    from django.apps import apps
+
+    declared = {
+        item.name: model._meta.db_table
+        for model in apps.get_models()
+        if model.__module__.startswith("apps.")
+        for item in (*model._meta.constraints, *model._meta.indexes)
+    }
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT conname FROM pg_constraint UNION SELECT relname FROM pg_class WHERE relkind IN ('i', 'I')"
+        )
+        present = {row[0] for row in cur.fetchall()}
+    assert sorted((table, name) for name, table in declared.items() if name not in present) == []

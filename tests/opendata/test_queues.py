@@ -70,6 +70,8 @@ def queues_world(db):
         ContractFactory(facility=facility, service=mammo)
     schedule = ScheduleFactory(facility=warsaw, service=mammo)
     first = (timezone.now() + dt.timedelta(days=3)).replace(hour=9, minute=0, second=0, microsecond=0)
+    if first - timezone.now() > dt.timedelta(days=3):
+        first -= dt.timedelta(days=1)  # two to three days ahead whatever the hour of the run (rounded up: 3)
     slots = [SlotFactory(schedule=schedule, start=first + dt.timedelta(minutes=20 * i)) for i in range(4)]
     # Two patients booked (stable): they are waiting for their visit there.
     for slot in slots[:2]:

@@ -50,17 +50,8 @@ class Migration(migrations.Migration):
         ),
         migrations.AlterField(
             model_name='registration',
-            name='referral',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='patients.referral'),
-        ),
-        migrations.AlterField(
-            model_name='registration',
             name='voivodeship',
             field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.voivodeship'),
-        ),
-        migrations.AddIndex(
-            model_name='registration',
-            index=models.Index(condition=models.Q(('referral__isnull', False)), fields=['referral'], name='registration_by_referral'),
         ),
         migrations.AddIndex(
             model_name='registration',
