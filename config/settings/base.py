@@ -261,8 +261,9 @@ OAUTH2_PROVIDER = {
 # --- Domain knobs that are deployment choices, not rules (rules live in the catalogue) ----------
 CER_HOLD_SECONDS = env.int("CER_HOLD_SECONDS", default=600)
 # Month partitions of the slot table (apps/scheduling/partitions.py): made this many months ahead of
-# the current one (and at least as far as the catalogue's longest publish horizon); detached once
-# they ended this many months ago (0: never).
+# the current one (not as far as the catalogue's publish horizon: every attached partition costs each
+# booking statement, docs/scaling.md; a slot published further waits in DEFAULT until its month is
+# made); detached once they ended this many months ago (0: never).
 CER_SLOT_PARTITIONS_AHEAD = env.int("CER_SLOT_PARTITIONS_AHEAD", default=3)
 CER_SLOT_PARTITIONS_KEEP_MONTHS = env.int("CER_SLOT_PARTITIONS_KEEP_MONTHS", default=36)
 # Month partitions of the outbox (apps/outbox/partitions.py), detached with the delivery log of their
