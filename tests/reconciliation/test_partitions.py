@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import IntegrityError, ProgrammingError, close_old_connections, connection, transaction
+from django.db import IntegrityError, ProgrammingError, connection, transaction
 from django.utils import timezone
 
 from apps.core import partitions as core
@@ -34,6 +34,7 @@ from apps.reconciliation.models import (
 )
 from apps.reconciliation.selectors import visit_verdicts
 from apps.reconciliation.services import run_create, run_execute, verdict_override, visits_import
+from tests.core.partitions import at_once
 from tests.factories import FacilityFactory, PatientFactory, ServiceFactory
 from tests.factories.reconciliation import ReportedVisitFactory, warsaw
 from tests.reconciliation.conftest import reconcile
@@ -174,28 +175,6 @@ def own_partitions(transactional_db):
                 cur.execute(f"DROP TABLE {name}")  # detached by the test
 
 
-def _in_threads(*works) -> list:
-    results: list = []
-    barrier = threading.Barrier(len(works))
-
-    def run(work):
-        barrier.wait()
-        try:
-            results.append(work())
-        except Exception as exc:  # inspected by the test
-            results.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(work,)) for work in works]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    close_old_connections()
-    return results
-
-
 @pytest.mark.parametrize("writer", ["import", "orm"])
 def test_two_writers_of_one_visit_id_in_two_months_at_once_write_one_visit(own_partitions, writer):
     """GIVEN one facility's visit id sent twice at the same moment with dates in two months (two
@@ -225,7 +204,7 @@ def test_two_writers_of_one_visit_id_in_two_months_at_once_write_one_visit(own_p
             time.sleep(0.5)
         return made
 
-    results = _in_threads(*(lambda at=at: write(at) for at in times))
+    results = at_once(*(lambda at=at: write(at) for at in times))
 
     visit = ReportedVisit.objects.get(facility=facility, facility_visit_id="SAME-1")
     assert VisitKey.objects.get(facility=facility, facility_visit_id="SAME-1").visit_id == visit.pk
@@ -404,7 +383,7 @@ def test_a_runs_pesel_resolution_outlives_a_correction_moving_a_visit_out_of_its
                 lo=0, hi=visit.pk, start=warsaw(2026, 7, 1, 0), end=warsaw(2026, 8, 1, 0), facility_id=None
             )
 
-    results = _in_threads(correct, resolve)
+    results = at_once(correct, resolve)
 
     assert (results.count(1), results.count(0), len(results)) == (1, 1, 2), results  # corrected; none left
     assert _partition_of(VISITS.table, visit.pk) == VISITS.partition_name(AUGUST)
