@@ -459,7 +459,7 @@ _DISTANCE = (
 # The match between a waiting registration (r) and a free slot (s): service, window, place, facility,
 # practitioner, look-ahead, and not a slot this patient already released. The booking rules (age, sex,
 # interval, referral, slot kind) run in Python on each candidate (`rules.check`); the kind filter here
-# only spares them slots no registration may take.
+# only spares them slots no registration may take, and `ELIGIBLE_SQL` below candidates they would refuse.
 MATCH_SQL = f"""
     r.service_id = s.service_id
     AND r.status = 'waiting'
@@ -478,6 +478,20 @@ MATCH_SQL = f"""
     AND NOT (s.id = ANY(r.declined_slot_ids))
 """
 QUEUE_ORDER = "r.priority DESC, r.urgent DESC, r.joined_at, r.id"
+
+# The rules `sex` and `age` (`rules.py`) as a filter on the patient (p) of a candidate for the slot (s):
+# the programme's sex, and the age by year of birth on the slot's Warsaw date, both read from the
+# catalogue row (svc). Python still judges every candidate with every rule; this only lets the queue
+# walk pass over entries those two rules would refuse on that date (a screening queue holds entries
+# that aged out of the programme at New Year, or were joined under an older catalogue), which it
+# otherwise fetched, locked and judged twenty at a time, giving the slot up after `SCAN_LIMIT`.
+# `tests/booking/test_sql.py` holds it equal to the two rules on every boundary.
+_VISIT_YEAR = "extract(year FROM s.start AT TIME ZONE 'Europe/Warsaw')::int"
+ELIGIBLE_SQL = f"""
+    (svc.eligible_sex = '' OR p.sex = svc.eligible_sex)
+    AND (svc.age_min IS NULL OR {_VISIT_YEAR} - extract(year FROM p.birth_date)::int >= svc.age_min)
+    AND (svc.age_max IS NULL OR {_VISIT_YEAR} - extract(year FROM p.birth_date)::int <= svc.age_max)
+"""
 
 
 @dataclass
@@ -575,7 +589,7 @@ def waitlist_candidates(*, slot: Slot, now: dt.datetime, skip: Sequence[int], li
             CROSS JOIN {_SLOT_AS_ROW}
             LEFT JOIN {LOCALITY} loc ON loc.id = r.locality_id
             {_CANDIDATE_JOINS}
-            WHERE {MATCH_SQL} AND r.id <> ALL(%(skip)s::bigint[])
+            WHERE {MATCH_SQL} AND {ELIGIBLE_SQL} AND r.id <> ALL(%(skip)s::bigint[])
             ORDER BY {QUEUE_ORDER}
             LIMIT %(limit)s::int
             FOR UPDATE OF r SKIP LOCKED
@@ -610,8 +624,9 @@ def waitlist_candidates_for_slots(
                 SELECT s.id AS slot_id, r.id AS registration_id
                 FROM {REGISTRATION} r
                 JOIN {Service._meta.db_table} svc ON svc.id = r.service_id
+                JOIN {Patient._meta.db_table} p ON p.id = r.patient_id
                 LEFT JOIN {LOCALITY} loc ON loc.id = r.locality_id
-                WHERE {MATCH_SQL}
+                WHERE {MATCH_SQL} AND {ELIGIBLE_SQL}
                 ORDER BY {QUEUE_ORDER}
                 LIMIT %(limit)s::int
                 FOR UPDATE OF r SKIP LOCKED

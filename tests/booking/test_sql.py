@@ -472,3 +472,68 @@ def test_queue_places_of_many_are_each_ones_selector_place():
     assert sql.waitlist_positions(registration_ids=[]) == {}
     ids = sql.next_appointment_ids(3)
     assert len(set(ids)) == 3 and ids == sorted(ids)
+
+
+def _eligible_in_sql(*, service, sex: str, birth: dt.date, start: dt.datetime) -> bool:
+    """`sql.ELIGIBLE_SQL` for one patient, service and slot start, as the candidates' statements
+    evaluate it (the slot as `s`, the catalogue row as `svc`, the patient as `p`)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT {sql.ELIGIBLE_SQL}
+            FROM (SELECT %s::timestamptz AS start) s,
+                 (SELECT %s::text AS eligible_sex, %s::int AS age_min, %s::int AS age_max) svc,
+                 (SELECT %s::text AS sex, %s::date AS birth_date) p
+            """,
+            [start, service.eligible_sex, service.age_min, service.age_max, sex, birth],
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def test_the_candidates_sex_and_age_filter_is_the_two_rules_on_every_boundary():
+    """The candidates' statements pass over entries by `ELIGIBLE_SQL`; it must refuse exactly whom the
+    rules `sex` and `age` refuse on the slot's Warsaw date: never more (an entry the rules allow would
+    lose its turn), and it is no use if it refuses less. Ages at both ends of the range, New Year's Eve
+    and Day in Warsaw an hour apart in UTC, a birth on 29 February, services without limits."""
+    from apps.booking import rules
+    from apps.catalog.models import Service
+    from apps.core.errors import DomainError
+    from apps.patients.models import Patient
+
+    services_ = [
+        Service(code="A", eligible_sex="F", age_min=45, age_max=74),
+        Service(code="B", eligible_sex="", age_min=None, age_max=64),
+        Service(code="C", eligible_sex="M", age_min=50, age_max=None),
+        Service(code="D", eligible_sex="", age_min=None, age_max=None),
+    ]
+    warsaw = dt.timezone(dt.timedelta(hours=1))
+    starts = [
+        dt.datetime(2027, 12, 31, 23, 30, tzinfo=warsaw),  # 22:30 UTC: still 2027 in Warsaw
+        dt.datetime(2028, 1, 1, 0, 30, tzinfo=warsaw),  # 23:30 UTC on the 31st: 2028 in Warsaw
+        dt.datetime(2028, 2, 29, 12, 0, tzinfo=warsaw),
+    ]
+    births = [
+        dt.date(y, m, d)
+        for y in (1953, 1954, 1963, 1964, 1977, 1978, 1982, 1983)
+        for m, d in ((1, 1), (2, 29) if y % 4 == 0 else (2, 28), (12, 31))
+    ]
+    checked = disagreements = refused = 0
+    for service in services_:
+        for start in starts:
+            for sex in ("F", "M"):
+                for birth in births:
+                    patient = Patient(sex=sex, birth_date=birth)
+                    facts = rules.Facts(patient=patient, service=service, day=timezone.localdate(start))
+                    try:
+                        rules.sex(facts)
+                        rules.age(facts)
+                        allowed = True
+                    except DomainError:
+                        allowed, refused = False, refused + 1
+                    in_sql = _eligible_in_sql(service=service, sex=sex, birth=birth, start=start)
+                    disagreements += in_sql != allowed
+                    checked += 1
+    assert disagreements == 0
+    assert checked == 4 * 3 * 2 * 24 and 0 < refused < checked  # both answers were exercised

@@ -173,3 +173,42 @@ def test_a_drained_batch_costs_one_statement_per_booking_plus_a_few_per_chunk(qu
         assert services.waitlist_drain(chunk=50) == 14
     assert Appointment.objects.filter(channel="waitlist").count() == 14
     assert len(queries) <= 14 + 12, [q["sql"] for q in queries]
+
+
+@pytest.mark.parametrize("path", ["one", "batch", "drain"])
+def test_a_slot_reaches_the_first_eligible_entry_past_more_ineligible_ones_than_it_judges(path, monkeypatch):
+    """A screening queue may hold many entries the rules refuse on a slot's date (aged out at New
+    Year, joined under an older catalogue): the candidates' statements pass over them by sex and age,
+    so the slot is not given up after `SCAN_LIMIT` judged candidates while an eligible patient waits
+    behind them. Every allocation path."""
+    from apps.booking.models import Registration
+    from tests.factories import RegistrationFactory, ServiceFactory, SlotFactory
+
+    monkeypatch.setattr(waitlist, "BATCH", 3)
+    monkeypatch.setattr(waitlist, "SCAN_LIMIT", 6)
+    mammography = ServiceFactory(mammography=True)
+    slot = SlotFactory(schedule__service=mammography)
+    early = timezone.now() - dt.timedelta(days=30)
+    for i in range(8):  # ahead in the queue: men, and women too old or too young on the slot's date
+        patient = PatientFactory(
+            sex="M" if i % 2 else "F", birth_date=dt.date(1940, 1, 1) if i % 4 == 0 else dt.date(2000, 1, 1)
+        )
+        RegistrationFactory(
+            patient=patient, service=mammography, status="waiting", joined_at=early + dt.timedelta(hours=i)
+        )
+    woman = RegistrationFactory(
+        patient=PatientFactory(sex="F", birth_date=dt.date(1970, 5, 17)),
+        service=mammography,
+        status="waiting",
+        joined_at=early + dt.timedelta(days=1),
+    )
+    if path == "one":
+        services.waitlist_allocate_slot(slot_id=slot.pk)
+    elif path == "batch":
+        services.waitlist_allocate_slots(slot_ids=[slot.pk])
+    else:
+        services.waitlist_queue_freed(slot_ids=[slot.pk])
+        services.waitlist_drain()
+    booked = Appointment.objects.get(slot=slot)
+    assert booked.registration_id == woman.pk
+    assert Registration.objects.filter(service=mammography, status="waiting").count() == 8
