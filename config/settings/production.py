@@ -17,7 +17,7 @@ try:
     DATABASES["default"] = database_from_url(required("DATABASE_URL"))
     # A transaction left open holds back the outbox horizon (changes feed, webhooks, notifications)
     # for the whole cluster: no session of ours may sit idle inside one.
-    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c idle_in_transaction_session_timeout=60000"
+    DATABASES["default"]["OPTIONS"]["options"] += " -c idle_in_transaction_session_timeout=60000"
     _redis_url: str = required("REDIS_URL")
     REDIS_URL = _redis_url
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])

@@ -3,6 +3,7 @@ operations: each fast path must read and write exactly what the ORM would."""
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 
 import pytest
@@ -311,7 +312,7 @@ def test_candidates_for_many_slots_are_each_slots_own_candidates():
     RegistrationFactory(service=service, status="waiting", facility=here)  # only the first and third
     now = timezone.now()
     with transaction.atomic():
-        batch = sql.waitlist_candidates_for_slots(slots=slots, now=now, limit=4)
+        batch = sql.waitlist_candidates_for_slots(slots=slots, now=now, limits=[4, 4, 4])
     for slot in slots:
         with transaction.atomic():
             alone = sql.waitlist_candidates(slot=slot, now=now, skip=[], limit=4)
@@ -319,7 +320,7 @@ def test_candidates_for_many_slots_are_each_slots_own_candidates():
             (c.registration_id, c.patient.pk, c.last_screening) for c in alone
         ]
     assert len(batch[slots[0].pk]) == 4 and len({c.registration_id for c in batch[slots[1].pk]}) == 4
-    assert sql.waitlist_candidates_for_slots(slots=[], now=now, limit=4) == {}
+    assert sql.waitlist_candidates_for_slots(slots=[], now=now, limits=[]) == {}
 
 
 def test_last_screening_and_entitlement_agree_with_the_orm():
@@ -474,39 +475,57 @@ def test_queue_places_of_many_are_each_ones_selector_place():
     assert len(set(ids)) == 3 and ids == sorted(ids)
 
 
-def _eligible_in_sql(*, service, sex: str, birth: dt.date, start: dt.datetime) -> bool:
-    """`sql.ELIGIBLE_SQL` for one patient, service and slot start, as the candidates' statements
-    evaluate it (the slot as `s`, the catalogue row as `svc`, the patient as `p`)."""
+def _eligible_in_sql(*, service, patient, last: dt.date | None, start: dt.datetime) -> bool:
+    """`sql.eligible_sql` for one patient, service, last screening and slot start, as the candidates'
+    statements evaluate it (the slot as `s`, the catalogue row as `svc`, the patient as `p`)."""
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT {sql.ELIGIBLE_SQL}
-            FROM (SELECT %s::timestamptz AS start) s,
-                 (SELECT %s::text AS eligible_sex, %s::int AS age_min, %s::int AS age_max) svc,
-                 (SELECT %s::text AS sex, %s::date AS birth_date) p
+            SELECT {sql.eligible_sql("%(last)s::date")}
+            FROM (SELECT %(start)s::timestamptz AS start) s,
+                 (SELECT %(eligible_sex)s::text AS eligible_sex, %(age_min)s::int AS age_min,
+                         %(age_max)s::int AS age_max, %(months)s::int AS interval_months,
+                         %(months_risk)s::int AS interval_months_risk) svc,
+                 (SELECT %(sex)s::text AS sex, %(birth)s::date AS birth_date,
+                         %(risk)s::boolean AS screening_risk_group) p
             """,
-            [start, service.eligible_sex, service.age_min, service.age_max, sex, birth],
+            {
+                "last": last,
+                "start": start,
+                "eligible_sex": service.eligible_sex,
+                "age_min": service.age_min,
+                "age_max": service.age_max,
+                "months": service.interval_months,
+                "months_risk": service.interval_months_risk,
+                "sex": patient.sex,
+                "birth": patient.birth_date,
+                "risk": patient.screening_risk_group,
+            },
         )
         return bool(cursor.fetchone()[0])
 
 
-def test_the_candidates_sex_and_age_filter_is_the_two_rules_on_every_boundary():
+def test_the_candidates_eligibility_filter_is_the_three_rules_on_every_boundary():
     """The candidates' statements pass over entries by `ELIGIBLE_SQL`; it must refuse exactly whom the
-    rules `sex` and `age` refuse on the slot's Warsaw date: never more (an entry the rules allow would
-    lose its turn), and it is no use if it refuses less. Ages at both ends of the range, New Year's Eve
-    and Day in Warsaw an hour apart in UTC, a birth on 29 February, services without limits."""
+    rules `sex`, `age` and `screening_interval` refuse on the slot's Warsaw date: never more (an entry
+    the rules allow would lose its turn), and it is no use if it refuses less. Ages at both ends of the
+    range, New Year's Eve and Day in Warsaw an hour apart in UTC, a birth on 29 February, a last
+    screening exactly one interval before, a day less and at a month's end (31 January + 1 month),
+    the risk group's shorter interval, services without limits."""
     from apps.booking import rules
     from apps.catalog.models import Service
     from apps.core.errors import DomainError
     from apps.patients.models import Patient
 
     services_ = [
-        Service(code="A", eligible_sex="F", age_min=45, age_max=74),
-        Service(code="B", eligible_sex="", age_min=None, age_max=64),
-        Service(code="C", eligible_sex="M", age_min=50, age_max=None),
-        Service(code="D", eligible_sex="", age_min=None, age_max=None),
+        Service(
+            code="A", eligible_sex="F", age_min=45, age_max=74, interval_months=24, interval_months_risk=12
+        ),
+        Service(code="B", eligible_sex="", age_min=None, age_max=64, interval_months=1),
+        Service(code="C", eligible_sex="M", age_min=50, age_max=None, interval_months=None),
+        Service(code="D", eligible_sex="", age_min=None, age_max=None, interval_months=0),
     ]
     warsaw = dt.timezone(dt.timedelta(hours=1))
     starts = [
@@ -519,21 +538,48 @@ def test_the_candidates_sex_and_age_filter_is_the_two_rules_on_every_boundary():
         for y in (1953, 1954, 1963, 1964, 1977, 1978, 1982, 1983)
         for m, d in ((1, 1), (2, 29) if y % 4 == 0 else (2, 28), (12, 31))
     ]
-    checked = disagreements = refused = 0
+    lasts = [
+        None,
+        dt.date(2026, 1, 1),  # 24 months before the New Year slot
+        dt.date(2026, 1, 2),  # a day short of it
+        dt.date(2026, 12, 31),  # 12 months before the New Year slot (risk group)
+        dt.date(2027, 1, 1),
+        dt.date(2028, 1, 29),  # a month before 29 February 2028
+        dt.date(2028, 1, 30),
+        dt.date(2028, 1, 31),  # + 1 month: 29 February 2028
+        dt.date(2027, 12, 1),
+        dt.date(2027, 12, 2),
+    ]
+    checked, refused = 0, collections.Counter()
+    disagreements = []
     for service in services_:
         for start in starts:
             for sex in ("F", "M"):
-                for birth in births:
-                    patient = Patient(sex=sex, birth_date=birth)
-                    facts = rules.Facts(patient=patient, service=service, day=timezone.localdate(start))
-                    try:
-                        rules.sex(facts)
-                        rules.age(facts)
-                        allowed = True
-                    except DomainError:
-                        allowed, refused = False, refused + 1
-                    in_sql = _eligible_in_sql(service=service, sex=sex, birth=birth, start=start)
-                    disagreements += in_sql != allowed
-                    checked += 1
-    assert disagreements == 0
-    assert checked == 4 * 3 * 2 * 24 and 0 < refused < checked  # both answers were exercised
+                for birth in births[::2] if sex == "M" else births:
+                    for risk in (False, True):
+                        for last in lasts:
+                            patient = Patient(sex=sex, birth_date=birth, screening_risk_group=risk)
+                            facts = rules.Facts(
+                                patient=patient,
+                                service=service,
+                                day=timezone.localdate(start),
+                                last_screening=last,
+                            )
+                            allowed = True
+                            for rule in (rules.sex, rules.age, rules.screening_interval):
+                                try:
+                                    rule(facts)
+                                except DomainError as error:
+                                    allowed = False
+                                    refused[error.code] += 1
+                                    break
+                            in_sql = _eligible_in_sql(
+                                service=service, patient=patient, last=last, start=start
+                            )
+                            if in_sql != allowed:
+                                disagreements.append((service.code, start, sex, birth, risk, last, allowed))
+                            checked += 1
+    assert disagreements == []
+    # Every rule refused some and allowed some: the grid reaches every boundary.
+    assert set(refused) == {"not_eligible_sex", "not_eligible_age", "not_eligible_interval"}
+    assert sum(refused.values()) < checked

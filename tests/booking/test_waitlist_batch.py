@@ -67,9 +67,11 @@ def queue(make_slot, cardiology, facility_a):
     return [s.pk for s in slots]
 
 
+@pytest.mark.parametrize("first", [1, 3])
 @pytest.mark.parametrize("chunk", [1, 5, 50])
-def test_a_batch_allocates_as_one_by_one_would(queue, monkeypatch, chunk):
+def test_a_batch_allocates_as_one_by_one_would(queue, monkeypatch, chunk, first):
     monkeypatch.setattr(waitlist, "BATCH", 3)  # candidate lists run out and are fetched again
+    monkeypatch.setattr(waitlist, "FIRST", first)  # a batch's first lists too, taken by earlier slots
     now = timezone.now()
     order = queue[::2] + queue[1::2]  # not in date order: the order given is the order served
     with transaction.atomic():
@@ -177,11 +179,13 @@ def test_a_drained_batch_costs_one_statement_per_booking_plus_a_few_per_chunk(qu
 
 @pytest.mark.parametrize("path", ["one", "batch", "drain"])
 def test_a_slot_reaches_the_first_eligible_entry_past_more_ineligible_ones_than_it_judges(path, monkeypatch):
-    """A screening queue may hold many entries the rules refuse on a slot's date (aged out at New
-    Year, joined under an older catalogue): the candidates' statements pass over them by sex and age,
+    """A screening queue may hold many entries the rules refuse on a slot's date (screened since they
+    joined, aged out at New Year, joined under an older catalogue): the candidates' statements pass over
+    them by sex, age and interval,
     so the slot is not given up after `SCAN_LIMIT` judged candidates while an eligible patient waits
     behind them. Every allocation path."""
     from apps.booking.models import Registration
+    from apps.patients.models import ScreeningRecord
     from tests.factories import RegistrationFactory, ServiceFactory, SlotFactory
 
     monkeypatch.setattr(waitlist, "BATCH", 3)
@@ -189,10 +193,16 @@ def test_a_slot_reaches_the_first_eligible_entry_past_more_ineligible_ones_than_
     mammography = ServiceFactory(mammography=True)
     slot = SlotFactory(schedule__service=mammography)
     early = timezone.now() - dt.timedelta(days=30)
-    for i in range(8):  # ahead in the queue: men, and women too old or too young on the slot's date
-        patient = PatientFactory(
-            sex="M" if i % 2 else "F", birth_date=dt.date(1940, 1, 1) if i % 4 == 0 else dt.date(2000, 1, 1)
-        )
+    for i in range(16):  # ahead in the queue: men, women too old or too young, women screened lately
+        if i < 8:
+            patient = PatientFactory(
+                sex="M" if i % 2 else "F",
+                birth_date=dt.date(1940, 1, 1) if i % 4 == 0 else dt.date(2000, 1, 1),
+            )
+        else:
+            patient = PatientFactory(sex="F", birth_date=dt.date(1970, 5, 17))
+            screened = timezone.localdate() - dt.timedelta(days=90)
+            ScreeningRecord.objects.create(patient=patient, service=mammography, performed_on=screened)
         RegistrationFactory(
             patient=patient, service=mammography, status="waiting", joined_at=early + dt.timedelta(hours=i)
         )
@@ -211,4 +221,4 @@ def test_a_slot_reaches_the_first_eligible_entry_past_more_ineligible_ones_than_
         services.waitlist_drain()
     booked = Appointment.objects.get(slot=slot)
     assert booked.registration_id == woman.pk
-    assert Registration.objects.filter(service=mammography, status="waiting").count() == 8
+    assert Registration.objects.filter(service=mammography, status="waiting").count() == 16

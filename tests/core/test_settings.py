@@ -117,3 +117,21 @@ def test_a_replica_is_configured_from_the_environment_and_a_malformed_one_refuse
     refused = start_production({"DATABASE_REPLICA_URL": "mysql://x@y/z"})
     assert refused.returncode == 2
     assert "DATABASE_REPLICA_URL is malformed" in refused.stderr
+
+
+@pytest.mark.django_db
+def test_the_connection_compiles_nothing_just_in_time_and_production_keeps_its_idle_timeout():
+    """JIT off on every connection (config/settings/base.py: the waiting list's candidates statement
+    spent most of its time compiling); production adds its idle-in-transaction timeout to it."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone()[0] == "off"
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.DATABASES['default']['OPTIONS']['options'])"
+    )
+    result = start_production({}, "-c", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["-c", "jit=off", "-c", "idle_in_transaction_session_timeout=60000"]

@@ -9,6 +9,7 @@ the slot's date (`rules.check`), and one that fails keeps its place for a slot t
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 from typing import Any
 
@@ -52,6 +53,12 @@ from ._transitions import (
 # `SCAN_LIMIT` matching entries may take waits for the next sweep (bounded work per transaction).
 BATCH = 20
 SCAN_LIMIT = 200
+# Candidates fetched at first per slot of a batch, beyond those the batch's earlier slots of the same
+# service may take (by service, not region: entries without a region preference match every region, and
+# a slot that runs out costs a statement of its own): the statement already passes over entries the
+# rules of sex, age and interval refuse (`sql.ELIGIBLE_SQL`), so the first untaken one is nearly always
+# the one; a slot that runs out fetches `BATCH` more.
+FIRST = 3
 # Freed slots allocated per transaction by `waitlist_allocate_slots` (the batch path).
 SLOTS_PER_TRANSACTION = 50
 # Freed slots one `waitlist_drain` call takes off the queue at most (its task asks for another drain
@@ -304,17 +311,19 @@ def _choose(
     now: dt.datetime,
     *,
     first: list[sql.Candidate] | None = None,
+    first_limit: int = BATCH,
     taken: frozenset[int] | set[int] = frozenset(),
 ) -> Registration | None:
     """The first matching waiting registration, in queue order, whom the booking rules allow on the
     slot's date (locked), or None. `first`: the slot's first candidates, already fetched (and locked)
-    for a batch; `taken`: registrations booked earlier in the same batch (no longer waiting, so passed
-    over)."""
+    for a batch, at most `first_limit` of them; `taken`: registrations booked earlier in the same batch
+    (no longer waiting, so passed over)."""
     judged: list[int] = []
-    batch = first
+    batch, asked = first, first_limit
     while len(judged) < SCAN_LIMIT:
         if batch is None:
             batch = sql.waitlist_candidates(slot=slot, now=now, skip=[*judged, *taken], limit=BATCH)
+            asked = BATCH
         fetched = len(batch)
         for candidate in batch:
             if candidate.registration_id in taken or len(judged) >= SCAN_LIMIT:
@@ -339,7 +348,7 @@ def _choose(
             )
             if rules.allows(full):
                 return registration
-        if fetched < BATCH:
+        if fetched < asked:
             break
         batch = None
     return None
@@ -406,8 +415,14 @@ def _allocate_chunk(slot_ids: list[int], now: dt.datetime) -> dict[int, Appointm
     one would. Only the slots locked here (free, first-time, ahead) are in the result."""
     slots = _lock_free_slots(slot_ids, now)
     order = [slot_id for slot_id in dict.fromkeys(slot_ids) if slot_id in slots]
+    earlier: collections.Counter[int] = collections.Counter()
+    limits = {}
+    for slot_id in order:  # the k-th slot of a service may find its first k-1 candidates taken
+        service_id = slots[slot_id].service_id
+        limits[slot_id] = min(FIRST + earlier[service_id], BATCH)
+        earlier[service_id] += 1
     first = sql.waitlist_candidates_for_slots(
-        slots=[slots[slot_id] for slot_id in order], now=now, limit=BATCH
+        slots=[slots[slot_id] for slot_id in order], now=now, limits=[limits[s] for s in order]
     )
     allocated: dict[int, Appointment | None] = {}
     taken: set[int] = set()
@@ -416,7 +431,9 @@ def _allocate_chunk(slot_ids: list[int], now: dt.datetime) -> dict[int, Appointm
         chosen: dict[int, Registration | None] = {}
         picked = set(taken)
         for slot_id in remaining:
-            registration = _choose(slots[slot_id], now, first=first[slot_id], taken=picked)
+            registration = _choose(
+                slots[slot_id], now, first=first[slot_id], first_limit=limits[slot_id], taken=picked
+            )
             chosen[slot_id] = registration
             if registration is not None:
                 picked.add(registration.pk)
