@@ -74,6 +74,15 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def literal(value: str) -> str:
+    """A constant of the code (a model's state, a choice) written into a statement as an SQL string
+    literal: only lower-case letters, digits and underscores, so it needs no escaping. For a value a
+    plan should know (`apps/booking/sql.py`, the facts statement); never for input."""
+    if not (value and value.isascii() and all(c.islower() or c.isdigit() or c == "_" for c in value)):
+        raise ValueError(f"not a plain constant: {value!r}")
+    return f"'{value}'"
+
+
 def select_columns(model: type[Model], alias: str) -> str:
     """`alias.col, ...` for every concrete field of the model, in the order `model_from_row` reads.
     Needs no database connection (SQL built at import time uses it)."""

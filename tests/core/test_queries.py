@@ -121,3 +121,12 @@ def test_the_prepared_cursor_raises_djangos_errors():
             " language, screening_risk_group FROM patients_patient WHERE id = %s",
             [patient.pk],
         )
+
+
+def test_a_literal_is_a_plain_constant_of_the_code_and_nothing_else():
+    from apps.core.queries import literal
+
+    assert literal("waiting") == "'waiting'" and literal("no_show") == "'no_show'"
+    for bad in ("", "x'; DROP TABLE t; --", "Waiting", "a b", "zażółć", "a\\b", 'a"b'):
+        with pytest.raises(ValueError):
+            literal(bad)
