@@ -49,6 +49,9 @@ def prepared_cursor(using: str = DEFAULT_DB_ALIAS) -> Iterator[Any]:
     cursor = db.make_debug_cursor(raw) if db.queries_logged else db.make_cursor(raw)
     with cursor:
         yield cursor
+    # Its statements ran: the connection is usable, so the request's first ORM cursor or transaction
+    # need not check it again (CONN_HEALTH_CHECKS: a `SELECT 1` round trip on every booking request).
+    db.health_check_done = True
 
 
 _COLUMN_NAMES: dict[str, tuple[str, ...]] = {}
@@ -129,12 +132,9 @@ def insert_columns(obj: Model) -> tuple[list[str], list[Any]]:
     return columns, params
 
 
-def insert_rows(objs: Sequence[Model]) -> int:
-    """INSERT model instances of one class in one statement (ids stay unset on the objects): for
-    append-only rows written on hot paths, where `bulk_create` spent longer composing the statement
-    than PostgreSQL spent running it. Returns the number of rows."""
-    if not objs:
-        return 0
+def insert_statement(objs: Sequence[Model]) -> tuple[str, list[Any]]:
+    """The INSERT of model instances of one class (not empty) and its parameters, as `insert_rows` runs
+    it: to run on its own, or as a part (`WITH ... AS (INSERT ...)`) of another statement."""
     columns: list[str] = []
     params: list[Any] = []
     for obj in objs:
@@ -143,6 +143,16 @@ def insert_rows(objs: Sequence[Model]) -> int:
     row = f"({', '.join(['%s'] * len(columns))})"
     table = _quote(objs[0]._meta.db_table)
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * len(objs))}"  # noqa: S608
+    return sql, params
+
+
+def insert_rows(objs: Sequence[Model]) -> int:
+    """INSERT model instances of one class in one statement (ids stay unset on the objects): for
+    append-only rows written on hot paths, where `bulk_create` spent longer composing the statement
+    than PostgreSQL spent running it. Returns the number of rows."""
+    if not objs:
+        return 0
+    sql, params = insert_statement(objs)
     with prepared_cursor() as cursor:
         cursor.execute(sql, params)
     return len(objs)

@@ -11,14 +11,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any, cast
 
 from django.db import connection
-from django.db.models import JSONField
+from django.db.models import JSONField, Model
 from django.utils import timezone
 
 from apps.core.errors import DomainError
-from apps.core.queries import prepared_cursor
+from apps.core.queries import insert_statement, prepared_cursor
 
 from .models import ApiClient, IdempotencyRecord
 
@@ -80,23 +81,33 @@ def idempotency_records_purge(*, older_than: dt.timedelta = RETENTION) -> int:
     return deleted
 
 
-def idempotency_store(*, record_id: int, status_code: int, content: bytes, headers: dict[str, Any]) -> None:
+def idempotency_store(
+    *,
+    record_id: int,
+    status_code: int,
+    content: bytes,
+    headers: dict[str, Any],
+    rows: Sequence[Model] = (),
+) -> None:
+    """Store the answer under its key. `rows` (model instances of one class) are inserted by the same
+    statement: a write request's access log, which commits with its answer anyway (one round trip)."""
     try:
         body = json.loads(content) if content else None
     except ValueError:
         body = None
     kept = {k: str(v) for k, v in headers.items() if k in KEPT_HEADERS}
     as_json = cast(JSONField, IdempotencyRecord._meta.get_field("response_body"))
+    sql, params = STORE_SQL, [
+        status_code,
+        as_json.get_db_prep_save(body, connection),
+        as_json.get_db_prep_save(kept, connection),
+        record_id,
+    ]
+    if rows:
+        insert, values = insert_statement(rows)
+        sql, params = f"WITH written AS ({insert}) {STORE_SQL}", [*values, *params]
     with prepared_cursor() as cursor:  # every write request of the API ends here
-        cursor.execute(
-            STORE_SQL,
-            [
-                status_code,
-                as_json.get_db_prep_save(body, connection),
-                as_json.get_db_prep_save(kept, connection),
-                record_id,
-            ],
-        )
+        cursor.execute(sql, params)
 
 
 STORE_SQL = (

@@ -130,3 +130,32 @@ def test_a_literal_is_a_plain_constant_of_the_code_and_nothing_else():
     for bad in ("", "x'; DROP TABLE t; --", "Waiting", "a b", "zażółć", "a\\b", 'a"b'):
         with pytest.raises(ValueError):
             literal(bad)
+
+
+def test_a_connection_the_prepared_cursor_just_used_is_not_checked_again(monkeypatch):
+    """CONN_HEALTH_CHECKS: Django checks a persistent connection with `SELECT 1` before its first use
+    in a request. A statement of the prepared cursor that has just run is proof enough (a booking
+    request's first statement is one): no second round trip."""
+    checks = []
+    usable = connection.is_usable
+    monkeypatch.setattr(connection, "is_usable", lambda: checks.append(1) or usable())
+    assert connection.health_check_enabled
+
+    connection.health_check_done = False  # a request begins (`close_if_unusable_or_obsolete`)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    assert checks == [1]
+
+    connection.health_check_done = False
+    with prepared_cursor() as cursor:
+        cursor.execute("SELECT %s::int", [1])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    assert checks == [1]  # not checked again
+
+    connection.health_check_done = False
+    with pytest.raises(IntegrityError), prepared_cursor() as cursor:
+        raise IntegrityError("a block that failed proves nothing")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    assert checks == [1, 1]

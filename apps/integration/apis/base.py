@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast
 
 from django.db import transaction
@@ -24,8 +24,11 @@ from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.audit.models import AccessLog
+from apps.audit.services import access_rows
 from apps.core.api_errors import problem
 from apps.core.errors import MESSAGES, DomainError, api_codes, text
+from apps.core.queries import insert_rows
 
 from ..auth import ApiClientAuthentication, ApiPrincipal, HasOperationScope
 from ..idempotency import (
@@ -324,6 +327,7 @@ class FacilityApi(APIView):
     _rate: RateState | None = None
     _idempotency_id: int | None = None
     _atomic: Any = None  # the write request's transaction (`_transaction_begin`)
+    _access_rows: list[AccessLog]  # the answer's access log, written with the stored answer (`dispatch`)
 
     def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # authentication and scope check
@@ -371,6 +375,23 @@ class FacilityApi(APIView):
         """A refusal that can be decided from committed state alone, before the request claims its
         Idempotency-Key and writes anything (nothing is stored, so a retry is simply re-checked)."""
 
+    def access_record(self, request: Any, patient_ids: Iterable[int]) -> None:
+        """Record in the append-only access log that this answer carries these patients' personal data,
+        in the request's transaction. A write request with an Idempotency-Key writes the rows with the
+        stored answer, in the same statement (they commit together either way); any other, now."""
+        rows = access_rows(
+            actor_type="api_client",
+            actor_id=self.principal.actor_id,
+            facility_id=self.principal.facility.pk,
+            patient_ids=patient_ids,
+            action=f"{request.method} {request.path}"[:100],
+            purpose="facility integration API",
+        )
+        if self._atomic is not None and self._idempotency_id is not None:
+            self._access_rows += rows
+        else:
+            insert_rows(rows)
+
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, _Replay):
             record = exc.record
@@ -411,7 +432,7 @@ class FacilityApi(APIView):
         # One transaction per write request: the key's claim, the change, its outbox events and the
         # stored idempotent response commit together (or not at all). It begins in `initial`, before the
         # claim; what runs earlier (authentication, the rate limit, the early refusal) writes nothing.
-        self._atomic = None
+        self._atomic, self._access_rows = None, []
         try:
             response = cast(Response, super().dispatch(request, *args, **kwargs))
             if self._atomic is not None:
@@ -425,6 +446,7 @@ class FacilityApi(APIView):
                         status_code=response.status_code,
                         content=response.content,
                         headers=headers,
+                        rows=self._access_rows,
                     )
         except BaseException:
             if self._atomic is not None:

@@ -10,7 +10,6 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from apps.audit.services import access_record
 from apps.booking import services as booking
 from apps.booking.models import Appointment
 from apps.patients import registry
@@ -303,14 +302,7 @@ class BookingApi(FacilityApi):
     def respond(
         self, request: Any, appointments: list[Appointment], body: Any, status: int = 200
     ) -> Response:
-        access_record(
-            actor_type="api_client",
-            actor_id=self.principal.actor_id,
-            facility_id=self.principal.facility.pk,
-            patient_ids=[a.patient_id for a in appointments],
-            action=f"{request.method} {request.path}"[:100],
-            purpose="facility integration API",
-        )
+        self.access_record(request, [a.patient_id for a in appointments])
         response = Response(body, status=status)
         if len(appointments) == 1 and "results" not in body:  # one booking: its ETag (If-Match)
             response["ETag"] = etag(appointments[0].version)
