@@ -26,6 +26,7 @@ from apps.core.queries import (
     literal,
     mark_saved,
     model_from_row,
+    optional_model_from_row,
     prepared_cursor,
     select_columns,
 )
@@ -168,11 +169,11 @@ def slot_facts(*, slot_id: int, patient_id: int, today: dt.date) -> SlotFacts | 
     slot, i = model_from_row(Slot, row)
     slot.service, i = model_from_row(Service, row, i)
     slot.facility, i = model_from_row(Facility, row, i)
-    entitlement, i = model_from_row(Entitlement, row, i)
+    entitlement, i = optional_model_from_row(Entitlement, row, i)
     named = dict(zip(names[i:], row[i:], strict=True))
     return SlotFacts(
         slot=slot,
-        entitlement=entitlement if entitlement.pk is not None else None,
+        entitlement=entitlement,
         last_screening=screening_last(named["screened_on"], named["attended_at"]),
         waiting_id=named["waiting_id"],
         registration_id=named["registration_id"],

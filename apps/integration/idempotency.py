@@ -97,12 +97,15 @@ def idempotency_store(
         body = None
     kept = {k: str(v) for k, v in headers.items() if k in KEPT_HEADERS}
     as_json = cast(JSONField, IdempotencyRecord._meta.get_field("response_body"))
-    sql, params = STORE_SQL, [
-        status_code,
-        as_json.get_db_prep_save(body, connection),
-        as_json.get_db_prep_save(kept, connection),
-        record_id,
-    ]
+    sql, params = (
+        STORE_SQL,
+        [
+            status_code,
+            as_json.get_db_prep_save(body, connection),
+            as_json.get_db_prep_save(kept, connection),
+            record_id,
+        ],
+    )
     if rows:
         insert, values = insert_statement(rows)
         sql, params = f"WITH written AS ({insert}) {STORE_SQL}", [*values, *params]
