@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from django.db import connection
@@ -218,18 +219,12 @@ def booking_write(
     without one (`in_savepoint=False`) gets `PartialBookingWrite` instead. Every path that books (book,
     reschedule, waiting-list allocation, rebooking after a facility cancellation) writes through here."""
     event_require_transaction()
+    registration_columns: tuple[str, ...] | None = None
     if new:
         columns, reg_params = insert_columns(registration)
-        reg_sql = (
-            f"INSERT INTO {REGISTRATION} ({', '.join(columns)}) "  # noqa: S608
-            f"VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT DO NOTHING"
-        )
+        registration_columns = tuple(columns)
     else:
         registration.updated_at = now
-        reg_sql = (
-            f"UPDATE {REGISTRATION} SET status = %s, updated_at = %s "  # noqa: S608
-            "WHERE id = %s AND status IN (%s, %s)"
-        )
         reg_params = [
             Registration.Status.BOOKED,
             now,
@@ -240,7 +235,40 @@ def booking_write(
     registration.status = Registration.Status.BOOKED
     appointment_columns, appointment_params = insert_columns(appointment)
     event_columns, event_params = insert_columns(event)
-    sql = f"""
+    sql = _booking_write_sql(registration_columns, tuple(appointment_columns), tuple(event_columns))
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, [*reg_params, *appointment_params, Slot.Status.BOOKED, now, *event_params])
+        row = dict(zip(column_names(cursor, sql), cursor.fetchone(), strict=True))
+    if not row["written"]:
+        if row["registered"] and not in_savepoint:
+            raise PartialBookingWrite(f"registration {registration.pk} written, appointment refused")
+        return False
+    mark_saved(registration, appointment)
+    slot = appointment.slot
+    slot.status, slot.hold_until, slot.held_by_id, slot.updated_at = Slot.Status.BOOKED, None, None, now
+    return True
+
+
+@lru_cache(maxsize=32)
+def _booking_write_sql(
+    registration_columns: tuple[str, ...] | None,
+    appointment_columns: tuple[str, ...],
+    event_columns: tuple[str, ...],
+) -> str:
+    """The text of `booking_write`'s statement for these INSERT columns (None: the registration exists
+    and is updated), made once per process and shape: the same text every time, as a prepared
+    statement wants, without joining it anew on every booking."""
+    if registration_columns is not None:
+        reg_sql = (
+            f"INSERT INTO {REGISTRATION} ({', '.join(registration_columns)}) "  # noqa: S608
+            f"VALUES ({', '.join(['%s'] * len(registration_columns))}) ON CONFLICT DO NOTHING"
+        )
+    else:
+        reg_sql = (
+            f"UPDATE {REGISTRATION} SET status = %s, updated_at = %s "  # noqa: S608
+            "WHERE id = %s AND status IN (%s, %s)"
+        )
+    return f"""
     WITH reg AS ({reg_sql} RETURNING id),
     appt AS (
         INSERT INTO {APPOINTMENT} ({", ".join(appointment_columns)})
@@ -257,17 +285,6 @@ def booking_write(
     )
     SELECT (SELECT count(*) FROM reg) AS registered, (SELECT count(*) FROM taken) AS written
     """  # noqa: S608 (table and column names from the models; values are bound)
-    with prepared_cursor() as cursor:
-        cursor.execute(sql, [*reg_params, *appointment_params, Slot.Status.BOOKED, now, *event_params])
-        row = dict(zip(column_names(cursor, sql), cursor.fetchone(), strict=True))
-    if not row["written"]:
-        if row["registered"] and not in_savepoint:
-            raise PartialBookingWrite(f"registration {registration.pk} written, appointment refused")
-        return False
-    mark_saved(registration, appointment)
-    slot = appointment.slot
-    slot.status, slot.hold_until, slot.held_by_id, slot.updated_at = Slot.Status.BOOKED, None, None, now
-    return True
 
 
 # --- the end of a booking: cancellation, release ------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
@@ -170,10 +170,13 @@ def insert_statement(objs: Sequence[Model]) -> tuple[str, list[Any]]:
     for obj in objs:
         columns, values = insert_columns(obj)
         params += values
+    return _insert_sql(objs[0]._meta.db_table, tuple(columns), len(objs)), params
+
+
+@lru_cache(maxsize=64)
+def _insert_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
     row = f"({', '.join(['%s'] * len(columns))})"
-    table = _quote(objs[0]._meta.db_table)
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * len(objs))}"  # noqa: S608
-    return sql, params
+    return f"INSERT INTO {_quote(table)} ({', '.join(columns)}) VALUES {', '.join([row] * rows)}"  # noqa: S608
 
 
 def insert_rows(objs: Sequence[Model]) -> int:

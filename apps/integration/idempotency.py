@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, cast
 
 from django.db import connection
@@ -108,9 +109,14 @@ def idempotency_store(
     )
     if rows:
         insert, values = insert_statement(rows)
-        sql, params = f"WITH written AS ({insert}) {STORE_SQL}", [*values, *params]
+        sql, params = _store_with(insert), [*values, *params]
     with prepared_cursor() as cursor:  # every write request of the API ends here
         cursor.execute(sql, params)
+
+
+@lru_cache(maxsize=16)
+def _store_with(insert: str) -> str:
+    return f"WITH written AS ({insert}) {STORE_SQL}"
 
 
 STORE_SQL = (
