@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
 PHASES = (
     ("apps.integration.auth", "ApiClientAuthentication.authenticate"),
     ("apps.integration.apis.bookings", "BookingCreateApi.refuse_early"),
-    ("apps.integration.apis.base", "idempotency_claim"),
+    ("apps.integration.apis.base", "idempotency_claim_reading"),
     ("apps.integration.apis.base", "FacilityApi._transaction_begin"),
     ("apps.integration.apis.bookings", "patient_for_facility"),
     ("apps.integration.apis.bookings", "booking.appointment_book"),

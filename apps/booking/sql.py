@@ -94,25 +94,27 @@ def entitlement_for(*, patient: Patient, on: dt.date) -> Entitlement | None:
 
 # --- a slot already taken --------------------------------------------------------------------------------
 
-SLOT_TAKEN_SQL = f"""
-SELECT 1 FROM {SLOT}
-WHERE id = %(slot)s AND start > %(now)s AND status NOT IN (%(free)s, %(held)s)
-"""  # noqa: S608 (the table name from the model; values are bound)
+# By its id alone, decided here: with the time, the states and the facility in the statement, a month
+# partition whose statistics were stale (a month just filled by publishing) had its generic plan scan
+# the facility's index over every future slot instead of probing the key (~2 ms a request, measured);
+# by id the key is the only way in, whatever the statistics say.
+SLOT_TAKEN_SQL = f"SELECT start, status, facility_id FROM {SLOT} WHERE id = %s"  # noqa: S608 (the model's table)
 
 
 def slot_taken(*, slot_id: int, now: dt.datetime, facility_id: int | None = None) -> bool:
-    """Whether a future slot's committed state rules a booking out (booked, blocked, cancelled)."""
-    sql = SLOT_TAKEN_SQL if facility_id is None else SLOT_TAKEN_SQL + " AND facility_id = %(facility)s"
-    params = {
-        "slot": slot_id,
-        "now": now,
-        "free": Slot.Status.FREE,
-        "held": Slot.Status.HELD,
-        "facility": facility_id,
-    }
+    """Whether a future slot's committed state rules a booking out (booked, blocked, cancelled); a slot
+    of another facility than `facility_id` is not this one's to judge (False, as a missing one)."""
     with prepared_cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone() is not None
+        cursor.execute(SLOT_TAKEN_SQL, [slot_id])
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    start, status, facility = row
+    return (
+        start > now
+        and status not in (Slot.Status.FREE, Slot.Status.HELD)
+        and (facility_id is None or facility == facility_id)
+    )
 
 
 # --- the facts of a booking, read with the slot's lock ---------------------------------------------------

@@ -46,23 +46,59 @@ def idempotency_claim(
     *, client: ApiClient, key: str, method: str, path: str, digest: str
 ) -> tuple[int | None, IdempotencyRecord | None]:
     """(new record id, None) when this request runs; (None, first record) when it is a retry."""
-    table = IdempotencyRecord._meta.db_table
+    record_id, first, _ = idempotency_claim_reading(
+        client=client, key=key, method=method, path=path, digest=digest
+    )
+    return record_id, first
+
+
+def idempotency_claim_reading(
+    *,
+    client: ApiClient,
+    key: str,
+    method: str,
+    path: str,
+    digest: str,
+    read: tuple[str, Sequence[Any]] | None = None,
+) -> tuple[int | None, IdempotencyRecord | None, tuple[Any, ...] | None]:
+    """`idempotency_claim`, and in the same statement (one round trip) the read a request makes first
+    once its key is claimed: `read` is a SELECT of at most one row with `%s` parameters, run after the
+    claim as it would be on its own. Returns its row as well (its columns all NULL where it found
+    nothing; None without a read, or for a retry)."""
+    claim_params = [client.pk, key, method, path[:300], digest, timezone.now()]
+    if read is None:
+        sql, params = CLAIM_SQL, claim_params
+    else:
+        sql, params = _claim_reading(read[0]), [*claim_params, *read[1]]
     with prepared_cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (client_id, key, method, path, request_hash, response_headers, created_at)"  # noqa: S608
-            " VALUES (%s, %s, %s, %s, %s, '{}'::jsonb, %s)"
-            " ON CONFLICT (client_id, key) DO NOTHING RETURNING id",
-            [client.pk, key, method, path[:300], digest, timezone.now()],
-        )
+        cursor.execute(sql, params)
         row = cursor.fetchone()
-    if row:
-        return int(row[0]), None
+    if row and row[0] is not None:
+        return int(row[0]), None, (tuple(row[1:]) if read is not None else None)
     record = IdempotencyRecord.objects.get(client=client, key=key)
     if record.request_hash != digest:
         raise DomainError("idempotency_key_reused")
     if record.status_code is None:
         raise DomainError("idempotency_in_progress")
-    return None, record
+    return None, record, None
+
+
+CLAIM_SQL = (
+    f"INSERT INTO {IdempotencyRecord._meta.db_table}"  # noqa: S608 (the table name from the model)
+    " (client_id, key, method, path, request_hash, response_headers, created_at)"
+    " VALUES (%s, %s, %s, %s, %s, '{}'::jsonb, %s)"
+    " ON CONFLICT (client_id, key) DO NOTHING RETURNING id"
+)
+
+
+@lru_cache(maxsize=16)
+def _claim_reading(read: str) -> str:
+    """The claim, then the read beside it: one row whatever either finds (the claim's id is NULL for a
+    key already claimed, the read's columns NULL where it found nothing)."""
+    return (
+        f"WITH claim AS ({CLAIM_SQL}) "  # noqa: S608 (fixed fragments; every value is bound)
+        f"SELECT (SELECT id FROM claim), r.* FROM (SELECT 1) AS one LEFT JOIN LATERAL ({read}) AS r ON true"
+    )
 
 
 def idempotency_known(*, client: ApiClient, key: str) -> bool:

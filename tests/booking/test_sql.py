@@ -131,17 +131,35 @@ def test_the_facts_statement_is_planned_once_per_connection_not_on_every_booking
 
 
 @pytest.mark.parametrize("status", ["free", "held", "booked", "blocked", "cancelled"])
-def test_slot_taken_agrees_with_the_orm(status):
+@pytest.mark.parametrize("past", [False, True])
+def test_slot_taken_agrees_with_the_orm(status, past):
     slot = SlotFactory(status=status, hold_until=timezone.now() if status == "held" else None)
-    now = timezone.now()
-    orm = (
-        Slot.objects.filter(pk=slot.pk, start__gt=now)
-        .exclude(status__in=[Slot.Status.FREE, Slot.Status.HELD])
-        .exists()
-    )
-    assert sql.slot_taken(slot_id=slot.pk, now=now) is orm
-    assert sql.slot_taken(slot_id=slot.pk, now=now, facility_id=slot.facility_id) is orm
-    assert sql.slot_taken(slot_id=slot.pk, now=now, facility_id=0) is False
+    now = slot.start + dt.timedelta(minutes=1) if past else timezone.now()
+
+    def orm(facility_id=None):
+        taken = Slot.objects.filter(pk=slot.pk, start__gt=now).exclude(
+            status__in=[Slot.Status.FREE, Slot.Status.HELD]
+        )
+        return (taken if facility_id is None else taken.filter(facility_id=facility_id)).exists()
+
+    assert sql.slot_taken(slot_id=slot.pk, now=now) is orm()
+    assert sql.slot_taken(slot_id=slot.pk, now=now, facility_id=slot.facility_id) is orm(slot.facility_id)
+    assert sql.slot_taken(slot_id=slot.pk, now=now, facility_id=0) is orm(0) is False
+    assert sql.slot_taken(slot_id=0, now=now) is False
+
+
+def test_the_slot_taken_read_binds_the_slot_id_alone():
+    """Its plan can only probe each month's key, whatever a month's statistics say (with the time, the
+    states and the facility bound, a month with stale statistics was scanned by facility)."""
+    slot = SlotFactory(status="booked")
+    for _ in range(6):
+        sql.slot_taken(slot_id=slot.pk, now=timezone.now(), facility_id=slot.facility_id)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT cardinality(parameter_types) FROM pg_prepared_statements WHERE statement = %s",
+            [sql.SLOT_TAKEN_SQL.replace("%s", "$1")],
+        )
+        assert cursor.fetchall() == [(1,)]
 
 
 def test_the_one_booking_writer_writes_the_rows_save_would():

@@ -33,7 +33,7 @@ from apps.core.queries import insert_rows
 from ..auth import ApiClientAuthentication, ApiPrincipal, HasOperationScope
 from ..idempotency import (
     HEADER,
-    idempotency_claim,
+    idempotency_claim_reading,
     idempotency_key_validate,
     idempotency_known,
     idempotency_store,
@@ -328,6 +328,7 @@ class FacilityApi(APIView):
     _idempotency_id: int | None = None
     _atomic: Any = None  # the write request's transaction (`_transaction_begin`)
     _access_rows: list[AccessLog]  # the answer's access log, written with the stored answer (`dispatch`)
+    claim_row: tuple[Any, ...] | None = None  # what `claim_read` found, read with the key's claim
 
     def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # authentication and scope check
@@ -357,13 +358,15 @@ class FacilityApi(APIView):
         if request.method in WRITE_METHODS:
             self._transaction_begin()
         if writes:
-            digest = request_hash(method=request.method, path=request.get_full_path(), body=request.body)
-            record_id, first = idempotency_claim(
+            path = request.get_full_path()
+            digest = request_hash(method=request.method, path=path, body=request.body)
+            record_id, first, self.claim_row = idempotency_claim_reading(
                 client=self.principal.client,
                 key=str(key),
                 method=request.method,
-                path=request.get_full_path(),
+                path=path,
                 digest=digest,
+                read=self.claim_read(request) if refusal is None else None,
             )
             if first is not None:
                 raise _Replay(first)
@@ -374,6 +377,12 @@ class FacilityApi(APIView):
     def refuse_early(self, request: Any) -> None:
         """A refusal that can be decided from committed state alone, before the request claims its
         Idempotency-Key and writes anything (nothing is stored, so a retry is simply re-checked)."""
+
+    def claim_read(self, request: Any) -> tuple[str, list[Any]] | None:
+        """The operation's first read once its key is claimed, run in the claim's statement (one round
+        trip less): a SELECT of at most one row with `%s` parameters. Its row is `claim_row` (None
+        without a key, where the operation must read as usual)."""
+        return None
 
     def access_record(self, request: Any, patient_ids: Iterable[int]) -> None:
         """Record in the append-only access log that this answer carries these patients' personal data,

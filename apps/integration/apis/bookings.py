@@ -15,6 +15,7 @@ from apps.booking.models import Appointment
 from apps.patients import registry
 from apps.patients.models import Referral
 
+from ..selectors import patient_by_pesel_read, patient_from_read
 from ..services import ConfirmedPatient, patient_for_facility
 from .base import (
     IDEMPOTENCY_PARAMETER,
@@ -378,6 +379,12 @@ class BookingCreateApi(BookingApi):
         self.data = booking_input(request.data)
         booking.slot_refuse_if_taken(slot_id=self.data["slot_id"], facility_id=self.principal.facility.pk)
 
+    def claim_read(self, request: Any) -> tuple[str, list[Any]] | None:
+        # The patient, read in the key's claim (the read `patient_for_facility` makes first).
+        if self.data.get("patient") is not None:
+            return None
+        return patient_by_pesel_read(pesel=self.data["pesel"])
+
     @extend_schema(
         operation_id="bookings_create",
         tags=["bookings"],
@@ -431,6 +438,7 @@ class BookingCreateApi(BookingApi):
                 confirmed=confirmed,
                 facility=self.principal.facility,
                 channel=data["channel"],
+                found=None if self.claim_row is None or confirmed else patient_from_read(self.claim_row),
             )
             # `facility`: another facility's slot is simply not found. The booking comes back with
             # its slot, service and patient loaded, so the answer needs no second read.
