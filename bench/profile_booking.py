@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from bench.run import _settings_environment, _storm_patients, _storm_slots
+    from bench.run import _settings_environment, _slots_analyze, _storm_patients, _storm_slots
 
     _settings_environment()
     import django
@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     count, warm = args.bookings, args.warmup
     rows = _storm_slots([schedule], count + warm, service.slot_minutes)
+    _slots_analyze([slot_id for slot_id, _ in rows])  # as autovacuum would after the publish
     patients = [p.pesel for p in _storm_patients(count + warm)]
     issued = api_client_issue(
         facility=schedule.facility, name="bench profile", scopes=["bookings:write", "bookings:read"], days=1

@@ -684,6 +684,23 @@ def _storm_slots(schedules: list[Any], count: int, minutes: int) -> list[tuple[i
     return rows
 
 
+def _slots_analyze(slot_ids: list[int]) -> list[str]:
+    """ANALYZE the month partitions (and the default one) that hold these freshly published slots, as
+    autovacuum would within a minute of a publish that size. Without it (autovacuum off, as on the
+    benchmark's servers), a month filled by the publish keeps the statistics of its empty days, and
+    plans made from them scanned the month (docs/performance.md, section b). Returns their names."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT tableoid::regclass::text FROM scheduling_slot WHERE id = ANY(%s)", [slot_ids]
+        )
+        partitions = sorted(name for (name,) in cursor.fetchall())
+        for name in partitions:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(name)}")
+    return partitions
+
+
 def _storm_verify(slot_ids: list[int], patients: list[Any]) -> tuple[int, int, int]:
     """In SQL: live bookings on the storm's slots, slots booked twice, patients with two live bookings."""
     from django.db.models import Count
@@ -759,6 +776,7 @@ def workload_storm(report: Report, size: Sizes) -> None:
     for _ in range(runs):
         rows = _storm_slots(schedules, slots_total, service.slot_minutes)
         calm.append((rows, _storm_patients(slots_total)))
+    _slots_analyze([s for rows, _ in [(warm_rows, None), *storms, *calm] for s, _ in rows])
     workers, gthreads = WORKERS, THREADS
     requests = size.ceiling_requests
 

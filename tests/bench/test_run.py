@@ -176,3 +176,23 @@ def test_a_series_of_storms_is_summed_and_its_median_storm_reported():
     assert summary["latencies"] == [0.1] and summary["booked"] == 30
     assert summary["conflicts"] == 4 and summary["errors"] == {"500": 1}
     assert _storms_summary(runs[2:])["latencies"] == [0.0]  # a storm without a booking
+
+
+def test_the_partitions_of_freshly_published_slots_are_analyzed(db):
+    from django.db import connection
+
+    from bench.run import _slots_analyze
+    from tests.factories import SlotFactory
+
+    slots = SlotFactory.create_batch(3)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT tableoid::regclass::text FROM scheduling_slot WHERE id = ANY(%s)",
+            [[s.pk for s in slots]],
+        )
+        holding = sorted(name for (name,) in cursor.fetchall())
+
+    assert _slots_analyze([s.pk for s in slots]) == holding
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sum(reltuples) FROM pg_class WHERE relname = ANY(%s)", [holding])
+        assert cursor.fetchone()[0] >= 3  # the statistics count the new slots
