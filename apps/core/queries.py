@@ -51,7 +51,7 @@ def prepared_cursor(using: str = DEFAULT_DB_ALIAS) -> Iterator[Any]:
         yield cursor
     # Its statements ran: the connection is usable, so the request's first ORM cursor or transaction
     # need not check it again (CONN_HEALTH_CHECKS: a `SELECT 1` round trip on every booking request).
-    db.health_check_done = True
+    db.health_check_done = True  # type: ignore[attr-defined]  # Django sets it (base.py), the stubs lack it
 
 
 _COLUMN_NAMES: dict[str, tuple[str, ...]] = {}
