@@ -7,7 +7,9 @@ Reads one JSON job from stdin, prints one JSON result to stdout. Three modes:
   answers with status `expect` as the good ones (the refused bookings of the storm).
 - "book": `threads` concurrent desk systems book slots for patients through `POST /api/v1/bookings`.
   Every patient keeps trying slots not yet known to be taken until one booking succeeds or no slot is
-  left, so threads race for the same slots (a 409 is the expected answer to a lost race).
+  left, so threads race for the same slots (a 409 is the expected answer to a lost race). With
+  `"uncontended": true` the i-th patient books the i-th slot, once: no two requests name the same
+  slot, so there is no lost race and every request is a booking (the booking's own cost).
 - "tokens": one OAuth access token per facility system, for "book" (fetched apart, because the
   client secret check is a deliberately slow hash that is no part of a booking's cost).
 
@@ -153,6 +155,10 @@ def run_book(job: dict[str, Any]) -> dict[str, Any]:
     tokens: dict[str, str] = job["tokens"] if "tokens" in job else run_tokens(job)["tokens"]
     slots: list[tuple[int, str]] = [(int(s), str(f)) for s, f in job["slots"]]  # (slot_id, facility key)
     patients: list[str] = list(job["patients"])
+    uncontended = bool(job.get("uncontended"))
+    if uncontended:  # the i-th patient books the i-th slot, once; patients without a slot stay home
+        own = dict(zip(patients, slots, strict=False))
+        patients = patients[: len(slots)]
     lock = threading.Lock()
     taken: set[int] = set()
     rng = random.Random(job.get("seed", 1))
@@ -162,7 +168,9 @@ def run_book(job: dict[str, Any]) -> dict[str, Any]:
     booked: list[tuple[int, str]] = []
     patient_iter = iter(patients)
 
-    def pick() -> tuple[int, str] | None:
+    def pick(pesel: str) -> tuple[int, str] | None:
+        if uncontended:
+            return None if own[pesel][0] in taken else own[pesel]
         free = [s for s in slots if s[0] not in taken]
         return rng.choice(free) if free else None
 
@@ -175,7 +183,7 @@ def run_book(job: dict[str, Any]) -> dict[str, Any]:
                 break
             while True:
                 with lock:
-                    choice = pick()
+                    choice = pick(pesel)
                 if choice is None:
                     break
                 slot_id, fac = choice

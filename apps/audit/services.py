@@ -7,7 +7,7 @@ from apps.core.queries import insert_rows
 from .models import AccessLog
 
 
-def access_record(
+def access_rows(
     *,
     actor_type: str,
     actor_id: str,
@@ -15,9 +15,10 @@ def access_record(
     action: str,
     facility_id: int | None = None,
     purpose: str = "",
-) -> int:
-    """Record that an actor read these patients' personal data. Returns the number of rows written."""
-    rows = [
+) -> list[AccessLog]:
+    """The access-log rows (not yet written) recording that an actor read these patients' personal
+    data: one per patient."""
+    return [
         AccessLog(
             actor_type=actor_type,
             actor_id=actor_id,
@@ -28,4 +29,25 @@ def access_record(
         )
         for pid in dict.fromkeys(patient_ids)
     ]
-    return insert_rows(rows)
+
+
+def access_record(
+    *,
+    actor_type: str,
+    actor_id: str,
+    patient_ids: Iterable[int],
+    action: str,
+    facility_id: int | None = None,
+    purpose: str = "",
+) -> int:
+    """Record that an actor read these patients' personal data. Returns the number of rows written."""
+    return insert_rows(
+        access_rows(
+            actor_type=actor_type,
+            actor_id=actor_id,
+            patient_ids=patient_ids,
+            action=action,
+            facility_id=facility_id,
+            purpose=purpose,
+        )
+    )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from django.db import connection
@@ -23,8 +24,10 @@ from apps.catalog.models import Entitlement, Facility, Locality, Service
 from apps.core.queries import (
     column_names,
     insert_columns,
+    literal,
     mark_saved,
     model_from_row,
+    optional_model_from_row,
     prepared_cursor,
     select_columns,
 )
@@ -44,14 +47,14 @@ LOCALITY = Locality._meta.db_table
 # --- the patient's screening history and entitlement ---------------------------------------------------
 
 
-def screening_columns(service: str, patient: str = "%(patient)s") -> str:
+def screening_columns(service: str, patient: str = "%(patient)s", attended: str = "%(attended)s") -> str:
     """Two columns named `screened_on` and `attended_at`: the latest recorded screening and the latest
-    attended CeR appointment of `patient` for `service` (both SQL expressions)."""
+    attended CeR appointment of `patient` for `service` (all three SQL expressions)."""
     return f"""
     (SELECT max(performed_on) FROM {ScreeningRecord._meta.db_table}
      WHERE patient_id = {patient} AND service_id = {service}) AS screened_on,
     (SELECT max(start) FROM {APPOINTMENT}
-     WHERE patient_id = {patient} AND service_id = {service} AND status = %(attended)s) AS attended_at
+     WHERE patient_id = {patient} AND service_id = {service} AND status = {attended}) AS attended_at
     """  # noqa: S608 (table names from the models; values are bound)
 
 
@@ -91,25 +94,27 @@ def entitlement_for(*, patient: Patient, on: dt.date) -> Entitlement | None:
 
 # --- a slot already taken --------------------------------------------------------------------------------
 
-SLOT_TAKEN_SQL = f"""
-SELECT 1 FROM {SLOT}
-WHERE id = %(slot)s AND start > %(now)s AND status NOT IN (%(free)s, %(held)s)
-"""  # noqa: S608 (the table name from the model; values are bound)
+# By its id alone, decided here: with the time, the states and the facility in the statement, a month
+# partition whose statistics were stale (a month just filled by publishing) had its generic plan scan
+# the facility's index over every future slot instead of probing the key (~2 ms a request, measured);
+# by id the key is the only way in, whatever the statistics say.
+SLOT_TAKEN_SQL = f"SELECT start, status, facility_id FROM {SLOT} WHERE id = %s"  # noqa: S608 (the model's table)
 
 
 def slot_taken(*, slot_id: int, now: dt.datetime, facility_id: int | None = None) -> bool:
-    """Whether a future slot's committed state rules a booking out (booked, blocked, cancelled)."""
-    sql = SLOT_TAKEN_SQL if facility_id is None else SLOT_TAKEN_SQL + " AND facility_id = %(facility)s"
-    params = {
-        "slot": slot_id,
-        "now": now,
-        "free": Slot.Status.FREE,
-        "held": Slot.Status.HELD,
-        "facility": facility_id,
-    }
+    """Whether a future slot's committed state rules a booking out (booked, blocked, cancelled); a slot
+    of another facility than `facility_id` is not this one's to judge (False, as a missing one)."""
     with prepared_cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone() is not None
+        cursor.execute(SLOT_TAKEN_SQL, [slot_id])
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    start, status, facility = row
+    return (
+        start > now
+        and status not in (Slot.Status.FREE, Slot.Status.HELD)
+        and (facility_id is None or facility == facility_id)
+    )
 
 
 # --- the facts of a booking, read with the slot's lock ---------------------------------------------------
@@ -127,12 +132,19 @@ class SlotFacts:
     appointment_id: int
 
 
+# The two states it looks for are written into the statement, not bound. As parameters, the generic plan
+# (made once per connection) could not use the index of live registrations (its predicate needs the
+# state known when planning) and cost more than the custom plans, so PostgreSQL planned the statement
+# again on every booking: ~1 ms of database CPU, most of the statement's (the slot by id is looked up in
+# every month partition, and each estimated row multiplies the subqueries). As constants both plans are
+# the same and the generic one is kept (tests/booking/test_sql.py reads `pg_prepared_statements`).
 BOOK_FACTS_SQL = f"""
 SELECT {select_columns(Slot, "s")}, {select_columns(Service, "svc")}, {select_columns(Facility, "f")},
     {select_columns(Entitlement, "ent")},
-    {screening_columns("s.service_id")},
+    {screening_columns("s.service_id", attended=literal(Appointment.Status.ATTENDED))},
     (SELECT r.id FROM {REGISTRATION} r
-     WHERE r.patient_id = %(patient)s AND r.service_id = s.service_id AND r.status = %(waiting)s)
+     WHERE r.patient_id = %(patient)s AND r.service_id = s.service_id
+       AND r.status = {literal(Registration.Status.WAITING)})
      AS waiting_id,
     nextval(pg_get_serial_sequence('{REGISTRATION}', 'id')) AS registration_id,
     nextval(pg_get_serial_sequence('{APPOINTMENT}', 'id')) AS appointment_id
@@ -151,13 +163,7 @@ def slot_facts(*, slot_id: int, patient_id: int, today: dt.date) -> SlotFacts | 
     with prepared_cursor() as cursor:
         cursor.execute(
             BOOK_FACTS_SQL,
-            {
-                "slot": slot_id,
-                "patient": patient_id,
-                "on": today,
-                "waiting": Registration.Status.WAITING,
-                "attended": Appointment.Status.ATTENDED,
-            },
+            {"slot": slot_id, "patient": patient_id, "on": today},
         )
         row = cursor.fetchone()
         names = column_names(cursor, BOOK_FACTS_SQL)
@@ -166,11 +172,11 @@ def slot_facts(*, slot_id: int, patient_id: int, today: dt.date) -> SlotFacts | 
     slot, i = model_from_row(Slot, row)
     slot.service, i = model_from_row(Service, row, i)
     slot.facility, i = model_from_row(Facility, row, i)
-    entitlement, i = model_from_row(Entitlement, row, i)
+    entitlement, i = optional_model_from_row(Entitlement, row, i)
     named = dict(zip(names[i:], row[i:], strict=True))
     return SlotFacts(
         slot=slot,
-        entitlement=entitlement if entitlement.pk is not None else None,
+        entitlement=entitlement,
         last_screening=screening_last(named["screened_on"], named["attended_at"]),
         waiting_id=named["waiting_id"],
         registration_id=named["registration_id"],
@@ -215,18 +221,12 @@ def booking_write(
     without one (`in_savepoint=False`) gets `PartialBookingWrite` instead. Every path that books (book,
     reschedule, waiting-list allocation, rebooking after a facility cancellation) writes through here."""
     event_require_transaction()
+    registration_columns: tuple[str, ...] | None = None
     if new:
         columns, reg_params = insert_columns(registration)
-        reg_sql = (
-            f"INSERT INTO {REGISTRATION} ({', '.join(columns)}) "  # noqa: S608
-            f"VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT DO NOTHING"
-        )
+        registration_columns = tuple(columns)
     else:
         registration.updated_at = now
-        reg_sql = (
-            f"UPDATE {REGISTRATION} SET status = %s, updated_at = %s "  # noqa: S608
-            "WHERE id = %s AND status IN (%s, %s)"
-        )
         reg_params = [
             Registration.Status.BOOKED,
             now,
@@ -237,7 +237,40 @@ def booking_write(
     registration.status = Registration.Status.BOOKED
     appointment_columns, appointment_params = insert_columns(appointment)
     event_columns, event_params = insert_columns(event)
-    sql = f"""
+    sql = _booking_write_sql(registration_columns, tuple(appointment_columns), tuple(event_columns))
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, [*reg_params, *appointment_params, Slot.Status.BOOKED, now, *event_params])
+        row = dict(zip(column_names(cursor, sql), cursor.fetchone(), strict=True))
+    if not row["written"]:
+        if row["registered"] and not in_savepoint:
+            raise PartialBookingWrite(f"registration {registration.pk} written, appointment refused")
+        return False
+    mark_saved(registration, appointment)
+    slot = appointment.slot
+    slot.status, slot.hold_until, slot.held_by_id, slot.updated_at = Slot.Status.BOOKED, None, None, now
+    return True
+
+
+@lru_cache(maxsize=32)
+def _booking_write_sql(
+    registration_columns: tuple[str, ...] | None,
+    appointment_columns: tuple[str, ...],
+    event_columns: tuple[str, ...],
+) -> str:
+    """The text of `booking_write`'s statement for these INSERT columns (None: the registration exists
+    and is updated), made once per process and shape: the same text every time, as a prepared
+    statement wants, without joining it anew on every booking."""
+    if registration_columns is not None:
+        reg_sql = (
+            f"INSERT INTO {REGISTRATION} ({', '.join(registration_columns)}) "  # noqa: S608
+            f"VALUES ({', '.join(['%s'] * len(registration_columns))}) ON CONFLICT DO NOTHING"
+        )
+    else:
+        reg_sql = (
+            f"UPDATE {REGISTRATION} SET status = %s, updated_at = %s "  # noqa: S608
+            "WHERE id = %s AND status IN (%s, %s)"
+        )
+    return f"""
     WITH reg AS ({reg_sql} RETURNING id),
     appt AS (
         INSERT INTO {APPOINTMENT} ({", ".join(appointment_columns)})
@@ -254,17 +287,6 @@ def booking_write(
     )
     SELECT (SELECT count(*) FROM reg) AS registered, (SELECT count(*) FROM taken) AS written
     """  # noqa: S608 (table and column names from the models; values are bound)
-    with prepared_cursor() as cursor:
-        cursor.execute(sql, [*reg_params, *appointment_params, Slot.Status.BOOKED, now, *event_params])
-        row = dict(zip(column_names(cursor, sql), cursor.fetchone(), strict=True))
-    if not row["written"]:
-        if row["registered"] and not in_savepoint:
-            raise PartialBookingWrite(f"registration {registration.pk} written, appointment refused")
-        return False
-    mark_saved(registration, appointment)
-    slot = appointment.slot
-    slot.status, slot.hold_until, slot.held_by_id, slot.updated_at = Slot.Status.BOOKED, None, None, now
-    return True
 
 
 # --- the end of a booking: cancellation, release ------------------------------------------------------

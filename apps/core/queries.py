@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
-from django.db.models import Model, QuerySet
+from django.db.models import Field, Model, QuerySet
 
 M = TypeVar("M", bound=Model)
 
@@ -49,6 +49,9 @@ def prepared_cursor(using: str = DEFAULT_DB_ALIAS) -> Iterator[Any]:
     cursor = db.make_debug_cursor(raw) if db.queries_logged else db.make_cursor(raw)
     with cursor:
         yield cursor
+    # Its statements ran: the connection is usable, so the request's first ORM cursor or transaction
+    # need not check it again (CONN_HEALTH_CHECKS: a `SELECT 1` round trip on every booking request).
+    db.health_check_done = True  # type: ignore[attr-defined]  # Django sets it (base.py), the stubs lack it
 
 
 _COLUMN_NAMES: dict[str, tuple[str, ...]] = {}
@@ -74,6 +77,15 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def literal(value: str) -> str:
+    """A constant of the code (a model's state, a choice) written into a statement as an SQL string
+    literal: only lower-case letters, digits and underscores, so it needs no escaping. For a value a
+    plan should know (`apps/booking/sql.py`, the facts statement); never for input."""
+    if not (value and value.isascii() and all(c.islower() or c.isdigit() or c == "_" for c in value)):
+        raise ValueError(f"not a plain constant: {value!r}")
+    return f"'{value}'"
+
+
 def select_columns(model: type[Model], alias: str) -> str:
     """`alias.col, ...` for every concrete field of the model, in the order `model_from_row` reads.
     Needs no database connection (SQL built at import time uses it)."""
@@ -81,9 +93,9 @@ def select_columns(model: type[Model], alias: str) -> str:
 
 
 @cache
-def _loaders(model: type[Model]) -> tuple[int, list[str], list[tuple[int, Any, list[Any]]]]:
-    """Per model: its number of columns, its attribute names and the (index, column, converters) of the
-    fields whose database values need converting."""
+def _loaders(model: type[Model]) -> tuple[int, list[str], list[tuple[int, Any, list[Any]]], int]:
+    """Per model: its number of columns, its attribute names, the (index, column, converters) of the
+    fields whose database values need converting, and the index of its primary key."""
     fields = model._meta.concrete_fields
     converting = []
     for i, field in enumerate(fields):
@@ -91,33 +103,80 @@ def _loaders(model: type[Model]) -> tuple[int, list[str], list[tuple[int, Any, l
         converters = field.get_db_converters(connection) + connection.ops.get_db_converters(col)
         if converters:
             converting.append((i, col, converters))
-    return len(fields), [f.attname for f in fields], converting
+    pk = next(i for i, field in enumerate(fields) if field.primary_key)
+    return len(fields), [f.attname for f in fields], converting, pk
 
 
 def model_from_row(model: type[M], row: Sequence[Any], start: int = 0) -> tuple[M, int]:
     """A model instance from the columns of `select_columns` in a raw row, at `start`; returns it and
     the index of the next column. Values go through the fields' converters, as in a queryset."""
-    count, names, converting = _loaders(model)
+    db = connections[DEFAULT_DB_ALIAS]  # the connection itself: no proxy lookup per converter
+    count, names, converting, _ = _loaders(model)
     values = list(row[start : start + count])
     for i, col, converters in converting:
         for converter in converters:
-            values[i] = converter(values[i], col, connection)
-    return model.from_db(connection.alias, names, values), start + count
+            values[i] = converter(values[i], col, db)
+    return model.from_db(db.alias, names, values), start + count
+
+
+def optional_model_from_row(model: type[M], row: Sequence[Any], start: int = 0) -> tuple[M | None, int]:
+    """`model_from_row` for the columns of an outer join: None (nothing built) where its key is NULL."""
+    count, _, _, pk = _loaders(model)
+    if row[start + pk] is None:
+        return None, start + count
+    return model_from_row(model, row, start)
+
+
+@cache
+def _insert_fields(model: type[Model]) -> tuple[tuple[Any, str, str, bool, bool], ...]:
+    """Per model, what `insert_columns` needs of each local concrete field, worked out once: the field,
+    its attribute, its quoted column, whether it is the primary key, and whether its `pre_save` does
+    more than read the attribute (auto_now and the like)."""
+    return tuple(
+        (
+            field,
+            field.attname,
+            _quote(str(field.column)),
+            bool(field.primary_key),
+            type(field).pre_save is not Field.pre_save,
+        )
+        for field in model._meta.local_concrete_fields
+    )
 
 
 def insert_columns(obj: Model) -> tuple[list[str], list[Any]]:
     """Columns and database values of an INSERT of `obj`, as `save()` would send them: auto_now
-    values set, the primary key left to the database unless given, database defaults omitted."""
+    values set, the primary key left to the database unless given, database defaults omitted. Each
+    value is the field's own `get_db_prep_save`, given the connection itself rather than its proxy
+    (every attribute read through the proxy is a context-local lookup: ~50 per booking)."""
+    db = connections[DEFAULT_DB_ALIAS]
     columns, params = [], []
-    for field in obj._meta.local_concrete_fields:
-        if field.primary_key and getattr(obj, field.attname) is None:
+    for field, attname, column, primary_key, pre_save in _insert_fields(type(obj)):
+        if primary_key and getattr(obj, attname) is None:
             continue
-        value = field.pre_save(obj, add=True)
+        value = field.pre_save(obj, add=True) if pre_save else getattr(obj, attname)
         if hasattr(value, "resolve_expression"):  # DatabaseDefault: the column's DEFAULT applies
             continue
-        columns.append(_quote(str(field.column)))
-        params.append(field.get_db_prep_save(value, connection))
+        columns.append(column)
+        params.append(field.get_db_prep_save(value, db))
     return columns, params
+
+
+def insert_statement(objs: Sequence[Model]) -> tuple[str, list[Any]]:
+    """The INSERT of model instances of one class (not empty) and its parameters, as `insert_rows` runs
+    it: to run on its own, or as a part (`WITH ... AS (INSERT ...)`) of another statement."""
+    columns: list[str] = []
+    params: list[Any] = []
+    for obj in objs:
+        columns, values = insert_columns(obj)
+        params += values
+    return _insert_sql(objs[0]._meta.db_table, tuple(columns), len(objs)), params
+
+
+@lru_cache(maxsize=64)
+def _insert_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
+    row = f"({', '.join(['%s'] * len(columns))})"
+    return f"INSERT INTO {_quote(table)} ({', '.join(columns)}) VALUES {', '.join([row] * rows)}"  # noqa: S608
 
 
 def insert_rows(objs: Sequence[Model]) -> int:
@@ -126,14 +185,7 @@ def insert_rows(objs: Sequence[Model]) -> int:
     than PostgreSQL spent running it. Returns the number of rows."""
     if not objs:
         return 0
-    columns: list[str] = []
-    params: list[Any] = []
-    for obj in objs:
-        columns, values = insert_columns(obj)
-        params += values
-    row = f"({', '.join(['%s'] * len(columns))})"
-    table = _quote(objs[0]._meta.db_table)
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * len(objs))}"  # noqa: S608
+    sql, params = insert_statement(objs)
     with prepared_cursor() as cursor:
         cursor.execute(sql, params)
     return len(objs)

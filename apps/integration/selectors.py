@@ -17,7 +17,7 @@ from django.db.models import Q, QuerySet
 
 from apps.catalog.models import Entitlement, Facility, ReasonCode, Service
 from apps.core.errors import DomainError
-from apps.core.queries import model_from_row, prepared_cursor, select_columns
+from apps.core.queries import model_from_row, optional_model_from_row, prepared_cursor, select_columns
 from apps.outbox.models import OutboxEvent
 from apps.outbox.selectors import event_list_after
 from apps.patients.models import Patient
@@ -278,6 +278,16 @@ def patient_by_pesel(*, pesel: str) -> Patient | None:
     if row is None:
         return None
     return model_from_row(Patient, row)[0]
+
+
+def patient_by_pesel_read(*, pesel: str) -> tuple[str, list[Any]]:
+    """`patient_by_pesel` as a read to run inside another statement (`idempotency_claim_reading`);
+    `patient_from_read` makes its row the same patient."""
+    return PATIENT_BY_PESEL_SQL, [pesel]
+
+
+def patient_from_read(row: tuple[Any, ...]) -> Patient | None:
+    return optional_model_from_row(Patient, row)[0]
 
 
 def practitioner_in_facility(*, scope: FacilityScope, pk: int):

@@ -218,14 +218,20 @@ class ConfirmedPatient:
 
 
 def patient_for_facility(
-    *, pesel: str, confirmed: ConfirmedPatient | None, facility: Facility, channel: str
+    *,
+    pesel: str,
+    confirmed: ConfirmedPatient | None,
+    facility: Facility,
+    channel: str,
+    found: Patient | None = None,
 ) -> Patient:
     """The patient a facility names by PESEL. With `confirmed`, one CeR has never seen is created
     through the patient registry (source: this facility and channel; an existing one is returned,
     only its missing phone or e-mail filled in). Without it, an unknown PESEL is `patient_not_found`,
     whose message tells the integrator to send `patient`.
 
-    The common case (a known patient, no `patient` object) stays one plain-SQL read."""
+    The common case (a known patient, no `patient` object) stays one plain-SQL read; `found` is that
+    read's patient when the caller has already made it (`selectors.patient_by_pesel_read`)."""
     registry.pesel_check(pesel)
     if confirmed is not None:
         return registry.patient_identify(
@@ -236,6 +242,8 @@ def patient_for_facility(
             email=confirmed.email,
             source=registry.Source.facility_api(facility, channel),
         )
+    if found is not None and found.pesel == pesel:
+        return found
     patient = patient_by_pesel(pesel=pesel) or registry.patient_find(pesel=pesel)
     if patient is None:
         raise DomainError("patient_not_found", field="pesel")

@@ -78,12 +78,17 @@ class ContextFilter(logging.Filter):
 class ExpectedRefusalFilter(logging.Filter):
     """`django.request` logs every 4xx as a warning; a 409 (a lost race, a repeated request) is an
     expected answer and goes out at INFO instead, and not at all where INFO is not logged
-    (LOG_LEVEL=WARNING): the logger's own level check ran before the record was lowered."""
+    (LOG_LEVEL=WARNING): the logger's own level check ran before the record was lowered. LOG_LEVEL is
+    the root logger's level; Django's default configuration gives its own `django` logger INFO, which
+    `django.request` inherits, so both are asked (with only the second, every lost race of a storm was
+    still written at LOG_LEVEL=WARNING)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "status_code", None) in EXPECTED_REFUSALS and record.levelno == logging.WARNING:
             record.levelno, record.levelname = logging.INFO, "INFO"
-            return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+            return logging.getLogger(record.name).isEnabledFor(
+                logging.INFO
+            ) and logging.getLogger().isEnabledFor(logging.INFO)
         return True
 
 

@@ -127,3 +127,72 @@ def test_the_storm_loop_books_every_slot_once_with_tokens_fetched_beforehand(liv
     assert refused["statuses"] == {409: 6} and refused["ok"] == 6
     assert Appointment.objects.filter(slot__in=slots).count() == 3
     assert IdempotencyRecord.objects.count() == stored  # refused before any key was claimed
+
+
+def test_the_uncontended_storm_books_each_patient_on_their_own_slot_without_a_lost_race(
+    live_server, mammography
+):
+    from apps.booking.models import Appointment
+    from tests.factories import PatientFactory, ScheduleFactory, SlotFactory
+    from tests.factories.integration import api_client_create
+
+    schedule = ScheduleFactory(service=mammography)
+    slots = SlotFactory.create_batch(4, schedule=schedule)
+    patients = PatientFactory.create_batch(5)  # one more than there are slots: the last one stays home
+    issued = api_client_create(facility=schedule.facility, scopes=["bookings:write"])
+    url = urlparse(live_server.url)
+    base = {"host": url.hostname, "port": url.port, "threads": 3}
+    clients = {"a": {"client_id": issued.client_id, "client_secret": issued.client_secret}}
+    tokens = loadgen.run_tokens({**base, "clients": clients})["tokens"]
+
+    result = loadgen.run_book(
+        {
+            **base,
+            "tokens": tokens,
+            "slots": [(s.pk, "a") for s in slots],
+            "patients": [p.pesel for p in patients],
+            "uncontended": True,
+        }
+    )
+
+    assert result["booked"] == 4 and result["statuses"] == {"201": 4}  # no lost race, no retry
+    assert len(result["all_latencies"]) == 4
+    booked = dict(Appointment.objects.filter(slot__in=slots).values_list("slot_id", "patient_id"))
+    assert booked == {s.pk: p.pk for s, p in zip(slots, patients, strict=False)}
+
+
+def test_a_series_of_storms_is_summed_and_its_median_storm_reported():
+    from bench.run import _storms_summary
+
+    runs = [
+        {"booked": 10, "wall_s": 1.0, "latencies": [0.1], "statuses": {"201": 10, "409 slot_not_free": 4}},
+        {"booked": 10, "wall_s": 0.5, "latencies": [0.2], "statuses": {"201": 10, "500": 1}},
+        {"booked": 10, "wall_s": 2.0, "latencies": [], "statuses": {"201": 10}},
+    ]
+
+    summary = _storms_summary(runs)
+
+    assert summary["per_s"] == [10.0, 20.0, 5.0] and summary["median_per_s"] == 10.0
+    assert summary["latencies"] == [0.1] and summary["booked"] == 30
+    assert summary["conflicts"] == 4 and summary["errors"] == {"500": 1}
+    assert _storms_summary(runs[2:])["latencies"] == [0.0]  # a storm without a booking
+
+
+def test_the_partitions_of_freshly_published_slots_are_analyzed(db):
+    from django.db import connection
+
+    from bench.run import _slots_analyze
+    from tests.factories import SlotFactory
+
+    slots = SlotFactory.create_batch(3)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT tableoid::regclass::text FROM scheduling_slot WHERE id = ANY(%s)",
+            [[s.pk for s in slots]],
+        )
+        holding = sorted(name for (name,) in cursor.fetchall())
+
+    assert _slots_analyze([s.pk for s in slots]) == holding
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sum(reltuples) FROM pg_class WHERE relname = ANY(%s)", [holding])
+        assert cursor.fetchone()[0] >= 3  # the statistics count the new slots

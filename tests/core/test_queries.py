@@ -121,3 +121,121 @@ def test_the_prepared_cursor_raises_djangos_errors():
             " language, screening_risk_group FROM patients_patient WHERE id = %s",
             [patient.pk],
         )
+
+
+def test_a_literal_is_a_plain_constant_of_the_code_and_nothing_else():
+    from apps.core.queries import literal
+
+    assert literal("waiting") == "'waiting'" and literal("no_show") == "'no_show'"
+    for bad in ("", "x'; DROP TABLE t; --", "Waiting", "a b", "zażółć", "a\\b", 'a"b'):
+        with pytest.raises(ValueError):
+            literal(bad)
+
+
+def test_a_connection_the_prepared_cursor_just_used_is_not_checked_again(monkeypatch):
+    """CONN_HEALTH_CHECKS: Django checks a persistent connection with `SELECT 1` before its first use
+    in a request. A statement of the prepared cursor that has just run is proof enough (a booking
+    request's first statement is one): no second round trip."""
+    checks = []
+    usable = connection.is_usable
+    monkeypatch.setattr(connection, "is_usable", lambda: checks.append(1) or usable())
+    assert connection.health_check_enabled
+
+    connection.health_check_done = False  # a request begins (`close_if_unusable_or_obsolete`)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    assert checks == [1]
+
+    connection.health_check_done = False
+    with prepared_cursor() as cursor:
+        cursor.execute("SELECT %s::int", [1])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    assert checks == [1]  # not checked again
+
+    connection.health_check_done = False
+    with pytest.raises(IntegrityError), prepared_cursor() as cursor:
+        raise IntegrityError("a block that failed proves nothing")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    assert checks == [1, 1]
+
+
+def _insert_columns_reference(obj: Model) -> tuple[list[str], list]:
+    """`insert_columns` as first written: every field asked through the connection proxy."""
+    columns, params = [], []
+    for field in obj._meta.local_concrete_fields:
+        if field.primary_key and getattr(obj, field.attname) is None:
+            continue
+        value = field.pre_save(obj, add=True)
+        if hasattr(value, "resolve_expression"):
+            continue
+        columns.append('"' + str(field.column).replace('"', '""') + '"')
+        params.append(field.get_db_prep_save(value, connection))
+    return columns, params
+
+
+def test_insert_columns_are_the_fields_own_values_for_the_booking_rows_and_database_defaults(
+    monkeypatch,
+):
+    import time_machine
+    from django.db.models.expressions import DatabaseDefault
+
+    from apps.booking.services._transitions import appointment_event_new, appointment_new, registration_new
+    from apps.catalog.models import Facility
+    from apps.core.queries import insert_columns
+    from apps.scheduling.models import Slot
+    from tests.factories import FacilityFactory, SlotFactory
+
+    slot = Slot.objects.select_related("service", "facility").get(pk=SlotFactory().pk)
+    patient = PatientFactory()
+    now = dt.datetime(2026, 12, 2, 10, 0, tzinfo=dt.UTC)
+    registration = registration_new(
+        patient=patient, service=slot.service, referral=None, status="booked", now=now, entitlement=None
+    )
+    registration.pk = 41
+    appointment = appointment_new(registration=registration, slot=slot, channel="desk", now=now)
+    appointment.allocation = {"reason": "entitlement", "rank": [1, 2]}
+    event = appointment_event_new(appointment, "appointment.booked")  # the id left to the database
+    log = AccessLog(actor_type="api_client", actor_id="c1", patient=patient, action="POST /x")
+    made = FacilityFactory()
+    kept = [f.attname for f in Facility._meta.concrete_fields if f.attname not in ("id", "postcode")]
+    facility = Facility(**{name: getattr(made, name) for name in kept})
+    assert isinstance(facility.postcode, DatabaseDefault)  # not given: the column's DEFAULT applies
+
+    def comparable(built: tuple[list[str], list]) -> tuple[list[str], list]:
+        columns, params = built  # JSON adapters compare by identity: by type and content instead
+        return columns, [(type(p), p.obj) if hasattr(p, "obj") else (type(p), p) for p in params]
+
+    with time_machine.travel(now, tick=False):  # auto_now values: the same moment for both
+        for obj in (registration, appointment, event, log, facility):
+            assert comparable(insert_columns(obj)) == comparable(_insert_columns_reference(obj)), type(obj)
+    columns, _ = insert_columns(facility)
+    assert '"postcode"' not in columns and '"id"' not in columns
+    assert '"id"' in insert_columns(registration)[0] and '"id"' not in insert_columns(event)[0]
+
+
+def test_an_outer_joined_model_is_none_where_its_key_is_null_and_the_columns_are_passed_over():
+    from apps.core.queries import optional_model_from_row
+
+    patient, service = PatientFactory(), ServiceFactory()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {select_columns(Service, 's')}, {select_columns(Patient, 'p')}, 7 "
+            "FROM patients_patient p LEFT JOIN catalog_service s ON s.id = %s WHERE p.id = %s",
+            [0, patient.pk],
+        )
+        missing = cursor.fetchone()
+        cursor.execute(
+            f"SELECT {select_columns(Service, 's')}, {select_columns(Patient, 'p')}, 7 "
+            "FROM patients_patient p LEFT JOIN catalog_service s ON s.id = %s WHERE p.id = %s",
+            [service.pk, patient.pk],
+        )
+        found = cursor.fetchone()
+
+    none, i = optional_model_from_row(Service, missing)
+    assert none is None and model_from_row(Patient, missing, i)[0].pk == patient.pk
+    loaded, i = optional_model_from_row(Service, found)
+    assert _fields(loaded) == _fields(Service.objects.get(pk=service.pk))
+    loaded_patient, end = model_from_row(Patient, found, i)
+    assert loaded_patient.pk == patient.pk and found[end] == 7

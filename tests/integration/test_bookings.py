@@ -205,6 +205,49 @@ def test_cancel_a_whole_session_keeps_every_patient_in_line(api_a, world_a):
     assert world_a.booking.status == "cancelled_by_facility"
 
 
+def test_a_bookings_access_log_row_is_written_with_its_stored_answer_and_alone_without_a_key(
+    api_a, world_a, issued_a
+):
+    """The access log of a write's answer commits with it either way; with an Idempotency-Key it goes
+    in the statement that stores the answer (one round trip less), without one on its own."""
+    ran: list[str] = []
+
+    def record(execute, sql, params, many, context):
+        ran.append(str(sql))
+        return execute(sql, params, many, context)
+
+    keyed, plain = PatientFactory(), PatientFactory()
+    with connection.execute_wrapper(record):
+        first = api_a.post(
+            "/api/v1/bookings",
+            {"slot_id": world_a.free_slots[0].pk, "pesel": keyed.pesel, "channel": "desk"},
+            **{"Idempotency-Key": "audited"},
+        )
+        with_key = list(ran)
+        ran.clear()
+        second = api_a.post(
+            "/api/v1/bookings",
+            {"slot_id": world_a.free_slots[1].pk, "pesel": plain.pesel, "channel": "desk"},
+        )
+
+    assert (first.status_code, second.status_code) == (201, 201)
+    log, stored = AccessLog._meta.db_table, IdempotencyRecord._meta.db_table
+    assert [sql for sql in with_key if log in sql] == [
+        sql for sql in with_key if f"UPDATE {stored}" in sql
+    ]  # one statement does both
+    assert len([sql for sql in ran if log in sql]) == 1 and not any(stored in sql for sql in ran)
+    for patient in (keyed, plain):
+        row = AccessLog.objects.get(patient=patient)
+        assert (row.actor_type, row.actor_id, row.facility_id, row.action, row.purpose) == (
+            "api_client",
+            f"api_client:{issued_a.client.pk}",
+            world_a.facility.pk,
+            "POST /api/v1/bookings",
+            "facility integration API",
+        )
+    assert IdempotencyRecord.objects.get(key="audited").status_code == 201
+
+
 def test_every_read_of_bookings_is_recorded_in_the_audit_log(api_a, world_a):
     api_a.get("/api/v1/bookings")
     api_a.get(f"/api/v1/bookings/{world_a.booking.pk}")

@@ -8,6 +8,7 @@ import pytest
 from django.test import override_settings
 
 from apps.booking.models import Appointment
+from apps.core.errors import DomainError
 from apps.integration.models import IdempotencyRecord
 from apps.outbox.models import OutboxEvent
 from apps.scheduling.models import Schedule
@@ -270,3 +271,93 @@ def test_a_request_refused_from_committed_state_opens_no_transaction(api_a, worl
     claim_and_after = [i for i, (_, sql) in enumerate(ran) if f"INSERT INTO {table}" in sql]
     assert claim_and_after and all(in_transaction for in_transaction, _ in ran[claim_and_after[0] :])
     assert IdempotencyRecord.objects.get(key="won").status_code == 201
+
+
+@pytest.mark.django_db
+def test_a_claim_with_a_read_claims_as_alone_and_reads_what_the_read_reads_alone(issued_a):
+    from apps.integration.idempotency import idempotency_claim_reading, idempotency_store
+    from apps.integration.selectors import patient_by_pesel, patient_by_pesel_read, patient_from_read
+    from apps.patients.models import Patient
+
+    client, patient = issued_a.client, PatientFactory()
+    claim = {"client": client, "method": "POST", "path": "/api/v1/bookings", "digest": "d" * 64}
+
+    record_id, first, row = idempotency_claim_reading(
+        **claim, key="k1", read=patient_by_pesel_read(pesel=patient.pesel)
+    )
+    found = patient_from_read(row)
+    assert first is None and IdempotencyRecord.objects.get(pk=record_id).key == "k1"
+    fields = [f.attname for f in Patient._meta.concrete_fields]
+    orm = Patient.objects.get(pesel=patient.pesel)
+    plain = patient_by_pesel(pesel=patient.pesel)
+    assert (
+        [getattr(found, f) for f in fields]
+        == [getattr(plain, f) for f in fields]
+        == [getattr(orm, f) for f in fields]
+    )
+
+    _, _, nobody = idempotency_claim_reading(
+        **claim, key="k2", read=patient_by_pesel_read(pesel="70010100006")
+    )
+    assert nobody is not None and patient_from_read(nobody) is None  # the claim stands, nothing read
+
+    with pytest.raises(DomainError) as in_progress:  # the same key again before its answer is stored
+        idempotency_claim_reading(**claim, key="k1", read=patient_by_pesel_read(pesel=patient.pesel))
+    assert in_progress.value.code == "idempotency_in_progress"
+    idempotency_store(record_id=record_id, status_code=201, content=b'{"id": 1}', headers={})
+    again = idempotency_claim_reading(**claim, key="k1", read=patient_by_pesel_read(pesel=patient.pesel))
+    assert again[0] is None and again[1].pk == record_id and again[2] is None  # a retry: no read
+
+
+def test_a_keyed_desk_booking_reads_its_patient_in_the_claims_statement(api_a, world_a):
+    """Five statements besides BEGIN and COMMIT: the slot-taken check, the key's claim with the patient,
+    the slot's facts, the booking's write, the stored answer with the access log."""
+    import datetime as dt
+
+    from django.db import connection
+
+    from apps.core import pesel
+
+    ran: list[str] = []
+
+    def record(execute, sql, params, many, context):
+        if "SAVEPOINT" not in sql:  # the test's own transaction makes the request's a savepoint
+            ran.append(str(sql))
+        return execute(sql, params, many, context)
+
+    patient, unknown = PatientFactory(), pesel.generate(dt.date(1960, 1, 2), "F", 4321)
+    taken = {"slot_id": world_a.booking.slot.pk, "pesel": patient.pesel, "channel": "desk"}
+    assert api_a.post("/api/v1/bookings", taken).status_code == 409  # the principal is now cached
+    with connection.execute_wrapper(record):
+        booked = _book(api_a, world_a, patient, "claim-read")
+    missing = [
+        api_a.post(
+            "/api/v1/bookings",
+            {"slot_id": world_a.free_slots[1].pk, "pesel": unknown, "channel": "desk"},
+            **{"Idempotency-Key": "nobody"},
+        )
+        for _ in range(2)
+    ]
+
+    assert booked.status_code == 201 and booked.json()["patient"]["pesel"] == patient.pesel
+    table = IdempotencyRecord._meta.db_table
+    by_pesel = "p.pesel = %s"  # selectors.PATIENT_BY_PESEL_SQL
+    assert len(ran) == 5 and f"INSERT INTO {table}" in ran[1] and by_pesel in ran[1]
+    assert not any(by_pesel in sql for sql in ran[2:])
+    assert [m.status_code for m in missing] == [404, 404]  # refused after the claim, so stored
+    assert missing[0].json()["code"] == "patient_not_found" and missing[1]["Idempotent-Replayed"] == "true"
+
+
+@pytest.mark.django_db
+def test_a_patient_read_beforehand_is_used_only_for_its_own_pesel(facility_a):
+    from apps.integration.services import patient_for_facility
+
+    named, other = PatientFactory(), PatientFactory()
+    same = patient_for_facility(
+        pesel=named.pesel, confirmed=None, facility=facility_a, channel="desk", found=named
+    )
+    assert same is named  # no second read
+    right = patient_for_facility(
+        pesel=named.pesel, confirmed=None, facility=facility_a, channel="desk", found=other
+    )
+    assert right.pk == named.pk

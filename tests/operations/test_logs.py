@@ -130,6 +130,27 @@ def test_a_lost_race_409_is_not_logged_where_info_is_not_wanted(api_a, world_a):
     assert [r.status_code for r in kept.records] == [404]
 
 
+def test_a_lost_race_409_is_not_logged_at_log_level_warning_with_djangos_own_logger_at_info(api_a, world_a):
+    """LOG_LEVEL sets the root logger's level; Django's default configuration leaves its `django`
+    logger (the parent of `django.request`) at INFO."""
+    body = {"slot_id": world_a.booking.slot.pk, "pesel": PatientFactory().pesel, "channel": "desk"}
+    root, django_logger, kept = logging.getLogger(), logging.getLogger("django"), _Kept()
+    levels = root.level, django_logger.level
+    root.addHandler(kept)
+    root.setLevel(logging.WARNING)  # LOG_LEVEL=WARNING
+    django_logger.setLevel(logging.INFO)  # Django's DEFAULT_LOGGING
+    try:
+        response = api_a.post("/api/v1/bookings", body)
+        missing = api_a.get("/api/v1/bookings/999999999")
+    finally:
+        root.removeHandler(kept)
+        root.setLevel(levels[0])
+        django_logger.setLevel(levels[1])
+
+    assert response.status_code == 409 and missing.status_code == 404
+    assert [r.status_code for r in kept.records if r.name == "django.request"] == [404]
+
+
 @pytest.mark.django_db
 def test_a_staff_users_id_is_in_the_log_but_never_a_name(client, django_user_model, caplog):
     staff = django_user_model.objects.create_user("anna.nowak", password="x" * 16)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast
 
 from django.db import transaction
@@ -24,13 +24,16 @@ from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.audit.models import AccessLog
+from apps.audit.services import access_rows
 from apps.core.api_errors import problem
 from apps.core.errors import MESSAGES, DomainError, api_codes, text
+from apps.core.queries import insert_rows
 
 from ..auth import ApiClientAuthentication, ApiPrincipal, HasOperationScope
 from ..idempotency import (
     HEADER,
-    idempotency_claim,
+    idempotency_claim_reading,
     idempotency_key_validate,
     idempotency_known,
     idempotency_store,
@@ -324,6 +327,8 @@ class FacilityApi(APIView):
     _rate: RateState | None = None
     _idempotency_id: int | None = None
     _atomic: Any = None  # the write request's transaction (`_transaction_begin`)
+    _access_rows: list[AccessLog]  # the answer's access log, written with the stored answer (`dispatch`)
+    claim_row: tuple[Any, ...] | None = None  # what `claim_read` found, read with the key's claim
 
     def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # authentication and scope check
@@ -353,13 +358,15 @@ class FacilityApi(APIView):
         if request.method in WRITE_METHODS:
             self._transaction_begin()
         if writes:
-            digest = request_hash(method=request.method, path=request.get_full_path(), body=request.body)
-            record_id, first = idempotency_claim(
+            path = request.get_full_path()
+            digest = request_hash(method=request.method, path=path, body=request.body)
+            record_id, first, self.claim_row = idempotency_claim_reading(
                 client=self.principal.client,
                 key=str(key),
                 method=request.method,
-                path=request.get_full_path(),
+                path=path,
                 digest=digest,
+                read=self.claim_read(request) if refusal is None else None,
             )
             if first is not None:
                 raise _Replay(first)
@@ -370,6 +377,29 @@ class FacilityApi(APIView):
     def refuse_early(self, request: Any) -> None:
         """A refusal that can be decided from committed state alone, before the request claims its
         Idempotency-Key and writes anything (nothing is stored, so a retry is simply re-checked)."""
+
+    def claim_read(self, request: Any) -> tuple[str, list[Any]] | None:
+        """The operation's first read once its key is claimed, run in the claim's statement (one round
+        trip less): a SELECT of at most one row with `%s` parameters. Its row is `claim_row` (None
+        without a key, where the operation must read as usual)."""
+        return None
+
+    def access_record(self, request: Any, patient_ids: Iterable[int]) -> None:
+        """Record in the append-only access log that this answer carries these patients' personal data,
+        in the request's transaction. A write request with an Idempotency-Key writes the rows with the
+        stored answer, in the same statement (they commit together either way); any other, now."""
+        rows = access_rows(
+            actor_type="api_client",
+            actor_id=self.principal.actor_id,
+            facility_id=self.principal.facility.pk,
+            patient_ids=patient_ids,
+            action=f"{request.method} {request.path}"[:100],
+            purpose="facility integration API",
+        )
+        if self._atomic is not None and self._idempotency_id is not None:
+            self._access_rows += rows
+        else:
+            insert_rows(rows)
 
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, _Replay):
@@ -411,7 +441,7 @@ class FacilityApi(APIView):
         # One transaction per write request: the key's claim, the change, its outbox events and the
         # stored idempotent response commit together (or not at all). It begins in `initial`, before the
         # claim; what runs earlier (authentication, the rate limit, the early refusal) writes nothing.
-        self._atomic = None
+        self._atomic, self._access_rows = None, []
         try:
             response = cast(Response, super().dispatch(request, *args, **kwargs))
             if self._atomic is not None:
@@ -425,6 +455,7 @@ class FacilityApi(APIView):
                         status_code=response.status_code,
                         content=response.content,
                         headers=headers,
+                        rows=self._access_rows,
                     )
         except BaseException:
             if self._atomic is not None:

@@ -10,12 +10,12 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from apps.audit.services import access_record
 from apps.booking import services as booking
 from apps.booking.models import Appointment
 from apps.patients import registry
 from apps.patients.models import Referral
 
+from ..selectors import patient_by_pesel_read, patient_from_read
 from ..services import ConfirmedPatient, patient_for_facility
 from .base import (
     IDEMPOTENCY_PARAMETER,
@@ -303,14 +303,7 @@ class BookingApi(FacilityApi):
     def respond(
         self, request: Any, appointments: list[Appointment], body: Any, status: int = 200
     ) -> Response:
-        access_record(
-            actor_type="api_client",
-            actor_id=self.principal.actor_id,
-            facility_id=self.principal.facility.pk,
-            patient_ids=[a.patient_id for a in appointments],
-            action=f"{request.method} {request.path}"[:100],
-            purpose="facility integration API",
-        )
+        self.access_record(request, [a.patient_id for a in appointments])
         response = Response(body, status=status)
         if len(appointments) == 1 and "results" not in body:  # one booking: its ETag (If-Match)
             response["ETag"] = etag(appointments[0].version)
@@ -386,6 +379,12 @@ class BookingCreateApi(BookingApi):
         self.data = booking_input(request.data)
         booking.slot_refuse_if_taken(slot_id=self.data["slot_id"], facility_id=self.principal.facility.pk)
 
+    def claim_read(self, request: Any) -> tuple[str, list[Any]] | None:
+        # The patient, read in the key's claim (the read `patient_for_facility` makes first).
+        if self.data.get("patient") is not None:
+            return None
+        return patient_by_pesel_read(pesel=self.data["pesel"])
+
     @extend_schema(
         operation_id="bookings_create",
         tags=["bookings"],
@@ -439,6 +438,7 @@ class BookingCreateApi(BookingApi):
                 confirmed=confirmed,
                 facility=self.principal.facility,
                 channel=data["channel"],
+                found=None if self.claim_row is None or confirmed else patient_from_read(self.claim_row),
             )
             # `facility`: another facility's slot is simply not found. The booking comes back with
             # its slot, service and patient loaded, so the answer needs no second read.

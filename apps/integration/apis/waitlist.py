@@ -16,7 +16,6 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from apps.audit.services import access_record
 from apps.booking.models import Appointment, Category, Registration
 from apps.booking.selectors import waitlist_position
 from apps.patients.models import PatientEntitlement
@@ -211,14 +210,7 @@ class WaitlistApi(FacilityApi):
     """Responses carry personal data: every one is recorded in the append-only access log."""
 
     def respond(self, request: Any, registration: Registration, status: int = 200) -> Response:
-        access_record(
-            actor_type="api_client",
-            actor_id=self.principal.actor_id,
-            facility_id=self.principal.facility.pk,
-            patient_ids=[registration.patient_id],
-            action=f"{request.method} {request.path}"[:100],
-            purpose="facility integration API",
-        )
+        self.access_record(request, [registration.patient_id])
         return Response(_present(registration, self.principal.facility.pk), status=status)
 
 
