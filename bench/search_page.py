@@ -112,8 +112,14 @@ def _cases() -> tuple[dict[str, tuple[str, bool, str]], Any, Any]:
     def url(query: dict[str, Any]) -> str:
         return "/?" + urlencode(query)
 
+    wide = {**grouped, "radius_km": 100}
+    country = {"service": service.pk, **dates}
     cases = {
         "grouped, signed in, pl": (url(grouped), True, "pl"),
+        "grouped, page 3, signed in, pl": (url({**grouped, "page": 3}), True, "pl"),
+        "100 km, signed in, pl": (url(wide), True, "pl"),
+        "100 km, anonymous, pl": (url(wide), False, "pl"),
+        "the country, anonymous, pl": (url(country), False, "pl"),
         "grouped, signed in, en": (url(grouped), True, "en"),
         "grouped, anonymous, pl": (url(grouped), False, "pl"),
         "voivodeship, signed in, pl": (url(voivodeship), True, "pl"),
