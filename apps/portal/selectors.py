@@ -118,10 +118,11 @@ def _area(voivodeship: Any, locality: Any, near: Near | None) -> sql.Area:
 
 TIMES_OF_DAY = {"morning": (0, 12), "afternoon": (12, 17), "evening": (17, 24)}  # local hours [from, to)
 PLACE_WINDOW = dt.timedelta(days=14)  # a place's earliest slots: within this of its first one
-# Which places come first: with fewer places in the area than this, each one is probed for its first
-# slot; with more, the service's slots are walked in date order (`sql.walk_first_slots`), this many rows
-# for every place the page needs (at most WALK_ROWS_MAX), and probed only if the walk was too short.
-WALK_FROM_PLACES = 40
+# Which places come first: with fewer places in the area than this, or a time of day, each place is
+# probed for its first slot (~6 buffers a place); with more, the service's slots of every place are
+# walked in date order (`sql.walk_first_slots`, ~1 buffer a slot), this many for every place up to the
+# end of the page (at most WALK_ROWS_MAX), and the places probed only if that was not enough.
+WALK_FROM_PLACES = 48
 WALK_ROWS_PER_PLACE = 48
 WALK_ROWS_MAX = 1024
 
@@ -186,15 +187,11 @@ def _firsts(matching: sql.Matching, area: AreaPlaces, wanted: int) -> list[tuple
     with a matching slot when there are fewer), in no particular order."""
     ids = list(area.distances)
     rows = wanted * WALK_ROWS_PER_PLACE
-    if len(ids) >= WALK_FROM_PLACES and rows <= WALK_ROWS_MAX:
+    if len(ids) >= WALK_FROM_PLACES and matching.hours is None and rows <= WALK_ROWS_MAX:
         walk = sql.walk_first_slots(matching=matching, facility_ids=ids, rows=rows)
-        if walk.walked < rows:  # the walk reached the end: it saw every place with a matching slot
+        # Every place with a slot up to the last one walked was seen; any other comes after them all.
+        if walk.walked < rows or len(walk.firsts) >= wanted:
             return walk.firsts
-        # Every place first reached before the last slot walked is known, and comes before any place not
-        # seen; a place first reached at that very time may tie with one that was not reached.
-        known = [(pk, first) for pk, first in walk.firsts if walk.last is not None and first < walk.last]
-        if len(known) >= wanted:
-            return known
     return sql.first_slots(matching=matching, facility_ids=ids) if ids else []
 
 

@@ -58,9 +58,7 @@ class Matching:
     start_before: dt.datetime | None = None
     hours: tuple[int, int] | None = None  # local hours [from, to)
 
-    def sql(self, alias: str, *, hours: bool = True) -> str:
-        """The condition on the slots aliased `alias`; `hours=False` leaves out the time of day (a walk
-        that must count every slot in date order adds it afterwards, `hours_sql`)."""
+    def sql(self, alias: str) -> str:
         # Status and kind are written into the statement, not bound: the partial indexes of free
         # first-time slots (`slot_free_by_*`: WHERE status = 'free' AND kind = 'first') serve only a
         # statement whose condition implies theirs, and a bound value does not once PostgreSQL plans the
@@ -70,15 +68,10 @@ class Matching:
         text += f" AND {alias}.start > %(start_after)s"
         if self.start_before is not None:
             text += f" AND {alias}.start < %(start_before)s"
-        if hours:
-            text += self.hours_sql(alias)
+        if self.hours is not None:
+            hour = f"EXTRACT(HOUR FROM {alias}.start AT TIME ZONE %(zone)s)"
+            text += f" AND {hour} >= %(hour_from)s AND {hour} < %(hour_to)s"
         return text
-
-    def hours_sql(self, alias: str) -> str:
-        if self.hours is None:
-            return ""
-        hour = f"EXTRACT(HOUR FROM {alias}.start AT TIME ZONE %(zone)s)"
-        return f" AND {hour} >= %(hour_from)s AND {hour} < %(hour_to)s"
 
     def params(self) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -166,13 +159,15 @@ def first_slots(*, matching: Matching, facility_ids: list[int]) -> list[tuple[in
 
 
 @cache
-def _walk_sql(matching: str, hours: str) -> str:
+def _walk_sql(matching: str) -> str:
     return f"""
     WITH walk AS MATERIALIZED (
-        SELECT s.facility_id, s.start FROM {SLOT} s WHERE {matching} ORDER BY s.start, s.id LIMIT %(rows)s
+        SELECT s.facility_id, s.start FROM {SLOT} s WHERE {matching}
+        ORDER BY s.start
+        FETCH FIRST %(rows)s ROWS WITH TIES
     )
     SELECT w.facility_id, min(w.start), NULL::bigint FROM walk w
-    WHERE w.facility_id = ANY(%(facilities)s){hours}
+    WHERE w.facility_id = ANY(%(facilities)s)
     GROUP BY w.facility_id
     UNION ALL
     SELECT NULL::bigint, max(w.start), count(*) FROM walk w
@@ -181,10 +176,10 @@ def _walk_sql(matching: str, hours: str) -> str:
 
 @dataclass(frozen=True)
 class Walk:
-    """The service's matching slots (every place's, any hour) read in date order, `walked` of them up to
-    `last`: `firsts` is each of the given places seen among them with its first slot there (in the
-    time of day). `walked` below the rows asked for means the walk reached the end: every place with a
-    matching slot was seen. Otherwise a place not seen has no matching slot before `last`."""
+    """The service's matching slots (every place's) read in date order: the first `rows` asked for and
+    every other one at the same time as the last of them, `walked` in all, up to `last`. `firsts` is
+    each of the given places among them with its first one: every place with a matching slot up to
+    `last` is there, and, if fewer than `rows` were walked, every place with a matching slot at all."""
 
     firsts: list[tuple[int, dt.datetime]]
     walked: int
@@ -192,12 +187,14 @@ class Walk:
 
 
 def walk_first_slots(*, matching: Matching, facility_ids: list[int], rows: int) -> Walk:
-    """The first `rows` matching slots of the service (every place, any hour) in date order, down
-    `slot_free_by_service (service_id, start, id)`, and which of these places they reach first when."""
-    sql = _walk_sql(matching.sql("s", hours=False), matching.hours_sql("w"))
+    """The first `rows` matching slots of the service (every place; and those at the same time as the
+    last) in date order, down `slot_free_by_service (service_id, start, id)`, and which of these places
+    they reach first when. Not for a time of day: the walk would pass every slot of the other hours."""
+    if matching.hours is not None:
+        raise ValueError("a walk in date order cannot skip the other hours")
     params = {**matching.params(), "facilities": facility_ids, "rows": rows}
     with prepared_cursor(using=read_alias()) as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_walk_sql(matching.sql("s")), params)
         found = cursor.fetchall()
     walked, last = 0, None
     firsts = []

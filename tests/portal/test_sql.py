@@ -60,6 +60,7 @@ def country():
     place("Alfa", warsaw, doctor=True, hours=(8, 12, 16, 17, 23))  # the edges of the times of day
     place("Beta", piaseczno, hours=(9, 14))
     place("Gamma", krakow, hours=(19,))
+    place("Delta", warsaw, hours=(19,))  # at the same times as Gamma
     place("No contract", warsaw)
     place("Closed", warsaw, active=False)
     place("Full", warsaw, status=Slot.Status.BOOKED)
@@ -126,7 +127,7 @@ def test_the_places_their_first_slots_and_a_page_of_their_earliest_slots_are_wha
     service, start = country["service"], country["start"]
     now = timezone.now()
     windows = [(None, None), (start.date() + dt.timedelta(days=1), start.date() + dt.timedelta(days=2))]
-    checked = walked = 0
+    checked = walked = ties = 0
     for (voivodeship, locality, near), time_of_day, (date_from, date_to) in itertools.product(
         _areas(country), [None, *TIMES_OF_DAY], windows
     ):
@@ -141,26 +142,27 @@ def test_the_places_their_first_slots_and_a_page_of_their_earliest_slots_are_wha
         matching = _matching_of(service, now, date_from, date_to, time_of_day)
         every = [row[0] for row in sql.area_places(service_id=service.pk, area=area)]
         assert sorted(sql.first_slots(matching=matching, facility_ids=every)) == expected, (area, time_of_day)
-        # The walk: the first rows of the service's matching slots of any hour and place, by date then id;
-        # the given places among them, first reached in the time of day.
-        for rows in (1, 3, 10, 1000):
-            read = list(
-                any_hour.order_by("start", "id")
-                .annotate(local_hour=ExtractHour("start", tzinfo=WARSAW))
-                .values_list("facility_id", "start", "local_hour")[:rows]
-            )
-            low, high = TIMES_OF_DAY.get(time_of_day or "", (0, 24))
+        # The walk (not for a time of day): the first rows of the service's matching slots of every place,
+        # by date, with every other at the time of the last; the given places among them, first reached.
+        if time_of_day is not None:
+            with pytest.raises(ValueError):
+                sql.walk_first_slots(matching=matching, facility_ids=every, rows=10)
+        for rows in (1, 3, 10, 13, 1000) if time_of_day is None else ():
+            read = list(any_hour.order_by("start", "id").values_list("facility_id", "start"))
+            if len(read) > rows:
+                read = [(facility_id, begin) for facility_id, begin in read if begin <= read[rows - 1][1]]
             firsts: dict[int, dt.datetime] = {}
-            for facility_id, begin, hour in read:
-                if facility_id in every and low <= hour < high:
+            for facility_id, begin in read:
+                if facility_id in every:
                     firsts.setdefault(facility_id, begin)
             walk = sql.walk_first_slots(matching=matching, facility_ids=every, rows=rows)
             assert (sorted(walk.firsts), walk.walked, walk.last) == (
                 sorted(firsts.items()),
                 len(read),
-                max((begin for _f, begin, _h in read), default=None),
-            ), (area, time_of_day, rows)
+                max((begin for _f, begin in read), default=None),
+            ), (area, rows)
             walked += len(walk.firsts)
+            ties += walk.walked > rows
         # A page of places: each with its first slots before the end of the window, by date then id.
         ids = [pk for pk, _first in expected]
         for window_end, per_place in [(start + dt.timedelta(days=2), 2), (start + dt.timedelta(days=30), 5)]:
@@ -184,7 +186,7 @@ def test_the_places_their_first_slots_and_a_page_of_their_earliest_slots_are_wha
             }
             assert all(s.facility is facilities[s.facility_id] for s in slots)
             checked += len(slots)
-    assert checked > 50 and walked > 50  # the cases found slots, with and without a doctor
+    assert checked > 50 and walked > 50 and ties  # the cases found slots, with and without a doctor
 
 
 def test_a_page_of_places_keeps_a_place_whose_slots_went_meanwhile(country):
@@ -268,7 +270,9 @@ def test_every_slot_statement_reads_the_free_slots_indexes_also_when_planned_gen
         for statement in (sql._page_sql(matching.sql("s")), sql._place_slots_sql(matching.sql("s"))):
             plan = _generic_plan(statement, params)
             assert _indexes_read(plan) & FREE_SLOT_INDEXES == _indexes_read(plan) != set(), plan
-        walk = _generic_plan(sql._walk_sql(matching.sql("s", hours=False), matching.hours_sql("w")), params)
+        if time_of_day is not None:
+            continue  # the walk is not for a time of day
+        walk = _generic_plan(sql._walk_sql(matching.sql("s")), params)
         assert _indexes_read(walk) == {"slot_free_by_service"}, walk
         assert not re.search(r"^\s*(->\s+)?(Incremental )?Sort +\(cost", _cte(walk, "walk"), re.M), (
             walk
