@@ -165,10 +165,14 @@ def area_places(
     locality: Any = None,
     near: Near | None = None,
     limit: int | None = None,
+    named: int | None = None,
 ) -> AreaPlaces:
     """The places `place_search` ranks and the place select lists (`facilities_in_area`), from one
-    statement (at most `limit` rows read); distances measured here."""
-    rows = sql.area_places(service_id=_pk(service), area=_area(voivodeship, locality, near), limit=limit)
+    statement (at most `limit` rows read; their names only if the area has at most `named`, by default
+    as many as the select reads); distances measured here."""
+    area = _area(voivodeship, locality, near)
+    named = _choices_read(near) if named is None else named
+    rows = sql.area_places(service_id=_pk(service), area=area, named=named, limit=limit)
     distances: dict[int, float | None] = {}
     choices = []
     for pk, lat, lon, name, locality_name in rows:
@@ -178,21 +182,23 @@ def area_places(
             if distance > near.radius_km:
                 continue
         distances[pk] = distance
-        choices.append(PlaceChoice(pk, name, locality_name))
+        if name is not None:
+            choices.append(PlaceChoice(pk, name, locality_name or ""))
     return AreaPlaces(distances=distances, choices=choices, read=len(rows))
 
 
 def _firsts(matching: sql.Matching, area: AreaPlaces, wanted: int) -> list[tuple[int, dt.datetime]]:
     """(place, its first matching slot) of at least the `wanted` places that come first (every place
     with a matching slot when there are fewer), in no particular order."""
-    ids = list(area.distances)
+    ids = area.distances
     rows = wanted * WALK_ROWS_PER_PLACE
     if len(ids) >= WALK_FROM_PLACES and matching.hours is None and rows <= WALK_ROWS_MAX:
-        walk = sql.walk_first_slots(matching=matching, facility_ids=ids, rows=rows)
+        walk = sql.walk_first_slots(matching=matching, rows=rows)
         # Every place with a slot up to the last one walked was seen; any other comes after them all.
-        if walk.walked < rows or len(walk.firsts) >= wanted:
-            return walk.firsts
-    return sql.first_slots(matching=matching, facility_ids=ids) if ids else []
+        seen = [(pk, first) for pk, first in walk.firsts if pk in ids]
+        if walk.walked < rows or len(seen) >= wanted:
+            return seen
+    return sql.first_slots(matching=matching, facility_ids=list(ids)) if ids else []
 
 
 @replica_reads()  # like slot_search: a replica's lag is harmless, booking re-checks in the database
@@ -272,6 +278,13 @@ def slot_page_search(
 FACILITY_CHOICES_MAX = 100  # longer than this, a select helps nobody: the page asks to narrow the area
 
 
+def _choices_read(near: Near | None, limit: int | None = None) -> int:
+    """How many of the area's places the select may read: for a distance, the box's corners lie outside
+    the circle, so a few more than it lists; the distance is measured afterwards."""
+    limit = FACILITY_CHOICES_MAX if limit is None else limit
+    return limit * 2 if near is not None else limit
+
+
 def facilities_in_area(
     *,
     service: Any,
@@ -285,11 +298,10 @@ def facilities_in_area(
     a voivodeship, a town, or a distance from one), by name; None when there are more than `limit`
     (`FACILITY_CHOICES_MAX` unless given). `area`: the area's places if already read (`area_places`)."""
     limit = FACILITY_CHOICES_MAX if limit is None else limit
-    # The box's corners lie outside the circle: read a few more than the limit, then measure.
-    read = limit * 2 if near is not None else limit
-    if area is None:
+    read = _choices_read(near, limit)
+    if area is None or (area.read <= read and len(area.choices) < len(area.distances)):  # names not read
         area = area_places(
-            service=service, voivodeship=voivodeship, locality=locality, near=near, limit=read + 1
+            service=service, voivodeship=voivodeship, locality=locality, near=near, limit=read + 1, named=read
         )
     if area.read > read or len(area.choices) > limit:
         return None

@@ -118,9 +118,12 @@ def _in_area(area: Area) -> str:
 
 @cache
 def _area_sql(area: str) -> str:
+    # Names only when the area has few places (the select lists them then); the town's name by lookup.
+    named = "count(*) OVER () <= %(named)s"
+    town = f"(SELECT l.name FROM {LOCALITY} l WHERE l.id = f.locality_id)"  # noqa: S608 (names from the models)
     return f"""
-    SELECT f.id, f.lat, f.lon, f.name, l.name
-    FROM {FACILITY} f JOIN {LOCALITY} l ON l.id = f.locality_id
+    SELECT f.id, f.lat, f.lon, CASE WHEN {named} THEN f.name END, CASE WHEN {named} THEN {town} END
+    FROM {FACILITY} f
     WHERE {area}
     ORDER BY f.name, f.id
     LIMIT %(limit)s
@@ -128,12 +131,13 @@ def _area_sql(area: str) -> str:
 
 
 def area_places(
-    *, service_id: int, area: Area, limit: int | None = None
-) -> list[tuple[int, float, float, str, str]]:
+    *, service_id: int, area: Area, named: int, limit: int | None = None
+) -> list[tuple[int, float, float, str | None, str | None]]:
     """(id, lat, lon, name, its town's name) of the active places of the area with a contract for the
-    service, by name (then id), at most `limit` (all of them without one): what the search measures
-    distances on, walks or probes, and the place select lists."""
-    params = {"service": service_id, **area.params(), "limit": limit}
+    service, by name (then id), at most `limit` (all without one); the names only when there are at
+    most `named` (None otherwise): what the search measures distances on, walks or probes, and the
+    place select lists."""
+    params = {"service": service_id, **area.params(), "named": named, "limit": limit}
     with prepared_cursor(using=read_alias()) as cursor:
         cursor.execute(_area_sql(_in_area(area)), params)  # LIMIT NULL: no limit
         return cursor.fetchall()
@@ -166,9 +170,7 @@ def _walk_sql(matching: str) -> str:
         ORDER BY s.start
         FETCH FIRST %(rows)s ROWS WITH TIES
     )
-    SELECT w.facility_id, min(w.start), NULL::bigint FROM walk w
-    WHERE w.facility_id = ANY(%(facilities)s)
-    GROUP BY w.facility_id
+    SELECT w.facility_id, min(w.start), NULL::bigint FROM walk w GROUP BY w.facility_id
     UNION ALL
     SELECT NULL::bigint, max(w.start), count(*) FROM walk w
     """  # noqa: S608 (table and column names from the models; every value bound)
@@ -178,23 +180,22 @@ def _walk_sql(matching: str) -> str:
 class Walk:
     """The service's matching slots (every place's) read in date order: the first `rows` asked for and
     every other one at the same time as the last of them, `walked` in all, up to `last`. `firsts` is
-    each of the given places among them with its first one: every place with a matching slot up to
-    `last` is there, and, if fewer than `rows` were walked, every place with a matching slot at all."""
+    each place among them with its first one: every place with a matching slot up to `last` is there,
+    and, if fewer than `rows` were walked, every place with a matching slot at all."""
 
     firsts: list[tuple[int, dt.datetime]]
     walked: int
     last: dt.datetime | None
 
 
-def walk_first_slots(*, matching: Matching, facility_ids: list[int], rows: int) -> Walk:
+def walk_first_slots(*, matching: Matching, rows: int) -> Walk:
     """The first `rows` matching slots of the service (every place; and those at the same time as the
-    last) in date order, down `slot_free_by_service (service_id, start, id)`, and which of these places
-    they reach first when. Not for a time of day: the walk would pass every slot of the other hours."""
+    last) in date order, down `slot_free_by_service (service_id, start, id)`, and which places they
+    reach first when. Not for a time of day: the walk would pass every slot of the other hours."""
     if matching.hours is not None:
         raise ValueError("a walk in date order cannot skip the other hours")
-    params = {**matching.params(), "facilities": facility_ids, "rows": rows}
     with prepared_cursor(using=read_alias()) as cursor:
-        cursor.execute(_walk_sql(matching.sql("s")), params)
+        cursor.execute(_walk_sql(matching.sql("s")), {**matching.params(), "rows": rows})
         found = cursor.fetchall()
     walked, last = 0, None
     firsts = []

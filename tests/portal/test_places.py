@@ -266,3 +266,29 @@ def test_the_facility_page_links_to_its_dates_for_each_service(client, mammograp
         assert link in body and f"Wolne terminy tutaj: {service.name_pl}" in body
     one = client.get(reverse("portal:home"), {"service": mammography.pk, "facility": facility_a.pk})
     assert one.context["one_place"] == facility_a and len(one.context["slots"]) == 1
+
+
+def test_the_area_read_once_serves_the_place_select_and_is_read_again_only_for_a_longer_list(
+    mammography, monkeypatch, django_assert_num_queries
+):
+    from apps.portal import selectors
+    from tests.factories import FacilityFactory
+
+    for name in ("Cecha", "Alfa", "Beta"):
+        _slots_at(FacilityFactory(name=name), mammography, day=5, hour=9, count=1)
+    area = selectors.area_places(service=mammography)
+    with django_assert_num_queries(0):
+        listed = selectors.facilities_in_area(service=mammography, area=area)
+    assert [(p.name, p.locality_name) for p in listed] == [
+        ("Alfa", "Warszawa"),
+        ("Beta", "Warszawa"),
+        ("Cecha", "Warszawa"),
+    ]
+    monkeypatch.setattr(selectors, "FACILITY_CHOICES_MAX", 2)
+    area = selectors.area_places(service=mammography)  # too many to name for a list of 2
+    assert len(area.distances) == 3 and area.choices == []
+    with django_assert_num_queries(0):
+        assert selectors.facilities_in_area(service=mammography, area=area) is None
+    with django_assert_num_queries(1):
+        longer = selectors.facilities_in_area(service=mammography, area=area, limit=3)
+    assert longer == listed
