@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -25,7 +25,7 @@ from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import dateformat, timezone
 from django.utils.html import conditional_escape, escape, format_html
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.translation import gettext
+from django.utils.translation import get_language, gettext
 
 from .acting import current as current_acting
 from .templatetags.portal import wall_time
@@ -72,20 +72,23 @@ def distance_text(distance_km: float | None, centre: Any) -> SafeString | None:
     return mark_safe(text)  # noqa: S308 (the catalogue's text; both values escaped)
 
 
+@lru_cache(maxsize=1024)
+def _day(day: dt.date, _language: str) -> tuple[str, str]:
+    """The names of the day and month in the page's language, as the date filter has them: each day
+    formatted once per process and language."""
+    return dateformat.format(day, "l, j E Y"), dateformat.format(day, "j E Y")
+
+
 def cards(slots: Iterable[Any], *, centre: Any = None, distances: bool = True) -> list[Card]:
     """The cards of these slots (each with `facility` and `practitioner` loaded, and `distance_km` when
     the search was by distance) in the active language; `distances=False` when the place's heading
     says it (grouped results)."""
     facility_url, slot_url = _link("portal:facility"), _link("portal:slot")
     hold_url = _link("portal:slot_hold")
-    days: dict[dt.date, tuple[str, str]] = {}
+    language = get_language() or ""
     out = []
     for slot in slots:
-        local = timezone.localtime(slot.start)
-        day = days.get(local.date())
-        if day is None:  # the names of days and months in the page's language, as the date filter has them
-            day = (dateformat.format(local, "l, j E Y"), dateformat.format(local, "j E Y"))
-            days[local.date()] = day
+        day = _day(timezone.localtime(slot.start).date(), language)
         time = wall_time(slot.start)
         out.append(
             Card(

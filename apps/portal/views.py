@@ -345,14 +345,16 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def _page_query(request: HttpRequest, page: int, **changes: Any) -> str:
-    query = request.GET.copy()
-    query["page"] = str(page)
+    """The search's query string with another page (and these parameters changed, None: dropped), as
+    `QueryDict.urlencode` writes it (without copying the QueryDict: a page makes up to eight)."""
+    query = dict(request.GET.lists())
+    query["page"] = [str(page)]
     for key, value in changes.items():
         if value is None:
             query.pop(key, None)
         else:
-            query[key] = str(value)
-    return f"?{query.urlencode()}"
+            query[key] = [str(value)]
+    return "?" + urlencode([(key, value) for key, values in query.items() for value in values])
 
 
 def _existing_for_service(request: HttpRequest, service: Any) -> dict[str, Any]:

@@ -292,3 +292,20 @@ def test_the_area_read_once_serves_the_place_select_and_is_read_again_only_for_a
     with django_assert_num_queries(1):
         longer = selectors.facilities_in_area(service=mammography, area=area, limit=3)
     assert longer == listed
+
+
+def test_the_paging_links_write_the_query_as_django_s_querydict_does(rf):
+    from apps.portal.views import _page_query
+
+    query = "service=3&city=Zielona+G%C3%B3ra&x=1&x=2&page=4&empty=&facility=9&note=a%26b%3Dc+%2B"
+    for path in (f"/?{query}", "/?service=3", "/"):
+        request = rf.get(path)
+        for page, changes in [(1, {}), (5, {"facility": None}), (2, {"facility": 12, "new": "ż ł"})]:
+            expected = request.GET.copy()
+            expected["page"] = str(page)
+            for key, value in changes.items():
+                if value is None:
+                    expected.pop(key, None)
+                else:
+                    expected[key] = str(value)
+            assert _page_query(request, page, **changes) == f"?{expected.urlencode()}", (path, page)
