@@ -220,10 +220,10 @@ def place_search(
     places ordered by their first slot, then distance. Returns (one page of places, more after it).
     `area`: the area's places if already read (`area_places`).
 
-    Three prepared statements (`sql.area_places` unless given, the places' first slots, `sql.page_places`),
-    whatever the page and the size of the area: only the places up to the end of the page (and one more,
-    to know there are more) are ranked when the area has many (a walk of the service's slots in date order
-    until they are known), and only the page's places are read whole, with their earliest slots.
+    Three prepared statements (`sql.area_places` unless given, the places' first slots, `sql.page_places`;
+    a fourth when a walk falls short): when the area has many places only those up to the end of the page
+    (and one more, to know there are more) are ranked, by a walk of the service's slots in date order, and
+    only the page's places are read whole, with their earliest slots.
     """
     matching = _matching(service, date_from, date_to, time_of_day)
     if area is None:
