@@ -423,6 +423,7 @@ def _search_over_http(
     """The patient search page (portal home with the search form's query), signed in."""
     headers = {"Cookie": _patient_session_cookie(), "Accept-Language": "pl"}
     with shared_server() as server:
+        meter = CpuMeter(server)
         status, _ = _http_get(server.port, "/appointments/", headers)
         if status != 200:  # a redirect to the sign-in page: the session was not accepted
             raise SystemExit(f"the patient session was not accepted (GET /appointments/ answered {status})")
@@ -431,6 +432,7 @@ def _search_over_http(
             shown = body.count(b"/hold/")
             if status != 200 or shown != found:
                 raise SystemExit(f"search page {url} answered {status} with {shown} slots ({found} expected)")
+            before = meter.read()
             res = loadgen(
                 {
                     "host": "127.0.0.1",
@@ -443,6 +445,7 @@ def _search_over_http(
                     "warmup": 3,
                 }
             )
+            spent = CpuMeter.spent(before, meter.read())
             if res["ok"] != runs:
                 raise SystemExit(f"search page {url}: {res['statuses']}")
             lat = res["latencies"]
@@ -454,7 +457,8 @@ def _search_over_http(
                 ms(sql_p50),
                 ratio(p50, sql_p50),
                 f"GET {url.split('&date_from')[0]} signed in, {found} slots on the page, one client; "
-                f"selector p50 {ms(orm_p50)} ms",
+                f"selector p50 {ms(orm_p50)} ms; CPU ms per request (web / database / client, with the "
+                f"3 warm-up requests) {cpu_per(spent, runs + 3)}",
             )
             report.add(name, f"KARDIO_1 {label}: HTTP p95 ms", ms(p95))
 

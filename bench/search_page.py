@@ -1,7 +1,8 @@
 """CPU and queries per patient search page, in process (issue 19): the Django test client on the production
 settings against a generated data set (`python -m bench.run --quick --only search` leaves one), several
-cases (signed in and anonymous, grouped results, one place, no results, Polish and English), N pages per
-case and round. Prints the median CPU per page of each case and round, and the queries per page.
+cases (signed in and anonymous, grouped results within 50 and 100 km of the largest town, a later page,
+the whole country, a voivodeship, one place, no results, Polish and English), N pages per case and
+round. Prints the median CPU per page of each case and round, and the queries per page.
 
     DATABASE_URL=postgres://.../cer_x_bench REDIS_URL=redis://127.0.0.1:6379/8 \
         python -m bench.search_page [--pages 40] [--rounds 3] [--html DIR]
@@ -112,8 +113,14 @@ def _cases() -> tuple[dict[str, tuple[str, bool, str]], Any, Any]:
     def url(query: dict[str, Any]) -> str:
         return "/?" + urlencode(query)
 
+    wide = {**grouped, "radius_km": 100}
+    country = {"service": service.pk, **dates}
     cases = {
         "grouped, signed in, pl": (url(grouped), True, "pl"),
+        "grouped, page 3, signed in, pl": (url({**grouped, "page": 3}), True, "pl"),
+        "100 km, signed in, pl": (url(wide), True, "pl"),
+        "100 km, anonymous, pl": (url(wide), False, "pl"),
+        "the country, anonymous, pl": (url(country), False, "pl"),
         "grouped, signed in, en": (url(grouped), True, "en"),
         "grouped, anonymous, pl": (url(grouped), False, "pl"),
         "voivodeship, signed in, pl": (url(voivodeship), True, "pl"),

@@ -38,6 +38,7 @@ from apps.catalog.models import Facility
 from apps.core import pesel as pesel_rules
 from apps.core.errors import DomainError, localised
 
+from . import sql
 from .models import Patient, Relationship
 
 NAME_MAX = 100  # Patient.first_name / last_name
@@ -144,7 +145,8 @@ class LocalRegistry:
         return Patient.objects.filter(pesel=pesel).first()
 
     def relationships_of(self, *, representative: Patient) -> list[Relationship]:
-        return list(Relationship.objects.filter(representative=representative).select_related("patient"))
+        # Read on every patient page: a prepared statement (the queryset's twin, tests/patients/test_sql.py).
+        return sql.relationships_of(representative_id=representative.pk)
 
     def representatives_of(self, *, patient: Patient) -> list[Relationship]:
         return list(Relationship.objects.filter(patient=patient).select_related("representative"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -13,8 +13,13 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from apps.catalog import reference_cache
-from apps.catalog.models import Facility, Locality, Service, Voivodeship
+from apps.catalog.models import Facility, Service, Voivodeship
 from apps.scheduling.selectors import Near
+
+from . import sql
+
+if TYPE_CHECKING:
+    from .selectors import PlaceChoice
 
 RADIUS_CHOICES = [
     ("", _("Only in this city")),
@@ -183,17 +188,18 @@ class _FacilityChoiceField(forms.ModelChoiceField):
         return f"{obj.name} ({obj.locality.name})"
 
 
-def offer_places(form: forms.Form, places: list[Facility] | None) -> None:
+def offer_places(form: forms.Form, places: list[PlaceChoice] | None) -> None:
     """The select of a form's `facility` field lists these places (by name), plus the chosen one if it
     is not among them; with None (too many to list) the field is left out of the page (`places_offered`
     is False) and only a chosen place is kept, as a hidden field."""
     field = cast(_FacilityChoiceField, form.fields["facility"])
     chosen = str(form["facility"].value() or "").strip()
     form.places_offered = places is not None  # type: ignore[attr-defined]
-    listed = list(places or [])
-    if chosen.isdigit() and chosen not in {str(f.pk) for f in listed}:
-        listed = [*Facility.objects.select_related("locality").filter(pk=int(chosen), active=True), *listed]
-    field.widget.choices = [("", field.empty_label), *((f.pk, field.label_from_instance(f)) for f in listed)]
+    listed = [(p.pk, f"{p.name} ({p.locality_name})") for p in places or []]
+    if chosen.isdigit() and chosen not in {str(pk) for pk, _label in listed}:
+        found = Facility.objects.select_related("locality").filter(pk=int(chosen), active=True)
+        listed = [*((f.pk, field.label_from_instance(f)) for f in found), *listed]
+    field.widget.choices = [("", field.empty_label), *listed]
 
 
 class PlaceAndDatesForm(forms.Form):
@@ -237,10 +243,8 @@ class PlaceAndDatesForm(forms.Form):
         city = (data.get("city") or "").strip()
         data["locality"] = None
         if city:
-            localities = Locality.objects.filter(name__iexact=city)
-            if data.get("voivodeship"):
-                localities = localities.filter(voivodeship=data["voivodeship"])
-            locality = localities.order_by("-population").first()
+            voivodeship = data.get("voivodeship")
+            locality = sql.locality_named(name=city, voivodeship_id=voivodeship.pk if voivodeship else None)
             if locality is None:
                 self.add_error("city", _("We do not know this city. Check the spelling."))
             data["locality"] = locality
@@ -295,7 +299,7 @@ class SearchForm(PlaceAndDatesForm):
 
     field_order = ["service", "voivodeship", "city", "radius_km", "date_from", "date_to", "time_of_day"]
 
-    def offer_places(self, places: list[Facility] | None) -> None:
+    def offer_places(self, places: list[PlaceChoice] | None) -> None:
         offer_places(self, places)
 
 
@@ -379,7 +383,7 @@ class WaitlistPreferencesForm(PlaceAndDatesForm):
             # A distance a facility entered over the API (any number of km) stays a choice.
             radius.choices = [*RADIUS_CHOICES, (str(entry.max_distance_km), f"{entry.max_distance_km} km")]
 
-    def offer_places(self, places: list[Facility] | None) -> None:
+    def offer_places(self, places: list[PlaceChoice] | None) -> None:
         offer_places(self, places)
 
     def clean(self) -> dict[str, Any]:

@@ -4,8 +4,9 @@ The search page drew each result through two included templates, an inclusion ta
 reversals and four date filters; at 15 results that was most of the page's CPU (docs/performance.md).
 Here each card's text is made once: the dates in Warsaw time in the page's language (the formats and
 month and day names of the message catalogue, as the `date` filter takes them), each link from one
-reversal per page, the distance sentence per place. `templates/portal/_search_cards.html` only places
-these strings; `tests/portal/test_search_page_html.py` keeps the page what the templates drew before.
+reversal per process, the distance sentence per place; and the cards' markup is made here too
+(`cards_html`: a template included per place, with its tags, was still a third of the rendering).
+`tests/portal/test_search_page_html.py` keeps the page what the templates drew before.
 """
 
 from __future__ import annotations
@@ -13,24 +14,36 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cache, lru_cache
 from typing import Any
 
+from django.conf import settings
+from django.http import HttpRequest
+from django.middleware.csrf import get_token
 from django.template.defaultfilters import floatformat
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import dateformat, timezone
-from django.utils.html import escape
+from django.utils.html import conditional_escape, escape, format_html
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.translation import gettext
+from django.utils.translation import get_language, gettext
 
+from .acting import current as current_acting
 from .templatetags.portal import wall_time
 
 _SENTINEL = 9_876_543_210
 
 
 def _link(name: str) -> Callable[[int], str]:
-    """`reverse(name, args=[pk])` for any pk, from one reversal (the pattern's other parts are fixed)."""
-    before, after = reverse(name, args=[_SENTINEL]).split(str(_SENTINEL))
+    """`reverse(name, args=[pk])` for any pk, from one reversal per process, URLconf and script prefix
+    (the pattern's other parts are fixed)."""
+    before, after = _link_parts(name, get_urlconf() or settings.ROOT_URLCONF, get_script_prefix())
     return lambda pk: f"{before}{pk}{after}"
+
+
+@cache
+def _link_parts(name: str, _urlconf: str, _prefix: str) -> tuple[str, str]:
+    before, after = reverse(name, args=[_SENTINEL]).split(str(_SENTINEL))
+    return before, after
 
 
 @dataclass
@@ -59,20 +72,23 @@ def distance_text(distance_km: float | None, centre: Any) -> SafeString | None:
     return mark_safe(text)  # noqa: S308 (the catalogue's text; both values escaped)
 
 
+@lru_cache(maxsize=1024)
+def _day(day: dt.date, _language: str) -> tuple[str, str]:
+    """The names of the day and month in the page's language, as the date filter has them: each day
+    formatted once per process and language."""
+    return dateformat.format(day, "l, j E Y"), dateformat.format(day, "j E Y")
+
+
 def cards(slots: Iterable[Any], *, centre: Any = None, distances: bool = True) -> list[Card]:
     """The cards of these slots (each with `facility` and `practitioner` loaded, and `distance_km` when
     the search was by distance) in the active language; `distances=False` when the place's heading
     says it (grouped results)."""
     facility_url, slot_url = _link("portal:facility"), _link("portal:slot")
     hold_url = _link("portal:slot_hold")
-    days: dict[dt.date, tuple[str, str]] = {}
+    language = get_language() or ""
     out = []
     for slot in slots:
-        local = timezone.localtime(slot.start)
-        day = days.get(local.date())
-        if day is None:  # the names of days and months in the page's language, as the date filter has them
-            day = (dateformat.format(local, "l, j E Y"), dateformat.format(local, "j E Y"))
-            days[local.date()] = day
+        day = _day(timezone.localtime(slot.start).date(), language)
         time = wall_time(slot.start)
         out.append(
             Card(
@@ -89,3 +105,61 @@ def cards(slots: Iterable[Any], *, centre: Any = None, distances: bool = True) -
             )
         )
     return out
+
+
+def cards_html(cards: list[Card], *, grouped: bool, request: HttpRequest) -> SafeString:
+    """The cards' markup (one `<li>` each), made here rather than by a template included per place:
+    the heading and, in a place's group (`grouped`), the doctor, else the place, its address, doctor and
+    distance; for a signed-in patient the form that holds the date (with the CSRF token, the page to
+    come back to and whom they book for), for anyone else the link to sign in first.
+    tests/portal/test_search_page_html.py keeps the page what the template drew before."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        fields = format_html(
+            '<input type="hidden" name="csrfmiddlewaretoken" value="{}">'
+            '<input type="hidden" name="next" value="{}">',
+            get_token(request),
+            request.get_full_path(),
+        )
+        acting = current_acting(request)
+        if acting:
+            fields += format_html('<input type="hidden" name="acting_for" value="{}">', acting.patient.pk)
+        choose = escape(gettext("Choose this date"))
+
+        def action(card: Card, hidden: str) -> str:
+            return (
+                f'  <form method="post" action="{escape(card.hold_url)}" data-once>\n    {fields}\n'
+                f'    <button type="submit">{choose}{hidden}</button>\n  </form>\n  '
+            )
+
+    else:
+        login = escape(_login_url(get_urlconf() or settings.ROOT_URLCONF, get_script_prefix()))
+        sign_in = escape(gettext("Sign in to book this date"))
+
+        def action(card: Card, hidden: str) -> str:
+            return f'  <p><a href="{login}?next={escape(card.slot_url)}">{sign_in}{hidden}</a></p>\n  '
+
+    out = []
+    for card in cards:
+        heading, place = escape(card.heading), escape(card.facility_name)
+        if grouped:
+            top = f"<h4>{heading}</h4>"
+            if card.practitioner:
+                top += f'<p class="meta">{escape(card.practitioner)}</p>'
+            hidden = f'<span class="visually-hidden"> {escape(card.short)}, {place}</span>'
+        else:
+            meta: str = escape(card.address)
+            if card.practitioner:
+                meta += f" · {escape(card.practitioner)}"
+            if card.distance is not None:
+                meta += f" · {conditional_escape(card.distance)}"
+            top = f'<h3>{heading}</h3>\n<p><a href="{escape(card.facility_url)}">{place}</a></p>\n'
+            top += f'<p class="meta">{meta}</p>'
+            hidden = f'<span class="visually-hidden"> {escape(card.short)}</span>'
+        out.append(f'<li class="card">\n  {top}\n  \n{action(card, hidden)}\n</li>')
+    return mark_safe("".join(out))  # noqa: S308 (every value escaped above)
+
+
+@cache
+def _login_url(_urlconf: str, _prefix: str) -> str:
+    return reverse("portal:login")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from apps.booking.models import LIVE_APPOINTMENT, LIVE_REGISTRATION, Appointment, Registration
+from apps.booking.models import LIVE_APPOINTMENT, Appointment, Registration
 from apps.catalog.models import Contract, Facility, Service
 from apps.core.dbrouter import replica_reads
 from apps.patients.models import Patient
@@ -22,7 +22,7 @@ from . import sql
 def patient_for_user(*, user_id: int | None) -> Patient | None:
     if user_id is None:
         return None
-    return Patient.objects.filter(user__pk=user_id).first()
+    return sql.patient_of_user(user_id=user_id)
 
 
 def appointment_owner(*, appointment_id: int) -> int | None:
@@ -51,7 +51,7 @@ def held_slot_get(*, patient: Patient, slot_id: int, now: dt.datetime) -> Slot |
 def live_registration_of(*, patient: Patient, service: Any) -> Registration | None:
     """A patient's live registration (waiting or booked) for a service, if any: one per patient and
     service (a partial unique index)."""
-    return Registration.objects.filter(patient=patient, service=service, status__in=LIVE_REGISTRATION).first()
+    return sql.live_registration(patient_id=patient.pk, service_id=_pk(service))
 
 
 def upcoming_appointment_of(*, registration: Registration) -> Appointment | None:
@@ -118,6 +118,13 @@ def _area(voivodeship: Any, locality: Any, near: Near | None) -> sql.Area:
 
 TIMES_OF_DAY = {"morning": (0, 12), "afternoon": (12, 17), "evening": (17, 24)}  # local hours [from, to)
 PLACE_WINDOW = dt.timedelta(days=14)  # a place's earliest slots: within this of its first one
+# Which places come first: with fewer places in the area than this, or a time of day, each place is
+# probed for its first slot (~6 buffers a place); with more, the service's slots of every place are
+# walked in date order (`sql.walk_first_slots`, ~1 buffer a slot), this many for every place up to the
+# end of the page (at most WALK_ROWS_MAX), and the places probed only if that was not enough.
+WALK_FROM_PLACES = 48
+WALK_ROWS_PER_PLACE = 48
+WALK_ROWS_MAX = 1024
 
 
 @dataclass
@@ -128,7 +135,70 @@ class Place:
     slots: list[Slot] = field(default_factory=list)
     more_url: str = ""  # the page's link to this place's further dates
     distance: Any = None  # what the page says of the distance (`results.distance_text`)
-    cards: list[Any] = field(default_factory=list)  # the slots as the page shows them (`results.cards`)
+    cards: str = ""  # the slots as the page shows them (markup: `results.cards_html`)
+
+
+class PlaceChoice(NamedTuple):
+    """A place as the place select lists it."""
+
+    pk: int
+    name: str
+    locality_name: str
+
+
+@dataclass(frozen=True)
+class AreaPlaces:
+    """The active places of a searched area with a contract for the service, by name: each one's
+    distance from the searched town (None without a distance), how the select names them, and how many
+    rows the area read (for a distance, the places in the box around the circle)."""
+
+    distances: dict[int, float | None]
+    choices: list[PlaceChoice]
+    read: int
+
+
+@replica_reads()
+def area_places(
+    *,
+    service: Any,
+    voivodeship: Any = None,
+    locality: Any = None,
+    near: Near | None = None,
+    limit: int | None = None,
+    named: int | None = None,
+) -> AreaPlaces:
+    """The places `place_search` ranks and the place select lists (`facilities_in_area`), from one
+    statement (at most `limit` rows read; their names only if the area has at most `named`, by default
+    as many as the select reads); distances measured here."""
+    area = _area(voivodeship, locality, near)
+    named = _choices_read(near) if named is None else named
+    rows = sql.area_places(service_id=_pk(service), area=area, named=named, limit=limit)
+    distances: dict[int, float | None] = {}
+    choices = []
+    for pk, lat, lon, name, locality_name in rows:
+        distance = None
+        if near is not None:
+            distance = distance_km(near.lat, near.lon, lat, lon)
+            if distance > near.radius_km:
+                continue
+        distances[pk] = distance
+        if name is not None:
+            choices.append(PlaceChoice(pk, name, locality_name or ""))
+    return AreaPlaces(distances=distances, choices=choices, read=len(rows))
+
+
+def _firsts(matching: sql.Matching, area: AreaPlaces, wanted: int) -> list[tuple[int, dt.datetime]]:
+    """(place, its first matching slot) of at least the `wanted` places that come first (every place
+    with a matching slot when there are fewer), in no particular order."""
+    ids = area.distances
+    rows = wanted * WALK_ROWS_PER_PLACE
+    if len(ids) >= WALK_FROM_PLACES and matching.hours is None and rows <= WALK_ROWS_MAX:
+        walk = sql.walk_first_slots(matching=matching, rows=rows)
+        # Every place with a slot up to the last one walked was seen; any other comes after them all.
+        seen = [(pk, first) for pk, first in walk.firsts if pk in ids]
+        if walk.walked < rows or len(seen) >= wanted:
+            return seen
+    return sql.first_slots(matching=matching, facility_ids=list(ids)) if ids else []
 
 
 @replica_reads()  # like slot_search: a replica's lag is harmless, booking re-checks in the database
@@ -144,39 +214,42 @@ def place_search(
     places: int = 5,
     per_place: int = 3,
     offset: int = 0,
+    area: AreaPlaces | None = None,
 ) -> tuple[list[Place], bool]:
     """The places with free slots for a service in the area, each with its earliest `per_place` slots;
     places ordered by their first slot, then distance. Returns (one page of places, more after it).
+    `area`: the area's places if already read (`area_places`).
 
-    Two prepared statements whatever the page (`sql.places_with_first`, `sql.earliest_slots`): the
-    facilities of the area with a contract for the service, each with its first matching slot (a
-    correlated probe of the `slot_by_facility` index); then the slots of the page's places (a window
-    function numbers them per place). Distances are computed here, on the facilities of the area only.
+    Three prepared statements (`sql.area_places` unless given, the places' first slots, `sql.page_places`;
+    a fourth when a walk falls short): when the area has many places only those up to the end of the page
+    (and one more, to know there are more) are ranked, by a walk of the service's slots in date order, and
+    only the page's places are read whole, with their earliest slots.
     """
     matching = _matching(service, date_from, date_to, time_of_day)
-    found = []
-    for facility, first in sql.places_with_first(matching=matching, area=_area(voivodeship, locality, near)):
-        distance = None
-        if near is not None:
-            distance = distance_km(near.lat, near.lon, facility.lat, facility.lon)
-            if distance > near.radius_km:
-                continue
-        found.append(Place(facility=facility, first=first, distance_km=distance))
-    found.sort(key=lambda p: (p.first, p.distance_km or 0.0, p.facility.pk))
+    if area is None:
+        area = area_places(service=service, voivodeship=voivodeship, locality=locality, near=near)
+    wanted = offset + places + 1
+    distances = area.distances
+    found = sorted(_firsts(matching, area, wanted), key=lambda f: (f[1], distances[f[0]] or 0.0, f[0]))
     page = found[offset : offset + places]
-    if page:
-        by_facility = {p.facility.pk: p for p in page}
-        for slot in sql.earliest_slots(
-            matching=matching,
-            facility_ids=list(by_facility),
-            window_end=max(p.first for p in page) + PLACE_WINDOW,
-            per_place=per_place,
-        ):
-            place = by_facility[slot.facility_id]
-            slot.facility = place.facility
-            slot.distance_km = place.distance_km  # type: ignore[attr-defined]
-            place.slots.append(slot)
-    return page, len(found) > offset + places
+    if not page:
+        return [], False
+    facilities, slots = sql.page_places(
+        matching=matching,
+        facility_ids=[pk for pk, _first in page],
+        window_end=max(first for _pk, first in page) + PLACE_WINDOW,
+        per_place=per_place,
+    )
+    by_facility = {  # (a place gone between the statements is left out)
+        pk: Place(facility=facilities[pk], first=first, distance_km=distances[pk])
+        for pk, first in page
+        if pk in facilities
+    }
+    for slot in slots:
+        place = by_facility[slot.facility_id]
+        slot.distance_km = place.distance_km  # type: ignore[attr-defined]
+        place.slots.append(slot)
+    return list(by_facility.values()), len(found) > offset + places
 
 
 @replica_reads()
@@ -205,6 +278,13 @@ def slot_page_search(
 FACILITY_CHOICES_MAX = 100  # longer than this, a select helps nobody: the page asks to narrow the area
 
 
+def _choices_read(near: Near | None, limit: int | None = None) -> int:
+    """How many of the area's places the select may read: for a distance, the box's corners lie outside
+    the circle, so a few more than it lists; the distance is measured afterwards."""
+    limit = FACILITY_CHOICES_MAX if limit is None else limit
+    return limit * 2 if near is not None else limit
+
+
 def facilities_in_area(
     *,
     service: Any,
@@ -212,20 +292,20 @@ def facilities_in_area(
     locality: Any = None,
     near: Near | None = None,
     limit: int | None = None,
-) -> list[Facility] | None:
+    area: AreaPlaces | None = None,
+) -> list[PlaceChoice] | None:
     """The active places with a contract for the service in the area (taken as `place_search` takes it:
     a voivodeship, a town, or a distance from one), by name; None when there are more than `limit`
-    (`FACILITY_CHOICES_MAX` unless given)."""
+    (`FACILITY_CHOICES_MAX` unless given). `area`: the area's places if already read (`area_places`)."""
     limit = FACILITY_CHOICES_MAX if limit is None else limit
-    # The box's corners lie outside the circle: read a few more than the limit, then measure.
-    read = limit * 2 if near is not None else limit
-    area = _area(voivodeship, locality, near)
-    rows = sql.facilities_in_area(service_id=_pk(service), area=area, limit=read + 1)
-    if len(rows) > read:
+    read = _choices_read(near, limit)
+    if area is None or (area.read <= read and len(area.choices) < len(area.distances)):  # names not read
+        area = area_places(
+            service=service, voivodeship=voivodeship, locality=locality, near=near, limit=read + 1, named=read
+        )
+    if area.read > read or len(area.choices) > limit:
         return None
-    if near is not None:
-        rows = [f for f in rows if distance_km(near.lat, near.lon, f.lat, f.lon) <= near.radius_km]
-    return rows if len(rows) <= limit else None
+    return area.choices
 
 
 def services_at_facility(*, facility: Facility) -> list[Service]:

@@ -28,6 +28,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
@@ -258,7 +259,8 @@ def home(request: HttpRequest) -> HttpResponse:
     join_form = None
     already: dict[str, Any] = {}
     page = 1
-    cards: list[results.Card] = []
+    cards = mark_safe("")  # the one place's dates (markup)
+    area: selectors.AreaPlaces | None = None  # read once for the grouped results and the place select
     if request.GET and form.is_valid():
         searched = True
         data = form.cleaned_data
@@ -274,13 +276,19 @@ def home(request: HttpRequest) -> HttpResponse:
                 limit=RESULTS,
                 offset=(page - 1) * RESULTS,
             )
-            cards = results.cards(slots, centre=near and data.get("locality"))
+            cards = results.cards_html(
+                results.cards(slots, centre=near and data.get("locality")), grouped=False, request=request
+            )
         else:
-            places, more = selectors.place_search(
+            area = selectors.area_places(
                 service=data["service"],
                 voivodeship=data.get("voivodeship"),
                 locality=data.get("locality"),
                 near=near,
+            )
+            places, more = selectors.place_search(
+                service=data["service"],
+                area=area,
                 date_from=data.get("date_from"),
                 date_to=data.get("date_to"),
                 time_of_day=data.get("time_of_day") or None,
@@ -293,7 +301,9 @@ def home(request: HttpRequest) -> HttpResponse:
             for place in places:
                 place.more_url = _page_query(request, 1, facility=place.facility.pk)
                 place.distance = results.distance_text(place.distance_km, centre)
-                place.cards = results.cards(place.slots, distances=False)
+                place.cards = results.cards_html(
+                    results.cards(place.slots, distances=False), grouped=True, request=request
+                )
         # The place filter lists the places of the searched area (kept across pages: it is in the query).
         form.offer_places(
             selectors.facilities_in_area(
@@ -301,6 +311,7 @@ def home(request: HttpRequest) -> HttpResponse:
                 voivodeship=data.get("voivodeship"),
                 locality=data.get("locality"),
                 near=near,
+                area=area,
             )
         )
         # One registration per service: someone already waiting (or booked) is shown that entry, beside
@@ -334,14 +345,16 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def _page_query(request: HttpRequest, page: int, **changes: Any) -> str:
-    query = request.GET.copy()
-    query["page"] = str(page)
+    """The search's query string with another page (and these parameters changed, None: dropped), as
+    `QueryDict.urlencode` writes it (without copying the QueryDict: a page makes up to eight)."""
+    query = dict(request.GET.lists())
+    query["page"] = [str(page)]
     for key, value in changes.items():
         if value is None:
             query.pop(key, None)
         else:
-            query[key] = str(value)
-    return f"?{query.urlencode()}"
+            query[key] = [str(value)]
+    return "?" + urlencode([(key, value) for key, values in query.items() for value in values])
 
 
 def _existing_for_service(request: HttpRequest, service: Any) -> dict[str, Any]:

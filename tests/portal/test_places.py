@@ -97,7 +97,7 @@ def test_results_are_grouped_by_place_earliest_first_with_more_dates_per_place(
     assert [s.pk for s in afternoon.context["places"][0].slots] == [s.pk for s in b]
 
 
-def test_more_places_by_paging_in_two_queries_whatever_the_page(
+def test_more_places_by_paging_in_three_queries_whatever_the_page(
     client, mammography, django_assert_num_queries
 ):
     from apps.portal import selectors
@@ -112,9 +112,93 @@ def test_more_places_by_paging_in_two_queries_whatever_the_page(
     second = client.get(reverse("portal:home") + first.context["next_page"])
     assert [p.facility.pk for p in second.context["places"]] == [facilities[-1].pk]
     assert second.context["previous_page"] and not second.context["next_page"]
-    with django_assert_num_queries(2):
+    # The area's places, their first slots, the page's places with their earliest slots.
+    with django_assert_num_queries(3):
         places, more = selectors.place_search(service=mammography, places=PLACES_PER_PAGE, per_place=3)
     assert more and [len(p.slots) for p in places] == [3] * PLACES_PER_PAGE
+    with django_assert_num_queries(3):
+        selectors.place_search(service=mammography, places=PLACES_PER_PAGE, per_place=3, offset=5)
+
+
+def test_walking_the_slots_in_date_order_ranks_and_pages_the_places_as_probing_each_one(
+    mammography, monkeypatch
+):
+    """GIVEN 13 places north of Warsaw (4 beyond 50 km), whose first dates tie by five (the nearest
+    first, then the lowest id; not always the lowest id the nearest), each with three dates in a row and
+    later ones in the afternoon and evening WHEN the places are ranked by walking the service's slots
+    in date order, with walks of any length THEN every page and its "more" are what probing each place
+    gives: the walk answers when it saw enough places before its last slot, or reached the end, and the
+    probes answer otherwise."""
+    import datetime as dt
+    from collections import Counter
+
+    from django.utils import timezone
+
+    from apps.portal import selectors, sql
+    from apps.scheduling.selectors import Near
+    from tests.factories import (
+        ContractFactory,
+        FacilityFactory,
+        LocalityFactory,
+        ScheduleFactory,
+        SlotFactory,
+    )
+
+    warsaw = LocalityFactory()
+    base = timezone.localtime().replace(hour=7, minute=0, second=0, microsecond=0) + dt.timedelta(days=2)
+    # Degrees of latitude north (x 5.56 km) of the places in the order they are made; their first dates
+    # tie by five, where a place made later is often nearer.
+    for n, away in enumerate([6, 4, 8, 2, 0, 3, 9, 1, 7, 5, 10, 12, 11]):
+        facility = FacilityFactory(locality=warsaw, lat=warsaw.lat + 0.05 * away, lon=warsaw.lon)
+        ContractFactory(facility=facility, service=mammography)
+        schedule = ScheduleFactory(facility=facility, service=mammography)
+        first = base + dt.timedelta(hours=n // 5)
+        for later in (0, 20, 40, 5 * 60, 36 * 60):  # minutes: three in a row, the afternoon, the next evening
+            begin = first + dt.timedelta(minutes=later)
+            SlotFactory(schedule=schedule, start=begin, end=begin + dt.timedelta(minutes=20))
+    near = Near(lat=warsaw.lat, lon=warsaw.lon, radius_km=50)
+    log: list[str] = []  # the statements that ranked the places of one page
+    for name, key in (("walk_first_slots", "walk"), ("first_slots", "probe")):
+        original = getattr(sql, name)
+
+        def counted(*args, _original=original, _key=key, **kwargs):
+            log.append(_key)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(sql, name, counted)
+    answered, ways = Counter(), Counter()
+
+    def pages(**area) -> list:
+        out, offset = [], 0
+        while True:
+            log.clear()
+            places, more = selectors.place_search(
+                service=mammography, places=2, per_place=2, offset=offset, **area
+            )
+            answered[" then ".join(log)] += 1
+            out.append(
+                ([(p.facility.pk, p.first, p.distance_km, [s.pk for s in p.slots]) for p in places], more)
+            )
+            if not more:
+                return out
+            offset += 2
+
+    for area in ({}, {"near": near}, {"near": near, "time_of_day": "evening"}):
+        monkeypatch.setattr(selectors, "WALK_FROM_PLACES", 1_000)
+        answered.clear()
+        probed = pages(**area)
+        assert set(answered) == {"probe"}
+        shown = [place for page, _more in probed for place in page]
+        firsts = [(first, distance or 0.0, pk) for pk, first, distance, _slots in shown]
+        assert firsts == sorted(firsts) and len(shown) == (13 if not area else 9)
+        monkeypatch.setattr(selectors, "WALK_FROM_PLACES", 1)
+        for rows_per_place in (1, 2, 4, 8, 48):
+            monkeypatch.setattr(selectors, "WALK_ROWS_PER_PLACE", rows_per_place)
+            assert pages(**area) == probed, (area, rows_per_place)
+        if "time_of_day" in area:
+            assert set(answered) == {"probe"}  # a walk in date order would pass every other hour
+        ways.update(answered)
+    assert ways["walk"] > 10 and ways["walk then probe"] > 10  # walks answered pages, or fell short
 
 
 def test_a_place_filter_lists_the_places_of_the_area_and_survives_paging(client, mammography, facility_a):
@@ -182,3 +266,46 @@ def test_the_facility_page_links_to_its_dates_for_each_service(client, mammograp
         assert link in body and f"Wolne terminy tutaj: {service.name_pl}" in body
     one = client.get(reverse("portal:home"), {"service": mammography.pk, "facility": facility_a.pk})
     assert one.context["one_place"] == facility_a and len(one.context["slots"]) == 1
+
+
+def test_the_area_read_once_serves_the_place_select_and_is_read_again_only_for_a_longer_list(
+    mammography, monkeypatch, django_assert_num_queries
+):
+    from apps.portal import selectors
+    from tests.factories import FacilityFactory
+
+    for name in ("Cecha", "Alfa", "Beta"):
+        _slots_at(FacilityFactory(name=name), mammography, day=5, hour=9, count=1)
+    area = selectors.area_places(service=mammography)
+    with django_assert_num_queries(0):
+        listed = selectors.facilities_in_area(service=mammography, area=area)
+    assert [(p.name, p.locality_name) for p in listed] == [
+        ("Alfa", "Warszawa"),
+        ("Beta", "Warszawa"),
+        ("Cecha", "Warszawa"),
+    ]
+    monkeypatch.setattr(selectors, "FACILITY_CHOICES_MAX", 2)
+    area = selectors.area_places(service=mammography)  # too many to name for a list of 2
+    assert len(area.distances) == 3 and area.choices == []
+    with django_assert_num_queries(0):
+        assert selectors.facilities_in_area(service=mammography, area=area) is None
+    with django_assert_num_queries(1):
+        longer = selectors.facilities_in_area(service=mammography, area=area, limit=3)
+    assert longer == listed
+
+
+def test_the_paging_links_write_the_query_as_django_s_querydict_does(rf):
+    from apps.portal.views import _page_query
+
+    query = "service=3&city=Zielona+G%C3%B3ra&x=1&x=2&page=4&empty=&facility=9&note=a%26b%3Dc+%2B"
+    for path in (f"/?{query}", "/?service=3", "/"):
+        request = rf.get(path)
+        for page, changes in [(1, {}), (5, {"facility": None}), (2, {"facility": 12, "new": "ż ł"})]:
+            expected = request.GET.copy()
+            expected["page"] = str(page)
+            for key, value in changes.items():
+                if value is None:
+                    expected.pop(key, None)
+                else:
+                    expected[key] = str(value)
+            assert _page_query(request, page, **changes) == f"?{expected.urlencode()}", (path, page)
