@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.patients.models import Patient
@@ -12,15 +12,11 @@ from .models import LIVE_APPOINTMENT, Appointment, Registration
 
 def waitlist_position(*, registration: Registration) -> int:
     """1-based place in the national queue for the service: entitlement priority, then urgent before
-    stable, then time of joining (then id, for a strict order)."""
-    r = registration
-    ahead = Registration.objects.filter(service_id=r.service_id, status=Registration.Status.WAITING).filter(
-        Q(priority__gt=r.priority)
-        | Q(priority=r.priority, urgent__gt=r.urgent)
-        | Q(priority=r.priority, urgent=r.urgent, joined_at__lt=r.joined_at)
-        | Q(priority=r.priority, urgent=r.urgent, joined_at=r.joined_at, id__lt=r.pk)
-    )
-    return ahead.count() + 1
+    stable, then time of joining (then id, for a strict order). Counted by `sql.waitlist_positions`:
+    index ranges of the entries ahead, not the whole queue (a national queue holds tens of thousands)."""
+    from . import sql
+
+    return sql.waitlist_positions(registration_ids=[registration.pk])[registration.pk]
 
 
 def waitlist_entries_for_patient(*, patient: Patient) -> list[tuple[Registration, int]]:

@@ -507,7 +507,18 @@ def test_ending_a_booking_in_one_statement_writes_what_the_orm_steps_wrote():
     assert Referral.objects.get(pk=past.registration.referral_id).status == "registered"  # not asked to
 
 
-def test_queue_places_of_many_are_each_ones_selector_place():
+def _orm_queue_place(r: Registration) -> int:
+    """The queue order's definition in the ORM: 1 + the waiting entries of the service ahead of `r`."""
+    ahead = Registration.objects.filter(service_id=r.service_id, status="waiting").filter(
+        Q(priority__gt=r.priority)
+        | Q(priority=r.priority, urgent__gt=r.urgent)
+        | Q(priority=r.priority, urgent=r.urgent, joined_at__lt=r.joined_at)
+        | Q(priority=r.priority, urgent=r.urgent, joined_at=r.joined_at, id__lt=r.pk)
+    )
+    return ahead.count() + 1
+
+
+def test_queue_places_of_many_are_each_ones_orm_place():
     from apps.booking.selectors import waitlist_position
 
     service, other = ServiceFactory(), ServiceFactory()
@@ -527,7 +538,8 @@ def test_queue_places_of_many_are_each_ones_selector_place():
     ]
     RegistrationFactory(service=service, status="closed", priority=99)  # not waiting: not counted
     places = sql.waitlist_positions(registration_ids=[e.pk for e in entries])
-    assert places == {e.pk: waitlist_position(registration=e) for e in entries}
+    assert places == {e.pk: _orm_queue_place(e) for e in entries}
+    assert all(waitlist_position(registration=e) == places[e.pk] for e in entries)
     assert sql.waitlist_positions(registration_ids=[]) == {}
     ids = sql.next_appointment_ids(3)
     assert len(set(ids)) == 3 and ids == sorted(ids)
