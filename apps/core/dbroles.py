@@ -16,6 +16,11 @@ from psycopg import sql
 
 # Tables whose rows are never updated or deleted (a trigger refuses it too): the app may only add.
 APPEND_ONLY_TABLES = ("audit_accesslog", "reconciliation_override")
+# Tables whose rows the app adds and changes but never removes: a reported visit's key row is what keeps
+# a facility's visit id once across the month partitions (apps/reconciliation/partitions.py); deleted,
+# the same visit could be imported again. Only the owner's monthly job removes them, with their month
+# (and a foreign key's cascade, which PostgreSQL runs as the owner).
+NO_DELETE_TABLES = ("reconciliation_visitkey",)
 ROW_PRIVILEGES = sql.SQL("SELECT, INSERT, UPDATE, DELETE")
 
 
@@ -59,8 +64,11 @@ def app_role_grant(*, role: str, login: bool = True) -> list[str]:
             _run(cursor, statement)
         for table in APPEND_ONLY_TABLES:
             _run(cursor, sql.SQL("REVOKE UPDATE, DELETE ON {} FROM {}").format(sql.Identifier(table), ident))
+        for table in NO_DELETE_TABLES:
+            _run(cursor, sql.SQL("REVOKE DELETE ON {} FROM {}").format(sql.Identifier(table), ident))
         done.append(f"granted row access on schema public of {database} to {role} (owner: {owner})")
         done.append("append-only for the app: " + ", ".join(APPEND_ONLY_TABLES))
+        done.append("never deleted by the app: " + ", ".join(NO_DELETE_TABLES))
         if owner_super:
             done.append("note: the owner here is a superuser; in production use a dedicated owner role")
     return done

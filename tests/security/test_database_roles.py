@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from apps.audit.models import AccessLog
-from apps.core.dbroles import APPEND_ONLY_TABLES
+from apps.core.dbroles import APPEND_ONLY_TABLES, NO_DELETE_TABLES
 from tests.factories import PatientFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -72,6 +72,19 @@ def test_the_app_role_cannot_truncate_or_disable_the_trigger_of_append_only_tabl
             conn.execute("ALTER TABLE patients_patient ADD COLUMN x int")
     assert AccessLog.objects.count() == 2
     assert f"granted row access on schema public of {connection.settings_dict['NAME']} to {role}" in output
+
+
+def test_the_app_role_cannot_delete_a_reported_visits_key(app_role):
+    """A deleted key row would let the same facility visit id be imported again (its uniqueness lives
+    in the key table across the month partitions): the app adds and changes keys, never removes one."""
+    role, output = app_role
+    with _as(role) as conn:
+        for table in NO_DELETE_TABLES:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(f"DELETE FROM {table}")
+            conn.execute(f"UPDATE {table} SET visit_id = visit_id WHERE false")  # changes stay allowed
+            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
+    assert "never deleted by the app: reconciliation_visitkey" in output
 
 
 def test_the_grant_is_idempotent(app_role):
