@@ -91,6 +91,11 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
         "Kursor jest niepoprawny: użyj wartości `next` z poprzedniej odpowiedzi.",
         "The cursor is not valid: use `next` as returned.",
     ),
+    "cursor_expired": (
+        410,
+        "Kursor wskazuje zdarzenia starsze niż przechowywane: część zdarzeń po nim już usunięto.",
+        "The cursor is older than the events kept: some events after it are no longer kept.",
+    ),
     "precondition_required": (
         428,
         "Wymagany jest nagłówek If-Match z aktualnym ETag (z odpowiedzi na GET).",
@@ -440,6 +445,9 @@ ACTIONS: dict[str, str] = {
     "idempotency_in_progress": "Retry the same request with the same key in a moment.",
     "rate_limited": "Wait the seconds in Retry-After; spread requests using the RateLimit header.",
     "invalid_cursor": "Send the `next` value of the previous page unchanged, or start without a cursor.",
+    "cursor_expired": (
+        "Re-read what you need (bookings, schedules, waiting-list entries), then poll without a cursor."
+    ),
     "precondition_required": "GET the resource and send its ETag in If-Match.",
     "invalid_scope": "Ask only for scopes listed in the message.",
     "invalid_expiry": "Give a validity of 1 to 3650 days.",

@@ -18,7 +18,7 @@ from django.db.models import Q, QuerySet
 from apps.catalog.models import Entitlement, Facility, ReasonCode, Service
 from apps.core.errors import DomainError
 from apps.core.queries import model_from_row, optional_model_from_row, prepared_cursor, select_columns
-from apps.outbox.models import OutboxEvent
+from apps.outbox.models import FeedHorizon, OutboxEvent
 from apps.outbox.selectors import event_list_after
 from apps.patients.models import Patient
 from apps.reconciliation.models import ReconciliationRun, ReportedVisit, Verdict
@@ -189,6 +189,11 @@ class FacilityScope:
 
     def changes(self, *, cursor: str | None, limit: int) -> tuple[list[OutboxEvent], str | None]:
         after = cursor_decode(cursor, types=(int, int)) if cursor else None
+        if after is not None:
+            left = FeedHorizon.objects.filter(facility_id=self.facility.pk).values_list("txid", "event_id")
+            horizon = left.first()
+            if horizon is not None and tuple(after) < horizon:  # an event after it left with its month
+                raise DomainError("cursor_expired")
         events = event_list_after(after=after, facility_id=self.facility.pk, limit=limit)  # type: ignore[arg-type]
         if events:
             last = events[-1]

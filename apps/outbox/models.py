@@ -48,3 +48,19 @@ class OutboxEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} {self.type}"
+
+
+class FeedHorizon(models.Model):
+    """The last event, in feed order (txid, id), of a facility's events that left with their month
+    (`apps.outbox.partitions`: written in the detach's transaction, before the partition goes). A
+    changes-feed cursor before it has missed an event that is no longer kept: the feed answers `410
+    cursor_expired` instead of going on from the oldest event kept, which would skip it silently."""
+
+    facility = models.OneToOneField(
+        "catalog.Facility", primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    txid = models.BigIntegerField()
+    event_id = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.facility_id}: ({self.txid}, {self.event_id})"

@@ -22,6 +22,9 @@ join event, is the registration's own `registered_by` (booking migration 0007).
   nothing filters on `created_at`, so every partition's index is probed once per page, which the
   retention keeps to a handful. No trigger: the booking transaction writes the outbox, and a partitioned
   insert costs it only the routing.
+- **A cursor older than the retention**: before a month is detached, each facility's last event of it
+  (in feed order) becomes its `FeedHorizon`; a changes-feed cursor before that answers `410
+  cursor_expired` (`apps.integration.selectors`) instead of going on from the oldest event kept.
 - **Months ahead**: `created_at` is the writing transaction's clock, so only the current month is
   written; `CER_OUTBOX_PARTITIONS_AHEAD` (2) months are made ahead so that a job that fails for weeks
   still leaves the next month its partition (otherwise its events would land in DEFAULT, to be moved
@@ -33,10 +36,13 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
+from django.db import connection
 
 from apps.core import partitions as core
 from apps.core.partitions import Reference
 from apps.integration.models import WebhookAttempt, WebhookDelivery
+
+from .models import FeedHorizon
 
 TABLE = "outbox_outboxevent"
 DELIVERY_FK = "integration_webhookdelivery_event_created_fk"
@@ -52,6 +58,22 @@ RELEASE_DELIVERIES = (
     f"DELETE FROM {_DELIVERIES} d WHERE {_FINISHED}",  # noqa: S608 (names from the models)
 )
 
+_HORIZON = FeedHorizon._meta.db_table
+
+
+def _horizon_advance(partition: str) -> list[str]:
+    """Before a month leaves: each facility's last event of it, in feed order, becomes that facility's
+    horizon (`FeedHorizon`) unless an earlier detach left a later one."""
+    q = connection.ops.quote_name
+    return [
+        f"""INSERT INTO {_HORIZON} (facility_id, txid, event_id)
+            SELECT DISTINCT ON (facility_id) facility_id, txid, id FROM {q(partition)}
+            WHERE facility_id IS NOT NULL ORDER BY facility_id, txid DESC, id DESC
+            ON CONFLICT (facility_id) DO UPDATE SET txid = EXCLUDED.txid, event_id = EXCLUDED.event_id
+            WHERE (EXCLUDED.txid, EXCLUDED.event_id) > ({_HORIZON}.txid, {_HORIZON}.event_id)"""  # noqa: S608
+    ]
+
+
 EVENTS = core.register(
     core.MonthPartitioned(
         table=TABLE,
@@ -62,6 +84,7 @@ EVENTS = core.register(
         references=(
             Reference(_DELIVERIES, DELIVERY_FK, ("event_id", "event_created_at"), release=RELEASE_DELIVERIES),
         ),
+        before_detach=_horizon_advance,
     )
 )
 DELIVERY_FK_SQL = EVENTS.references[0].sql(EVENTS)

@@ -218,7 +218,7 @@ SPECTACULAR_SETTINGS = {
         "taken at the desk, report outcomes and follow changes. Authenticate with OAuth 2 client "
         "credentials issued by NFZ. Errors are RFC 9457 application/problem+json."
     ),
-    "VERSION": "1.3.0",
+    "VERSION": "1.4.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,

@@ -210,6 +210,49 @@ def test_maintenance_detaches_a_month_with_its_finished_deliveries_and_keeps_one
     assert list(WebhookDelivery.objects.values_list("pk", flat=True)) == [pending_may.pk]
 
 
+def test_a_feed_cursor_from_before_an_event_that_left_with_its_month_answers_410(db):
+    """GIVEN facility A's events in January 2020 and now, and facility B's last January event, WHEN
+    January is detached THEN each facility's horizon is its last January event in feed order, and A's
+    feed answers `410 cursor_expired` to a cursor before A's horizon (an event after it is gone), but
+    not to one at it, nor without a cursor; B's cursor at its own last event stays valid, whatever A
+    lost. Detached again with nothing of A's, the horizon does not move back."""
+    from apps.integration.selectors import cursor_encode
+    from apps.outbox.models import FeedHorizon
+    from tests.factories.integration import access_token_create, api_client_create
+    from tests.integration.conftest import Api
+
+    jan = dt.date(2020, 1, 1)
+    core.partitions_ensure(partitions.EVENTS, jan, jan)
+    a, b = FacilityFactory(), FacilityFactory()
+    a1, a2 = _event(_in(jan, 10), a), _event(_in(jan, 20), a)
+    b1 = _event(_in(jan, 12), b)
+    _event(_in(jan, 25))  # no facility: in no facility's feed
+    _event(_in(dt.date(2032, 5, 1), 2), a)
+    with connection.cursor() as cur:
+        cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+    report = partitions.partitions_maintain(now=NOW, ahead=1, keep=KEEP)
+
+    assert "outbox_outboxevent_p2020_01" in report.detached
+    horizons = {h.facility_id: (h.txid, h.event_id) for h in FeedHorizon.objects.all()}
+    assert horizons == {a.pk: (a2.txid, a2.pk), b.pk: (b1.txid, b1.pk)}
+    api_a = Api(access_token_create(api_client_create(facility=a)))
+    api_b = Api(access_token_create(api_client_create(facility=b)))
+    expired = api_a.get(f"/api/v1/changes?cursor={cursor_encode(a1.txid, a1.pk)}")
+    assert expired.status_code == 410
+    assert expired["Content-Type"] == "application/problem+json"
+    assert expired.json()["code"] == "cursor_expired"
+    assert api_a.get(f"/api/v1/changes?cursor={cursor_encode(a2.txid, a2.pk)}").status_code == 200
+    assert api_a.get("/api/v1/changes").status_code == 200
+    assert api_b.get(f"/api/v1/changes?cursor={cursor_encode(b1.txid, b1.pk)}").status_code == 200
+
+    core.partitions_ensure(partitions.EVENTS, dt.date(2020, 2, 1), dt.date(2020, 2, 1))
+    _event(_in(dt.date(2020, 2, 1)), b)
+    partitions.partitions_maintain(now=NOW, ahead=1, keep=KEEP)
+    assert FeedHorizon.objects.get(facility=a).event_id == a2.pk
+    assert FeedHorizon.objects.get(facility=b).event_id != b1.pk  # February's event: later
+
+
 # --- the migration, on populated data --------------------------------------------------------------
 
 BEFORE = [

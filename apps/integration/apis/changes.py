@@ -61,12 +61,15 @@ class ChangesApi(FacilityApi):
         summary="Changes feed (poll with the returned cursor)",
         description="Events that concern your facility, in commit order. Pass `next` as `cursor` on "
         "the next call; an empty page keeps the cursor. No event is skipped or repeated. Events are kept "
-        "for at least three months: a system away longer re-reads what it needs (bookings, schedules, "
-        "waiting-list entries) rather than the feed. Each event's "
+        "for at least three months: a cursor from before an event that is no longer kept answers `410 "
+        "cursor_expired`; a system away that long re-reads what it needs (bookings, schedules, "
+        "waiting-list entries), then polls without a cursor. Each event's "
         "payload is typed by its `type` (docs/events.md); `request_id` is the X-Request-ID of the request "
         "that made the change.",
         parameters=[ChangesQuery],
-        responses=responses({200: ChangesPageSchema}, READ_ERRORS, codes=("invalid_cursor",)),
+        responses=responses(
+            {200: ChangesPageSchema}, (*READ_ERRORS, 410), codes=("invalid_cursor", "cursor_expired")
+        ),
         examples=[
             OpenApiExample(
                 "page",
