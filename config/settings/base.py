@@ -96,7 +96,8 @@ def database_from_url(url: str) -> dict:
     # No JIT compilation: PostgreSQL compiles any statement whose estimate passes `jit_above_cost`, and
     # the estimate of a LIMIT walk down an index is its whole table's: the waiting list's candidates
     # statement spent 0.87 s of its 1.2 s compiling 112 functions, on every run (docs/performance.md e).
-    # What runs here is many short statements; the reconciliation month ran 31 % faster without it (docs/performance.md d).
+    # What runs here is many short statements; the reconciliation month ran 31 % faster without it
+    # (docs/performance.md d).
     options["options"] = " ".join(filter(None, [options.get("options", ""), "-c jit=off"]))
     return db
 
