@@ -3,8 +3,9 @@
 Allocation is in queue order (entitlement, then urgent before stable, then time of joining) among
 the registrations whose preferences match the slot (`sql.MATCH_SQL`) and whose patient the rules of
 sex, age and screening interval allow on the slot's date (`sql.ELIGIBLE_SQL`, so the walk does not
-stall on entries those rules refuse); each candidate is then judged by the same booking rules as any other booking, on
-the slot's date (`rules.check`), and one that fails keeps its place for a slot that suits it.
+stall on entries those rules refuse); each candidate is then judged by the same booking rules as any
+other booking, on the slot's date (`rules.check`), and one that fails keeps its place for a slot that
+suits it.
 """
 
 from __future__ import annotations
