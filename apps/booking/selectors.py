@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from apps.patients.models import Patient
 
+from . import sql
 from .models import LIVE_APPOINTMENT, Appointment, Registration
 
 
@@ -14,8 +15,6 @@ def waitlist_position(*, registration: Registration) -> int:
     """1-based place in the national queue for the service: entitlement priority, then urgent before
     stable, then time of joining (then id, for a strict order). Counted by `sql.waitlist_positions`:
     index ranges of the entries ahead, not the whole queue (a national queue holds tens of thousands)."""
-    from . import sql
-
     return sql.waitlist_positions(registration_ids=[registration.pk])[registration.pk]
 
 
@@ -23,7 +22,9 @@ def waitlist_entries_for_patient(*, patient: Patient) -> list[tuple[Registration
     entries = Registration.objects.filter(patient=patient, status=Registration.Status.WAITING).select_related(
         "service", "voivodeship", "locality", "facility", "practitioner", "entitlement"
     )
-    return [(entry, waitlist_position(registration=entry)) for entry in entries.order_by("joined_at")]
+    ordered = list(entries.order_by("joined_at"))
+    places = sql.waitlist_positions(registration_ids=[entry.pk for entry in ordered])
+    return [(entry, places[entry.pk]) for entry in ordered]
 
 
 def appointment_list_for_patient(*, patient: Patient, upcoming: bool | None = None) -> QuerySet[Appointment]:
