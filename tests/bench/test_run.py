@@ -3,6 +3,7 @@ generator, the load generator's GET mode with paths and headers, and the command
 
 from __future__ import annotations
 
+import datetime as dt
 from urllib.parse import urlparse
 
 import pytest
@@ -196,3 +197,21 @@ def test_the_partitions_of_freshly_published_slots_are_analyzed(db):
     with connection.cursor() as cursor:
         cursor.execute("SELECT sum(reltuples) FROM pg_class WHERE relname = ANY(%s)", [holding])
         assert cursor.fetchone()[0] >= 3  # the statistics count the new slots
+
+
+def test_the_partitions_of_published_schedules_are_analyzed(db):
+    """After the publish workload: the partitions holding its schedules' slots (DEFAULT included)."""
+    from django.db import connection
+
+    from bench.run import _slots_analyze
+    from tests.factories import SlotFactory
+
+    far = SlotFactory(
+        start=dt.datetime(2031, 3, 3, 9, tzinfo=dt.UTC), end=dt.datetime(2031, 3, 3, 9, 20, tzinfo=dt.UTC)
+    )
+    assert _slots_analyze([far.schedule_id], column="schedule_id") == ["scheduling_slot_default"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'scheduling_slot_default'")
+        assert cursor.fetchone()[0] >= 1
+    with pytest.raises(ValueError):
+        _slots_analyze([far.schedule_id], column="facility_id; DROP TABLE x")
