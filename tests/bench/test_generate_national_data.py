@@ -339,3 +339,23 @@ def test_every_waiting_entry_of_a_referral_service_holds_its_patients_referral(g
         )
         entries, wrong = cur.fetchone()
     assert entries > 0 and wrong == 0
+
+
+def test_the_waiting_list_holds_the_patients_waitlist_join_would_take(generated):
+    """Every entry of a queue could have been made by `waitlist_join` on the start date: the booking
+    rules (the programme's sex and age, the interval since last month's screening) allow its patient
+    then, so the allocation does not walk past queues of people it may never book."""
+    from apps.booking import rules, sql
+
+    waiting = list(Registration.objects.filter(status="waiting").select_related("patient", "service"))
+    assert waiting
+    refused = []
+    for entry in waiting:
+        last = sql.last_screening(patient_id=entry.patient_id, service_id=entry.service_id)
+        facts = rules.Facts(
+            patient=entry.patient, service=entry.service, day=START, last_screening=last, referral_known=False
+        )
+        if not rules.allows(facts):
+            refused.append((entry.service.code, entry.patient.sex, entry.patient.birth_date, last))
+    assert refused == []
+    assert {e.service.code for e in waiting} >= {"MAMMO_SCR", "CYTO_SCR", "HPV_SCR"}

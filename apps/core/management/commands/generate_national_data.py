@@ -722,7 +722,12 @@ class Generator:
         return dt.datetime.combine(self.start, dt.time(0, 0), tzinfo=dt.UTC)
 
     def waiting(self) -> int:
-        """The central waiting list: continues each service's patient permutation after its bookings."""
+        """The central waiting list: continues each service's patient permutation after its bookings,
+        with the patients `waitlist_join` would take: the programme's sex and age (by birth year) on
+        the start date, and, where the patients last month's visits went to allow it, none of them (a
+        screening queue does not hold the women screened last month: the interval refuses them). So
+        the k-th entry is the k-th such patient of the permutation from the end of the live bookings
+        (or of last month's, when the patients left after those suffice)."""
         total = self.plan["waiting"]
         return self._exec(
             """
@@ -731,13 +736,36 @@ class Generator:
                        sum(count(*)) OVER () AS all_schedules
                 FROM gen_sched WHERE NOT past_only GROUP BY service_id
             ), booked AS (
-                SELECT service_id, count(*) AS live FROM gen_book WHERE NOT past GROUP BY service_id
+                SELECT service_id, count(*) FILTER (WHERE NOT past) AS live,
+                       count(*) FILTER (WHERE past) AS past
+                FROM gen_book GROUP BY service_id
+            ), want AS (
+                SELECT svc.service_id, c.eligible_sex, c.age_min, c.age_max,
+                       coalesce(booked.live, 0) AS live, coalesce(booked.past, 0) AS past,
+                       GREATEST(1, round(%(total)s::numeric * svc.schedules / svc.all_schedules))::int AS n,
+                       -- patients looked at: every one fits a queue without a sex or age rule
+                       GREATEST(1, round(%(total)s::numeric * svc.schedules / svc.all_schedules))::int
+                           * CASE WHEN c.eligible_sex <> '' OR c.age_min IS NOT NULL OR c.age_max IS NOT NULL
+                                  THEN 40 ELSE 1 END AS looked
+                FROM svc JOIN catalog_service c ON c.id = svc.service_id
+                LEFT JOIN booked USING (service_id)
+            ), span AS (
+                SELECT want.*, first_k, LEAST(looked, %(n)s - first_k) AS scan
+                FROM want CROSS JOIN LATERAL (
+                    SELECT CASE WHEN GREATEST(live, past) + looked <= %(n)s THEN GREATEST(live, past)
+                                ELSE live END AS first_k
+                ) AS f
+            ), fit AS (
+                SELECT span.service_id, span.n, g.k,
+                       (row_number() OVER (PARTITION BY span.service_id ORDER BY g.k) - 1)::int AS q
+                FROM span
+                CROSS JOIN LATERAL generate_series(first_k, first_k + scan - 1) AS g(k)
+                JOIN gen_pat p ON p.k = (g.k * %(mult)s + span.service_id * 7919) %% %(n)s
+                WHERE (span.eligible_sex = '' OR p.sex = span.eligible_sex)
+                  AND (span.age_min IS NULL OR %(year)s - extract(year FROM p.birth_date) >= span.age_min)
+                  AND (span.age_max IS NULL OR %(year)s - extract(year FROM p.birth_date) <= span.age_max)
             ), w AS (
-                SELECT svc.service_id, coalesce(booked.live, 0) + q AS k, q
-                FROM svc LEFT JOIN booked USING (service_id)
-                CROSS JOIN LATERAL generate_series(
-                    0, GREATEST(1, round(%(total)s::numeric * svc.schedules / svc.all_schedules))::int - 1
-                ) AS q
+                SELECT service_id, k, q FROM fit WHERE q < n
             ), ent AS (
                 SELECT array_agg(id ORDER BY code) AS ids, array_agg(priority ORDER BY code) AS prio
                 FROM catalog_entitlement
@@ -768,7 +796,7 @@ class Generator:
             JOIN gen_pat p ON p.k = (w.k * %(mult)s + w.service_id * 7919) %% %(n)s
             ORDER BY w.service_id, w.q;
             """,
-            {"total": total, "mult": self._multiplier(), "n": self.plan["patients"]},
+            {"total": total, "mult": self._multiplier(), "n": self.plan["patients"], "year": self.start.year},
         )
 
     def waiting_referrals(self) -> int:
