@@ -1357,6 +1357,9 @@ def workload_waitlist(report: Report, count: int) -> None:
     with app.connection_for_write() as broker:
         broker.ensure_connection(max_retries=1)
     cache.get("bench-warm-up")
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_current_wal_lsn()")
+        wal_before = cur.fetchone()[0]
     began, began_cpu = time.perf_counter(), time.process_time()
     freed = []
     for appointment in appointments:
@@ -1364,6 +1367,9 @@ def workload_waitlist(report: Report, count: int) -> None:
         freed.append(appointment.slot_id)
     t_cancel = time.perf_counter() - began
     cpu_cancel = time.process_time() - began_cpu
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", [wal_before])
+        wal_cancel = float(cur.fetchone()[0])
     # The freed slots offered one by one (the baseline: what a task per freed slot did), inside a
     # transaction that is then rolled back, and then the same slots as production offers them: the
     # cancellations queued them (booking_freedslot) and one drain takes them off the queue in batches
@@ -1426,6 +1432,13 @@ def workload_waitlist(report: Report, count: int) -> None:
         "CPU per cancellation (this process): ms",
         round(1000 * cpu_cancel / len(freed), 2),
         note="process time of the loop above: Python and the database driver, not PostgreSQL's own",
+    )
+    report.add(
+        name,
+        "WAL per cancellation: kB",
+        round(wal_cancel / len(freed) / 1024, 1),
+        note="the server's WAL during the loop: mostly full-page images of pages first written since "
+        "the last checkpoint, so the rate follows it (docs/performance.md e, docs/operations.md)",
     )
     report.add(
         name,
