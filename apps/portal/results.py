@@ -12,6 +12,7 @@ reversal per process, the distance sentence per place; and the cards' markup is 
 from __future__ import annotations
 
 import datetime as dt
+import html
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -115,15 +116,7 @@ def cards_html(cards: list[Card], *, grouped: bool, request: HttpRequest) -> Saf
     tests/portal/test_search_page_html.py keeps the page what the template drew before."""
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
-        fields = format_html(
-            '<input type="hidden" name="csrfmiddlewaretoken" value="{}">'
-            '<input type="hidden" name="next" value="{}">',
-            get_token(request),
-            request.get_full_path(),
-        )
-        acting = current_acting(request)
-        if acting:
-            fields += format_html('<input type="hidden" name="acting_for" value="{}">', acting.patient.pk)
+        fields = _booking_fields(request)
         choose = escape(gettext("Choose this date"))
 
         def action(card: Card, hidden: str) -> str:
@@ -140,24 +133,45 @@ def cards_html(cards: list[Card], *, grouped: bool, request: HttpRequest) -> Saf
             return f'  <p><a href="{login}?next={escape(card.slot_url)}">{sign_in}{hidden}</a></p>\n  '
 
     out = []
+    esc = html.escape  # what `escape` does to a str, without its check for lazy text: cards hold str
     for card in cards:
-        heading, place = escape(card.heading), escape(card.facility_name)
+        heading, place = esc(card.heading), esc(card.facility_name)
         if grouped:
             top = f"<h4>{heading}</h4>"
             if card.practitioner:
-                top += f'<p class="meta">{escape(card.practitioner)}</p>'
-            hidden = f'<span class="visually-hidden"> {escape(card.short)}, {place}</span>'
+                top += f'<p class="meta">{esc(card.practitioner)}</p>'
+            hidden = f'<span class="visually-hidden"> {esc(card.short)}, {place}</span>'
         else:
-            meta: str = escape(card.address)
+            meta: str = esc(card.address)
             if card.practitioner:
-                meta += f" · {escape(card.practitioner)}"
+                meta += f" · {esc(card.practitioner)}"
             if card.distance is not None:
                 meta += f" · {conditional_escape(card.distance)}"
-            top = f'<h3>{heading}</h3>\n<p><a href="{escape(card.facility_url)}">{place}</a></p>\n'
+            top = f'<h3>{heading}</h3>\n<p><a href="{esc(card.facility_url)}">{place}</a></p>\n'
             top += f'<p class="meta">{meta}</p>'
-            hidden = f'<span class="visually-hidden"> {escape(card.short)}</span>'
+            hidden = f'<span class="visually-hidden"> {esc(card.short)}</span>'
         out.append(f'<li class="card">\n  {top}\n  \n{action(card, hidden)}\n</li>')
     return mark_safe("".join(out))  # noqa: S308 (every value escaped above)
+
+
+def _booking_fields(request: HttpRequest) -> SafeString:
+    """The hidden fields of a signed-in patient's "choose this date" form (the CSRF token, the page to
+    come back to, whom they book for), made once per request for all its places' cards: each
+    `get_token` masks the token anew with 32 random characters, one system call each (as the page's
+    own forms share one token, drawn once per render by the `csrf` context processor)."""
+    made: SafeString | None = getattr(request, "_cer_booking_fields", None)
+    if made is None:
+        made = format_html(
+            '<input type="hidden" name="csrfmiddlewaretoken" value="{}">'
+            '<input type="hidden" name="next" value="{}">',
+            get_token(request),
+            request.get_full_path(),
+        )
+        acting = current_acting(request)
+        if acting:
+            made += format_html('<input type="hidden" name="acting_for" value="{}">', acting.patient.pk)
+        request._cer_booking_fields = made  # type: ignore[attr-defined]
+    return made
 
 
 @cache

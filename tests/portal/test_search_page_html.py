@@ -267,3 +267,24 @@ def test_the_field_tag_draws_what_the_field_template_draws(world):
                     drawn = render_to_string("portal/_field.html", {"field": field})
                     assert normalised(field_html(field)) == normalised(drawn), (language, field.name)
     assert forms[2].errors and forms[3].errors and forms[3]["referral_number"].field.required
+
+
+def test_the_cards_of_every_place_share_one_csrf_token_and_it_is_accepted(world):
+    """The grouped page's "choose this date" forms, one per card of several places, carry one CSRF
+    token made once for the request (each `get_token` masks it anew with 32 random characters), and a
+    hold posted with it passes the CSRF check."""
+    with time_machine.travel(NOW, tick=False), translation.override("pl"):
+        client = Client(enforce_csrf_checks=True)
+        client.force_login(world["patient"].user)
+        query = {"service": world["service"].pk, "city": "Warszawa", "radius_km": "25"}
+        page = client.get(reverse("portal:home"), query).content.decode()
+        forms = re.findall(
+            r'<form method="post" action="([^"]+)" data-once>\s*<input[^>]*'
+            r'name="csrfmiddlewaretoken" value="([^"]+)"',
+            page,
+        )
+        assert len(forms) >= 6 and len({action for action, _ in forms}) == len(forms)  # cards of places
+        assert len({token for _, token in forms}) == 1
+        action, token = forms[-1]
+        held = client.post(action, {"csrfmiddlewaretoken": token, "next": "/"})
+        assert held.status_code != 403
