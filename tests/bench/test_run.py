@@ -215,3 +215,17 @@ def test_the_partitions_of_published_schedules_are_analyzed(db):
         assert cursor.fetchone()[0] >= 1
     with pytest.raises(ValueError):
         _slots_analyze([far.schedule_id], column="facility_id; DROP TABLE x")
+
+
+def test_the_session_cookie_signs_in_a_patient_with_nothing_live_in_the_searched_service(db):
+    """The search workload measures the search, not the "already waiting" notice: a patient waiting for
+    KARDIO_1 is passed over."""
+    from tests.factories import PatientFactory, RegistrationFactory, ServiceFactory
+
+    kardio = ServiceFactory(code="KARDIO_1")
+    waiting, free = PatientFactory(), PatientFactory()
+    RegistrationFactory(patient=waiting, service=kardio, status="waiting")
+    response = Client(HTTP_COOKIE=_patient_session_cookie()).get("/appointments/")
+    assert response.status_code == 200
+    free.refresh_from_db()
+    assert response.wsgi_request.user == free.user
