@@ -263,21 +263,27 @@ def _timed(fn: Callable[[], Any], runs: int, warmup: int = 2) -> list[float]:
     return out
 
 
+def search_patient(service_code: str = "KARDIO_1") -> Any:
+    """The patient the search workloads sign in: the first with nothing live in the searched service
+    (the page is then the search, not the "already waiting" notice), or None."""
+    from apps.booking.models import LIVE_REGISTRATION, Registration
+    from apps.patients.models import Patient
+
+    busy = Registration.objects.filter(service__code=service_code, status__in=LIVE_REGISTRATION)
+    return Patient.objects.exclude(pk__in=busy.values("patient_id")).order_by("id").first()
+
+
 def _patient_session_cookie() -> str:
-    """A signed-in patient with nothing live in the searched service (KARDIO_1: the page is the search,
-    not the "already waiting" notice), made through Django's own session machinery: the session row
-    that signing in with a one-time code leaves behind (user id, backend, auth hash)."""
+    """A signed-in patient (`search_patient`), made through Django's own session machinery: the
+    session row that signing in with a one-time code leaves behind (user id, backend, auth hash)."""
     from importlib import import_module
 
     from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 
-    from apps.booking.models import LIVE_REGISTRATION, Registration
-    from apps.patients.models import Patient
     from apps.portal.services import patient_user_link
 
-    busy = Registration.objects.filter(service__code="KARDIO_1", status__in=LIVE_REGISTRATION)
-    patient = Patient.objects.exclude(pk__in=busy.values("patient_id")).order_by("id").first()
+    patient = search_patient()
     if patient is None:
         raise SystemExit("no patient in the database: generate the data first")
     user = patient_user_link(patient=patient)

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.run import _settings_environment
+from bench.run import _settings_environment, search_patient
 
 TAG = "99/SP/"  # the places this script adds (nfz_code prefix)
 
@@ -83,9 +83,7 @@ def _cases() -> tuple[dict[str, tuple[str, bool, str]], Any, Any]:
 
     from django.utils import timezone
 
-    from apps.booking.models import LIVE_REGISTRATION, Registration
     from apps.catalog.models import Locality, Service
-    from apps.patients.models import Patient
     from apps.portal.selectors import place_search
 
     service = Service.objects.get(code="KARDIO_1")
@@ -107,8 +105,7 @@ def _cases() -> tuple[dict[str, tuple[str, bool, str]], Any, Any]:
         "date_from": later.isoformat(),
         "date_to": (later + dt.timedelta(days=5)).isoformat(),
     }
-    busy = Registration.objects.filter(service=service, status__in=LIVE_REGISTRATION).values("patient_id")
-    patient = Patient.objects.exclude(pk__in=busy).order_by("id").first()
+    patient = search_patient(service.code)
 
     def url(query: dict[str, Any]) -> str:
         return "/?" + urlencode(query)

@@ -641,7 +641,7 @@ class Generator:
         last read of the slot table before its overlap rules are built). Live ones (future) use
         distinct (patient, service) pairs: the k-th booked slot of a service goes to patient
         (k*A + off) mod N, a bijection on 0..N-1, so no pair repeats; waiting-list entries continue
-        the same k."""
+        the same permutation after them (`waiting`)."""
         n = self.plan["patients"]
         self._exec(
             """
@@ -739,16 +739,18 @@ class Generator:
                 SELECT service_id, count(*) FILTER (WHERE NOT past) AS live,
                        count(*) FILTER (WHERE past) AS past
                 FROM gen_book GROUP BY service_id
-            ), want AS (
+            ), share AS (
                 SELECT svc.service_id, c.eligible_sex, c.age_min, c.age_max,
                        coalesce(booked.live, 0) AS live, coalesce(booked.past, 0) AS past,
-                       GREATEST(1, round(%(total)s::numeric * svc.schedules / svc.all_schedules))::int AS n,
-                       -- patients looked at: every one fits a queue without a sex or age rule
-                       GREATEST(1, round(%(total)s::numeric * svc.schedules / svc.all_schedules))::int
-                           * CASE WHEN c.eligible_sex <> '' OR c.age_min IS NOT NULL OR c.age_max IS NOT NULL
-                                  THEN 40 ELSE 1 END AS looked
+                       GREATEST(1, round(%(total)s::numeric * svc.schedules / svc.all_schedules))::int AS n
                 FROM svc JOIN catalog_service c ON c.id = svc.service_id
                 LEFT JOIN booked USING (service_id)
+            ), want AS (
+                -- patients looked at: every one fits a queue without a sex or age rule
+                SELECT share.*,
+                       n * CASE WHEN eligible_sex <> '' OR age_min IS NOT NULL OR age_max IS NOT NULL
+                                THEN 40 ELSE 1 END AS looked
+                FROM share
             ), span AS (
                 SELECT want.*, first_k, LEAST(looked, %(n)s - first_k) AS scan
                 FROM want CROSS JOIN LATERAL (
