@@ -157,7 +157,7 @@ class AreaPlaces:
     read: int
 
 
-@replica_reads()
+@replica_reads(retry=True)
 def area_places(
     *,
     service: Any,
@@ -201,7 +201,7 @@ def _firsts(matching: sql.Matching, area: AreaPlaces, wanted: int) -> list[tuple
     return sql.first_slots(matching=matching, facility_ids=list(ids)) if ids else []
 
 
-@replica_reads()  # like slot_search: a replica's lag is harmless, booking re-checks in the database
+@replica_reads(retry=True)  # like slot_search: a replica's lag is harmless, booking re-checks in the database
 def place_search(
     *,
     service: Any,
@@ -252,7 +252,7 @@ def place_search(
     return list(by_facility.values()), len(found) > offset + places
 
 
-@replica_reads()
+@replica_reads(retry=True)
 def slot_page_search(
     *,
     service: Any,

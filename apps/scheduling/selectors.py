@@ -113,5 +113,9 @@ def slot_search(*, limit: int = 20, offset: int = 0, **filters: object) -> list[
         .select_related("facility", "practitioner")
         .only(*SEARCH_RESULT_FIELDS)
     )
-    with replica_reads():  # a replica's lag is harmless here: booking re-checks in the database
-        return list(qs[offset : offset + limit])
+    return _search_results(qs[offset : offset + limit])
+
+
+@replica_reads(retry=True)  # a replica's lag is harmless here: booking re-checks in the database
+def _search_results(qs: QuerySet[Slot]) -> list[Slot]:
+    return list(qs)

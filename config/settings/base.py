@@ -114,10 +114,18 @@ DATABASE_REPLICA_URL = secret("DATABASE_REPLICA_URL")
 try:
     if DATABASE_REPLICA_URL and DATABASES:
         DATABASES["replica"] = {**database_from_url(DATABASE_REPLICA_URL), "TEST": {"MIRROR": "default"}}
+        # A replica that went away must not hold a request for the kernel's TCP timeout: after this many
+        # seconds the read goes to the primary instead (apps/core/dbrouter.py).
+        replica_options = DATABASES["replica"]["OPTIONS"]
+        replica_options.setdefault("connect_timeout", env.int("CER_REPLICA_CONNECT_TIMEOUT", default=2))
 except ValueError as exc:
     fail(ConfigError(str(exc).replace("DATABASE_URL", "DATABASE_REPLICA_URL")))
 DATABASE_ROUTERS = ["apps.core.dbrouter.ReplicaRouter"]
 CER_REPLICA_STICKY_SECONDS = env.int("CER_REPLICA_STICKY_SECONDS", default=10)
+# Reads leave the replica while it is down or more than CER_REPLICA_MAX_LAG_SECONDS behind; each process
+# asks it at most every CER_REPLICA_CHECK_SECONDS (apps/core/dbrouter.py).
+CER_REPLICA_MAX_LAG_SECONDS = env.float("CER_REPLICA_MAX_LAG_SECONDS", default=30.0)
+CER_REPLICA_CHECK_SECONDS = env.float("CER_REPLICA_CHECK_SECONDS", default=5.0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = secret("REDIS_URL")

@@ -174,6 +174,16 @@ class StreamingPair:
         log = str(self.root / "primary.log")  # without -l the server would keep our output pipe open
         self._run("pg_ctl", "-D", str(primary), "-l", log, "-m", mode, "-w", "restart")
 
+    def replica_down(self) -> None:
+        """Stop the replica at once (`-m immediate`: its sessions are cut, as in a crash)."""
+        self._run("pg_ctl", "-D", str(self.root / "replica"), "-m", "immediate", "-w", "stop")
+
+    def replica_up(self) -> None:
+        """Start the replica again after `replica_down`; returns once it accepts connections."""
+        replica = self.root / "replica"
+        self.started.remove(replica)
+        self._start(replica, self.replica_port, "-c", "hot_standby=on", "-c", "fsync=off")
+
     # --- control ------------------------------------------------------------------------------
 
     def conninfo(self, port: int) -> str:

@@ -10,6 +10,8 @@ Replay on the replica is paused to make its lag certain instead of a matter of t
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,11 +27,15 @@ from apps.catalog.models import Service
 from apps.core.dbrouter import (
     COOKIE,
     DEFAULT,
+    LAG_SQL,
     REPLICA,
     PrimaryAfterWriteMiddleware,
+    ReplicaHealth,
     ReplicaRouter,
+    health,
     read_alias,
     replica_reads,
+    replica_usable,
 )
 from apps.scheduling.models import Slot
 from apps.scheduling.selectors import slot_search
@@ -53,6 +59,40 @@ def test_without_a_replica_every_read_goes_to_default_and_no_cookie_is_set(setti
         RequestFactory().post("/")
     )
     assert COOKIE not in response.cookies
+
+
+def test_a_replica_is_usable_while_it_answers_within_the_allowed_lag(settings):
+    settings.CER_REPLICA_MAX_LAG_SECONDS = 30
+    state = ReplicaHealth()
+    assert state.usable  # until a check says otherwise
+    state.record(lag=29.5)
+    assert state.usable and state.lag == 29.5
+    state.record(lag=30.5)
+    assert not state.usable
+    state.record(lag=0.0)
+    assert state.usable
+    state.record(lag=None)  # could not be asked
+    assert not state.usable
+    state.mark_down()
+    assert not state.usable and not state.check_due()  # the next check waits CER_REPLICA_CHECK_SECONDS
+
+
+def test_the_replica_is_asked_at_most_once_per_check_interval_whatever_the_threads(settings):
+    settings.CER_REPLICA_CHECK_SECONDS = 60
+    state = ReplicaHealth()
+    due = []
+    threads = [threading.Thread(target=lambda: due.append(state.check_due())) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(due) == [False] * 15 + [True]
+
+
+@pytest.mark.django_db
+def test_without_a_replica_configured_nothing_is_asked():
+    assert REPLICA not in connections.settings
+    assert replica_usable() is False
 
 
 def test_the_replica_is_never_migrated_nor_written_to():
@@ -89,9 +129,11 @@ def pointed_at(pair: StreamingPair) -> Iterator[None]:
     configured[DEFAULT] = pair.settings_for(saved_settings, pair.primary_port)
     configured[REPLICA] = pair.settings_for(saved_settings, pair.replica_port)
     connections[DEFAULT] = connections.create_connection(DEFAULT)
+    health.reset()
     try:
         yield
     finally:
+        health.reset()
         for alias in (DEFAULT, REPLICA):
             connections[alias].close()
         del connections[REPLICA]
@@ -174,3 +216,86 @@ def test_search_reads_the_replica_and_a_patient_who_has_just_booked_reads_the_pr
         while slots[0].pk in _search(service) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert slots[0].pk not in _search(service)
+
+
+@contextmanager
+def sent_to(alias: str) -> Iterator[list[str]]:
+    """The statements the block sends to `alias`, without the router's own lag checks. (Unlike
+    CaptureQueriesContext it does not connect first: the replica may be down.)"""
+    sent: list[str] = []
+
+    def record(execute, sql, params, many, context):
+        if sql != LAG_SQL:
+            sent.append(sql)
+        return execute(sql, params, many, context)
+
+    with connections[alias].execute_wrapper(record):
+        yield sent
+
+
+def test_a_replica_that_falls_too_far_behind_or_goes_away_is_left_for_the_primary_until_it_is_back(
+    streaming_pair, django_db_blocker, settings, caplog
+):
+    pair = streaming_pair
+    settings.CER_REPLICA_CHECK_SECONDS = 0  # every read asks the replica first
+    settings.CER_REPLICA_MAX_LAG_SECONDS = 30
+    caplog.set_level(logging.WARNING, logger="apps.core.dbrouter")
+    with django_db_blocker.unblock(), pointed_at(pair):
+        service = Service.objects.filter(code="MAMMO").first() or ServiceFactory(mammography=True)
+        schedule = ScheduleFactory(service=service)
+        ContractFactory(facility=schedule.facility, service=service)
+        slots = SlotFactory.create_batch(2, schedule=schedule)
+        patient = PatientFactory(sex="F")
+        pair.wait_replayed()
+
+        def search_on() -> tuple[set[int], list[str], list[str]]:
+            with sent_to(REPLICA) as on_replica, sent_to(DEFAULT) as on_default:
+                found = _search(service)
+            return found, on_replica, on_default
+
+        found, replica_reads_, primary_reads = search_on()
+        assert replica_reads_ and not primary_reads and health.lag is not None
+
+        # WHEN the replica falls further behind than CER_REPLICA_MAX_LAG_SECONDS
+        settings.CER_REPLICA_MAX_LAG_SECONDS = 0.5
+        pair.replay(paused=True)
+        try:
+            appointment_book(slot_id=slots[0].pk, patient=patient, channel="web")
+            time.sleep(1.2)
+            # THEN search reads the primary (and sees the booking), not the stale replica
+            found, replica_reads_, primary_reads = search_on()
+            assert primary_reads and not replica_reads_
+            assert slots[0].pk not in found and slots[1].pk in found
+            assert not health.usable and health.lag is not None and health.lag > 0.5
+        finally:
+            pair.replay(paused=False)
+        # WHEN it has caught up THEN reads go back to it
+        pair.wait_replayed()
+        found, replica_reads_, primary_reads = search_on()
+        assert replica_reads_ and not primary_reads and slots[0].pk not in found
+        assert "behind" in caplog.text and "is back" in caplog.text
+
+        # WHEN the replica goes away between two checks (its connection, open in this thread, is cut)
+        settings.CER_REPLICA_MAX_LAG_SECONDS = 30
+        settings.CER_REPLICA_CHECK_SECONDS = 60
+        health.reset()
+        assert _search(service)  # checked now: the next check is a minute away
+        pair.replica_down()
+        try:
+            # THEN the read that meets the dead connection is made again on the primary: the same answer
+            found, _, primary_reads = search_on()
+            assert primary_reads and slots[1].pk in found and slots[0].pk not in found
+            assert not health.usable
+            # ... the next ones go straight to the primary, and the patient's search page still works
+            found, _, primary_reads = search_on()
+            assert primary_reads and slots[1].pk in found
+            page = Client().get(f"/?service={service.pk}")
+            assert page.status_code == 200
+            assert "cannot be reached" in caplog.text
+        finally:
+            pair.replica_up()
+        # WHEN it is back, THEN the next check sends reads to it again
+        settings.CER_REPLICA_CHECK_SECONDS = 0
+        found, replica_reads_, primary_reads = search_on()
+        assert replica_reads_ and not primary_reads and slots[1].pk in found
+        assert health.usable
