@@ -13,6 +13,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Upper
 
 from apps.core.models import TimeStampedModel
 
@@ -45,7 +46,12 @@ class Locality(models.Model):
     class Meta:
         ordering = ["name"]
         verbose_name_plural = "localities"
-        indexes = [models.Index(fields=["voivodeship", "name"])]
+        indexes = [
+            models.Index(fields=["voivodeship", "name"]),
+            # The search form's town, named in any letter case (`portal.sql.locality_named`,
+            # `name__iexact`): an index probe, not a scan of TERYT's ~100,000 SIMC places.
+            models.Index(Upper("name"), name="locality_upper_name"),
+        ]
 
     def __str__(self) -> str:
         return self.name

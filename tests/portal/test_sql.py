@@ -341,6 +341,33 @@ def test_the_signed_in_patient_and_their_live_registration_are_what_the_orm_read
         )
 
 
+@pytest.mark.django_db
+def test_the_search_form_s_town_is_an_index_probe_in_a_full_list_of_places(country):
+    """TERYT's SIMC list has ~100,000 places: the town named on the form (any letter case) is found
+    through the `locality_upper_name` expression index, not by reading them all."""
+    from django.db import connection
+
+    from apps.catalog.models import Locality
+
+    Locality.objects.bulk_create(
+        Locality(
+            simc=f"9{i:06d}", name=f"Miejscowość {i}", voivodeship=country["malopolskie"], lat=50, lon=20
+        )
+        for i in range(5000)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE catalog_locality")
+    for in_voivodeship in (False, True):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "EXPLAIN " + sql._locality_sql(in_voivodeship),
+                {"name": "MIEJSCOWOŚĆ 4321", "voivodeship": country["malopolskie"].pk},
+            )
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        assert "locality_upper_name" in plan and "Seq Scan" not in plan, plan
+    assert sql.locality_named(name="miejscowość 4321").simc == "9004321"
+
+
 def test_the_search_form_s_town_is_what_the_orm_reads(country):
     from apps.catalog.models import Locality
 
