@@ -906,6 +906,28 @@ class Generator:
         for table in tables:
             self._exec(f"{self._vacuum_analyze()} {table}")
 
+    # Loaded after the slots' commit, while the background builds' transactions were open: the VACUUM
+    # ANALYZE above gave them statistics but could not mark their pages all-visible (a row is visible
+    # to all only once no transaction older than it is running), so index-only scans of them read the
+    # heap row by row, as they never would on a server whose autovacuum has passed: the count of a
+    # waiting-list place walked 27,000 entries of the cardiology queue in 23 ms instead of 3.
+    LOADED_DURING_BUILDS = (
+        "patients_referral",
+        "booking_registration",
+        "booking_appointment",
+        "reconciliation_reportedvisit",
+        "reconciliation_visitkey",
+    )
+
+    def visibility_map(self, tables: tuple[str, ...]) -> None:
+        """VACUUM the tables (their visibility maps), once the background builds have ended."""
+        if connection.in_atomic_block:
+            return
+        present = set(connection.introspection.table_names())
+        for table in tables:
+            if table in present:
+                self._exec(f"VACUUM {table}")
+
     @staticmethod
     def _vacuum_analyze() -> str:
         # VACUUM (visibility map: index-only scans) cannot run inside a transaction, e.g. in tests.
@@ -980,6 +1002,7 @@ class Generator:
             waited = slots.builds_wait()
             self.timings["slots: waiting for the overlap rules, keys into the table"] = round(waited, 3)
             self.analyze(slots=True)
+            self.visibility_map(self.LOADED_DURING_BUILDS)
             self.timings["vacuum analyze"] = round(time.perf_counter() - vacuum_began - waited, 3)
         finally:
             # The connection goes on serving (the benchmarks run in the same process): no
