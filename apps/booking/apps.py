@@ -10,7 +10,9 @@ class BookingConfig(AppConfig):
 
         from apps.core import after_commit
 
-        from . import services, tasks
+        # Registers the month-partitioned appointments with apps.core.partitions, so that the daily
+        # `core: month partitions` task of every process maintains them.
+        from . import partitions, services, tasks  # noqa: F401
 
         def slots_freed(*slot_ids: int) -> None:
             # In the freeing transaction: the queue row commits with the slot; then one drain is asked

@@ -164,29 +164,25 @@ class Appointment(TimeStampedModel):
     confirmed_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     reason = models.ForeignKey(ReasonCode, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    rescheduled_to = models.OneToOneField(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="rescheduled_from"
+    # The booking this one was moved to: not checked by the database (a key from the month-partitioned
+    # table into itself; apps/booking/partitions.py says why), written by the one path that moves a
+    # booking.
+    rescheduled_to = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
     )
     # Why this patient got this slot (waiting-list allocations): entitlement, category, time, match.
     allocation = models.JSONField(default=dict, blank=True)
     version = models.PositiveIntegerField(default=1)
 
     class Meta:
+        # One live appointment per registration, and per patient and service: `LiveAppointment`'s
+        # unique rules (they must hold across the month partitions). Per slot, here: `start` is the
+        # slot's (the foreign key on (slot_id, start)), so (slot, start) is the slot.
         constraints = [
             models.UniqueConstraint(
-                fields=["slot"],
+                fields=["slot", "start"],
                 condition=Q(status__in=LIVE_APPOINTMENT),
                 name="one_live_appointment_per_slot",
-            ),
-            models.UniqueConstraint(
-                fields=["registration"],
-                condition=Q(status__in=LIVE_APPOINTMENT),
-                name="one_live_appointment_per_registration",
-            ),
-            models.UniqueConstraint(
-                fields=["patient", "service"],
-                condition=Q(status__in=LIVE_APPOINTMENT),
-                name="one_live_appointment_per_patient_service",
             ),
         ]
         indexes = [
@@ -207,6 +203,32 @@ class Appointment(TimeStampedModel):
     @property
     def is_live(self) -> bool:
         return self.status in LIVE_APPOINTMENT
+
+
+class LiveAppointment(models.Model):
+    """The key of a live (booked or confirmed) appointment: what must be unique among live appointments
+    across every month partition of `booking_appointment`, which a partitioned table cannot declare
+    (apps/booking/partitions.py). Written only by the database: a trigger on the appointments adds the
+    key when an appointment becomes live and deletes it when it ends, so a second live appointment of
+    a registration, or of a patient for a service, is refused (`unique_violation` on the rule's name)
+    on every path, whatever wrote it."""
+
+    appointment_id = models.BigIntegerField(primary_key=True)
+    start = models.DateTimeField()  # the appointment's, for the foreign key (id, start)
+    registration_id = models.BigIntegerField()
+    patient_id = models.BigIntegerField()
+    service_id = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["registration_id"], name="one_live_appointment_per_registration"),
+            models.UniqueConstraint(
+                fields=["patient_id", "service_id"], name="one_live_appointment_per_patient_service"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"live appointment {self.appointment_id}"
 
 
 class ReferralTransition(models.Model):

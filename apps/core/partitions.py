@@ -100,12 +100,30 @@ class Reference:
     # and PostgreSQL then refuses the detach: the partition is kept, the deletes rolled back with it.
     release: tuple[str, ...] = ()
 
-    def sql(self, target: MonthPartitioned) -> str:
+    def sql(self, target: MonthPartitioned, relation: str | None = None) -> str:
+        """The constraint on `relation` (the referencing table, or one of its partitions)."""
         actions = " ".join(a for a in (self.on_delete, self.on_update) if a)
         return (
-            f"ALTER TABLE {self.table} ADD CONSTRAINT {self.name} FOREIGN KEY ({', '.join(self.columns)}) "
+            f"ALTER TABLE {relation or self.table} ADD CONSTRAINT {self.name} "
+            f"FOREIGN KEY ({', '.join(self.columns)}) "
             f"REFERENCES {target.table} (id, {target.column}) {actions} DEFERRABLE INITIALLY DEFERRED"
         )
+
+    def relations(self) -> list[str]:
+        """Where the constraint is declared: the referencing table, or, when that table is partitioned
+        itself, each of its partitions. PostgreSQL 15 cannot add a foreign key NOT VALID to a
+        partitioned table (nor validate one later without holding its writes), which the maintenance
+        needs (`_references_let_go`, `_move_out_of_default`); on each partition it can. Such a table
+        declares the key for its new partitions itself (its `own_constraints`)."""
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "JOIN pg_class p ON p.oid = i.inhparent "
+                "WHERE i.inhparent = to_regclass(%s) AND p.relkind = 'p' ORDER BY 1",
+                [self.table],
+            )
+            partitions = [row[0] for row in cur.fetchall()]
+        return partitions or [self.table]
 
 
 @dataclass(frozen=True)
@@ -226,8 +244,9 @@ def create_month_partition(table: MonthPartitioned, month: dt.date, *, own_const
             f"FOR VALUES FROM ({_literal(lower)}) TO ({_literal(upper)})"
         )
         for reference in dropped:
-            cur.execute(f"{reference.sql(table)} NOT VALID")
-            cur.execute(f"ALTER TABLE {reference.table} VALIDATE CONSTRAINT {reference.name}")
+            for relation in reference.relations():
+                cur.execute(f"{reference.sql(table, relation)} NOT VALID")
+                cur.execute(f"ALTER TABLE {_q(relation)} VALIDATE CONSTRAINT {reference.name}")
     return True
 
 
@@ -261,7 +280,8 @@ def _move_out_of_default(cur, table: MonthPartitioned, name: str, lower, upper) 
         if cur.fetchone()[0]:
             if not dropped:
                 cur.execute("SET CONSTRAINTS ALL IMMEDIATE")  # ALTER TABLE refuses pending trigger events
-            cur.execute(f"ALTER TABLE {reference.table} DROP CONSTRAINT {reference.name}")
+            for relation in reference.relations():
+                cur.execute(f"ALTER TABLE {_q(relation)} DROP CONSTRAINT IF EXISTS {reference.name}")
             dropped.append(reference)
     cur.execute(
         f"""WITH moved AS (DELETE FROM {_q(table.default_partition)} d WHERE {in_range} RETURNING d.*)
@@ -350,7 +370,8 @@ def _detach(table: MonthPartitioned, name: str, report: MaintenanceReport) -> No
                 dropped = _references_let_go(cur, table, name)
                 cur.execute(f"ALTER TABLE {_q(table.table)} DETACH PARTITION {_q(name)}")
                 for reference in dropped:
-                    cur.execute(f"{reference.sql(table)} NOT VALID")
+                    for relation in reference.relations():
+                        cur.execute(f"{reference.sql(table, relation)} NOT VALID")
         report.detached.append(name)
         log.info("partition %s detached (archive and drop it)", name)
     except DatabaseError as exc:
@@ -403,7 +424,8 @@ def _references_let_go(cur, table: MonthPartitioned, name: str) -> list[Referenc
                     f"rows of {reference.table} still refer to partition {name} "
                     f'(foreign key "{reference.name}")'
                 )
-        cur.execute(f"ALTER TABLE {reference.table} DROP CONSTRAINT {reference.name}")
+        for relation in reference.relations():
+            cur.execute(f"ALTER TABLE {_q(relation)} DROP CONSTRAINT IF EXISTS {reference.name}")
         dropped.append(reference)
     return dropped
 
@@ -412,17 +434,18 @@ def _references_validate(table: MonthPartitioned) -> None:
     """Validate the table's foreign keys added back NOT VALID by a detach (SHARE UPDATE EXCLUSIVE on
     the referencing table: its writes go on), each in its own transaction."""
     for reference in table.references:
-        with transaction.atomic():
-            _lock_maintenance(table)
-            with connection.cursor() as cur:
-                cur.execute(
-                    "SELECT NOT convalidated FROM pg_constraint "
-                    "WHERE conname = %s AND conrelid = to_regclass(%s)",
-                    [reference.name, reference.table],
-                )
-                row = cur.fetchone()
-                if row and row[0]:
-                    cur.execute(f"ALTER TABLE {reference.table} VALIDATE CONSTRAINT {reference.name}")
+        for relation in reference.relations():
+            with transaction.atomic():
+                _lock_maintenance(table)
+                with connection.cursor() as cur:
+                    cur.execute(
+                        "SELECT NOT convalidated FROM pg_constraint "
+                        "WHERE conname = %s AND conrelid = to_regclass(%s)",
+                        [reference.name, relation],
+                    )
+                    row = cur.fetchone()
+                    if row and row[0]:
+                        cur.execute(f"ALTER TABLE {_q(relation)} VALIDATE CONSTRAINT {reference.name}")
 
 
 # --- the migration: from one table to partitions and back ----------------------------------------------
@@ -538,7 +561,8 @@ def table_partition(
         for statement in after:
             cur.execute(statement)
         for reference in table.references:
-            cur.execute(reference.sql(table))
+            for relation in reference.relations():
+                cur.execute(reference.sql(table, relation))
 
 
 def table_unpartition(

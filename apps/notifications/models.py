@@ -31,9 +31,17 @@ class Message(models.Model):
     kind = models.CharField(max_length=40)
     channel = models.CharField(max_length=8, choices=Channel.choices)
     patient = models.ForeignKey("patients.Patient", on_delete=models.CASCADE, related_name="messages")
+    # The database's foreign key is (appointment_id, appointment_start) -> the appointments' (id, start),
+    # declared in apps/booking/partitions.py; the copy of the start is written by a trigger there.
     appointment = models.ForeignKey(
-        "booking.Appointment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "booking.Appointment",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
     )
+    appointment_start = models.DateTimeField(null=True, blank=True, editable=False)
     # Only messages about a live booking (reminders) are skipped once the booking is no longer live.
     requires_live_appointment = models.BooleanField(default=False)
     to = models.CharField(max_length=254, blank=True)  # e-mail address or phone number
@@ -83,9 +91,16 @@ class InboundSms(models.Model):
     sender = models.CharField(max_length=20)
     text = models.CharField(max_length=500)
     received_at = models.DateTimeField(auto_now_add=True)
+    # As `Message.appointment`: the key (appointment_id, appointment_start), the copy by trigger.
     appointment = models.ForeignKey(
-        "booking.Appointment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "booking.Appointment",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
     )
+    appointment_start = models.DateTimeField(null=True, blank=True, editable=False)
     outcome = models.CharField(max_length=32, blank=True)
 
 

@@ -193,10 +193,11 @@ def test_after_generation_the_schema_has_exactly_the_migrated_indexes_and_constr
 def committed_generation(transactional_db):
     """A generation on committed data (no transaction around it), and the partitions it made
     dropped afterwards (the flush empties the tables, not the partitions)."""
+    from apps.booking.partitions import APPOINTMENTS
     from apps.core.partitions import partition_names
     from apps.reconciliation.partitions import VERDICTS, VISITS
 
-    tables = (partitions.SLOTS, VISITS, VERDICTS)
+    tables = (APPOINTMENTS, partitions.SLOTS, VISITS, VERDICTS)
     before = {table.table: set(partition_names(table)) for table in tables}
     yield
     with connection.cursor() as cursor:
@@ -221,9 +222,19 @@ def test_on_committed_data_the_overlap_rules_are_built_in_the_background_and_the
     # ... and the tables loaded while those builds ran are marked all-visible (index-only scans of
     # them read no heap), as on a server whose autovacuum has passed
     with connection.cursor() as cursor:
+        # (a partitioned table's pages are its partitions')
         cursor.execute(
-            "SELECT relname, relallvisible, relpages FROM pg_class WHERE relname = ANY(%s)",
-            [["booking_registration", "booking_appointment", "reconciliation_visitkey"]],
+            """SELECT coalesce(p.relname, c.relname), sum(c.relallvisible), sum(c.relpages) FROM pg_class c
+               LEFT JOIN pg_inherits i ON i.inhrelid = c.oid LEFT JOIN pg_class p ON p.oid = i.inhparent
+               WHERE coalesce(p.relname, c.relname) = ANY(%s) AND c.relkind = 'r' GROUP BY 1""",
+            [
+                [
+                    "booking_registration",
+                    "booking_appointment",
+                    "booking_liveappointment",
+                    "reconciliation_visitkey",
+                ]
+            ],
         )
         for relname, all_visible, pages in cursor.fetchall():
             assert pages > 0 and all_visible >= 0.9 * pages, (relname, all_visible, pages)
@@ -240,6 +251,8 @@ def test_on_committed_data_the_overlap_rules_are_built_in_the_background_and_the
 
 
 def _generate_and_compare_schema(out: Any = None) -> None:
+    from apps.booking.models import LIVE_APPOINTMENT, Appointment, LiveAppointment
+    from apps.booking.partitions import APPOINTMENTS
     from apps.core.partitions import partition_names
     from apps.reconciliation.models import ReportedVisit, VisitKey
     from apps.reconciliation.partitions import VISITS
@@ -247,6 +260,7 @@ def _generate_and_compare_schema(out: Any = None) -> None:
     migrated = _schema()
     before = set(partitions.partition_names())
     visits_before = set(partition_names(VISITS))
+    appointments_before = set(partition_names(APPOINTMENTS))
     assert any(row[2].endswith("_no_overlap") for row in migrated)  # a partition's GiST exclusion constraint
     if out is None:
         _generate(seed=3)
@@ -254,17 +268,31 @@ def _generate_and_compare_schema(out: Any = None) -> None:
         national_data_generate(scale=SCALE, seed=3, start=START, days=DAYS, out=out)
     made = set(partitions.partition_names()) - before
     visits_made = set(partition_names(VISITS)) - visits_before
-    assert made, "the generated months have partitions of their own"
+    appointments_made = set(partition_names(APPOINTMENTS)) - appointments_before
+    assert made and appointments_made, "the generated months have partitions of their own"
     after = _schema()
-    assert {row for row in after if row[1] not in made | visits_made} == migrated
+    assert {row for row in after if row[1] not in made | visits_made | appointments_made} == migrated
     now = partitions.month_of(timezone.now())
 
     def shape(name: str) -> list[tuple[str, ...]]:
         return sorted((row[0], row[3].replace(name, "P"), row[4]) for row in after if row[1] == name)
 
-    for names, model in ((made, partitions.partition_name(now)), (visits_made, VISITS.partition_name(now))):
-        assert model in before | visits_before
+    for names, model in (
+        (made, partitions.partition_name(now)),
+        (visits_made, VISITS.partition_name(now)),
+        (appointments_made, APPOINTMENTS.partition_name(now)),
+    ):
+        assert model in before | visits_before | appointments_before
         assert all(shape(name) == shape(model) for name in names)
+    # Every live appointment has its key, written set-based with the key trigger off, and no other
+    assert sorted(
+        LiveAppointment.objects.values_list("appointment_id", "registration_id", "patient_id", "service_id")
+    ) == sorted(
+        Appointment.objects.filter(status__in=LIVE_APPOINTMENT).values_list(
+            "id", "registration_id", "patient_id", "service_id"
+        )
+    )
+    assert LiveAppointment.objects.exists()
     assert not partitions.partitions_missing_overlap_rule()
     assert sorted(
         VisitKey.objects.values_list("visit_id", "facility_id", "facility_visit_id", "visit_at")

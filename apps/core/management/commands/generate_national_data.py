@@ -39,6 +39,7 @@ from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
 
+from apps.booking import partitions as appointment_partitions
 from apps.scheduling import partitions
 
 FACILITY_PREFIX = "GEN-"
@@ -666,7 +667,20 @@ class Generator:
         return int(self._scalar("SELECT count(*) FROM gen_book"))
 
     def bookings(self) -> int:
-        """One registration + appointment per booked slot (`gen_book`)."""
+        """One registration + appointment per booked slot (`gen_book`). The live appointments' keys (the
+        rules "one live appointment per registration, and per patient and service":
+        apps/booking/partitions.py) are written afterwards in one statement, with the trigger that
+        writes them one row at a time switched off."""
+        keyed = appointment_partitions.is_partitioned()
+        if keyed:
+            appointment_partitions.live_key_trigger_set(enabled=False)
+        rows = self._bookings()
+        if keyed:
+            appointment_partitions.live_keys_fill()
+            appointment_partitions.live_key_trigger_set(enabled=True)
+        return rows
+
+    def _bookings(self) -> int:
         n = self.plan["patients"]
         over = self._scalar(
             "SELECT max(c) FROM (SELECT count(*) AS c FROM gen_book WHERE NOT past GROUP BY service_id) x"
@@ -898,6 +912,7 @@ class Generator:
             "patients_referral",
             "booking_registration",
             "booking_appointment",
+            "booking_liveappointment",
         ]
         if self.has_visits():
             tables.append("reconciliation_reportedvisit")
@@ -918,6 +933,7 @@ class Generator:
         "patients_referral",
         "booking_registration",
         "booking_appointment",
+        "booking_liveappointment",
         "reconciliation_reportedvisit",
         "reconciliation_visitkey",
     )
@@ -956,6 +972,18 @@ class Generator:
         before the load so that it fills them without their indexes."""
         return len(partitions.partitions_ensure(self.month_first, self.start + dt.timedelta(days=self.days)))
 
+    def appointment_partitions(self) -> int:
+        """The appointments' month partitions, as the slots' (an appointment lies in its slot's month)."""
+        from apps.core.partitions import partitions_ensure
+
+        return len(
+            partitions_ensure(
+                appointment_partitions.APPOINTMENTS,
+                self.month_first,
+                self.start + dt.timedelta(days=self.days),
+            )
+        )
+
     def visit_partitions(self) -> int:
         """The reconciliation month's partitions of the reported visits (made before the load) and of
         the verdicts its runs write (normally made by the migration, or ahead by the daily job)."""
@@ -991,7 +1019,11 @@ class Generator:
             with self._bulk("slots", "scheduling_slot", parallel=PARALLEL_BUILDS, background=True) as slots:
                 self._step("slots", self.slots, atomic=False)
                 self._step("booked slots", self.booked_slots, atomic=False)
-            with self._bulk("bookings", "booking_registration", "booking_appointment"):
+            booking_tables = ["booking_registration", "booking_appointment"]
+            if appointment_partitions.is_partitioned():
+                self._step("appointment partitions", self.appointment_partitions, atomic=False)
+                booking_tables.append(appointment_partitions.KEY_TABLE)
+            with self._bulk("bookings", *booking_tables):
                 self._step("registrations+appointments", self.bookings)
                 self._step("waiting list", self.waiting)
                 self._step("waiting-list referrals", self.waiting_referrals)
