@@ -41,7 +41,10 @@ What a partitioned table cannot declare, and how it still holds:
 Maintenance is apps.core.partitions' (the daily `core: month partitions`): partitions are made
 `CER_APPOINTMENT_PARTITIONS_AHEAD` months ahead (the slot table's number: an appointment is booked on
 a published slot), and those that ended more than `CER_APPOINTMENT_PARTITIONS_KEEP_MONTHS` months ago
-are detached (96, as the reported visits they are reconciled against: settlement evidence; 0: never).
+are detached (28: the settlement window, 730 days, and its month, while a late-reported visit may still
+be reconciled against them; 0: never). Every attached partition costs each statement that names an
+appointment by id alone (no pruning: ~17 us a partition, docs/scaling.md), so the years after that are
+the archive's (a detached partition is a plain table, left for the operator), not the live table's.
 Detaching a month deletes the keys of its appointments that are still live (none, once the no-show
 sweep has run), in the same transaction; a month whose appointments a notification or an inbound SMS
 still names is kept, and reported, until those are archived with it.

@@ -283,12 +283,14 @@ CER_HOLD_SECONDS = env.int("CER_HOLD_SECONDS", default=600)
 CER_SLOT_PARTITIONS_AHEAD = env.int("CER_SLOT_PARTITIONS_AHEAD", default=3)
 CER_SLOT_PARTITIONS_KEEP_MONTHS = env.int("CER_SLOT_PARTITIONS_KEEP_MONTHS", default=36)
 # Month partitions of the appointments (apps/booking/partitions.py): made as far ahead as the slots' (a
-# booking is made on a published slot); kept 96 months, as the reported visits they are reconciled
-# against and for the same reason (settlement evidence); 0: never detach.
+# booking is made on a published slot); detached once they ended this many months ago (0: never): 28, the
+# settlement window (730 days) and its month, as long as a late-reported visit may still be reconciled
+# against them. Every attached partition costs each statement that names an appointment by id alone
+# (~17 us, docs/scaling.md), so the archive, not the live table, keeps the years after that.
 CER_APPOINTMENT_PARTITIONS_AHEAD = env.int(
     "CER_APPOINTMENT_PARTITIONS_AHEAD", default=CER_SLOT_PARTITIONS_AHEAD
 )
-CER_APPOINTMENT_PARTITIONS_KEEP_MONTHS = env.int("CER_APPOINTMENT_PARTITIONS_KEEP_MONTHS", default=96)
+CER_APPOINTMENT_PARTITIONS_KEEP_MONTHS = env.int("CER_APPOINTMENT_PARTITIONS_KEEP_MONTHS", default=28)
 # Month partitions of the outbox (apps/outbox/partitions.py), detached with the delivery log of their
 # events once they ended this many months ago (0: never). The outbox is a transport: every event must
 # outlive the longest outage of a consumer (a facility system reading the changes feed, a webhook
