@@ -1014,15 +1014,17 @@ class Generator:
                 self._step("patients", self.patients)
             if partitions.is_partitioned():
                 self._step("slot partitions", self.slot_partitions, atomic=False)
+            booking_tables = ["booking_registration", "booking_appointment"]
+            if appointment_partitions.is_partitioned():
+                # Before the slots' load: a new appointment partition gets its key into the slot
+                # table, a lock the slot partitions' background builds would hold it from for minutes.
+                self._step("appointment partitions", self.appointment_partitions, atomic=False)
+                booking_tables.append(appointment_partitions.KEY_TABLE)
             # The partitions' overlap rules are built in the background (after the commit, outside
             # a transaction) while the steps below, which do not touch the slot table, go on.
             with self._bulk("slots", "scheduling_slot", parallel=PARALLEL_BUILDS, background=True) as slots:
                 self._step("slots", self.slots, atomic=False)
                 self._step("booked slots", self.booked_slots, atomic=False)
-            booking_tables = ["booking_registration", "booking_appointment"]
-            if appointment_partitions.is_partitioned():
-                self._step("appointment partitions", self.appointment_partitions, atomic=False)
-                booking_tables.append(appointment_partitions.KEY_TABLE)
             with self._bulk("bookings", *booking_tables):
                 self._step("registrations+appointments", self.bookings)
                 self._step("waiting list", self.waiting)
