@@ -136,12 +136,13 @@ def replica_usable() -> bool:
 
 
 def _replica_connection_lost() -> bool:
-    """After a database error: did it break the replica connection (rather than, say, a query of the
-    primary's, or a statement the replica cancelled because it conflicted with replay)?"""
+    """After a database error: did it break the replica connection, or could none be opened (rather
+    than, say, a query of the primary's, or a statement the replica cancelled because it conflicted
+    with replay)?"""
     if not replica_configured():
         return False
     connection = connections[REPLICA]
-    return connection.connection is not None and (connection.errors_occurred and not connection.is_usable())
+    return connection.errors_occurred and (connection.connection is None or not connection.is_usable())
 
 
 class replica_reads(ContextDecorator):

@@ -292,6 +292,14 @@ def test_a_replica_that_falls_too_far_behind_or_goes_away_is_left_for_the_primar
             page = Client().get(f"/?service={service.pk}")
             assert page.status_code == 200
             assert "cannot be reached" in caplog.text
+            # ... and a process that last found it well and opens a new connection to it (none can be
+            # opened) does the same
+            health.reset()
+            health.record(lag=0.0)
+            assert health.check_due()  # now counts as the check: the next is a minute away
+            connections[REPLICA].close()
+            found, _, primary_reads = search_on()
+            assert primary_reads and slots[1].pk in found and not health.usable
         finally:
             pair.replica_up()
         # WHEN it is back, THEN the next check sends reads to it again
