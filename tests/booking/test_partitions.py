@@ -264,3 +264,20 @@ def test_the_migration_partitions_a_populated_table_and_back(own_partitions):
             AppointmentFactory(registration=made.registration, slot__schedule__service=made.service)
     finally:
         _migrate(None)
+
+
+def test_a_data_fix_that_moves_a_booking_carries_its_key_along(db):
+    """No path moves an appointment in time (a new one is made), but a data fix may move a slot and its
+    appointment together: the key table's copy of the start follows (ON UPDATE CASCADE) and the slot's
+    key holds."""
+    appointment = AppointmentFactory()
+    later = appointment.start + dt.timedelta(days=1)
+    with connection.cursor() as cur:
+        cur.execute(
+            "UPDATE scheduling_slot SET start = %s, \"end\" = %s + interval '20 minutes' WHERE id = %s",
+            [later, later, appointment.slot_id],
+        )
+        cur.execute("UPDATE booking_appointment SET start = %s WHERE id = %s", [later, appointment.pk])
+        cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    assert LiveAppointment.objects.get(appointment_id=appointment.pk).start == later
+    _keys_are_the_live_appointments()
