@@ -131,12 +131,19 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
 
 
 def _stop_all(procs: list[subprocess.Popen[bytes]], timeout: float = STOP_TIMEOUT) -> None:
-    """SIGTERM every child's process group at once, wait for them together for at most `timeout`
-    seconds, then SIGKILL what is left: a worker that ignores SIGTERM never holds the port."""
+    """SIGTERM every child's process group at once (a `leader_only` child's main process), wait for
+    them together for at most `timeout` seconds, then SIGKILL every group: a worker that ignores
+    SIGTERM never holds the port."""
     for proc in procs:
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGTERM)
+                if proc.pid in _LEADER_ONLY:
+                    # A Celery worker's warm shutdown: its main process stops taking tasks and waits
+                    # for the running ones; SIGTERM to its pool processes too would kill those tasks
+                    # half-way (WorkerLostError, with a traceback in the log).
+                    os.kill(proc.pid, signal.SIGTERM)
+                else:
+                    os.killpg(proc.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     for proc in procs:
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -196,12 +203,26 @@ def _stop_on_signals() -> None:
         signal.signal(sig, _interrupt)
 
 
-def _start(children: list[subprocess.Popen[bytes]], args: list[str], env: dict[str, str]) -> None:
+# Children whose SIGTERM goes to their main process alone (`_stop_all`); their group is still killed
+# when the bound is over.
+_LEADER_ONLY: set[int] = set()
+
+
+def _start(
+    children: list[subprocess.Popen[bytes]],
+    args: list[str],
+    env: dict[str, str],
+    *,
+    leader_only: bool = False,
+) -> None:
     """Start a child in its own session and record it before a signal can interrupt us, so that
-    the cleanup always knows every child it has to stop."""
+    the cleanup always knows every child it has to stop. `leader_only`: stopped by a SIGTERM to its
+    main process alone (a Celery worker), not to its whole group."""
     _Shutdown.deferred = True
     try:
         children.append(subprocess.Popen(args, cwd=ROOT, env=env, start_new_session=True))
+        if leader_only:
+            _LEADER_ONLY.add(children[-1].pid)
     finally:
         _Shutdown.deferred = False
     if _Shutdown.started:
@@ -229,6 +250,7 @@ def cmd_run() -> int:
                 children,
                 [PY, "-m", "celery", "-A", "config", "worker", "-l", "info", "--concurrency", "2"],
                 env,
+                leader_only=True,
             )
             _start(
                 children,
