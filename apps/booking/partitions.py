@@ -172,10 +172,7 @@ ORDER BY a.id
 
 def live_key_trigger_set(*, enabled: bool) -> None:
     """Switch the key trigger off for a bulk load that writes the keys set-based (`live_keys_fill`)."""
-    action = "ENABLE" if enabled else "DISABLE"
-    with connection.cursor() as cur:
-        for trigger in (LIVE_KEY_INSERT, LIVE_KEY_UPDATE):
-            cur.execute(f"ALTER TABLE {TABLE} {action} TRIGGER {trigger}")
+    core.triggers_set(TABLE, (LIVE_KEY_INSERT, LIVE_KEY_UPDATE), enabled=enabled)
 
 
 def live_keys_fill() -> int:

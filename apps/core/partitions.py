@@ -178,6 +178,15 @@ def register(table: MonthPartitioned) -> MonthPartitioned:
     return table
 
 
+def triggers_set(table: str, triggers: Sequence[str], *, enabled: bool) -> None:
+    """Switch a table's triggers off for a bulk load that does their work set-based, and on again
+    (on a partitioned table PostgreSQL does it on every partition too)."""
+    action = "ENABLE" if enabled else "DISABLE"
+    with connection.cursor() as cur:
+        for trigger in triggers:
+            cur.execute(f"ALTER TABLE {table} {action} TRIGGER {trigger}")
+
+
 # --- what exists ------------------------------------------------------------------------------------
 
 

@@ -186,10 +186,7 @@ $$ LANGUAGE plpgsql;
 
 def key_trigger_set(*, enabled: bool) -> None:
     """Switch the key trigger off for a bulk load that writes the keys set-based (`keys_fill`)."""
-    action = "ENABLE" if enabled else "DISABLE"
-    with connection.cursor() as cur:
-        for trigger in (KEY_TRIGGER_INSERT, KEY_TRIGGER_UPDATE):
-            cur.execute(f"ALTER TABLE {VISIT_TABLE} {action} TRIGGER {trigger}")
+    core.triggers_set(VISIT_TABLE, (KEY_TRIGGER_INSERT, KEY_TRIGGER_UPDATE), enabled=enabled)
 
 
 KEYS_FILL_SQL = f"""

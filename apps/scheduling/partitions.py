@@ -204,10 +204,7 @@ def partitions_maintain(
 def overlap_trigger_set(*, enabled: bool) -> None:
     """Switch the cross-month check off for a bulk load (it would probe each boundary row without the
     indexes the load dropped) and on again; `cross_month_overlaps_check` then does it set-based."""
-    action = "ENABLE" if enabled else "DISABLE"
-    with connection.cursor() as cur:
-        for trigger in (OVERLAP_TRIGGER_INSERT, OVERLAP_TRIGGER_UPDATE):
-            cur.execute(f"ALTER TABLE {TABLE} {action} TRIGGER {trigger}")
+    core.triggers_set(TABLE, (OVERLAP_TRIGGER_INSERT, OVERLAP_TRIGGER_UPDATE), enabled=enabled)
 
 
 def cross_month_overlaps_check() -> None:

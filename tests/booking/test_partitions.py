@@ -22,6 +22,8 @@ from apps.booking.services import (
 from apps.core import partitions as core
 from apps.notifications.models import Message
 from apps.scheduling import partitions as slot_partitions
+from tests.core.partitions import migrate
+from tests.core.partitions import own_partitions as shared_own_partitions
 from tests.factories import (
     AppointmentFactory,
     PatientFactory,
@@ -96,7 +98,11 @@ def test_a_second_live_appointment_of_a_registration_or_of_a_patient_for_a_servi
     first = AppointmentFactory(slot__start=_at(MAY, 10))
     service = first.service
     for rule, fields in (
-        ("one_live_appointment_per_registration", {"registration": first.registration}),
+        # (another patient: this one breaks the registration's rule alone, whichever index is checked first)
+        (
+            "one_live_appointment_per_registration",
+            {"registration": first.registration, "patient": PatientFactory()},
+        ),
         (
             "one_live_appointment_per_patient_service",
             {"registration": RegistrationFactory(patient=first.patient, service=service, status="closed")},
@@ -108,6 +114,7 @@ def test_a_second_live_appointment_of_a_registration_or_of_a_patient_for_a_servi
         slot__start=_at(JUNE, 11),
         slot__schedule__service=service,
         registration=first.registration,
+        patient=PatientFactory(),  # the registration's rule alone
         status=Appointment.Status.CANCELLED_BY_FACILITY,
     )  # an ended one is no second live one
     with pytest.raises(IntegrityError, match="one_live_appointment_per_registration"), transaction.atomic():
@@ -167,14 +174,6 @@ def test_a_message_and_an_inbound_sms_carry_their_appointments_start_and_name_on
 BEFORE = [("booking", "0007_registration_registered_by"), ("notifications", "0001_initial")]
 
 
-def _migrate(targets) -> None:
-    from django.db.migrations.executor import MigrationExecutor
-
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets or executor.loader.graph.leaf_nodes())
-
-
 def _rows() -> list[tuple]:
     with connection.cursor() as cur:
         cur.execute("SELECT id, * FROM booking_appointment ORDER BY id")
@@ -184,13 +183,10 @@ def _rows() -> list[tuple]:
 @pytest.fixture
 def own_partitions(transactional_db):
     """Partitions the test's migration makes are dropped afterwards, with the rows."""
-    before = set(core.partition_names(slot_partitions.SLOTS))
-    yield
-    with connection.cursor() as cur:
-        cur.execute("TRUNCATE booking_appointment, scheduling_slot CASCADE")
-        for name in set(core.partition_names(slot_partitions.SLOTS)) - before:
-            cur.execute(f"ALTER TABLE scheduling_slot DETACH PARTITION {name}")
-            cur.execute(f"DROP TABLE {name}")
+    with shared_own_partitions(
+        slot_partitions.SLOTS, partitions.APPOINTMENTS, truncate=("booking_appointment", "scheduling_slot")
+    ):
+        yield
 
 
 def test_the_migration_partitions_a_populated_table_and_back(own_partitions):
@@ -201,7 +197,7 @@ def test_the_migration_partitions_a_populated_table_and_back(own_partitions):
     appointment's start, the sequence goes on, the slot's key is on each partition and the keys into the
     table are composite and validated; WHEN migrated back THEN one table with the same rows and rules."""
     try:
-        _migrate(BEFORE)
+        migrate(BEFORE)
         assert not partitions.is_partitioned()
         far = _at(dt.date(2099, 3, 1), 3)
         slot_partitions.partitions_ensure(far, far)  # the slot table is partitioned already
@@ -222,7 +218,7 @@ def test_the_migration_partitions_a_populated_table_and_back(own_partitions):
             last = cur.fetchone()[0]
         rows = _rows()
 
-        _migrate(None)
+        migrate(None)
 
         assert partitions.is_partitioned()
         assert [row[: len(rows[0])] for row in _rows()] == rows
@@ -253,7 +249,7 @@ def test_the_migration_partitions_a_populated_table_and_back(own_partitions):
             AppointmentFactory(slot=made.slot, start=made.start)
         _keys_are_the_live_appointments()
 
-        _migrate(BEFORE)
+        migrate(BEFORE)
 
         assert not partitions.is_partitioned()
         assert [row[: len(rows[0])] for row in _rows() if row[0] != made.pk] == rows
@@ -263,7 +259,7 @@ def test_the_migration_partitions_a_populated_table_and_back(own_partitions):
         ):
             AppointmentFactory(registration=made.registration, slot__schedule__service=made.service)
     finally:
-        _migrate(None)
+        migrate(None)
 
 
 def test_a_data_fix_that_moves_a_booking_carries_its_key_along(db):
