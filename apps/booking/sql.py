@@ -18,7 +18,6 @@ from functools import lru_cache
 from typing import Any
 
 from django.db import connection
-from django.utils import timezone
 
 from apps.catalog.models import Entitlement, Facility, Locality, Service
 from apps.core.queries import (
@@ -47,32 +46,27 @@ LOCALITY = Locality._meta.db_table
 # --- the patient's screening history and entitlement ---------------------------------------------------
 
 
-def screening_columns(service: str, patient: str = "%(patient)s", attended: str = "%(attended)s") -> str:
-    """Two columns named `screened_on` and `attended_at`: the latest recorded screening and the latest
-    attended CeR appointment of `patient` for `service` (all three SQL expressions)."""
+def screening_columns(service: str, patient: str = "%(patient)s") -> str:
+    """A column named `screened_on`: the latest screening of `patient` for `service` (both SQL
+    expressions). Screening records are the one history: an attended CeR screening writes its own
+    (`appointment_record_outcome`), so the interval rules never read the month-partitioned
+    appointments (which a patient's id alone would probe month by month, and whose old months are
+    detached after the settlement window while a 36- or 60-month interval still counts)."""
     return f"""
     (SELECT max(performed_on) FROM {ScreeningRecord._meta.db_table}
-     WHERE patient_id = {patient} AND service_id = {service}) AS screened_on,
-    (SELECT max(start) FROM {APPOINTMENT}
-     WHERE patient_id = {patient} AND service_id = {service} AND status = {attended}) AS attended_at
+     WHERE patient_id = {patient} AND service_id = {service}) AS screened_on
     """  # noqa: S608 (table names from the models; values are bound)
 
 
-def screening_last(recorded: dt.date | None, attended: dt.datetime | None) -> dt.date | None:
-    """The latest screening of a kind from the two columns of `screening_columns`."""
-    candidates = [d for d in (recorded, timezone.localdate(attended) if attended else None) if d]
-    return max(candidates) if candidates else None
-
-
 def last_screening(*, patient_id: int, service_id: int) -> dt.date | None:
-    """The latest screening of this kind: recorded history, or an attended CeR appointment."""
+    """The latest screening of this kind (`screening_columns`)."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {screening_columns('%(service)s')}",
-            {"patient": patient_id, "service": service_id, "attended": Appointment.Status.ATTENDED},
+            {"patient": patient_id, "service": service_id},
         )
-        recorded, attended = cursor.fetchone()
-    return screening_last(recorded, attended)
+        (screened_on,) = cursor.fetchone()
+    return screened_on  # type: ignore[no-any-return]
 
 
 ENTITLEMENT_SQL = f"""
@@ -141,7 +135,7 @@ class SlotFacts:
 BOOK_FACTS_SQL = f"""
 SELECT {select_columns(Slot, "s")}, {select_columns(Service, "svc")}, {select_columns(Facility, "f")},
     {select_columns(Entitlement, "ent")},
-    {screening_columns("s.service_id", attended=literal(Appointment.Status.ATTENDED))},
+    {screening_columns("s.service_id")},
     (SELECT r.id FROM {REGISTRATION} r
      WHERE r.patient_id = %(patient)s AND r.service_id = s.service_id
        AND r.status = {literal(Registration.Status.WAITING)})
@@ -177,7 +171,7 @@ def slot_facts(*, slot_id: int, patient_id: int, today: dt.date) -> SlotFacts | 
     return SlotFacts(
         slot=slot,
         entitlement=entitlement,
-        last_screening=screening_last(named["screened_on"], named["attended_at"]),
+        last_screening=named["screened_on"],
         waiting_id=named["waiting_id"],
         registration_id=named["registration_id"],
         appointment_id=named["appointment_id"],
@@ -298,17 +292,25 @@ FROM {APPOINTMENT} a
 JOIN {Service._meta.db_table} svc ON svc.id = a.service_id
 JOIN {Facility._meta.db_table} f ON f.id = a.facility_id
 JOIN {REGISTRATION} r ON r.id = a.registration_id
-WHERE a.id = %(appointment)s
+WHERE a.id = %(appointment)s{{month}}
 FOR UPDATE OF a
 """  # noqa: S608 (table and column names from the models; values are bound)
+# With the appointment's start (its month: the partition key) PostgreSQL reads one month partition;
+# by id alone it probes every one (docs/scaling.md, "The appointments").
+_LOCK_BY_ID = APPOINTMENT_LOCK_SQL.replace("{month}", "")
+_LOCK_IN_MONTH = APPOINTMENT_LOCK_SQL.replace("{month}", " AND a.start = %(start)s")
 
 
-def appointment_lock(*, appointment_id: int) -> Appointment | None:
+def appointment_lock(*, appointment_id: int, start: dt.datetime | None = None) -> Appointment | None:
     """Lock an appointment and read, in the same round trip, its service, facility and registration
     (what ending it writes and its event names): `Appointment.objects.select_for_update(of=("self",))
-    .select_related("service", "facility", "registration")`, prepared on the server."""
+    .select_related("service", "facility", "registration")`, prepared on the server. `start`, the
+    appointment's (it never changes), confines the read to its month's partition."""
     with prepared_cursor() as cursor:
-        cursor.execute(APPOINTMENT_LOCK_SQL, {"appointment": appointment_id})
+        if start is None:
+            cursor.execute(_LOCK_BY_ID, {"appointment": appointment_id})
+        else:
+            cursor.execute(_LOCK_IN_MONTH, {"appointment": appointment_id, "start": start})
         row = cursor.fetchone()
     if row is None:
         return None
@@ -333,7 +335,8 @@ class Ending:
 _END_APPOINTMENT = f"""ended AS (
     UPDATE {APPOINTMENT} SET status = %(status)s, reason_id = %(reason)s, ended_at = %(ended_at)s,
         version = %(version)s, updated_at = %(now)s
-    WHERE id = %(appointment)s AND status = ANY(%(live)s) RETURNING registration_id, slot_id
+    WHERE id = %(appointment)s AND start = %(start)s AND status = ANY(%(live)s)
+    RETURNING registration_id, slot_id
 ),
 closed AS (
     UPDATE {REGISTRATION} r SET status = %(closed)s, closed_at = %(now)s,
@@ -357,7 +360,8 @@ step AS (
 )"""  # noqa: S608 (table names from the models; values are bound)
 _END_SLOT = f"""freed AS (
     UPDATE {SLOT} s SET status = %(free)s, hold_until = NULL, held_by_id = NULL, updated_at = %(now)s
-    FROM ended WHERE s.id = ended.slot_id AND s.status = %(booked)s AND s.start > %(now)s
+    FROM ended WHERE s.id = ended.slot_id AND s.start = %(start)s AND s.status = %(booked)s
+        AND s.start > %(now)s
     RETURNING s.id
 ),
 queued AS (
@@ -394,6 +398,7 @@ def appointment_end_write(
     parts = [_END_APPOINTMENT, _event_insert(event_columns, "ended")]
     params: dict[str, object] = {
         "appointment": appointment.pk,
+        "start": appointment.start,  # the appointment's and its slot's: one month partition of each
         "status": appointment.status,
         "reason": appointment.reason_id,
         "ended_at": appointment.ended_at,
@@ -503,7 +508,7 @@ QUEUE_ORDER = "r.priority DESC, r.urgent DESC, r.joined_at, r.id"
 
 # The rules `sex`, `age` and `screening_interval` (`rules.py`) as a filter on the patient (p) of a
 # candidate (r) for the slot (s): the programme's sex, the age by year of birth and the interval since the
-# last screening (recorded, or an attended CeR visit: `screening_columns`), each on the slot's Warsaw date
+# last screening (`screening_columns`), each on the slot's Warsaw date
 # and read from the catalogue row (svc). Python still judges every candidate with every rule; this only
 # lets the queue walk pass over entries those rules would refuse on that date (a screening queue holds
 # entries screened since they joined for a later date, aged out at New Year, or joined under an older
@@ -512,11 +517,8 @@ QUEUE_ORDER = "r.priority DESC, r.urgent DESC, r.joined_at, r.id"
 _VISIT_DAY = "(s.start AT TIME ZONE 'Europe/Warsaw')::date"
 _VISIT_YEAR = f"extract(year FROM {_VISIT_DAY})::int"
 _INTERVAL = "CASE WHEN p.screening_risk_group THEN svc.interval_months_risk ELSE svc.interval_months END"
-_LAST_SCREENING = f"""GREATEST(
-    (SELECT max(performed_on) FROM {ScreeningRecord._meta.db_table}
-     WHERE patient_id = r.patient_id AND service_id = r.service_id),
-    (SELECT (max(start) AT TIME ZONE 'Europe/Warsaw')::date FROM {APPOINTMENT}
-     WHERE patient_id = r.patient_id AND service_id = r.service_id AND status = %(attended)s))"""  # noqa: S608
+_LAST_SCREENING = f"""(SELECT max(performed_on) FROM {ScreeningRecord._meta.db_table}
+     WHERE patient_id = r.patient_id AND service_id = r.service_id)"""  # noqa: S608
 
 
 def eligible_sql(last_screening: str) -> str:
@@ -572,7 +574,7 @@ def _candidates_from_rows(rows: Sequence[Sequence[object]], start: int) -> list[
             registration.referral = referral if referral.pk is not None else None
             registration.entitlement = entitlement if entitlement.pk is not None else None
             registration.patient = patient
-            last = screening_last(row[i], row[i + 1])  # type: ignore[arg-type]
+            last: dt.date | None = row[i]  # type: ignore[assignment]
             candidate = made[registration_id] = Candidate(registration_id, patient, last, registration)
         found.append(candidate)
     return found
@@ -639,7 +641,6 @@ def waitlist_candidates(*, slot: Slot, now: dt.datetime, skip: Sequence[int], li
                 "default_voiv": None,
                 "skip": list(skip),
                 "limit": limit,
-                "attended": Appointment.Status.ATTENDED,
             },
         )
         return _candidates_from_rows(cursor.fetchall(), 0)
@@ -681,7 +682,6 @@ def waitlist_candidates_for_slots(
                 "now": now,
                 "default_voiv": None,
                 "limits": list(limits),
-                "attended": Appointment.Status.ATTENDED,
             },
         )
         rows = cursor.fetchall()

@@ -109,6 +109,28 @@ def test_it_fills_the_real_tables_with_national_shapes_that_satisfy_every_constr
     assert visits.filter(facility_visit_id__startswith="X").exists()  # claims beyond the attended visits
 
 
+def test_every_attended_screening_has_its_record_as_the_outcome_service_writes_it(generated):
+    """The screening interval rules read the records alone (booking.sql.screening_columns): the
+    generator writes one per attended screening visit, as `appointment_record_outcome` does (the
+    visit's Warsaw date, source "cer"), and none for other services or for no-shows."""
+    from django.utils import timezone
+
+    from apps.patients.models import ScreeningRecord
+
+    attended = Appointment.objects.filter(status="attended").select_related("service")
+    expected = sorted(
+        (a.patient_id, a.service_id, timezone.localdate(a.start), "cer")
+        for a in attended
+        if a.service.is_screening
+    )
+    assert expected  # some screening visits were attended
+    assert attended.exclude(service__in=[s for _p, s, _d, _c in expected]).exists()  # and others
+    assert (
+        sorted(ScreeningRecord.objects.values_list("patient_id", "service_id", "performed_on", "source"))
+        == expected
+    )
+
+
 def test_the_same_seed_gives_the_same_rows_and_another_seed_different_ones(generated):
     first = _fingerprint()
     _wipe()
@@ -147,7 +169,7 @@ def _wipe() -> None:
             DELETE FROM patients_referral; DELETE FROM scheduling_slot;
             DELETE FROM scheduling_weeklytemplate;
             DELETE FROM scheduling_schedule; DELETE FROM catalog_contract; DELETE FROM catalog_facility;
-            DELETE FROM patients_patient;
+            DELETE FROM patients_screeningrecord; DELETE FROM patients_patient;
             """
         )
 

@@ -125,6 +125,41 @@ def test_a_second_live_appointment_of_a_registration_or_of_a_patient_for_a_servi
     assert LiveAppointment.objects.get().appointment_id == other.pk
 
 
+def _scans_by_partition() -> dict[str, int]:
+    """Index and sequential scans of each appointment and slot partition so far in this transaction."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT relname, coalesce(seq_scan, 0) + coalesce(idx_scan, 0) FROM pg_stat_xact_user_tables"
+            " WHERE relname LIKE 'booking\\_appointment\\_%%' OR relname LIKE 'scheduling\\_slot\\_%%'"
+        )
+        return dict(cur.fetchall())
+
+
+def test_the_paths_that_change_one_booking_read_only_its_months_partitions(two_months):
+    """GIVEN live bookings in May and June WHEN the June one is confirmed and cancelled by the patient
+    THEN no statement of those paths scans a partition of another month (each names the appointment
+    by id and start, and its slot by id and start): by id alone every partition would be probed, ~33
+    at the default retention. (Moving a booking reads the new slot by its id alone, as booking does.)"""
+    schedule = ScheduleFactory(service=ServiceFactory(code="PART_2", referral_required=False))
+    may = AppointmentFactory(slot__start=_at(MAY, 20), slot__schedule=schedule)
+    june = AppointmentFactory(slot__start=_at(JUNE, 10), slot__schedule=schedule, patient=PatientFactory())
+    before = _scans_by_partition()
+    appointment_confirm(appointment=june)
+    appointment_cancel_by_patient(appointment=june)
+    after = _scans_by_partition()
+    scanned = {name for name, count in after.items() if count > before.get(name, 0)}
+    assert scanned  # the June partitions were read
+    assert scanned <= {
+        partitions.APPOINTMENTS.partition_name(JUNE),
+        slot_partitions.SLOTS.partition_name(JUNE),
+    }
+    june.refresh_from_db()
+    june.slot.refresh_from_db()
+    assert (june.status, june.version, june.confirmed_at is not None) == ("cancelled_by_patient", 3, True)
+    assert june.slot.status == "free"
+    assert Appointment.objects.get(pk=may.pk).status == "booked"
+
+
 def test_the_key_table_follows_every_path_of_a_booking(db, django_capture_on_commit_callbacks):
     """Booked, confirmed, moved, cancelled by the facility (rebooked or back on the list), cancelled by
     the patient: after each step the key table holds exactly the live appointments, with their start."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import importlib
 import re
 
 import pytest
@@ -41,14 +42,9 @@ def _fields(obj) -> dict:
 
 
 def _orm_last_screening(patient, service) -> dt.date | None:
-    recorded = ScreeningRecord.objects.filter(patient=patient, service=service).aggregate(
-        d=Max("performed_on")
-    )["d"]
-    attended = Appointment.objects.filter(patient=patient, service=service, status="attended").aggregate(
-        d=Max("start")
-    )["d"]
-    days = [d for d in (recorded, timezone.localdate(attended) if attended else None) if d]
-    return max(days) if days else None
+    return ScreeningRecord.objects.filter(patient=patient, service=service).aggregate(d=Max("performed_on"))[
+        "d"
+    ]
 
 
 def _orm_entitlement(patient, on) -> Entitlement | None:
@@ -67,7 +63,11 @@ def test_the_locked_facts_are_what_the_orm_reads():
     slot = SlotFactory(schedule__service=service)
     patient = PatientFactory()
     patient.screenings.create(service=service, performed_on=dt.date(2024, 3, 1))
-    old = AppointmentFactory(
+    patient.screenings.create(service=service, performed_on=dt.date(2024, 11, 5))
+    patient.screenings.create(service=ServiceFactory(), performed_on=dt.date(2025, 2, 1))  # another kind
+    # An attended appointment written around the services (which write its record) is no history of its
+    # own: the records are (migration booking 0010 wrote any that were missing).
+    AppointmentFactory(
         slot__schedule__service=service,
         registration__patient=patient,
         registration__status="closed",
@@ -85,10 +85,39 @@ def test_the_locked_facts_are_what_the_orm_reads():
     assert _fields(facts.slot.service) == _fields(service.__class__.objects.get(pk=service.pk))
     assert facts.slot.facility.pk == slot.facility_id
     assert facts.entitlement == _orm_entitlement(patient, today) == strong
-    assert facts.last_screening == _orm_last_screening(patient, service) == timezone.localdate(old.start)
+    assert facts.last_screening == _orm_last_screening(patient, service) == dt.date(2024, 11, 5)
     assert facts.waiting_id == waiting.pk
     assert facts.registration_id > 0 and facts.appointment_id > 0
     assert sql.slot_facts(slot_id=0, patient_id=patient.pk, today=today) is None
+
+
+def test_the_migration_writes_the_record_of_every_attended_screening_that_lacks_one():
+    """Booking 0010: the rules read screening records alone, so an attended screening appointment
+    written around the services gets its record (Warsaw date, source "cer"), once; one that has it, a
+    non-screening service's visit and a live booking get none."""
+    backfill = importlib.import_module("apps.booking.migrations.0010_screening_records_of_attended_visits")
+    mammo, cardio = ServiceFactory(mammography=True), ServiceFactory(code="KARDIO_X")
+    late = dt.datetime(2025, 5, 31, 22, 30, tzinfo=dt.UTC)  # 1 June, 00:30 in Warsaw
+    lacking = AppointmentFactory(
+        slot__schedule__service=mammo, slot__start=late, registration__status="closed", status="attended"
+    )
+    recorded = AppointmentFactory(
+        slot__schedule__service=mammo, registration__status="closed", status="attended"
+    )
+    recorded.patient.screenings.create(service=mammo, performed_on=timezone.localdate(recorded.start))
+    AppointmentFactory(slot__schedule__service=cardio, registration__status="closed", status="attended")
+    AppointmentFactory(slot__schedule__service=mammo)  # live
+    with connection.cursor() as cursor:
+        cursor.execute(backfill.BACKFILL)
+        cursor.execute(backfill.BACKFILL)  # again: nothing more
+    assert sorted(
+        ScreeningRecord.objects.values_list("patient_id", "service_id", "performed_on", "source")
+    ) == sorted(
+        [
+            (lacking.patient_id, mammo.pk, dt.date(2025, 6, 1), "cer"),
+            (recorded.patient_id, mammo.pk, timezone.localdate(recorded.start), "cer"),
+        ]
+    )
 
 
 def _plans(fragment: str) -> tuple[int, int]:

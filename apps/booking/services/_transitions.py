@@ -153,6 +153,30 @@ def lock_slot_facts(*, slot_id: int, patient: Patient, now: dt.datetime) -> sql.
     return facts
 
 
+def appointment_key(appointment: Appointment | int) -> dict[str, Any]:
+    """How to find an appointment again: by id and, from an instance that has it, its start (which
+    never changes: a moved booking is a new appointment), so that PostgreSQL reads one month partition
+    instead of probing every one (docs/scaling.md, "The appointments")."""
+    if isinstance(appointment, int):
+        return {"pk": appointment}
+    if "start" in appointment.get_deferred_fields() or appointment.start is None:
+        return {"pk": appointment.pk}
+    return {"pk": appointment.pk, "start": appointment.start}
+
+
+def appointment_save(appointment: Appointment, fields: list[str]) -> None:
+    """`appointment.save(update_fields=fields)` in its own month partition: Django's save finds a row
+    by primary key alone, which on the partitioned table probes every month (`appointment_key`). The
+    same values (each field's `pre_save`: `updated_at`'s time) and the same refusal of a row that is
+    not there; no model signals are connected to appointments."""
+    values = {}
+    for name in fields:
+        field = Appointment._meta.get_field(name)
+        values[field.attname] = field.pre_save(appointment, add=False)
+    if not Appointment.objects.filter(**appointment_key(appointment)).update(**values):
+        raise Appointment.DoesNotExist(f"appointment {appointment.pk} at {appointment.start} was not saved")
+
+
 LOCK_RELATED = ("service", "facility", "registration", "registration__referral", "slot")
 
 
@@ -161,9 +185,11 @@ def lock_appointment(
 ) -> Appointment:
     """The appointment, locked, with the rows in `related` read in the same statement (a path that
     needs fewer names fewer: each join costs the locked read)."""
-    pk = appointment if isinstance(appointment, int) else appointment.pk
+    key = appointment_key(appointment)
+    if "slot" in related and "start" in key:
+        key["slot__start"] = key["start"]  # the slot's month too: the join names its id alone
     locked = (
-        Appointment.objects.select_for_update(of=("self",)).select_related(*related).filter(pk=pk).first()
+        Appointment.objects.select_for_update(of=("self",)).select_related(*related).filter(**key).first()
     )
     if locked is None:
         raise DomainError("booking_not_found")
@@ -173,8 +199,8 @@ def lock_appointment(
 def lock_for_ending(appointment: Appointment | int) -> Appointment:
     """The appointment, locked, with its service, facility and registration: `lock_appointment` for
     the paths that end a booking, in one prepared statement (`sql.appointment_lock`)."""
-    pk = appointment if isinstance(appointment, int) else appointment.pk
-    locked = sql.appointment_lock(appointment_id=pk)
+    key = appointment_key(appointment)
+    locked = sql.appointment_lock(appointment_id=key["pk"], start=key.get("start"))
     if locked is None:
         raise DomainError("booking_not_found")
     return locked
@@ -295,9 +321,13 @@ def registration_new(
     )
 
 
-def free_slot(slot_id: int, now: dt.datetime, *, offer: bool = True) -> None:
-    """Give a slot back to the pool (if it is still ahead) and offer it to the waiting list."""
-    updated = Slot.objects.filter(pk=slot_id, status=Slot.Status.BOOKED, start__gt=now).update(
+def free_slot(
+    slot_id: int, now: dt.datetime, *, start: dt.datetime | None = None, offer: bool = True
+) -> None:
+    """Give a slot back to the pool (if it is still ahead) and offer it to the waiting list. `start`,
+    the slot's (its appointment's), confines the write to its month's partition."""
+    key = {"pk": slot_id} if start is None else {"pk": slot_id, "start": start}
+    updated = Slot.objects.filter(**key, status=Slot.Status.BOOKED, start__gt=now).update(
         status=Slot.Status.FREE, hold_until=None, held_by=None, updated_at=now
     )
     if updated and offer:
@@ -312,7 +342,7 @@ def appointment_end(
     appointment.reason = reason
     appointment.ended_at = now
     appointment.version += 1
-    appointment.save(update_fields=["status", "reason", "ended_at", "version", "updated_at"])
+    appointment_save(appointment, ["status", "reason", "ended_at", "version", "updated_at"])
 
 
 def close_registration(registration: Registration, reason: str, now: dt.datetime) -> None:

@@ -23,6 +23,7 @@ from ._transitions import (
     appointment_event,
     appointment_event_new,
     appointment_new,
+    appointment_save,
     check_bookable,
     close_registration,
     end_booking,
@@ -60,7 +61,7 @@ def appointment_confirm(*, appointment: Appointment, now: dt.datetime | None = N
         appointment.status = Status.CONFIRMED
         appointment.confirmed_at = now
         appointment.version += 1
-        appointment.save(update_fields=["status", "confirmed_at", "version", "updated_at"])
+        appointment_save(appointment, ["status", "confirmed_at", "version", "updated_at"])
         appointment_event(appointment, "appointment.confirmed")
         return appointment
 
@@ -249,7 +250,7 @@ def appointment_reschedule(
         current.status = Status.RESCHEDULED
         current.ended_at = now
         current.version += 1
-        current.save(update_fields=["status", "ended_at", "version", "updated_at"])
+        appointment_save(current, ["status", "ended_at", "version", "updated_at"])
         new = appointment_new(
             registration=registration,
             slot=new_slot,
@@ -264,8 +265,8 @@ def appointment_reschedule(
         if not sql.booking_write(registration=registration, new=False, appointment=new, event=event, now=now):
             raise DomainError("slot_not_free")
         current.rescheduled_to = new
-        current.save(update_fields=["rescheduled_to"])
-        free_slot(current.slot_id, now)
+        appointment_save(current, ["rescheduled_to"])
+        free_slot(current.slot_id, now, start=current.start)
         appointment_event(
             current, "appointment.rescheduled", new_appointment_id=new.pk, new_start=new.start.isoformat()
         )
@@ -294,7 +295,7 @@ def appointment_record_outcome(
         appointment.ended_at = now
         appointment.version += 1
         appointment.reason = reason_code("NO_SHOW") if outcome == Status.NO_SHOW else None
-        appointment.save(update_fields=["status", "ended_at", "reason", "version", "updated_at"])
+        appointment_save(appointment, ["status", "ended_at", "reason", "version", "updated_at"])
         close_registration(appointment.registration, outcome, now)
         referrals.referral_after_outcome(
             registration=appointment.registration,

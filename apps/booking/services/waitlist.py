@@ -635,6 +635,6 @@ def allocation_release(*, appointment: Appointment, now: dt.datetime | None = No
         registration.status = Registration.Status.WAITING
         registration.declined_slot_ids = [*registration.declined_slot_ids, appointment.slot_id]
         registration.save(update_fields=["status", "declined_slot_ids", "updated_at"])
-        free_slot(appointment.slot_id, now)
+        free_slot(appointment.slot_id, now, start=appointment.start)
         appointment_event(appointment, "appointment.released", reason="declined_by_patient")
         return registration

@@ -732,6 +732,23 @@ class Generator:
             """
         )
 
+    def screening_records(self) -> int:
+        """The record of every attended screening, as `appointment_record_outcome` writes it (its Warsaw
+        date, source "cer"): the screening interval rules read the records alone."""
+        return self._exec(
+            """
+            INSERT INTO patients_screeningrecord (patient_id, service_id, performed_on, source)
+            SELECT b.patient_id, b.service_id, (b.start AT TIME ZONE 'Europe/Warsaw')::date, 'cer'
+            FROM gen_book b
+            JOIN booking_registration r ON r.id = b.reg_id
+            JOIN catalog_service svc ON svc.id = b.service_id
+            WHERE b.past AND r.closed_reason = 'attended'
+              AND (svc.eligible_sex <> '' OR COALESCE(svc.age_min, 0) <> 0
+                   OR COALESCE(svc.interval_months, 0) <> 0)
+            ORDER BY b.patient_id, b.service_id
+            """
+        )
+
     def _start_instant(self) -> dt.datetime:
         return dt.datetime.combine(self.start, dt.time(0, 0), tzinfo=dt.UTC)
 
@@ -910,6 +927,7 @@ class Generator:
             "scheduling_weeklytemplate",
             "patients_patient",
             "patients_referral",
+            "patients_screeningrecord",
             "booking_registration",
             "booking_appointment",
             "booking_liveappointment",
@@ -931,6 +949,7 @@ class Generator:
     # send an index-only scan to the heap (13 ms).
     LOADED_DURING_BUILDS = (
         "patients_referral",
+        "patients_screeningrecord",
         "booking_registration",
         "booking_appointment",
         "booking_liveappointment",
@@ -1014,7 +1033,7 @@ class Generator:
                 self._step("patients", self.patients)
             if partitions.is_partitioned():
                 self._step("slot partitions", self.slot_partitions, atomic=False)
-            booking_tables = ["booking_registration", "booking_appointment"]
+            booking_tables = ["booking_registration", "booking_appointment", "patients_screeningrecord"]
             if appointment_partitions.is_partitioned():
                 # Before the slots' load: a new appointment partition gets its key into the slot
                 # table, a lock the slot partitions' background builds would hold it from for minutes.
@@ -1027,6 +1046,7 @@ class Generator:
                 self._step("booked slots", self.booked_slots, atomic=False)
             with self._bulk("bookings", *booking_tables):
                 self._step("registrations+appointments", self.bookings)
+                self._step("screening records", self.screening_records)
                 self._step("waiting list", self.waiting)
                 self._step("waiting-list referrals", self.waiting_referrals)
             if with_visits and self.has_visits():
