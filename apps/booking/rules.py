@@ -101,7 +101,8 @@ def age(facts: Facts) -> None:
 
 
 def screening_interval(facts: Facts) -> None:
-    """The programme's interval since the last screening (its record: an attended CeR screening writes one)."""
+    """The programme's interval since the last screening (its record: an attended CeR screening
+    writes one)."""
     allowed_from = next_screening_day(facts.patient, facts.service, facts.last_screening)
     if allowed_from is not None and facts.day < allowed_from:
         raise DomainError("not_eligible_interval", last=facts.last_screening, next=allowed_from)

@@ -170,9 +170,11 @@ def appointment_save(appointment: Appointment, fields: list[str]) -> None:
     same values (each field's `pre_save`: `updated_at`'s time) and the same refusal of a row that is
     not there; no model signals are connected to appointments."""
     values = {}
-    for name in fields:
-        field = Appointment._meta.get_field(name)
-        values[field.attname] = field.pre_save(appointment, add=False)
+    for field in Appointment._meta.concrete_fields:
+        if field.name in fields:
+            values[field.attname] = field.pre_save(appointment, add=False)
+    if len(values) != len(fields):
+        raise ValueError(f"not fields of an appointment: {sorted(set(fields) - set(values))}")
     if not Appointment.objects.filter(**appointment_key(appointment)).update(**values):
         raise Appointment.DoesNotExist(f"appointment {appointment.pk} at {appointment.start} was not saved")
 
