@@ -229,3 +229,29 @@ def test_the_session_cookie_signs_in_a_patient_with_nothing_live_in_the_searched
     assert response.status_code == 200
     free.refresh_from_db()
     assert response.wsgi_request.user == free.user
+
+
+def test_concurrent_cancellations_end_every_booking_once_and_report_a_failure(transactional_db):
+    """The waiting-list workload's cancellations from several connections at once (each thread its
+    own): every booking ends cancelled by the patient and its slot is queued once; a cancellation
+    that fails (a booking already ended) fails the measurement instead of being counted."""
+    from apps.booking.models import Appointment, FreedSlot
+    from bench.run import _cancel_concurrently
+    from apps.catalog.models import ReasonCode
+    from tests.factories import AppointmentFactory, ReasonCodeFactory, ServiceFactory
+
+    ReasonCodeFactory(code="PATIENT_REQUEST", kind=ReasonCode.Kind.PATIENT_CANCEL)
+    service = ServiceFactory(code="BENCH_CANCEL", referral_required=False)
+    appointments = [
+        AppointmentFactory(slot__schedule__service=service, slot__status="booked") for _ in range(12)
+    ]
+
+    took = _cancel_concurrently(appointments, 4)
+
+    assert took > 0
+    assert set(Appointment.objects.values_list("status", flat=True)) == {"cancelled_by_patient"}
+    assert sorted(FreedSlot.objects.values_list("slot_id", flat=True)) == sorted(
+        a.slot_id for a in appointments
+    )
+    with pytest.raises(RuntimeError, match="a concurrent cancellation failed"):
+        _cancel_concurrently(appointments[:2], 2)
