@@ -1360,6 +1360,12 @@ def workload_waitlist(report: Report, count: int) -> None:
     # once afterwards (`_cancel_concurrently`).
     ids, others = ids[:count], ids[count:]
     appointments = list(Appointment.objects.filter(pk__in=ids))
+    # Slots freed before this run and still queued (by anything but this workload) would be drained
+    # with this run's and take their candidates first, so batches and one by one would differ: they are
+    # re-assigned first, untimed.
+    stale = _queue_drain_untimed()
+    if stale:
+        report.details["waitlist_stale_queue_drained"] = stale
     # The broker and cache connections made before the clock starts (their first use imports the
     # client, ~2 s each on this box): a cold process's one-off cost is not a cancellation's.
     from django.core.cache import cache
@@ -1461,7 +1467,8 @@ def workload_waitlist(report: Report, count: int) -> None:
         f"the same {len(freed)} slots ({how}): {assigned_batch} re-assigned in batches, "
         f"{assigned_single} one by one "
         f"(rolled back; same patients: {report.details.get('waitlist_batch_same_as_one_by_one')}); "
-        "the rest had no matching waiting patient",
+        "the rest had no matching waiting patient"
+        + (f"; {stale} slots queued before the run re-assigned first, untimed" if stale else ""),
     )
     projected = 1000 / cancel_rate + 1000 / rate_batch if rate_batch else None
     report.add(
@@ -1501,10 +1508,20 @@ def workload_waitlist(report: Report, count: int) -> None:
         note="the batches' rate above; goal <= 10 s",
     )
     # Their freed slots are re-assigned too (not timed): no queue is left for the next run's drain.
-    if _module_has("apps.booking.services", "waitlist_drain"):
-        from apps.booking.services import waitlist_drain
+    _queue_drain_untimed()
 
-        waitlist_drain(limit=10 * len(rest) + 1000)
+
+def _queue_drain_untimed() -> int:
+    """Re-assign every slot still in the freed-slot queue (`booking_freedslot`); how many were there."""
+    if not _module_has("apps.booking.services", "waitlist_drain"):
+        return 0
+    from apps.booking.models import FreedSlot
+    from apps.booking.services import waitlist_drain
+
+    queued = FreedSlot.objects.count()
+    if queued:
+        waitlist_drain(limit=10 * queued + 1000)
+    return queued
 
 
 CANCEL_CONNECTIONS = 4

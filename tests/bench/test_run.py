@@ -255,3 +255,20 @@ def test_concurrent_cancellations_end_every_booking_once_and_report_a_failure(tr
     assert list(slots.values_list("status", flat=True)) == ["free"] * 12  # each given back
     with pytest.raises(RuntimeError, match="a concurrent cancellation failed"):
         _cancel_concurrently(appointments[:2], 2)
+
+
+def test_a_queue_left_before_the_waiting_list_workload_is_drained_first(db):
+    """Slots another run (or a probe) freed and left queued would be drained with the workload's own
+    and take their candidates first: the workload re-assigns them before it starts, and says how many."""
+    from django.utils import timezone
+
+    from apps.booking.models import FreedSlot
+    from bench.run import _queue_drain_untimed
+    from tests.factories import SlotFactory
+
+    for slot in SlotFactory.create_batch(2):
+        FreedSlot.objects.create(slot_id=slot.pk, freed_at=timezone.now())
+
+    assert _queue_drain_untimed() == 2
+    assert not FreedSlot.objects.exists()
+    assert _queue_drain_untimed() == 0
