@@ -1507,8 +1507,11 @@ def workload_waitlist(report: Report, count: int) -> None:
         round(1000 / rate_parallel + 1000 / rate_batch, 1) if rate_batch else None,
         note="the batches' rate above; goal <= 10 s",
     )
-    # Their freed slots are re-assigned too (not timed): no queue is left for the next run's drain.
-    _queue_drain_untimed()
+    # Their freed slots are taken off the queue, not re-assigned: the batches above measured that, and
+    # re-assigning them would use up the generated queues twice as fast for the next runs.
+    from apps.booking.models import FreedSlot
+
+    FreedSlot.objects.filter(slot_id__in=[a.slot_id for a in rest]).delete()
 
 
 def _queue_drain_untimed() -> int:
