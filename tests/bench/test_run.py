@@ -231,11 +231,20 @@ def test_the_session_cookie_signs_in_a_patient_with_nothing_live_in_the_searched
     assert response.wsgi_request.user == free.user
 
 
-def test_concurrent_cancellations_end_every_booking_once_and_report_a_failure(transactional_db):
+def test_concurrent_cancellations_end_every_booking_once_and_report_a_failure(transactional_db, monkeypatch):
     """The waiting-list workload's cancellations from several connections at once (each thread its
-    own): every booking ends cancelled by the patient and its slot is back in the pool; a cancellation
-    that fails (a booking already ended) fails the measurement instead of being counted."""
-    from apps.booking.models import Appointment
+    own): every booking ends cancelled by the patient and its slot is queued for the waiting list; a
+    cancellation that fails (a booking already ended) fails the measurement instead of being counted."""
+    from apps.booking.models import Appointment, FreedSlot
+    from apps.core import after_commit
+
+    # The drain each commit asks for is not run: under the test settings a Celery task runs eagerly, and
+    # Celery marks a process-wide flag around an eager task, which tasks run from several threads at
+    # once leave set (every later `.get()` in this process would then be refused).
+    asked: list[str] = []
+    monkeypatch.setitem(
+        after_commit._handlers, after_commit.FREED_SLOTS_QUEUED, lambda: asked.append("drain")
+    )
     from apps.catalog.models import ReasonCode
     from apps.scheduling.models import Slot
     from bench.run import _cancel_concurrently
@@ -253,6 +262,10 @@ def test_concurrent_cancellations_end_every_booking_once_and_report_a_failure(tr
     assert set(Appointment.objects.values_list("status", flat=True)) == {"cancelled_by_patient"}
     slots = Slot.objects.filter(pk__in=[a.slot_id for a in appointments])
     assert list(slots.values_list("status", flat=True)) == ["free"] * 12  # each given back
+    assert sorted(FreedSlot.objects.values_list("slot_id", flat=True)) == sorted(
+        a.slot_id for a in appointments
+    )
+    assert len(asked) == 12  # each commit asked for a drain
     with pytest.raises(RuntimeError, match="a concurrent cancellation failed"):
         _cancel_concurrently(appointments[:2], 2)
 
