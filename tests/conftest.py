@@ -23,6 +23,19 @@ def _clean_cache():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _celery_join_flag():
+    """Under the test settings Celery runs a task eagerly, in the caller's thread, and marks a
+    process-wide "inside a task" flag around it (which refuses `result.get()`), restoring the value it
+    found. Two threads of a concurrency test running eager tasks at once can leave it set, and every
+    later test of this xdist worker that calls `.get()` fails ("Never call result.get() within a task").
+    Each test starts with it clear."""
+    from celery.result import _set_task_join_will_block
+
+    _set_task_join_will_block(False)
+    yield
+
+
 @pytest.fixture
 def cardiology(db):
     return ServiceFactory()
