@@ -35,7 +35,14 @@ from apps.outbox.services import event_require_transaction
 from apps.patients.models import Patient, PatientEntitlement, Referral, ScreeningRecord
 from apps.scheduling.models import Slot
 
-from .models import LIVE_APPOINTMENT, Appointment, FreedSlot, ReferralTransition, Registration
+from .models import (
+    LIVE_APPOINTMENT,
+    Appointment,
+    FreedSlot,
+    LiveAppointment,
+    ReferralTransition,
+    Registration,
+)
 
 SLOT = Slot._meta.db_table
 REGISTRATION = Registration._meta.db_table
@@ -319,6 +326,26 @@ def appointment_lock(*, appointment_id: int, start: dt.datetime | None = None) -
     appointment.facility, i = model_from_row(Facility, row, i)
     appointment.registration, i = model_from_row(Registration, row, i)
     return appointment
+
+
+# An appointment's start (its month) from its id: through the live key table (unpartitioned, by its
+# primary key) for a live booking; else by id across the months (the one statement that still probes every
+# partition, prepared: planned once per connection instead of on every read with its joins, ~4 ms at 34
+# partitions). The second part runs only when the first found nothing (LIMIT over UNION ALL).
+APPOINTMENT_START_SQL = f"""
+(SELECT start FROM {LiveAppointment._meta.db_table} WHERE appointment_id = %(appointment)s)
+UNION ALL
+(SELECT start FROM {APPOINTMENT} WHERE id = %(appointment)s)
+LIMIT 1
+"""  # noqa: S608 (table names from the models; values are bound)
+
+
+def appointment_start(*, appointment_id: int, using: str) -> dt.datetime | None:
+    """The start of appointment `appointment_id` (None: there is none), read on `using`."""
+    with prepared_cursor(using=using) as cursor:
+        cursor.execute(APPOINTMENT_START_SQL, {"appointment": appointment_id})
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 @dataclass

@@ -112,10 +112,20 @@ class FacilityScope:
         return self._one(self.slots(), "slot", pk)
 
     def appointment(self, pk: Any, *, for_update: bool = False):
+        """One booking of this facility, read in its own month's partitions
+        (`booking.selectors.appointment_in_month`)."""
+        from apps.booking.selectors import appointment_in_month
+
+        try:
+            key = appointment_in_month(int(pk), slot=True)
+        except (ValueError, TypeError):
+            key = None
+        if key is None:
+            raise not_found("booking")
         return self._one(
-            self.appointments().select_related(
-                "patient", "service", "slot", "reason", "registration__referral"
-            ),
+            self.appointments()
+            .filter(**key)
+            .select_related("patient", "service", "slot", "reason", "registration__referral"),
             "booking",
             pk,
             for_update=for_update,

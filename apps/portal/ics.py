@@ -15,6 +15,7 @@ from django.utils import dateformat, timezone, translation
 from django.utils.translation import gettext as _
 
 from apps.booking.models import LIVE_APPOINTMENT, Appointment
+from apps.booking.selectors import appointment_in_month
 
 ORGANIZER = "ORGANIZER;CN=Centralna e-Rejestracja NFZ:mailto:cer@nfz.gov.pl"
 
@@ -44,9 +45,10 @@ def _latest(appointment: Appointment) -> Appointment:
     """A moved appointment's event is its registration's: the file describes where it went."""
     seen = 0
     while appointment.rescheduled_to_id is not None and seen < 100:
-        appointment = Appointment.objects.select_related("service", "facility", "slot").get(
-            pk=appointment.rescheduled_to_id
-        )
+        key = appointment_in_month(appointment.rescheduled_to_id, slot=True)
+        if key is None:
+            raise Appointment.DoesNotExist(f"appointment {appointment.rescheduled_to_id}")
+        appointment = Appointment.objects.select_related("service", "facility", "slot").get(**key)
         seen += 1
     return appointment
 

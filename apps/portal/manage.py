@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from apps.audit.services import access_record
 from apps.booking.models import Appointment
+from apps.booking.selectors import appointment_in_month
 from apps.integration.ratelimit import window_hit
 from apps.patients.services import adult_on
 
@@ -47,10 +48,11 @@ def appointment_for_token(token: str) -> Appointment | None:
         return None
     if not isinstance(payload, dict) or not isinstance(payload.get("a"), int):
         return None
+    key = appointment_in_month(payload["a"], slot=True)
+    if key is None:
+        return None
     appointment = (
-        Appointment.objects.select_related("service", "facility", "slot", "patient")
-        .filter(pk=payload["a"])
-        .first()
+        Appointment.objects.select_related("service", "facility", "slot", "patient").filter(**key).first()
     )
     if appointment is not None and _came_of_age_since(appointment, token):
         return None

@@ -10,6 +10,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from apps.booking.models import LIVE_APPOINTMENT, Appointment, Registration
+from apps.booking.selectors import appointment_in_month
 from apps.catalog.models import Contract, Facility, Service
 from apps.core.dbrouter import replica_reads
 from apps.patients.models import Patient
@@ -27,7 +28,10 @@ def patient_for_user(*, user_id: int | None) -> Patient | None:
 
 def appointment_owner(*, appointment_id: int) -> int | None:
     """Whose appointment this is (the pages then check that the signed-in person may act for them)."""
-    return Appointment.objects.filter(pk=appointment_id).values_list("patient_id", flat=True).first()
+    key = appointment_in_month(appointment_id)
+    if key is None:
+        return None
+    return Appointment.objects.filter(**key).values_list("patient_id", flat=True).first()
 
 
 def registration_owner(*, registration_id: int) -> int | None:

@@ -160,6 +160,45 @@ def test_the_paths_that_change_one_booking_read_only_its_months_partitions(two_m
     assert Appointment.objects.get(pk=may.pk).status == "booked"
 
 
+def test_a_booking_read_by_its_id_alone_reads_only_its_months_partitions(two_months):
+    """GIVEN live bookings in May and June WHEN the June one is read by its id alone, as a URL or an API
+    path names it (the facility API's booking, the patient's manage link, the patient's page, whose it
+    is) THEN only the June partitions of the appointments and slots are scanned: its start is found
+    first through the live key table (`booking.selectors.appointment_in_month`)."""
+    from apps.booking.selectors import appointment_get_for_patient, appointment_in_month
+    from apps.integration.selectors import FacilityScope
+    from apps.portal.manage import appointment_for_token, manage_token
+    from apps.portal.selectors import appointment_owner
+
+    may = AppointmentFactory(slot__start=_at(MAY, 20))
+    june = AppointmentFactory(slot__start=_at(JUNE, 10), patient=PatientFactory())
+    before = _scans_by_partition()
+    read = [
+        FacilityScope(june.facility).appointment(str(june.pk)),
+        appointment_for_token(manage_token(appointment_id=june.pk)),
+        appointment_get_for_patient(patient=june.patient, appointment_id=june.pk),
+    ]
+    owner = appointment_owner(appointment_id=june.pk)
+    after = _scans_by_partition()
+    scanned = {name for name, count in after.items() if count > before.get(name, 0)}
+    assert scanned == {
+        partitions.APPOINTMENTS.partition_name(JUNE),
+        slot_partitions.SLOTS.partition_name(JUNE),
+    }
+    assert [a.pk for a in read] == [june.pk] * 3 and owner == june.patient_id
+    assert read[0].slot.pk == june.slot_id
+    # an ended booking is found by id across the months; none that does not exist, or could not
+    Appointment.objects.filter(pk=may.pk).update(status=Appointment.Status.CANCELLED_BY_PATIENT)
+    assert appointment_in_month(may.pk, slot=True) == {
+        "pk": may.pk,
+        "start": may.start,
+        "slot__start": may.start,
+    }
+    assert appointment_in_month(june.pk) == {"pk": june.pk, "start": june.start}
+    assert appointment_in_month(0) is None and appointment_in_month(2**63) is None
+    assert appointment_in_month(june.pk + may.pk + 1000) is None
+
+
 def test_the_key_table_follows_every_path_of_a_booking(db, django_capture_on_commit_callbacks):
     """Booked, confirmed, moved, cancelled by the facility (rebooked or back on the list), cancelled by
     the patient: after each step the key table holds exactly the live appointments, with their start."""
