@@ -111,13 +111,17 @@ class FacilityScope:
     def slot(self, pk: Any) -> Slot:
         return self._one(self.slots(), "slot", pk)
 
-    def appointment(self, pk: Any, *, for_update: bool = False):
-        """One booking of this facility, read in its own month's partitions
-        (`booking.selectors.appointment_in_month`)."""
+    def appointment(self, pk: Any, *, for_update: bool = False, start: dt.datetime | None = None):
+        """One booking of this facility, read in its own month's partitions (`start`, its start if the
+        caller knows it, else `booking.selectors.appointment_in_month` finds it)."""
         from apps.booking.selectors import appointment_in_month
 
         try:
-            key = appointment_in_month(int(pk), slot=True)
+            key = (
+                appointment_in_month(int(pk), slot=True)
+                if start is None
+                else {"pk": int(pk), "start": start, "slot__start": start}
+            )
         except (ValueError, TypeError):
             key = None
         if key is None:

@@ -310,7 +310,7 @@ class BookingApi(FacilityApi):
         return response
 
     def reload(self, appointment: Appointment) -> Appointment:
-        return self.scope.appointment(appointment.pk)
+        return self.scope.appointment(appointment.pk, start=appointment.start)
 
     def changing(self, request: Any, booking_id: int) -> Appointment:
         """The booking a transition changes. With If-Match its row is locked (in the request's
