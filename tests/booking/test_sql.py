@@ -16,7 +16,7 @@ from django.utils import timezone
 from apps.booking import sql
 from apps.booking.models import Appointment, ReferralTransition, Registration
 from apps.booking.services._transitions import appointment_event_new, appointment_new, registration_new
-from apps.catalog.models import Entitlement
+from apps.catalog.models import Entitlement, ReasonCode
 from apps.outbox.models import OutboxEvent
 from apps.patients.models import Referral, ScreeningRecord
 from apps.scheduling.models import Slot
@@ -116,6 +116,46 @@ def test_the_migration_writes_the_record_of_every_attended_screening_that_lacks_
         [
             (lacking.patient_id, mammo.pk, dt.date(2025, 6, 1), "cer"),
             (recorded.patient_id, mammo.pk, timezone.localdate(recorded.start), "cer"),
+        ]
+    )
+
+
+def _records() -> list[tuple]:
+    return sorted(ScreeningRecord.objects.values_list("patient_id", "service_id", "performed_on", "source"))
+
+
+def test_the_database_writes_the_record_of_a_screening_on_every_path_that_makes_it_attended():
+    """Booking 0011: an appointment of a screening service that becomes attended has its screening
+    record (the visit's Warsaw date, source "cer"), written by the database whatever wrote the state:
+    the outcome service, a no-show corrected to attended, a data fix by hand. Once per patient, service
+    and day; none for another service, a no-show or a cancellation."""
+    from apps.booking import services
+
+    mammo, cardio = ServiceFactory(mammography=True), ServiceFactory(code="KARDIO_Y")
+    midnight = dt.datetime(2026, 3, 31, 22, 30, tzinfo=dt.UTC)  # 1 April, 00:30 in Warsaw
+    past = timezone.now() - dt.timedelta(days=2)
+    recorded = AppointmentFactory(slot__schedule__service=mammo, slot__start=midnight)
+    corrected, by_hand, cancelled = (
+        AppointmentFactory(slot__schedule__service=mammo, slot__start=past + dt.timedelta(hours=i))
+        for i in range(3)
+    )
+    other = AppointmentFactory(slot__schedule__service=cardio, slot__start=past)
+
+    services.appointment_record_outcome(appointment=recorded, outcome="attended", now=midnight)
+    no_show_auto = ReasonCode.objects.get(code="NO_SHOW_AUTO")  # the automatic rule's, then corrected
+    Appointment.objects.filter(pk=corrected.pk).update(status="no_show", reason=no_show_auto)
+    assert not ScreeningRecord.objects.filter(patient_id=corrected.patient_id).exists()
+    services.appointment_record_outcome(appointment=corrected, outcome="attended", now=timezone.now())
+    Appointment.objects.filter(pk=by_hand.pk).update(status="attended")
+    Appointment.objects.filter(pk=by_hand.pk).update(status="attended")  # still attended: nothing more
+    services.appointment_record_outcome(appointment=other, outcome="attended", now=timezone.now())
+    Appointment.objects.filter(pk=cancelled.pk).update(status="cancelled_by_patient")
+
+    assert _records() == sorted(
+        [
+            (recorded.patient_id, mammo.pk, dt.date(2026, 4, 1), "cer"),
+            (corrected.patient_id, mammo.pk, timezone.localdate(corrected.start), "cer"),
+            (by_hand.patient_id, mammo.pk, timezone.localdate(by_hand.start), "cer"),
         ]
     )
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import transaction
-from django.utils import timezone
 
 from apps.catalog.models import ReasonCode, Service
 from apps.core.errors import DomainError, localised
 from apps.outbox.services import event_record
-from apps.patients.models import Patient, Referral, ScreeningRecord
+from apps.patients.models import Patient, Referral
 from apps.scheduling.models import Schedule, Slot
 from apps.scheduling.selectors import day_start
 
@@ -304,13 +303,8 @@ def appointment_record_outcome(
             now=now,
             reason=outcome,
         )
-        if outcome == Status.ATTENDED and appointment.service.is_screening:
-            ScreeningRecord.objects.create(
-                patient_id=appointment.patient_id,
-                service=appointment.service,
-                performed_on=timezone.localdate(appointment.start),
-                source="cer",
-            )
+        # An attended screening's record (the interval rules' history) is written by the database, on
+        # every path that makes a screening attended (booking 0011).
         appointment_event(appointment, f"appointment.{outcome}")
         return appointment
 
