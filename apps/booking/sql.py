@@ -55,8 +55,8 @@ LOCALITY = Locality._meta.db_table
 
 def screening_columns(service: str, patient: str = "%(patient)s") -> str:
     """A column named `screened_on`: the latest screening of `patient` for `service` (both SQL
-    expressions). Screening records are the one history: an attended CeR screening writes its own
-    (`appointment_record_outcome`), so the interval rules never read the month-partitioned
+    expressions). Screening records are the one history: the database writes one whenever a screening
+    becomes attended (booking 0011), so the interval rules never read the month-partitioned
     appointments (which a patient's id alone would probe month by month, and whose old months are
     detached after the settlement window while a 36- or 60-month interval still counts)."""
     return f"""

@@ -111,8 +111,8 @@ def test_it_fills_the_real_tables_with_national_shapes_that_satisfy_every_constr
 
 def test_every_attended_screening_has_its_record_as_the_outcome_service_writes_it(generated):
     """The screening interval rules read the records alone (booking.sql.screening_columns): the
-    generator writes one per attended screening visit, as `appointment_record_outcome` does (the
-    visit's Warsaw date, source "cer"), and none for other services or for no-shows."""
+    generator writes one per attended screening visit, as the database does when a screening becomes
+    attended (the visit's Warsaw date, source "cer"), and none for other services or for no-shows."""
     from django.utils import timezone
 
     from apps.patients.models import ScreeningRecord

@@ -733,8 +733,9 @@ class Generator:
         )
 
     def screening_records(self) -> int:
-        """The record of every attended screening, as `appointment_record_outcome` writes it (its Warsaw
-        date, source "cer"): the screening interval rules read the records alone."""
+        """The record of every attended screening, as the database writes it when a screening becomes
+        attended (booking 0011: its Warsaw date, source "cer"; the appointments here are inserted
+        attended, which that trigger does not see): the screening interval rules read the records alone."""
         return self._exec(
             """
             INSERT INTO patients_screeningrecord (patient_id, service_id, performed_on, source)
