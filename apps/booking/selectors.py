@@ -45,15 +45,18 @@ def appointment_list_for_patient(*, patient: Patient, upcoming: bool | None = No
 MAX_ID = 2**63 - 1
 
 
-def appointment_in_month(appointment_id: int, *, slot: bool = False) -> dict[str, Any] | None:
+def appointment_in_month(
+    appointment_id: int, *, slot: bool = False, start: dt.datetime | None = None
+) -> dict[str, Any] | None:
     """Filter arguments that read appointment `appointment_id` in its own month's partition, and its
     slot's too when the read joins the slot (`slot`: the join names the slot's id alone); None when there
     is no such appointment. A read by id alone plans and probes every month partition of both tables
     (~4 ms of planning at 34 partitions, docs/scaling.md); its start, which never changes, is found
-    first (`sql.appointment_start`), on the database the read will use."""
+    first (`sql.appointment_start`, on the database the read will use) unless the caller has it."""
     if not 0 < appointment_id <= MAX_ID:
         return None
-    start = sql.appointment_start(appointment_id=appointment_id, using=router.db_for_read(Appointment))
+    if start is None:
+        start = sql.appointment_start(appointment_id=appointment_id, using=router.db_for_read(Appointment))
     if start is None:
         return None
     key: dict[str, Any] = {"pk": appointment_id, "start": start}

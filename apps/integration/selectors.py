@@ -117,11 +117,7 @@ class FacilityScope:
         from apps.booking.selectors import appointment_in_month
 
         try:
-            key = (
-                appointment_in_month(int(pk), slot=True)
-                if start is None
-                else {"pk": int(pk), "start": start, "slot__start": start}
-            )
+            key = appointment_in_month(int(pk), slot=True, start=start)
         except (ValueError, TypeError):
             key = None
         if key is None:

@@ -249,7 +249,10 @@ def appointment_reschedule(
         current.status = Status.RESCHEDULED
         current.ended_at = now
         current.version += 1
-        appointment_save(current, ["status", "ended_at", "version", "updated_at"])
+        # The new booking's id is known already: one write ends the old row and names its successor
+        # (the key is not checked by the database; if the new one is refused, the transaction rolls back).
+        current.rescheduled_to_id = facts.appointment_id
+        appointment_save(current, ["status", "ended_at", "version", "updated_at", "rescheduled_to"])
         new = appointment_new(
             registration=registration,
             slot=new_slot,
@@ -264,7 +267,6 @@ def appointment_reschedule(
         if not sql.booking_write(registration=registration, new=False, appointment=new, event=event, now=now):
             raise DomainError("slot_not_free")
         current.rescheduled_to = new
-        appointment_save(current, ["rescheduled_to"])
         free_slot(current.slot_id, now, start=current.start)
         appointment_event(
             current, "appointment.rescheduled", new_appointment_id=new.pk, new_start=new.start.isoformat()
